@@ -1,0 +1,157 @@
+"""The training flow: wires the stages in ``churn.data_stages`` and ``churn.model_stages`` as Prefect tasks, and does nothing else."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from churn import data_stages, model_stages, versioning
+from churn.params import Params, load_params
+from churn.settings import Settings, get_settings
+from churn.train import TrainedModels
+
+T = TypeVar("T")
+
+# Data stages go through DVC, which reuses their cached outputs when nothing they depend on
+# changed; ingestion and the push touch files or the network, so they retry.
+_IO = {"retries": 2, "retry_delay_seconds": 3, "cache_policy": NO_CACHE}
+
+
+@task(name="ingest", **_IO)
+def ingest_task(project_dir: Path, force: bool = False) -> bool:
+    return versioning.reproduce_stage("ingest", project_dir, force=force)
+
+
+@task(name="validate", cache_policy=NO_CACHE)
+def validate_task(project_dir: Path) -> bool:
+    return versioning.reproduce_stage("validate", project_dir)
+
+
+@task(name="split", cache_policy=NO_CACHE)
+def split_task(project_dir: Path) -> bool:
+    return versioning.reproduce_stage("split", project_dir)
+
+
+@task(name="featurize", cache_policy=NO_CACHE)
+def featurize_task(settings: Settings, params: Params) -> model_stages.FeatureSet:
+    return model_stages.featurize(data_stages.load_splits(settings), params)
+
+
+@task(name="train", cache_policy=NO_CACHE)
+def train_task(features: model_stages.FeatureSet, params: Params) -> TrainedModels:
+    return model_stages.train(features, params)
+
+
+@task(name="evaluate", cache_policy=NO_CACHE)
+def evaluate_task(
+    features: model_stages.FeatureSet, trained: TrainedModels, params: Params
+) -> model_stages.Evaluation:
+    return model_stages.evaluate_models(features, trained, params)
+
+
+@task(name="push-data", **_IO)
+def push_task(project_dir: Path) -> int:
+    return versioning.push_data(project_dir)
+
+
+@task(name="promote", retries=1, retry_delay_seconds=3, cache_policy=NO_CACHE)
+def promote_task(
+    settings: Settings,
+    params: Params,
+    features: model_stages.FeatureSet,
+    trained: TrainedModels,
+    result: model_stages.Evaluation,
+) -> model_stages.Registered:
+    return model_stages.register_and_promote(settings, params, features, trained, result)
+
+
+@dataclass
+class TrainingSummary:
+    """What one flow run did, for the console and for callers (tests, the monitoring flow)."""
+
+    version: str
+    promoted: bool
+    reason: str
+    run_id: str
+    data_version: str
+    test_roc_auc: float
+    baseline_test_roc_auc: float
+    data_stages_ran: dict[str, bool]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@flow(name="churn-training", log_prints=True)
+def training_flow(
+    project_dir: str = ".", force_ingest: bool = False, push: bool = True
+) -> TrainingSummary:
+    """Ingest -> validate -> split -> featurize -> train -> evaluate -> push data -> promote.
+
+    Args:
+        project_dir: the project root (holds ``params.yaml``, ``dvc.yaml`` and ``data/``).
+        force_ingest: re-read the source even if its parameters did not change (a URL or SQL
+            source whose content moved on).
+        push: push the data version to the DVC remote before registering the model.
+    """
+    settings = get_settings(project_dir=Path(project_dir))
+    params = load_params(settings.params_path)
+    root = settings.project_dir
+    seconds: dict[str, float] = {}
+
+    def timed(name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            seconds[name] = time.perf_counter() - start
+
+    ran = {
+        "ingest": timed("ingest", ingest_task, root, force_ingest),
+        "validate": timed("validate", validate_task, root),
+        "split": timed("split", split_task, root),
+    }
+    features = timed("featurize", featurize_task, settings, params)
+    trained = timed("train", train_task, features, params)
+    result = timed("evaluate", evaluate_task, features, trained, params)
+    if push and settings.dvc_push:
+        timed("push-data", push_task, root)
+    registered = timed("promote", promote_task, settings, params, features, trained, result)
+    summary = TrainingSummary(
+        version=registered.version,
+        promoted=registered.decision.promote,
+        reason=registered.decision.reason,
+        run_id=registered.run_id,
+        data_version=registered.data_version,
+        test_roc_auc=result.metrics["test_roc_auc"],
+        baseline_test_roc_auc=result.baseline_metrics["baseline_test_roc_auc"],
+        data_stages_ran=ran,
+        seconds=seconds,
+    )
+    print(format_summary(summary, settings.model_name))
+    return summary
+
+
+def format_summary(summary: TrainingSummary, model_name: str) -> str:
+    """A short, readable account of the run and where the time went."""
+    verdict = "PROMOTED to champion" if summary.promoted else "not promoted (champion unchanged)"
+    lines = [
+        f"{model_name} v{summary.version}: {verdict}",
+        f"  reason: {summary.reason}",
+        f"  test ROC AUC {summary.test_roc_auc:.4f} (baseline {summary.baseline_test_roc_auc:.4f})",
+        f"  data version {summary.data_version}; mlflow run {summary.run_id}",
+        "  stage seconds: "
+        + ", ".join(
+            f"{k} {v:.1f}" + (" (cached)" if summary.data_stages_ran.get(k) is False else "")
+            for k, v in summary.seconds.items()
+        ),
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    training_flow()

@@ -1,0 +1,1 @@
+"""Data sources owned by the project: the seeded synthetic customer-churn generator."""

@@ -1,0 +1,50 @@
+"""The data stages with their I/O: what ``dvc.yaml`` runs through the CLI and the flow runs via DVC.
+
+Kept free of MLflow and model imports so that each DVC stage starts quickly.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from churn.ingest import read_source, write_snapshot
+from churn.layout import SPLITS, DataLayout
+from churn.params import Params
+from churn.settings import Settings
+from churn.split import split_frame
+from churn.validate import ValidationReport, check_quarantine_share, validate_frame, write_outputs
+
+
+def ingest(settings: Settings, params: Params) -> int:
+    """Read the configured source and write the raw snapshot; returns the row count."""
+    frame = read_source(params.ingest, base_dir=settings.project_dir)
+    write_snapshot(frame, DataLayout(settings.data_dir).raw)
+    return len(frame)
+
+
+def validate(settings: Settings, params: Params) -> ValidationReport:
+    """Apply the data contract to the raw snapshot; write valid rows, quarantine and report.
+
+    Raises:
+        ContractError: after writing the outputs, when the quarantined share is too high.
+    """
+    layout = DataLayout(settings.data_dir)
+    result = validate_frame(pd.read_parquet(layout.raw), params.dataset)
+    write_outputs(result, layout.validated, layout.quarantine, layout.validation_report)
+    check_quarantine_share(result.report, params.validate_.max_quarantine_share)
+    return result.report
+
+
+def split(settings: Settings, params: Params) -> dict[str, int]:
+    """Split the validated rows into train / valid / test Parquet files; returns row counts."""
+    layout = DataLayout(settings.data_dir)
+    parts = split_frame(pd.read_parquet(layout.validated), params.dataset, params.split)
+    for name, part in parts.items():
+        layout.split(name).parent.mkdir(parents=True, exist_ok=True)
+        part.to_parquet(layout.split(name), index=False)
+    return {name: len(part) for name, part in parts.items()}
+
+
+def load_splits(settings: Settings) -> dict[str, pd.DataFrame]:
+    layout = DataLayout(settings.data_dir)
+    return {name: pd.read_parquet(layout.split(name)) for name in SPLITS}

@@ -1,0 +1,183 @@
+"""Typed view of ``params.yaml``: the ML parameters shared by the code, DVC and the flows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Level = str | int
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GeneratorSource(_Strict):
+    n_rows: int = Field(7043, gt=0)
+    seed: int = 42
+
+
+class SqlSource(_Strict):
+    url: str | None = None
+    query: str | None = None
+
+
+class IngestParams(_Strict):
+    """Where raw data comes from: the project's generator, a file, a URL or a SQL query."""
+
+    kind: Literal["generator", "file", "url", "sql"] = "generator"
+    generator: GeneratorSource = GeneratorSource()
+    path: str | None = None
+    url: str | None = None
+    sql: SqlSource = SqlSource()
+
+    @model_validator(mode="after")
+    def _source_is_complete(self) -> IngestParams:
+        if self.kind == "file" and not self.path:
+            raise ValueError("ingest.kind is 'file' but ingest.path is empty")
+        if self.kind == "url" and not (self.url and self.url.startswith(("http://", "https://"))):
+            raise ValueError("ingest.kind is 'url' but ingest.url is not an http(s) URL")
+        if self.kind == "sql" and not (self.sql.url and self.sql.query):
+            raise ValueError("ingest.kind is 'sql' but ingest.sql.url or ingest.sql.query is empty")
+        return self
+
+
+class NumericColumn(_Strict):
+    min: float | None = None
+    max: float | None = None
+    integer: bool = False
+    nullable: bool = False
+    fill_value: float | None = None  # imputation value; the training median when unset
+
+
+class DatasetConfig(_Strict):
+    """Column roles and the data contract of one churn data set."""
+
+    id_column: str
+    label_column: str
+    positive_label: Level
+    negative_label: Level
+    time_column: str | None = None
+    pii_columns: list[str] = []
+    numeric: dict[str, NumericColumn]
+    categorical: dict[str, list[Level]]
+
+    @property
+    def feature_columns(self) -> list[str]:
+        """Model inputs in a fixed order: numeric, then categorical. Never the id or the label."""
+        return [*self.numeric, *self.categorical]
+
+    @model_validator(mode="after")
+    def _roles_are_disjoint(self) -> DatasetConfig:
+        features = set(self.feature_columns)
+        if len(features) != len(self.numeric) + len(self.categorical):
+            raise ValueError("a column is listed as both numeric and categorical")
+        for role in ("id_column", "label_column", "time_column"):
+            name = getattr(self, role)
+            if name is not None and name in features:
+                raise ValueError(f"dataset.{role} {name!r} must not also be a feature column")
+        for name in self.pii_columns:
+            if name in features:
+                raise ValueError(f"PII column {name!r} must not be a feature column")
+        if self.positive_label == self.negative_label:
+            raise ValueError("dataset.positive_label and dataset.negative_label are equal")
+        return self
+
+
+class ValidateParams(_Strict):
+    max_quarantine_share: float = Field(0.05, ge=0, le=1)
+
+
+class SplitParams(_Strict):
+    seed: int = 42
+    valid_size: float = Field(0.15, gt=0, lt=0.5)
+    test_size: float = Field(0.2, gt=0, lt=0.5)
+
+
+class CountFeature(_Strict):
+    columns: list[str]
+    absent: list[Level]
+
+
+class FeatureParams(_Strict):
+    ratios: dict[str, tuple[str, str]] = {}
+    counts: dict[str, CountFeature] = {}
+
+
+class BaselineParams(_Strict):
+    C: float = Field(1.0, gt=0)
+
+
+class XGBoostParams(_Strict):
+    n_estimators: int = Field(300, gt=0)
+    max_depth: int = Field(4, gt=0)
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    subsample: float = Field(0.9, gt=0, le=1)
+    colsample_bytree: float = Field(0.8, gt=0, le=1)
+    min_child_weight: float = Field(1.0, ge=0)
+    reg_lambda: float = Field(1.0, ge=0)
+
+
+class SearchParams(_Strict):
+    n_trials: int = Field(4, ge=0, le=200)
+
+
+class CostParams(_Strict):
+    false_negative: float = Field(5.0, gt=0)
+    false_positive: float = Field(1.0, gt=0)
+
+
+class TrainParams(_Strict):
+    seed: int = 42
+    n_jobs: int = Field(1, ge=1)
+    baseline: BaselineParams = BaselineParams()
+    xgboost: XGBoostParams = XGBoostParams()
+    search: SearchParams = SearchParams()
+    monotone: dict[str, dict[str, int]] = {}
+    calibration: Literal["sigmoid", "isotonic"] = "sigmoid"
+    costs: CostParams = CostParams()
+
+
+class PromoteParams(_Strict):
+    min_roc_auc: float = Field(0.70, ge=0, le=1)
+    margin: float = Field(0.002, ge=0)
+
+
+class Params(_Strict):
+    """Everything in ``params.yaml``."""
+
+    ingest: IngestParams = IngestParams()
+    dataset: DatasetConfig
+    validate_: ValidateParams = Field(ValidateParams(), alias="validate")
+    split: SplitParams = SplitParams()
+    features: FeatureParams = FeatureParams()
+    train: TrainParams = TrainParams()
+    promote: PromoteParams = PromoteParams()
+
+    @model_validator(mode="after")
+    def _features_use_known_columns(self) -> Params:
+        known = set(self.dataset.feature_columns)
+        for name, (num, den) in self.features.ratios.items():
+            for col in (num, den):
+                if col not in self.dataset.numeric:
+                    raise ValueError(f"features.ratios.{name} uses {col!r}, not a numeric column")
+        for name, count in self.features.counts.items():
+            unknown = set(count.columns) - known
+            if unknown:
+                raise ValueError(f"features.counts.{name} uses unknown columns {sorted(unknown)}")
+        return self
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``.
+
+    Raises:
+        FileNotFoundError: when the file does not exist.
+        pydantic.ValidationError: naming the offending key when a value is invalid.
+    """
+    with Path(path).open() as fh:
+        raw = yaml.safe_load(fh) or {}
+    return Params.model_validate(raw)

@@ -1,0 +1,137 @@
+"""Validation: apply the data contract, quarantine invalid rows with reasons, report the share."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pandera.errors
+
+from churn.contract import build_schema, coerce_known_quirks, required_columns, unparseable_numbers
+from churn.params import DatasetConfig
+
+log = logging.getLogger(__name__)
+
+REASON_COLUMN = "_quarantine_reason"
+
+
+class ContractError(ValueError):
+    """The batch as a whole breaks the contract (missing columns, too many invalid rows)."""
+
+
+@dataclass
+class ValidationReport:
+    n_rows: int
+    n_valid: int
+    n_quarantined: int
+    quarantined_share: float
+    reasons: dict[str, int] = field(default_factory=dict)  # "column: check" -> rows
+
+
+@dataclass
+class ValidationResult:
+    valid: pd.DataFrame
+    quarantine: pd.DataFrame  # the invalid rows as they arrived, plus REASON_COLUMN
+    report: ValidationReport
+
+
+def validate_frame(raw: pd.DataFrame, dataset: DatasetConfig) -> ValidationResult:
+    """Split a raw batch into rows that meet the contract and quarantined rows with reasons.
+
+    Valid rows come back with known quirks coerced (blank numbers -> NaN, numeric text ->
+    numbers). Every input row ends up in exactly one of the two outputs.
+
+    Raises:
+        ContractError: when required columns are missing.
+    """
+    missing = [c for c in required_columns(dataset) if c not in raw.columns]
+    if missing:
+        raise ContractError(
+            f"the data lacks required columns {missing}; params.yaml 'dataset' names them "
+            f"(found: {list(raw.columns)})"
+        )
+    raw = raw.reset_index(drop=True)
+    coerced = coerce_known_quirks(raw, dataset)
+    reasons = unparseable_numbers(raw, coerced, list(dataset.numeric))
+    try:
+        build_schema(dataset).validate(coerced, lazy=True)
+    except pandera.errors.SchemaErrors as exc:
+        reasons = reasons + _row_reasons(exc.failure_cases, index=raw.index)
+
+    bad = reasons != ""
+    quarantine = raw.loc[bad].copy()
+    quarantine[REASON_COLUMN] = reasons[bad].str.rstrip("; ")
+    valid = coerced.loc[~bad].reset_index(drop=True)
+    report = ValidationReport(
+        n_rows=len(raw),
+        n_valid=len(valid),
+        n_quarantined=int(bad.sum()),
+        quarantined_share=float(bad.mean()) if len(raw) else 0.0,
+        reasons=_count_reasons(quarantine[REASON_COLUMN]),
+    )
+    return ValidationResult(valid=valid, quarantine=quarantine, report=report)
+
+
+def check_quarantine_share(report: ValidationReport, max_share: float) -> None:
+    """Fail the run when too many rows were quarantined; say which reasons dominate.
+
+    Raises:
+        ContractError: when ``report.quarantined_share`` exceeds ``max_share``.
+    """
+    if report.quarantined_share > max_share:
+        top = ", ".join(f"{r} ({n} rows)" for r, n in list(report.reasons.items())[:5])
+        raise ContractError(
+            f"{report.n_quarantined} of {report.n_rows} rows ({report.quarantined_share:.1%}) "
+            f"failed the data contract, above validate.max_quarantine_share={max_share:.1%}. "
+            f"Most frequent reasons: {top}. The rows and their reasons are in the quarantine file."
+        )
+
+
+def write_outputs(
+    result: ValidationResult, valid_path: Path, quarantine_path: Path, report_path: Path
+) -> None:
+    """Write valid rows (Parquet), quarantined rows with reasons (CSV) and the report (JSON)."""
+    for path in (valid_path, quarantine_path, report_path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    result.valid.to_parquet(valid_path, index=False)
+    result.quarantine.to_csv(quarantine_path, index=False)
+    report_path.write_text(json.dumps(asdict(result.report), indent=2) + "\n")
+    r = result.report
+    log.info(
+        "validated %d rows: %d valid, %d quarantined (%.2f%%) -> %s",
+        r.n_rows,
+        r.n_valid,
+        r.n_quarantined,
+        100 * r.quarantined_share,
+        quarantine_path,
+    )
+
+
+def _row_reasons(failure_cases: pd.DataFrame, index: pd.Index) -> pd.Series:
+    """Turn pandera's failure cases into one reason string per row index."""
+    rows = failure_cases.dropna(subset=["index"])
+    if len(rows) != len(failure_cases):
+        # A failure without a row index concerns the whole column (for instance a dtype that
+        # cannot hold the values): no row-level quarantine can fix that.
+        whole = failure_cases[failure_cases["index"].isna()]
+        raise ContractError(f"column-level contract failures: {whole.to_dict('records')}")
+    text = (
+        rows["column"].astype(str)
+        + ": "
+        + rows["check"].astype(str)
+        + " (got "
+        + rows["failure_case"].astype(str).str.slice(0, 40)
+        + "); "
+    )
+    per_row = text.groupby(rows["index"].astype(int)).sum()
+    return per_row.reindex(index, fill_value="").astype(str)
+
+
+def _count_reasons(reasons: pd.Series) -> dict[str, int]:
+    """Count rows per 'column: check' (values stripped so that the counts group)."""
+    parts = reasons.str.split("; ").explode().dropna()
+    counts = parts.str.split(" (got ", regex=False).str[0].value_counts()
+    return {str(k): int(v) for k, v in counts.items()}
