@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,18 +25,21 @@ _IO = {"retries": 2, "retry_delay_seconds": 3, "cache_policy": NO_CACHE}
 
 
 @task(name="ingest", **_IO)
-def ingest_task(project_dir: Path, force: bool = False) -> bool:
-    return versioning.reproduce_stage("ingest", project_dir, force=force)
+def ingest_task(settings: Settings, params: Params, force: bool = False) -> bool:
+    run = partial(data_stages.ingest, settings, params)
+    return versioning.reproduce_stage("ingest", settings.project_dir, run, force=force)
 
 
 @task(name="validate", cache_policy=NO_CACHE)
-def validate_task(project_dir: Path) -> bool:
-    return versioning.reproduce_stage("validate", project_dir)
+def validate_task(settings: Settings, params: Params) -> bool:
+    run = partial(data_stages.validate, settings, params)
+    return versioning.reproduce_stage("validate", settings.project_dir, run)
 
 
 @task(name="split", cache_policy=NO_CACHE)
-def split_task(project_dir: Path) -> bool:
-    return versioning.reproduce_stage("split", project_dir)
+def split_task(settings: Settings, params: Params) -> bool:
+    run = partial(data_stages.split, settings, params)
+    return versioning.reproduce_stage("split", settings.project_dir, run)
 
 
 @task(name="featurize", cache_policy=NO_CACHE)
@@ -111,9 +115,9 @@ def training_flow(
             seconds[name] = time.perf_counter() - start
 
     ran = {
-        "ingest": timed("ingest", ingest_task, root, force_ingest),
-        "validate": timed("validate", validate_task, root),
-        "split": timed("split", split_task, root),
+        "ingest": timed("ingest", ingest_task, settings, params, force_ingest),
+        "validate": timed("validate", validate_task, settings, params),
+        "split": timed("split", split_task, settings, params),
     }
     features = timed("featurize", featurize_task, settings, params)
     trained = timed("train", train_task, features, params)

@@ -44,6 +44,7 @@ class DerivedFeatures(BaseEstimator, TransformerMixin):  # type: ignore[misc]
         self.counts = counts
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> DerivedFeatures:
+        self.n_features_in_ = X.shape[1]  # marks the step as fitted for scikit-learn
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:

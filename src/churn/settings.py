@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "placeholder", "dev"})
@@ -36,10 +36,77 @@ class Settings(BaseSettings):
         None, description="Commit to record when the code is not in a git checkout (e.g. images)."
     )
 
+    # Serving (serving/): secrets are required outside development, see serving_secrets().
+    api_key: SecretStr | None = Field(
+        None, description="Value of the X-API-Key header; optional in development, needed for /admin."
+    )
+    id_hash_key: SecretStr | None = Field(
+        None, description="HMAC key that hashes customer ids before they reach the prediction log."
+    )
+    max_records: int = Field(1000, ge=1, description="Most records one /predict request may carry.")
+    max_body_bytes: int | None = Field(
+        None, ge=1024, description="Largest /predict body (413 above it); default 4 KiB per record."
+    )
+    reload_interval_seconds: float = Field(
+        30.0, ge=0, description="How often serving polls the registry for a new champion; 0 = never."
+    )
+    registry_timeout_seconds: float = Field(
+        15.0, gt=0, description="How long start-up waits for the registry before using a fallback."
+    )
+    prediction_log_url: str | None = Field(
+        None, description="SQLAlchemy URL of the prediction log; default SQLite under data/."
+    )
+    serving_cache_dir: Path | None = Field(
+        None, description="Last good local copy of the champion; default <project>/.serving-cache."
+    )
+
     @model_validator(mode="after")
     def _absolute_project_dir(self) -> Settings:
         object.__setattr__(self, "project_dir", self.project_dir.resolve())
         return self
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> Settings:
+        if self.environment != "development":
+            for name in ("api_key", "id_hash_key"):
+                secret = getattr(self, name)
+                if secret is not None and secret.get_secret_value().lower() in PLACEHOLDER_SECRETS:
+                    raise ValueError(f"CHURN_{name.upper()} is a placeholder; set a real secret")
+        return self
+
+    def serving_secrets(self) -> tuple[str | None, bytes]:
+        """``(api_key, id_hash_key)`` for the service; refuses to start without them outside dev.
+
+        Only serving needs these secrets, so a training job in production does not have to carry
+        them: the check runs when the service starts, not whenever settings are read. In
+        development a missing hash key falls back to a fixed, documented development key.
+
+        Raises:
+            ValueError: outside development, when either secret is missing.
+        """
+        api_key = self.api_key.get_secret_value() if self.api_key else None
+        hash_key = self.id_hash_key.get_secret_value() if self.id_hash_key else None
+        if self.environment != "development":
+            missing = [
+                f"CHURN_{n.upper()}"
+                for n, v in (("api_key", api_key), ("id_hash_key", hash_key))
+                if not v
+            ]
+            if missing:
+                raise ValueError(f"{', '.join(missing)} must be set outside development")
+        return api_key, (hash_key or "churn-development-only").encode()
+
+    @property
+    def prediction_log_uri(self) -> str:
+        """Where serving appends predictions: the configured URL, else SQLite under data/."""
+        if self.prediction_log_url:
+            return self.prediction_log_url
+        return f"sqlite:///{self.data_dir / 'predictions' / 'predictions.db'}"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        """Where serving keeps the last good copy of the champion (git-ignored)."""
+        return self.serving_cache_dir or self.project_dir / ".serving-cache"
 
     @cached_property
     def tracking_uri(self) -> str:

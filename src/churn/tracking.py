@@ -13,6 +13,7 @@ import mlflow
 import pandas as pd
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
+from mlflow.environment_variables import MLFLOW_TRACKING_URI
 from mlflow.models import infer_signature
 from sklearn.pipeline import Pipeline
 
@@ -41,6 +42,11 @@ def connect(settings: Settings) -> MlflowClient:
         settings.mlruns_dir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
+    if settings.mlflow_tracking_uri is None:
+        # set_tracking_uri also exports MLFLOW_TRACKING_URI; left there, the project-local
+        # default would read as a user override to every Settings built later in this process
+        # (another project, a test).
+        MLFLOW_TRACKING_URI.unset()
     return MlflowClient(settings.tracking_uri, settings.tracking_uri)
 
 

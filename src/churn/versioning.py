@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,15 @@ class VersioningError(RuntimeError):
     """DVC or git could not do what was asked."""
 
 
-def reproduce_stage(stage: str, project_dir: Path, *, force: bool = False) -> bool:
-    """Run one ``dvc.yaml`` stage through DVC, which skips it when nothing it depends on changed.
+def reproduce_stage(
+    stage: str, project_dir: Path, run: Callable[[], object], *, force: bool = False
+) -> bool:
+    """Run one ``dvc.yaml`` stage the way ``dvc repro`` does, but in this process.
+
+    DVC decides whether the stage is stale (a dependency, parameter or output changed or went
+    missing); if so ``run`` (the same function the stage's ``cmd`` calls) executes here and DVC
+    commits the outputs to its cache and ``dvc.lock``. In-process execution saves the start-up of
+    a Python process per stage; ``dvc repro`` on the command line gives the same result.
 
     Returns:
         True when the stage ran, False when DVC reused its cached outputs.
@@ -26,13 +35,21 @@ def reproduce_stage(stage: str, project_dir: Path, *, force: bool = False) -> bo
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
+    # DVC resolves stage names and its run cache against the working directory, as its CLI
+    # does, so the stage is collected and committed from inside the project.
+    address = f"dvc.yaml:{stage}"
     try:
-        with Repo(str(project_dir)) as repo:
-            ran = repo.reproduce(stage, single_item=True, force=force)
+        with contextlib.chdir(project_dir), Repo(".") as repo:
+            with repo.lock:
+                (target,) = repo.stage.collect(address)
+                stale = force or target.changed()
+            if stale:
+                run()
+                repo.commit(address, force=True)
     except DvcException as exc:
-        raise VersioningError(f"dvc repro {stage} failed: {exc}") from exc
-    log.info("dvc stage %s: %s", stage, "ran" if ran else "unchanged, reused from the DVC cache")
-    return bool(ran)
+        raise VersioningError(f"DVC stage {stage!r} failed: {exc}") from exc
+    log.info("dvc stage %s: %s", stage, "ran" if stale else "unchanged, reused from the DVC cache")
+    return bool(stale)
 
 
 def push_data(project_dir: Path) -> int:
@@ -41,7 +58,7 @@ def push_data(project_dir: Path) -> int:
     from dvc.repo import Repo
 
     try:
-        with Repo(str(project_dir)) as repo:
+        with contextlib.chdir(project_dir), Repo(".") as repo:
             return int(repo.push())
     except DvcException as exc:
         raise VersioningError(f"dvc push failed: {exc}") from exc

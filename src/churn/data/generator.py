@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from numbers import Integral
+from numbers import Integral, Real
 from types import MappingProxyType
 
 import numpy as np
@@ -158,10 +158,10 @@ _PAST_BILL_SD = 0.2
 _TOTAL_RATIO_BOUNDS = (0.6, 1.6)
 
 # Churn: logit = intercept + sum of driver effects + N(0, _CHURN_NOISE_SD) unobserved reasons.
-_CHURN_INTERCEPT = 0.41
+_CHURN_INTERCEPT = -0.45
 _CHURN_BY_CONTRACT: tuple[float, ...] = (0.0, -0.75, -1.75)
 _CHURN_PER_LOG_TENURE = -0.75  # times log(1 + tenure)
-_CHURN_BY_INTERNET: tuple[float, ...] = (0.5, 1.2, 0.0)
+_CHURN_BY_INTERNET: tuple[float, ...] = (0.5, 0.6, 0.0)
 _CHURN_BY_PAYMENT: tuple[float, ...] = (0.4, 0.0, -0.1, -0.1)
 _CHURN_PAPERLESS = 0.35
 _CHURN_SENIOR = 0.25
@@ -171,7 +171,14 @@ _CHURN_ONLINE_SECURITY = -0.4
 _CHURN_TECH_SUPPORT = -0.35
 _CHURN_ONLINE_BACKUP = -0.15
 _CHURN_PER_30_DOLLARS = 0.35  # times (MonthlyCharges - 65) / 30
-_CHURN_NOISE_SD = 0.8
+_CHURN_NOISE_SD = 2.0
+# Interactions, as retention teams see them; a linear model on one-hot columns cannot express them:
+# fiber customers with neither online security nor tech support are the unhappiest,
+# month-to-month customers are most fragile in their first six months,
+# and month-to-month customers on big bills (> $90) shop around.
+_CHURN_UNSUPPORTED_FIBER = 1.3
+_CHURN_NEW_MONTH_TO_MONTH = 1.2
+_CHURN_BIG_BILL_MONTH_TO_MONTH = 0.8
 
 
 @dataclass(frozen=True)
@@ -204,7 +211,7 @@ class Drift:
 def _validate_drift(drift: Drift) -> None:
     """Raise ``ValueError`` naming the first invalid field of ``drift``."""
     factor = drift.monthly_charges_factor
-    if isinstance(factor, bool) or not isinstance(factor, int | float) or not factor > 0:
+    if isinstance(factor, bool) or not isinstance(factor, Real) or not factor > 0:
         raise ValueError(f"monthly_charges_factor must be a positive number, got {factor!r}")
     if not math.isfinite(factor):
         raise ValueError(f"monthly_charges_factor must be finite, got {factor!r}")
@@ -215,7 +222,7 @@ def _validate_drift(drift: Drift) -> None:
                 f"contract_mix names unknown contracts {unknown}; known: {list(CONTRACTS)}"
             )
         for name, prob in drift.contract_mix.items():
-            if not (isinstance(prob, int | float) and math.isfinite(prob) and prob >= 0):
+            if isinstance(prob, bool) or not isinstance(prob, Real) or not 0 <= prob < math.inf:
                 raise ValueError(f"contract_mix[{name!r}] must be a number >= 0, got {prob!r}")
         total = float(sum(drift.contract_mix.values()))
         if not math.isclose(total, 1.0, abs_tol=1e-6):
@@ -240,7 +247,7 @@ def _validate_drift(drift: Drift) -> None:
                     "choose an unseen one"
                 )
     share = drift.new_category_share
-    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1:
+    if isinstance(share, bool) or not isinstance(share, Real) or not 0 < share <= 1:
         raise ValueError(f"new_category_share must be in (0, 1], got {share!r}")
 
 
@@ -337,6 +344,9 @@ def generate_customers(
         + _CHURN_ONLINE_BACKUP * (addons[:, 1] == 1)
         + _CHURN_TECH_SUPPORT * (addons[:, 3] == 1)
         + _CHURN_PER_30_DOLLARS * (monthly - 65.0) / 30.0
+        + _CHURN_UNSUPPORTED_FIBER * ((internet == 1) & (addons[:, 0] != 1) & (addons[:, 3] != 1))
+        + _CHURN_NEW_MONTH_TO_MONTH * ((contract == 0) & (tenure <= 6))
+        + _CHURN_BIG_BILL_MONTH_TO_MONTH * ((contract == 0) & (monthly > 90.0))
         + churn_rng.normal(0.0, _CHURN_NOISE_SD, n)
     )
     churn = (churn_rng.random(n) < _sigmoid(churn_logit)) & (tenure > 0)
@@ -397,25 +407,29 @@ def _contract_mix(drift: Drift) -> FloatArray:
     if drift.contract_mix is None:
         return np.asarray(_CONTRACT_MIX, dtype=np.float64)
     mix = np.array([float(drift.contract_mix.get(c, 0.0)) for c in CONTRACTS])
-    return mix / mix.sum()
+    normalised: FloatArray = mix / mix.sum()
+    return normalised
 
 
 def _sigmoid(x: FloatArray) -> FloatArray:
     """Logistic function."""
-    return 1.0 / (1.0 + np.exp(-x))
+    result: FloatArray = 1.0 / (1.0 + np.exp(-x))
+    return result
 
 
 def _softmax(logits: FloatArray) -> FloatArray:
     """Row-wise softmax of an (n, k) array of logits."""
     z = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
+    result: FloatArray = z / z.sum(axis=1, keepdims=True)
+    return result
 
 
 def _choose(rng: np.random.Generator, probs: FloatArray) -> IntArray:
     """Draw one category per row from an (n, k) array of row probabilities."""
     cumulative = np.cumsum(probs, axis=1)
     u = rng.random(len(probs)) * cumulative[:, -1]
-    return (u[:, None] >= cumulative[:, :-1]).sum(axis=1).astype(np.int64)
+    codes: IntArray = (u[:, None] >= cumulative[:, :-1]).sum(axis=1).astype(np.int64)
+    return codes
 
 
 def _tenure(rng: np.random.Generator, contract: IntArray) -> IntArray:
@@ -464,7 +478,8 @@ def _monthly_charges(
         + ((addons == 1) * np.asarray(_PRICE_BY_ADDON)).sum(axis=1)
     )
     noise = rng.normal(0.0, 1.0, len(internet)) * np.asarray(_PRICE_NOISE_SD)[internet]
-    return price + np.clip(noise, -_PRICE_NOISE_CAP, _PRICE_NOISE_CAP)
+    charges: FloatArray = price + np.clip(noise, -_PRICE_NOISE_CAP, _PRICE_NOISE_CAP)
+    return charges
 
 
 def _round_to_nickel(values: FloatArray) -> FloatArray:

@@ -1,0 +1,81 @@
+# churn-mlops: every target a person or CI runs. `make` (or `make help`) lists them.
+# Targets install the locked environment on first use (uv is bootstrapped with pip if missing).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= python3
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+VENV := .venv
+STAMP := $(VENV)/.installed
+RUN := $(UV) run --frozen --no-sync
+PORT ?= 8000
+
+# Local state of the tools stays inside the project (git-ignored).
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+export UV_PYTHON ?= 3.11
+
+.PHONY: help
+help: ## Show this help
+	@echo "churn-mlops — make targets (first use installs the locked environment):"
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(UV):
+	@echo ">> uv not found: installing it with pip"
+	$(PYTHON) -m pip install --user --quiet uv || $(PYTHON) -m pip install --quiet uv
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	@touch $(STAMP)
+
+.PHONY: install
+install: $(STAMP) ## Install the locked environment into .venv (uv sync --frozen)
+
+##@ Training
+.PHONY: train
+train: $(STAMP) ## Run the training flow: ingest -> validate -> split -> featurize -> train -> evaluate -> promote
+	$(RUN) churn train
+
+.PHONY: data
+data: $(STAMP) ## Reproduce only the DVC data stages (dvc repro)
+	$(RUN) dvc repro
+
+.PHONY: model-info
+model-info: $(STAMP) ## Print the champion as JSON (version, test ROC AUC, data version, commit)
+	$(RUN) churn model-info --json
+
+.PHONY: history
+history: $(STAMP) ## Show the promotion history (every version, decision and reason)
+	$(RUN) churn history
+
+.PHONY: rollback
+rollback: $(STAMP) ## Move the champion back (TO=<version>, default: the previous champion)
+	$(RUN) churn rollback $(if $(TO),--to $(TO),)
+
+.PHONY: ui
+ui: $(STAMP) ## Start the MLflow UI (:5000) and the Prefect UI (:4200) locally; Ctrl-C stops both
+	@trap 'kill 0' INT TERM EXIT; \
+	$(RUN) mlflow ui --backend-store-uri "$$($(RUN) python -c 'from churn.settings import Settings; print(Settings().tracking_uri)')" --port 5000 & \
+	$(RUN) prefect server start --port 4200 & \
+	wait
+
+##@ Quality
+.PHONY: lint
+lint: $(STAMP) ## Lint and type-check (ruff, ruff format --check, mypy)
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy
+
+.PHONY: format
+format: $(STAMP) ## Format the code and apply safe lint fixes
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+.PHONY: test
+test: $(STAMP) ## Run the test suite (unit + integration; real-data test needs CHURN_REAL_DATA)
+	$(RUN) pytest
+
+.PHONY: clean
+clean: ## Remove local state: data outputs, MLflow store, Prefect database, DVC remote (asks nothing)
+	rm -rf data/raw data/validated data/splits mlruns .prefect .dvcstore .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,127 @@
+"""The whole training flow for real: Prefect flow runs, DVC stages and remote, MLflow registry."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import mlflow
+import pandas as pd
+import pytest
+import yaml
+
+from churn import registry, tracking
+from churn.settings import get_settings
+from churn.versioning import data_version, locked_data_files
+from pipelines.training import training_flow
+
+pytestmark = pytest.mark.integration
+
+
+def _settings(project):
+    return get_settings(project_dir=project)
+
+
+def _client(project):
+    return tracking.connect(_settings(project))
+
+
+def _set_params(project, **sections):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    for section, values in sections.items():
+        params[section].update(values)
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def test_first_run_registers_a_champion_with_its_data_version(trained_project):
+    project, summary = trained_project
+    client = _client(project)
+    champion = registry.current_champion(client, "churn")
+    assert summary.promoted and champion is not None
+    assert str(champion.version) == summary.version
+    # The data version recorded with the model is the one in dvc.lock.
+    files = locked_data_files(project)
+    assert champion.tags["data_version"] == data_version(files) == summary.data_version
+    run = client.get_run(champion.run_id)
+    assert run.data.params["data_file:data/splits/test.parquet"] == files["data/splits/test.parquet"]
+    assert run.data.metrics["test_roc_auc"] == pytest.approx(summary.test_roc_auc)
+    assert run.data.metrics["rows_train"] > 0 and run.data.tags["git_commit"]
+    plots = {a.path for a in client.list_artifacts(champion.run_id, "plots")}
+    assert plots == {f"plots/{n}.png" for n in
+                     ("roc_curve", "pr_curve", "calibration", "confusion_matrix", "feature_importance")}
+    assert champion.tags["promotion.decision"] == "promoted"
+
+
+def test_dvc_is_clean_and_the_remote_holds_the_data(trained_project):
+    project, _ = trained_project
+    status = subprocess.run(["dvc", "status", "--json"], cwd=project, capture_output=True, text=True, check=True)
+    assert json.loads(status.stdout) == {}
+    cloud = subprocess.run(["dvc", "status", "--cloud", "--json"], cwd=project, capture_output=True,
+                           text=True, check=True)
+    assert json.loads(cloud.stdout) == {}, "everything in dvc.lock is on the remote"
+    assert any((project / ".dvcstore").rglob("*"))
+
+
+def test_the_registered_model_scores_raw_rows(trained_project):
+    project, summary = trained_project
+    _client(project)
+    model = mlflow.sklearn.load_model("models:/churn@champion")
+    test = pd.read_parquet(project / "data/splits/test.parquet")
+    proba = model.predict_proba(test)[:, 1]
+    assert ((proba >= 0) & (proba <= 1)).all() and proba.std() > 0.05
+
+
+def test_model_info_json(trained_project):
+    project, summary = trained_project
+    out = subprocess.run(["churn", "model-info", "--json", "-C", str(project)],
+                         capture_output=True, text=True, check=True)
+    info = json.loads(out.stdout)
+    assert {"name", "version", "alias", "test_roc_auc", "data_version", "git_commit",
+            "tracking_uri"} <= set(info)
+    assert info["version"] == summary.version and info["alias"] == "champion"
+    assert info["tracking_uri"].startswith("sqlite:///") and str(project) in info["tracking_uri"]
+
+
+def test_rerun_reuses_cached_data_and_the_gate_refuses_models_that_are_not_better(trained_project):
+    project, first = trained_project
+    again = training_flow(str(project), push=False)
+    assert again.data_stages_ran == {"ingest": False, "validate": False, "split": False}
+    assert not again.promoted and "does not beat champion" in again.reason
+
+    _set_params(project, train={"xgboost": {"n_estimators": 2, "max_depth": 1},
+                                "search": {"n_trials": 0}})
+    worse = training_flow(str(project), push=False)
+    assert worse.test_roc_auc < first.test_roc_auc
+    assert not worse.promoted
+    client = _client(project)
+    assert str(registry.current_champion(client, "churn").version) == first.version
+    assert str(client.get_model_version_by_alias("churn", "challenger").version) == worse.version
+    decided = {r["version"]: r["decision"] for r in registry.history(client, "churn")}
+    assert decided[worse.version] == "rejected" and decided[first.version] == "promoted"
+
+    # Rollback: explicit target, then back to the previous champion by history.
+    old, new = registry.rollback(client, "churn", to_version=worse.version)
+    assert (old, new) == (first.version, worse.version)
+    old, new = registry.rollback(client, "churn")
+    assert new == first.version
+    _set_params(project, train={"xgboost": {"n_estimators": 300, "max_depth": 4},
+                                "search": {"n_trials": 1}})
+
+
+def test_a_failed_run_changes_nothing_that_was_promoted(trained_project, tmp_path):
+    project, first = trained_project
+    bad = pd.read_parquet(project / "data/raw/customers.parquet").head(400)
+    bad.loc[:100, "Contract"] = "Lifetime"
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    _set_params(project, ingest={"kind": "file", "path": str(tmp_path / "bad.csv")})
+    client = _client(project)
+    n_versions = len(client.search_model_versions("name='churn'"))
+    try:
+        with pytest.raises(Exception, match="failed the data contract"):
+            training_flow(str(project), push=False)
+        assert str(registry.current_champion(client, "churn").version) == first.version
+        assert len(client.search_model_versions("name='churn'")) == n_versions
+        quarantine = pd.read_csv(project / "data/validated/quarantine.csv")
+        assert len(quarantine) == 101 and quarantine["_quarantine_reason"].str.contains("Contract").all()
+    finally:
+        _set_params(project, ingest={"kind": "generator", "path": None})
