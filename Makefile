@@ -6,7 +6,12 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 PYTHON ?= python3
-UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv from PATH, else the one pip installs into $(PYTHON) on first use.
+UV ?= $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := $(PYTHON) -m uv
+UV_BOOTSTRAP := uv-bootstrap
+endif
 VENV := .venv
 STAMP := $(VENV)/.installed
 RUN := $(UV) run --frozen --no-sync
@@ -19,13 +24,13 @@ export UV_PYTHON ?= 3.11
 .PHONY: help
 help: ## Show this help
 	@echo "churn-mlops — make targets (first use installs the locked environment):"
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(UV):
-	@echo ">> uv not found: installing it with pip"
-	$(PYTHON) -m pip install --user --quiet uv || $(PYTHON) -m pip install --quiet uv
+.PHONY: uv-bootstrap
+uv-bootstrap:
+	@$(PYTHON) -m uv --version >/dev/null 2>&1 || { echo ">> uv not found: installing it with pip"; $(PYTHON) -m pip install --quiet uv; }
 
-$(STAMP): pyproject.toml uv.lock | $(UV)
+$(STAMP): pyproject.toml uv.lock | $(UV_BOOTSTRAP)
 	$(UV) sync --frozen
 	@touch $(STAMP)
 

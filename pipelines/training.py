@@ -1,4 +1,4 @@
-"""The training flow: wires the stages in ``churn.data_stages`` and ``churn.model_stages`` as Prefect tasks, and does nothing else."""
+"""The training flow: the stages of ``churn.data_stages`` and ``model_stages`` as Prefect tasks."""
 
 from __future__ import annotations
 
@@ -20,11 +20,11 @@ from churn.train import TrainedModels
 T = TypeVar("T")
 
 # Data stages go through DVC, which reuses their cached outputs when nothing they depend on
-# changed; ingestion and the push touch files or the network, so they retry.
-_IO = {"retries": 2, "retry_delay_seconds": 3, "cache_policy": NO_CACHE}
+# changed; ingestion and the push touch files or the network, so they retry. Task inputs are
+# frames and models: Prefect's input-hash caching is off (NO_CACHE), DVC does the caching.
 
 
-@task(name="ingest", **_IO)
+@task(name="ingest", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
 def ingest_task(settings: Settings, params: Params, force: bool = False) -> bool:
     run = partial(data_stages.ingest, settings, params)
     return versioning.reproduce_stage("ingest", settings.project_dir, run, force=force)
@@ -59,7 +59,7 @@ def evaluate_task(
     return model_stages.evaluate_models(features, trained, params)
 
 
-@task(name="push-data", **_IO)
+@task(name="push-data", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
 def push_task(project_dir: Path) -> int:
     return versioning.push_data(project_dir)
 

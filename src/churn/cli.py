@@ -61,7 +61,7 @@ def ingest(project_dir: ProjectDir = Path()) -> None:
 
 @app.command()
 def validate(project_dir: ProjectDir = Path()) -> None:
-    """Apply the data contract: valid rows to data/validated/, invalid ones to the quarantine file."""
+    """Apply the data contract: valid rows to data/validated/, invalid ones to quarantine."""
     from churn import data_stages as stages
     from churn.validate import ContractError
 

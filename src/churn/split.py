@@ -1,4 +1,4 @@
-"""Seeded train / validation / test split: stratified by label, or by time when a time column is set."""
+"""Seeded train / validation / test split: stratified by label, or by time when configured."""
 
 from __future__ import annotations
 

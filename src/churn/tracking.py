@@ -1,4 +1,4 @@
-"""MLflow tracking: point at the configured store and log one training run with everything it used."""
+"""MLflow tracking: connect to the configured store and log a training run with all it used."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from churn.settings import Settings
 _MODEL_PACKAGES = ("scikit-learn", "xgboost", "pandas", "numpy", "skops")
 
 # MLflow saves scikit-learn models with skops, which refuses to load types nobody vouched for.
-# These are the types the churn pipeline is made of; a new model type must be added here on purpose.
+# These are the types the churn pipeline is made of; a new model type is added here on purpose.
 TRUSTED_MODEL_TYPES = [
     "churn.features.DerivedFeatures",
     "churn.features.FillMissing",
@@ -37,7 +37,7 @@ TRUSTED_MODEL_TYPES = [
 
 
 def connect(settings: Settings) -> MlflowClient:
-    """Point MLflow at the configured tracking store (creating the local one) and return a client."""
+    """Point MLflow at the configured store (creating the local one) and return a client."""
     if settings.mlflow_tracking_uri is None:
         settings.mlruns_dir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(settings.tracking_uri)

@@ -1,4 +1,4 @@
-"""Training: the logistic-regression baseline, XGBoost with a bounded search, calibration, threshold."""
+"""Training: logistic-regression baseline, XGBoost with a bounded search, calibration, threshold."""
 
 from __future__ import annotations
 

@@ -14,14 +14,19 @@ pytestmark = [pytest.mark.integration, pytest.mark.realdata]
 REAL = os.environ.get("CHURN_REAL_DATA")
 
 
-@pytest.mark.skipif(not REAL, reason="set CHURN_REAL_DATA to the Telco CSV (../shared/data/telco_customer_churn.csv) to run")
+@pytest.mark.skipif(
+    not REAL,
+    reason="set CHURN_REAL_DATA to the Telco CSV (../shared/data/telco_customer_churn.csv) to run",
+)
 def test_real_telco_data_trains_a_champion_above_0_84(project_factory):
     path = Path(REAL).resolve()
     assert path.is_file(), f"CHURN_REAL_DATA={REAL} does not exist"
     project = project_factory({"ingest": {"kind": "file", "path": str(path)}})
     summary = training_flow(str(project), push=False)
-    print(f"real Telco: champion test ROC AUC {summary.test_roc_auc:.4f}, "
-          f"baseline {summary.baseline_test_roc_auc:.4f}")
+    print(
+        f"real Telco: champion test ROC AUC {summary.test_roc_auc:.4f}, "
+        f"baseline {summary.baseline_test_roc_auc:.4f}"
+    )
     assert summary.promoted, summary.reason
     assert summary.test_roc_auc >= 0.84
     assert summary.test_roc_auc > summary.baseline_test_roc_auc

@@ -43,27 +43,38 @@ def test_first_run_registers_a_champion_with_its_data_version(trained_project):
     files = locked_data_files(project)
     assert champion.tags["data_version"] == data_version(files) == summary.data_version
     run = client.get_run(champion.run_id)
-    assert run.data.params["data_file:data/splits/test.parquet"] == files["data/splits/test.parquet"]
+    assert (
+        run.data.params["data_file:data/splits/test.parquet"] == files["data/splits/test.parquet"]
+    )
     assert run.data.metrics["test_roc_auc"] == pytest.approx(summary.test_roc_auc)
     assert run.data.metrics["rows_train"] > 0 and run.data.tags["git_commit"]
     plots = {a.path for a in client.list_artifacts(champion.run_id, "plots")}
-    assert plots == {f"plots/{n}.png" for n in
-                     ("roc_curve", "pr_curve", "calibration", "confusion_matrix", "feature_importance")}
+    assert plots == {
+        f"plots/{n}.png"
+        for n in ("roc_curve", "pr_curve", "calibration", "confusion_matrix", "feature_importance")
+    }
     assert champion.tags["promotion.decision"] == "promoted"
 
 
 def test_dvc_is_clean_and_the_remote_holds_the_data(trained_project):
     project, _ = trained_project
-    status = subprocess.run(["dvc", "status", "--json"], cwd=project, capture_output=True, text=True, check=True)
+    status = subprocess.run(
+        ["dvc", "status", "--json"], cwd=project, capture_output=True, text=True, check=True
+    )
     assert json.loads(status.stdout) == {}
-    cloud = subprocess.run(["dvc", "status", "--cloud", "--json"], cwd=project, capture_output=True,
-                           text=True, check=True)
+    cloud = subprocess.run(
+        ["dvc", "status", "--cloud", "--json"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert json.loads(cloud.stdout) == {}, "everything in dvc.lock is on the remote"
     assert any((project / ".dvcstore").rglob("*"))
 
 
 def test_the_registered_model_scores_raw_rows(trained_project):
-    project, summary = trained_project
+    project, _ = trained_project
     _client(project)
     model = mlflow.sklearn.load_model("models:/churn@champion")
     test = pd.read_parquet(project / "data/splits/test.parquet")
@@ -73,11 +84,22 @@ def test_the_registered_model_scores_raw_rows(trained_project):
 
 def test_model_info_json(trained_project):
     project, summary = trained_project
-    out = subprocess.run(["churn", "model-info", "--json", "-C", str(project)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["churn", "model-info", "--json", "-C", str(project)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     info = json.loads(out.stdout)
-    assert {"name", "version", "alias", "test_roc_auc", "data_version", "git_commit",
-            "tracking_uri"} <= set(info)
+    assert {
+        "name",
+        "version",
+        "alias",
+        "test_roc_auc",
+        "data_version",
+        "git_commit",
+        "tracking_uri",
+    } <= set(info)
     assert info["version"] == summary.version and info["alias"] == "champion"
     assert info["tracking_uri"].startswith("sqlite:///") and str(project) in info["tracking_uri"]
 
@@ -88,8 +110,9 @@ def test_rerun_reuses_cached_data_and_the_gate_refuses_models_that_are_not_bette
     assert again.data_stages_ran == {"ingest": False, "validate": False, "split": False}
     assert not again.promoted and "does not beat champion" in again.reason
 
-    _set_params(project, train={"xgboost": {"n_estimators": 2, "max_depth": 1},
-                                "search": {"n_trials": 0}})
+    _set_params(
+        project, train={"xgboost": {"n_estimators": 2, "max_depth": 1}, "search": {"n_trials": 0}}
+    )
     worse = training_flow(str(project), push=False)
     assert worse.test_roc_auc < first.test_roc_auc
     assert not worse.promoted
@@ -104,8 +127,9 @@ def test_rerun_reuses_cached_data_and_the_gate_refuses_models_that_are_not_bette
     assert (old, new) == (first.version, worse.version)
     old, new = registry.rollback(client, "churn")
     assert new == first.version
-    _set_params(project, train={"xgboost": {"n_estimators": 300, "max_depth": 4},
-                                "search": {"n_trials": 1}})
+    _set_params(
+        project, train={"xgboost": {"n_estimators": 300, "max_depth": 4}, "search": {"n_trials": 1}}
+    )
 
 
 def test_a_failed_run_changes_nothing_that_was_promoted(trained_project, tmp_path):
@@ -122,6 +146,9 @@ def test_a_failed_run_changes_nothing_that_was_promoted(trained_project, tmp_pat
         assert str(registry.current_champion(client, "churn").version) == first.version
         assert len(client.search_model_versions("name='churn'")) == n_versions
         quarantine = pd.read_csv(project / "data/validated/quarantine.csv")
-        assert len(quarantine) == 101 and quarantine["_quarantine_reason"].str.contains("Contract").all()
+        assert (
+            len(quarantine) == 101
+            and quarantine["_quarantine_reason"].str.contains("Contract").all()
+        )
     finally:
         _set_params(project, ingest={"kind": "generator", "path": None})

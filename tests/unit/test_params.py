@@ -32,14 +32,14 @@ def test_id_column_cannot_be_a_feature():
 def test_file_source_needs_a_path():
     raw = _raw()
     raw["ingest"]["kind"] = "file"
-    with pytest.raises(ValidationError, match="ingest.path is empty"):
+    with pytest.raises(ValidationError, match=r"ingest\.path is empty"):
         Params.model_validate(raw)
 
 
 def test_derived_feature_on_unknown_column_is_refused():
     raw = _raw()
     raw["features"]["ratios"]["x"] = ["TotalCharges", "nope"]
-    with pytest.raises(ValidationError, match="features.ratios.x uses 'nope'"):
+    with pytest.raises(ValidationError, match=r"features\.ratios\.x uses 'nope'"):
         Params.model_validate(raw)
 
 

@@ -16,7 +16,9 @@ def test_first_model_needs_minimum_quality():
 
 def test_challenger_must_beat_the_baseline():
     refused = decide_promotion(0.80, 0.80, None, GATE)
-    assert not refused.promote and "does not beat the logistic-regression baseline" in refused.reason
+    assert (
+        not refused.promote and "does not beat the logistic-regression baseline" in refused.reason
+    )
 
 
 def test_challenger_must_beat_the_champion_by_the_margin():
@@ -26,6 +28,12 @@ def test_challenger_must_beat_the_champion_by_the_margin():
 
 
 def test_incomparable_champion_falls_back_to_first_model_rules():
-    d = decide_promotion(0.75, 0.7, None, GATE, champion_version="2",
-                         champion_note="champion v2 cannot score this test data")
+    d = decide_promotion(
+        0.75,
+        0.7,
+        None,
+        GATE,
+        champion_version="2",
+        champion_note="champion v2 cannot score this test data",
+    )
     assert d.promote and d.reason.startswith("champion v2 cannot score")

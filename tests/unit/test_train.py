@@ -13,7 +13,9 @@ def _brute_force(y, p, costs):
     best = None
     for t in np.unique(np.concatenate([p, [1.1]])):
         pred = p >= t
-        cost = costs.false_negative * np.sum(~pred & (y == 1)) + costs.false_positive * np.sum(pred & (y == 0))
+        cost = costs.false_negative * np.sum(~pred & (y == 1)) + costs.false_positive * np.sum(
+            pred & (y == 0)
+        )
         if best is None or cost < best[0]:
             best = (cost, t)
     return best
