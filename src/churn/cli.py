@@ -102,8 +102,10 @@ def train(
     from pipelines.training import training_flow
 
     _context(project_dir)  # fail fast on a broken params.yaml, before Prefect starts
-    summary = training_flow(str(project_dir), force_ingest=force_ingest, push=push)
-    raise typer.Exit(0 if summary.version else 1)
+    try:
+        training_flow(str(project_dir), force_ingest=force_ingest, push=push)
+    except Exception as exc:  # Prefect logged the traceback; end on the reason
+        raise _fail(exc) from exc
 
 
 @app.command()

@@ -17,6 +17,7 @@ from sklearn.pipeline import Pipeline
 
 from churn import evaluate, registry, tracking, versioning
 from churn.features import build_feature_pipeline, encoded_feature_names
+from churn.model_card import render_model_card
 from churn.params import Params
 from churn.settings import Settings
 from churn.split import label_vector
@@ -200,6 +201,14 @@ def register_and_promote(
         documents={
             "search_trials.json": [t.__dict__ for t in trained.trials],
             "dataset.json": params.dataset.model_dump(),
+            "model_card.md": render_model_card(
+                name=settings.model_name,
+                metrics={**result.metrics, **result.baseline_metrics},
+                tags=tags,
+                params=params,
+                row_counts={n: len(f) for n, f in features.frames.items()},
+                xgboost_params=trained.xgboost_params,
+            ),
         },
         run_name=f"train-{data_ver}",
     )

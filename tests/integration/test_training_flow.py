@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -54,6 +55,8 @@ def test_first_run_registers_a_champion_with_its_data_version(trained_project):
         for n in ("roc_curve", "pr_curve", "calibration", "confusion_matrix", "feature_importance")
     }
     assert champion.tags["promotion.decision"] == "promoted"
+    card = client.download_artifacts(champion.run_id, "model_card.md")
+    assert f"| ROC AUC | {summary.test_roc_auc:.4f} |" in Path(card).read_text()
 
 
 def test_dvc_is_clean_and_the_remote_holds_the_data(trained_project):
