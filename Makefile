@@ -60,9 +60,12 @@ rollback: $(STAMP) ## Move the champion back (TO=<version>, default: the previou
 
 .PHONY: ui
 ui: $(STAMP) ## Start the MLflow UI (:5000) and the Prefect UI (:4200) locally; Ctrl-C stops both
-	@trap 'kill 0' INT TERM EXIT; \
-	$(RUN) mlflow ui --backend-store-uri "$$($(RUN) python -c 'from churn.settings import Settings; print(Settings().tracking_uri)')" --port 5000 & \
-	$(RUN) prefect server start --port 4200 & \
+	@uri=$$($(RUN) python -c 'from churn.settings import Settings; print(Settings().tracking_uri)'); \
+	echo "MLflow UI  http://127.0.0.1:5000  ($$uri)"; \
+	echo "Prefect UI http://127.0.0.1:4200  (runs from $(PREFECT_HOME))"; \
+	$(RUN) mlflow server --backend-store-uri "$$uri" --workers 1 --port 5000 & mlflow_pid=$$!; \
+	$(RUN) prefect server start --port 4200 & prefect_pid=$$!; \
+	trap 'kill $$mlflow_pid $$prefect_pid 2>/dev/null; wait' INT TERM EXIT; \
 	wait
 
 ##@ Serving
