@@ -1,0 +1,198 @@
+"""Batch scoring: a CSV or Parquet file scored in chunks by the same champion as the service."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from churn.params import Params, load_params
+from churn.settings import Settings, get_settings
+from serving.model import ServedModel, load_initial
+from serving.scoring import UnseenLevels
+
+log = logging.getLogger(__name__)
+console = Console(stderr=True)
+cli = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
+
+
+@dataclass
+class BatchSummary:
+    """What a batch run did."""
+
+    rows: int
+    seconds: float
+    model_version: str
+    source: str
+    unseen: dict[str, int]
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else float("inf")
+
+
+def read_chunks(
+    path: Path, columns: list[str], chunk_rows: int, categorical: list[str] | None = None
+) -> Iterator[pd.DataFrame]:
+    """The input file in chunks of ``chunk_rows``, only the columns needed.
+
+    Parquet string columns named in ``categorical`` are read dictionary-encoded (pandas
+    categoricals), so mapping them to levels costs a few codes, not a million strings.
+    """
+    if path.suffix.lower() in (".parquet", ".pq"):
+        pf = pq.ParquetFile(path, read_dictionary=categorical or [])
+        wanted = [c for c in pf.schema_arrow.names if c in set(columns)]
+        for batch in pf.iter_batches(batch_size=chunk_rows, columns=wanted):
+            yield batch.to_pandas()
+    elif path.suffix.lower() == ".csv":
+        yield from pd.read_csv(
+            path,
+            usecols=lambda c: c in set(columns),
+            chunksize=chunk_rows,
+            dtype=dict.fromkeys(columns, "string"),  # parsed per column below
+            keep_default_na=False,
+        )
+    else:
+        raise ValueError(f"{path}: expected a .csv or .parquet file")
+
+
+def _columns(chunk: pd.DataFrame, params: Params) -> dict[str, np.ndarray | pd.Series]:
+    """Raw feature columns with the API's types: numbers as floats (blank = missing)."""
+    ds = params.dataset
+    missing = [c for c in ds.feature_columns if c not in chunk]
+    if missing:
+        raise ValueError(f"input lacks feature columns {missing}")
+    cols: dict[str, np.ndarray | pd.Series] = {}
+    # Categorical columns stay pandas categoricals when the file had them (see read_chunks).
+    for c in ds.numeric:
+        cols[c] = pd.to_numeric(chunk[c], errors="coerce").to_numpy(np.float64, na_value=np.nan)
+    for c, levels in ds.categorical.items():
+        col = chunk[c]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            cols[c] = col
+            continue
+        if all(isinstance(level, int) for level in levels) and col.dtype.kind not in "iuf":
+            col = pd.to_numeric(col, errors="coerce")
+        if col.dtype.kind == "f" and all(isinstance(level, int) for level in levels):
+            col = col.astype("Int64")
+        cols[c] = col.to_numpy(dtype=object)
+    return cols
+
+
+def score_file(
+    settings: Settings,
+    input_path: Path,
+    output_path: Path,
+    chunk_rows: int = 100_000,
+    model: ServedModel | None = None,
+    progress: bool = True,
+) -> BatchSummary:
+    """Score every row of ``input_path`` into ``output_path`` (CSV or Parquet by extension).
+
+    The output holds the id column (when present), ``churn_probability``, ``churn`` and
+    ``model_version``, in input order.
+    """
+    params = load_params(settings.params_path)
+    model = model or load_initial(settings, params)
+    ds = params.dataset
+    wanted = [ds.id_column, *ds.feature_columns]
+    unseen_levels = UnseenLevels(ds)
+    unseen: dict[str, int] = {}
+    total = _count_rows(input_path)
+    writer: pq.ParquetWriter | None = None
+    parquet_out = output_path.suffix.lower() in (".parquet", ".pq")
+    if not parquet_out and output_path.suffix.lower() != ".csv":
+        raise ValueError(f"{output_path}: expected a .csv or .parquet file")
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output_path.with_name(output_path.name + ".partial")
+    rows = 0
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("scoring"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not progress,
+    ) as bar:
+        task = bar.add_task("score", total=total)
+        text_levels = [
+            c for c, levels in ds.categorical.items() if all(isinstance(x, str) for x in levels)
+        ]
+        for chunk in read_chunks(input_path, wanted, chunk_rows, text_levels):
+            n = len(chunk)
+            cols = _columns(chunk, params)
+            proba = model.scorer.score(cols, n)
+            for c, mask in unseen_levels.masks(cols, n).items():
+                unseen[c] = unseen.get(c, 0) + int(mask.sum())
+            out = pd.DataFrame(
+                {
+                    "churn_probability": proba,
+                    "churn": proba >= model.threshold,
+                    "model_version": model.version,
+                }
+            )
+            if ds.id_column in chunk:
+                out.insert(0, ds.id_column, chunk[ds.id_column].to_numpy())
+            if parquet_out:
+                table = pa.Table.from_pandas(out, preserve_index=False)
+                writer = writer or pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)
+            else:
+                out.to_csv(tmp, mode="a", header=rows == 0, index=False)
+            rows += n
+            bar.advance(task, n)
+    if writer is not None:
+        writer.close()
+    if rows == 0:
+        raise ValueError(f"{input_path} has no rows")
+    tmp.replace(output_path)  # the output appears whole or not at all
+    return BatchSummary(rows, time.perf_counter() - started, model.version, model.source, unseen)
+
+
+def _count_rows(path: Path) -> int | None:
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    return None
+
+
+@cli.command()
+def main(
+    input_path: Annotated[Path, typer.Argument(help="CSV or Parquet file of customers.")],
+    output_path: Annotated[Path, typer.Argument(help="Where to write scores (.csv/.parquet).")],
+    project_dir: Annotated[
+        Path, typer.Option("--project-dir", "-C", help="Project root.")
+    ] = Path(),
+    chunk_rows: Annotated[int, typer.Option(min=1, help="Rows scored at a time.")] = 100_000,
+) -> None:
+    """Score a file with the registry's champion (else the cached copy, else the rules)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    settings = get_settings(project_dir=project_dir)
+    try:
+        summary = score_file(settings, input_path, output_path, chunk_rows)
+    except (ValueError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    note = "" if summary.source == "registry" else f" [yellow]({summary.source} fallback)[/]"
+    console.print(
+        f"scored {summary.rows:,} rows with v{summary.model_version}{note} in "
+        f"{summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s) -> {output_path}"
+    )
+    if summary.unseen:
+        console.print(f"[yellow]unseen categories[/] (scored as no known level): {summary.unseen}")
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,362 @@
+"""``make bench-serve``: our service against ``mlflow models serve`` on the same champion.
+
+Both servers run one worker on loopback; the same load generator (wrk, else an async httpx
+client) sends the same requests, alternating A/B for several rounds. Also printed: the in-process
+time to score one row (the floor under the HTTP numbers) and batch scoring of a large file
+against the bare booster predicting the already encoded matrix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from churn.params import load_params
+from churn.settings import get_settings
+
+console = Console()
+cli = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
+
+
+@dataclass
+class Load:
+    """One load run's figures."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def records(n: int, seed: int = 11) -> list[dict[str, Any]]:
+    """Realistic raw records from the project's generator, typed as the API expects."""
+    from churn.data.generator import generate_customers
+
+    frame = generate_customers(n, seed)
+    frame["TotalCharges"] = pd.to_numeric(frame["TotalCharges"], errors="coerce")
+    frame = frame.drop(columns=["Churn"], errors="ignore")
+    out = json.loads(frame.to_json(orient="records"))
+    return list(out)
+
+
+@contextmanager
+def server(cmd: list[str], env: dict[str, str], url: str, timeout: float = 180.0) -> Any:
+    """Start a server process, wait until ``url`` answers 200, stop it afterwards."""
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(f"{cmd[0]} exited:\n{log.read().decode()[-3000:]}")
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        else:
+            raise TimeoutError(f"{url} not ready after {timeout} s")
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def wrk(url: str, body: bytes, connections: int, seconds: float, headers: dict[str, str]) -> Load:
+    """Run wrk with a POST body and parse its latency distribution."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        lines = [
+            'wrk.method = "POST"',
+            f"wrk.body = {json.dumps(body.decode())}",
+            *(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()),
+        ]
+        script.write("\n".join(lines))
+    try:
+        out = subprocess.run(  # noqa: S603
+            [
+                shutil.which("wrk") or "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{seconds:g}s",
+                "--latency",
+                "-s",
+                script.name,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        Path(script.name).unlink()
+
+    def latency(pct: str) -> float:
+        m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            return float("nan")
+        scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+        return float(m.group(1)) * scale
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    errors = sum(int(x) for x in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if sock:
+        errors += sum(int(x) for x in sock.groups())
+    return Load(rps, latency("50"), latency("99"), errors)
+
+
+def httpx_load(
+    url: str, body: bytes, connections: int, seconds: float, headers: dict[str, str]
+) -> Load:
+    """The same measurement with an async httpx client (when wrk is not installed)."""
+
+    async def run() -> Load:
+        times: list[float] = []
+        errors = 0
+        limits = httpx.Limits(max_connections=connections)
+        headers_ = {"content-type": "application/json", **headers}
+        async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+            end = time.perf_counter() + seconds
+
+            async def worker() -> None:
+                nonlocal errors
+                while time.perf_counter() < end:
+                    t = time.perf_counter()
+                    r = await client.post(url, content=body, headers=headers_)
+                    times.append(time.perf_counter() - t)
+                    errors += r.status_code != 200
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(connections)))
+            elapsed = time.perf_counter() - started
+        ms = np.asarray(times) * 1e3
+        return Load(len(times) / elapsed, *np.percentile(ms, [50, 99]).tolist(), errors)
+
+    return asyncio.run(run())
+
+
+def floor_one_row(project_dir: Path) -> tuple[float, float]:
+    """Median in-process time (ms) to score one row: our scorer, and the sklearn pipeline."""
+    from serving.model import load_initial
+    from serving.scoring import PipelineScorer
+
+    settings = get_settings(project_dir=project_dir)
+    params = load_params(settings.params_path)
+    model = load_initial(settings, params)
+    row = records(1)[0]
+    cols = {c: [row[c]] for c in params.dataset.feature_columns}
+
+    def median_ms(fn: Any, n: int) -> float:
+        for _ in range(20):
+            fn()
+        samples = []
+        for _ in range(n):
+            t = time.perf_counter()
+            fn()
+            samples.append(time.perf_counter() - t)
+        return statistics.median(samples) * 1e3
+
+    ours = median_ms(lambda: model.scorer.score(cols, 1), 2000)
+    pipeline = getattr(model.scorer, "pipeline", None)
+    if pipeline is None:
+        import mlflow
+
+        pipeline = mlflow.sklearn.load_model(f"models:/{settings.model_name}@champion")
+    reference = PipelineScorer(pipeline, params.dataset)
+    return ours, median_ms(lambda: reference.score(cols, 1), 200)
+
+
+def batch_vs_booster(project_dir: Path, rows: int, workdir: Path) -> tuple[float, float]:
+    """``(batch rows/s, bare booster rows/s)`` on ``rows`` generated customers."""
+    from serving.batch import score_file
+    from serving.model import load_initial
+    from serving.scoring import CompiledScorer
+
+    settings = get_settings(project_dir=project_dir)
+    params = load_params(settings.params_path)
+    model = load_initial(settings, params)
+    block = pd.DataFrame(records(min(rows, 100_000), seed=5))
+    frame = pd.concat([block] * -(-rows // len(block)), ignore_index=True).head(rows)
+    source = workdir / "batch-in.parquet"
+    frame.to_parquet(source)
+    summary = score_file(settings, source, workdir / "batch-out.parquet", model=model)
+    scorer = model.scorer
+    if not isinstance(scorer, CompiledScorer):
+        raise RuntimeError("the champion is not served by the compiled scorer; no booster to time")
+    cols = {c: frame[c].to_numpy() for c in params.dataset.feature_columns}
+    X = scorer.encode(cols, len(frame))
+    import mlflow
+
+    pipeline = mlflow.sklearn.load_model(f"models:/{settings.model_name}@champion")
+    booster = pipeline[-1].calibrated_classifiers_[0].estimator.estimator.get_booster()
+    t = time.perf_counter()
+    booster.inplace_predict(X, validate_features=False)
+    bare = len(frame) / (time.perf_counter() - t)
+    return summary.rows_per_second, bare
+
+
+@cli.command()
+def main(
+    project_dir: Annotated[Path, typer.Option("--project-dir", "-C")] = Path(),
+    seconds: Annotated[float, typer.Option(help="Length of each measured load run.")] = 8.0,
+    connections: Annotated[int, typer.Option(help="Concurrent connections.")] = 8,
+    rounds: Annotated[int, typer.Option(help="A/B rounds (alternating).")] = 2,
+    batch_rows: Annotated[int, typer.Option(help="Rows for the batch comparison.")] = 1_000_000,
+    peer: Annotated[bool, typer.Option(help="Also run mlflow models serve.")] = True,
+) -> None:
+    """Benchmark the service against MLflow's own server and print the ratios."""
+    project_dir = project_dir.resolve()
+    settings = get_settings(project_dir=project_dir)
+    load = wrk if shutil.which("wrk") else httpx_load
+    console.print(f"load generator: {'wrk' if load is wrk else 'httpx (wrk not found)'}")
+    one = records(1)
+    thousand = records(1000, seed=3)
+    ours_body = {1: json.dumps({"records": one}).encode()}
+    ours_body[1000] = json.dumps({"records": thousand}).encode()
+    peer_body = {1: json.dumps({"dataframe_records": one}).encode()}
+    peer_body[1000] = json.dumps({"dataframe_records": thousand}).encode()
+    headers = {"Content-Type": "application/json"}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {
+            **os.environ,
+            "CHURN_PROJECT_DIR": str(project_dir),
+            "CHURN_RELOAD_INTERVAL_SECONDS": "0",
+            "CHURN_PREDICTION_LOG_URL": f"sqlite:///{tmp}/bench-predictions.db",
+            "MLFLOW_TRACKING_URI": settings.tracking_uri,
+        }
+        env.pop("CHURN_API_KEY", None)
+        p_ours, p_peer = free_port(), free_port()
+        ours_cmd = [
+            sys.executable,
+            "-m",
+            "serving",
+            "--port",
+            str(p_ours),
+            "--log-level",
+            "warning",
+        ]
+        peer_cmd = [
+            sys.executable, "-m", "mlflow", "models", "serve",
+            "-m", f"models:/{settings.model_name}@champion",
+            "--env-manager", "local", "-w", "1", "-p", str(p_peer), "-h", "127.0.0.1",
+        ]  # fmt: skip
+        targets = {"ours": f"http://127.0.0.1:{p_ours}/predict"}
+        bodies = {"ours": ours_body}
+        results: dict[tuple[str, int], list[Load]] = {}
+        with server(ours_cmd, env, f"http://127.0.0.1:{p_ours}/ready"):
+            ctx = server(peer_cmd, env, f"http://127.0.0.1:{p_peer}/ping") if peer else None
+            with ctx if ctx is not None else _nothing():
+                if peer:
+                    targets["mlflow"] = f"http://127.0.0.1:{p_peer}/invocations"
+                    bodies["mlflow"] = peer_body
+                _check_same_scores(targets, bodies, headers)
+                for name, url in targets.items():  # warm-up, not measured
+                    load(url, bodies[name][1], connections, 2, headers)
+                for r in range(rounds):
+                    order = list(targets) if r % 2 == 0 else list(reversed(targets))
+                    for name in order:
+                        res = load(targets[name], bodies[name][1], connections, seconds, headers)
+                        results.setdefault((name, 1), []).append(res)
+                        res = load(targets[name], bodies[name][1000], 1, seconds / 2, headers)
+                        results.setdefault((name, 1000), []).append(res)
+        floor, pipeline_ms = floor_one_row(project_dir)
+        batch_rps, bare_rps = batch_vs_booster(project_dir, batch_rows, Path(tmp))
+
+    table = Table(
+        title=f"POST /predict, {connections} connections (1-row) / 1 connection (1000-row)"
+    )
+    for col in ("server", "rows/request", "req/s", "p50 ms", "p99 ms", "errors"):
+        table.add_column(col, justify="right")
+    best: dict[tuple[str, int], Load] = {}
+    for (name, rows), runs in results.items():
+        agg = Load(
+            statistics.median(x.rps for x in runs),
+            statistics.median(x.p50_ms for x in runs),
+            statistics.median(x.p99_ms for x in runs),
+            sum(x.errors for x in runs),
+        )
+        best[(name, rows)] = agg
+        table.add_row(
+            name,
+            str(rows),
+            f"{agg.rps:,.0f}",
+            f"{agg.p50_ms:.2f}",
+            f"{agg.p99_ms:.2f}",
+            str(agg.errors),
+        )
+    console.print(table)
+    if ("mlflow", 1) in best:
+        ratio = best[("ours", 1)].rps / best[("mlflow", 1)].rps
+        console.print(f"single-row req/s ratio ours/mlflow: [bold]{ratio:.1f}x[/] (target >= 10x)")
+        ratio = best[("ours", 1000)].rps / best[("mlflow", 1000)].rps
+        console.print(f"1000-row req/s ratio ours/mlflow: {ratio:.1f}x")
+    console.print(
+        f"single-row p99: {best[('ours', 1)].p99_ms:.2f} ms (target <= 10); "
+        f"1000-row p50: {best[('ours', 1000)].p50_ms:.2f} ms (target <= 25)"
+    )
+    console.print(
+        f"in-process one-row floor: {floor:.3f} ms (the sklearn pipeline: {pipeline_ms:.2f} ms)"
+    )
+    console.print(
+        f"batch scoring {batch_rows:,} rows: {batch_rps:,.0f} rows/s; bare booster on the encoded "
+        f"matrix: {bare_rps:,.0f} rows/s; ratio {batch_rps / bare_rps:.2f} (target >= 0.5)"
+    )
+
+
+@contextmanager
+def _nothing() -> Any:
+    yield None
+
+
+def _check_same_scores(
+    targets: dict[str, str], bodies: dict[str, dict[int, bytes]], headers: dict[str, str]
+) -> None:
+    """Both servers must give the same probability, or the comparison means nothing."""
+    scores = {}
+    for name, url in targets.items():
+        answer = httpx.post(url, content=bodies[name][1], headers=headers, timeout=30).json()
+        if name == "ours":
+            scores[name] = answer["predictions"][0]["churn_probability"]
+        else:
+            pred = answer["predictions"][0]
+            scores[name] = pred[1] if isinstance(pred, list) else pred
+    if len(scores) == 2 and abs(scores["ours"] - scores["mlflow"]) > 1e-6:
+        raise RuntimeError(f"the two servers disagree: {scores}")
+    console.print(f"same score from both servers: {scores}")
+
+
+if __name__ == "__main__":
+    cli()

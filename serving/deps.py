@@ -1,0 +1,67 @@
+"""Route dependencies as ``Annotated`` aliases: the state, the served model, the API key."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.security import APIKeyHeader
+
+from serving.model import ServedModel
+from serving.state import ServingState
+
+# Every dependency is ``async def`` on purpose: FastAPI runs plain ``def`` dependencies in a
+# thread pool, and that hop costs more than the whole prediction of one record.
+API_KEY_HEADER = "X-API-Key"
+_api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
+
+
+async def get_state(request: Request) -> ServingState:
+    state: ServingState = request.app.state.serving
+    return state
+
+
+State = Annotated[ServingState, Depends(get_state)]
+
+
+async def get_model(state: State) -> ServedModel:
+    """The model served right now; 503 before the first load finished."""
+    model = state.model
+    if model is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the model is not loaded yet")
+    return model
+
+
+Model = Annotated[ServedModel, Depends(get_model)]
+
+
+def _check(state: ServingState, given: str | None) -> None:
+    expected = state.api_key
+    if given is None or not secrets.compare_digest(given.encode(), (expected or "").encode()):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            f"missing or wrong {API_KEY_HEADER} header",
+            headers={"WWW-Authenticate": API_KEY_HEADER},
+        )
+
+
+async def require_key(state: State, key: Annotated[str | None, Security(_api_key_header)]) -> None:
+    """The API key, when one is configured (it always is outside development)."""
+    if state.api_key is not None:
+        _check(state, key)
+
+
+async def require_admin(
+    state: State, key: Annotated[str | None, Security(_api_key_header)]
+) -> None:
+    """The API key, always: without a configured key the admin endpoints are closed."""
+    if state.api_key is None:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "admin endpoints are disabled: set CHURN_API_KEY"
+        )
+    _check(state, key)
+
+
+ApiKey = Annotated[None, Depends(require_key)]
+AdminKey = Annotated[None, Depends(require_admin)]

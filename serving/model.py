@@ -1,0 +1,238 @@
+"""The served model and where it comes from: the registry, the local cache, or the rules."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from churn import registry, tracking
+from churn.params import Params
+from churn.settings import Settings
+from serving.rules import FALLBACK_VERSION, RulesScorer, rules_threshold
+from serving.scoring import Scorer, compile_pipeline
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Source = Literal["registry", "cache", "rules"]
+_META = "meta.json"
+_KEEP_CACHED = 2
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One loaded model with everything ``/version`` and the decision need. Swapped whole."""
+
+    name: str
+    version: str
+    source: Source
+    threshold: float
+    scorer: Scorer
+    run_id: str | None = None
+    data_version: str | None = None
+    git_commit: str | None = None
+    trained_at: str | None = None
+    test_roc_auc: str | None = None
+    degraded_reason: str | None = None
+    loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    @property
+    def degraded(self) -> bool:
+        """True unless the registry's champion itself is served."""
+        return self.source != "registry"
+
+    def describe(self) -> dict[str, Any]:
+        """The public description (``/version``)."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "alias": registry.CHAMPION,
+            "source": self.source,
+            "run_id": self.run_id,
+            "data_version": self.data_version,
+            "git_commit": self.git_commit,
+            "trained_at": self.trained_at,
+            "test_roc_auc": self.test_roc_auc,
+            "decision_threshold": self.threshold,
+            "scorer": self.scorer.kind,
+            "loaded_at": self.loaded_at,
+            "degraded_reason": self.degraded_reason,
+        }
+
+
+class RegistryUnavailable(Exception):
+    """The registry could not be asked, or has no champion."""
+
+
+def champion_version(settings: Settings) -> tuple[str, dict[str, str], str | None]:
+    """``(version, tags, run_id)`` of the champion, straight from the registry.
+
+    Raises:
+        RegistryUnavailable: when the registry cannot be reached or has no champion.
+    """
+    try:
+        client = tracking.connect(settings)
+        version = client.get_model_version_by_alias(settings.model_name, registry.CHAMPION)
+    except Exception as exc:
+        raise RegistryUnavailable(f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+    return str(version.version), dict(version.tags), version.run_id
+
+
+def load_from_registry(settings: Settings, params: Params) -> ServedModel:
+    """Download the champion into the local cache, load and verify it.
+
+    The download lands in a fresh folder and the cache pointer moves only after the model loaded,
+    so the cache always holds a model that worked.
+
+    Raises:
+        RegistryUnavailable: when the registry cannot be reached or has no champion.
+    """
+    import mlflow
+
+    version, tags, run_id = champion_version(settings)
+    cache = settings.model_cache_dir / settings.model_name
+    target = cache / f"v{version}-{uuid.uuid4().hex[:8]}"
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{settings.model_name}/{version}", dst_path=str(target)
+        )
+        pipeline = mlflow.sklearn.load_model(local)
+    except Exception as exc:
+        shutil.rmtree(target, ignore_errors=True)
+        raise RegistryUnavailable(f"cannot load v{version}: {type(exc).__name__}: {exc}") from exc
+    meta = {"version": version, "tags": tags, "run_id": run_id, "model_path": local}
+    (target / _META).write_text(json.dumps(meta))
+    _point_cache_at(cache, target)
+    return _served(settings, params, pipeline, meta, "registry", None)
+
+
+def load_from_cache(settings: Settings, params: Params, reason: str) -> ServedModel | None:
+    """The last champion that loaded, from the local cache; None when there is none."""
+    import mlflow
+
+    cache = settings.model_cache_dir / settings.model_name
+    pointer = cache / "current"
+    if not pointer.is_file():
+        return None
+    try:
+        folder = cache / pointer.read_text().strip()
+        meta = json.loads((folder / _META).read_text())
+        pipeline = mlflow.sklearn.load_model(meta["model_path"])
+    except Exception:
+        log.exception("the cached champion in %s cannot be loaded", cache)
+        return None
+    return _served(settings, params, pipeline, meta, "cache", reason)
+
+
+def rules_model(settings: Settings, params: Params, reason: str) -> ServedModel:
+    """The documented rules, at the Bayes threshold of the training costs."""
+    costs = params.train.costs
+    return ServedModel(
+        name=settings.model_name,
+        version=FALLBACK_VERSION,
+        source="rules",
+        threshold=rules_threshold(costs.false_negative, costs.false_positive),
+        scorer=RulesScorer(params.dataset),
+        degraded_reason=reason,
+    )
+
+
+def load_initial(settings: Settings, params: Params) -> ServedModel:
+    """Start-up: the registry's champion, else the cached copy, else the rules. Never raises.
+
+    The registry gets ``settings.registry_timeout_seconds``; a store that hangs (or retries a
+    closed port) does not keep the service from starting.
+    """
+    try:
+        return with_timeout(load_from_registry, settings.registry_timeout_seconds, settings, params)
+    except TimeoutError:
+        reason = f"registry did not answer within {settings.registry_timeout_seconds:g} s"
+    except RegistryUnavailable as exc:
+        reason = f"registry unavailable ({exc})"
+    except Exception as exc:  # a broken model must not stop the service either
+        reason = f"champion failed to load ({type(exc).__name__}: {exc})"
+    log.warning("%s; trying the cached champion", reason)
+    cached = load_from_cache(settings, params, reason)
+    if cached is not None:
+        return cached
+    log.warning("no cached champion either; serving the fallback rules")
+    return rules_model(settings, params, reason + "; no cached champion")
+
+
+def with_timeout(fn: Callable[..., T], timeout: float, *args: Any) -> T:
+    """``fn(*args)`` in a daemon thread, giving up after ``timeout`` seconds.
+
+    A daemon thread (not an executor) because a registry client stuck in its retries must not
+    keep the process from exiting either.
+
+    Raises:
+        TimeoutError: when ``fn`` did not return in time (it keeps running, abandoned).
+    """
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            box["value"] = fn(*args)
+        except BaseException as exc:
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name=f"timeout-{fn.__name__}", daemon=True).start()
+    if not done.wait(timeout):
+        raise TimeoutError(f"{fn.__name__} did not finish within {timeout:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]
+
+
+def _served(
+    settings: Settings,
+    params: Params,
+    pipeline: Any,
+    meta: dict[str, Any],
+    source: Source,
+    reason: str | None,
+) -> ServedModel:
+    tags = meta["tags"]
+    try:
+        threshold = float(tags["decision_threshold"])
+    except (KeyError, ValueError):
+        log.warning("v%s has no decision_threshold tag; using 0.5", meta["version"])
+        threshold = 0.5
+    return ServedModel(
+        name=settings.model_name,
+        version=str(meta["version"]),
+        source=source,
+        threshold=threshold,
+        scorer=compile_pipeline(pipeline, params.dataset),
+        run_id=meta.get("run_id"),
+        data_version=tags.get("data_version"),
+        git_commit=tags.get("git_commit"),
+        trained_at=tags.get("trained_at"),
+        test_roc_auc=tags.get("test_roc_auc"),
+        degraded_reason=reason,
+    )
+
+
+def _point_cache_at(cache: Path, target: Path) -> None:
+    """Atomically make ``target`` the cached champion, then prune older copies."""
+    tmp = cache / f".current-{uuid.uuid4().hex}"
+    tmp.write_text(target.name)
+    tmp.replace(cache / "current")
+    folders = sorted(
+        (p for p in cache.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True
+    )
+    for old in folders[_KEEP_CACHED:]:
+        if old != target:
+            shutil.rmtree(old, ignore_errors=True)

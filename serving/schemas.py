@@ -1,0 +1,129 @@
+"""Request and response models of the API, built from the dataset config that training uses."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    create_model,
+)
+
+from churn.params import DatasetConfig
+
+# A categorical value that is not one of the configured levels is accepted (and flagged), but it
+# must still look like a level: a short string, or an int for integer-coded columns.
+MAX_LEVEL_LENGTH = 64
+MAX_ID_LENGTH = 64
+UnseenText = Annotated[str, StringConstraints(max_length=MAX_LEVEL_LENGTH)]
+
+
+def _numeric_type(spec: Any) -> Any:
+    # Strict: a number is a JSON number (an int column also takes 3.0), never text such as
+    # "29.85" or the Telco export's blank " "; send null for a missing nullable value.
+    base: Any = int if spec.integer else float
+    constraints: dict[str, Any] = {"ge": spec.min, "le": spec.max, "strict": not spec.integer}
+    if not spec.integer:
+        constraints["allow_inf_nan"] = False
+    annotated: Any = Annotated[base, Field(**constraints)]  # type: ignore[valid-type]
+    if spec.integer:
+        annotated = Annotated[annotated, BeforeValidator(_no_text)]
+    if spec.nullable:
+        return annotated | None
+    return annotated
+
+
+def _no_text(value: Any) -> Any:
+    """Lax int parsing would accept "5" and True; the contract wants a JSON number."""
+    if isinstance(value, str | bool):
+        raise ValueError("Input should be a valid integer, not text or a boolean")
+    return value
+
+
+def _categorical_type(levels: list[Any]) -> Any:
+    known: Any = Literal[tuple(levels)]  # type: ignore[valid-type]
+    if all(isinstance(level, bool | int) for level in levels):
+        return Annotated[known | StrictInt, BeforeValidator(_no_text)]
+    return known | UnseenText
+
+
+class _Record(BaseModel):
+    # Unknown fields are ignored: a client may send a whole CRM row (label included); they are
+    # never used as features and never stored. Every feature column is required.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Prediction(BaseModel):
+    """The score of one record."""
+
+    churn_probability: float = Field(ge=0.0, le=1.0, description="Probability of churn.")
+    churn: bool = Field(description="Decision at the model's cost-based threshold.")
+    unseen_categories: list[str] = Field(
+        default_factory=list,
+        description="Columns whose value is not a known level (encoded as 'none of the levels').",
+    )
+
+
+class PredictResponse(BaseModel):
+    """Scores in input order, the model version that produced them and the request id."""
+
+    model_version: str = Field(description="Registry version, or 'fallback-rules'.")
+    request_id: str
+    predictions: list[Prediction]
+
+
+def build_request_models(
+    dataset: DatasetConfig, max_records: int
+) -> tuple[type[BaseModel], type[BaseModel]]:
+    """``(Record, PredictRequest)`` pydantic models for one dataset config.
+
+    Numeric columns get their type and ``ge``/``le`` range; categorical columns list their levels
+    (visible in the OpenAPI schema) but also accept an unseen value, which is scored as 'none of
+    the levels' exactly as the training pipeline's encoder does, and flagged in the response,
+    the prediction log and ``/metrics``.
+    """
+    fields: dict[str, Any] = {
+        dataset.id_column: (
+            Annotated[str | None, StringConstraints(max_length=MAX_ID_LENGTH)],
+            Field(None, description="Customer id: hashed before logging, never a feature."),
+        )
+    }
+    for name, spec in dataset.numeric.items():
+        fields[name] = (_numeric_type(spec), Field(..., title=name))
+    for name, levels in dataset.categorical.items():
+        fields[name] = (
+            _categorical_type(list(levels)),
+            Field(..., title=name, description=f"One of {list(levels)}."),
+        )
+    record = create_model("CustomerRecord", __base__=_Record, **fields)
+    example = example_record(dataset)
+    record.model_config["json_schema_extra"] = {"examples": [example]}
+    request = create_model(
+        "PredictRequest",
+        __config__=ConfigDict(
+            extra="ignore", json_schema_extra={"examples": [{"records": [example]}]}
+        ),
+        records=(
+            list[record],  # type: ignore[valid-type]
+            Field(..., min_length=1, max_length=max_records),
+        ),
+    )
+    return record, request
+
+
+def example_record(dataset: DatasetConfig) -> dict[str, Any]:
+    """A valid record for the docs: mid-range numbers and each column's first level."""
+    record: dict[str, Any] = {dataset.id_column: "7590-VHVEG"}
+    for name, spec in dataset.numeric.items():
+        lo = spec.min if spec.min is not None else 0.0
+        hi = spec.max if spec.max is not None else lo + 100.0
+        value = lo + (hi - lo) / 20
+        record[name] = int(value) if spec.integer else round(value, 2)
+    for name, levels in dataset.categorical.items():
+        record[name] = levels[0]
+    return record

@@ -1,0 +1,102 @@
+"""What one running service holds: the served model (swapped atomically), the log, the metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from churn.params import Params
+from churn.settings import Settings
+from serving.metrics import ServingMetrics
+from serving.model import (
+    RegistryUnavailable,
+    ServedModel,
+    champion_version,
+    load_from_registry,
+    load_initial,
+    rules_model,
+    with_timeout,
+)
+from serving.predlog import PredictionLog
+from serving.scoring import UnseenLevels
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReloadResult:
+    """What a registry check did."""
+
+    outcome: str  # "unchanged" | "swapped" | "failed"
+    previous: str | None
+    current: str | None
+    detail: str = ""
+
+
+class ServingState:
+    """Shared by every request of one app. ``model`` is replaced whole, never mutated.
+
+    A request reads ``state.model`` once and uses that object to the end, so a swap in the
+    middle of a request cannot mix two models; the old one is garbage-collected afterwards.
+    """
+
+    def __init__(self, settings: Settings, params: Params, api_key: str | None, hash_key: bytes):
+        self.settings = settings
+        self.params = params
+        self.dataset = params.dataset
+        self.api_key = api_key
+        self.metrics = ServingMetrics()
+        self.predlog = PredictionLog(settings.prediction_log_uri, hash_key, self.metrics)
+        self.unseen = UnseenLevels(params.dataset)
+        self.rules = rules_model(settings, params, "per-request fallback")
+        self.model: ServedModel | None = None
+        self.last_check: dict[str, Any] = {}
+        self._lock = asyncio.Lock()
+
+    def set_model(self, model: ServedModel) -> None:
+        self.model = model
+        self.metrics.set_model(model.version, model.source)
+
+    async def load_initial(self) -> None:
+        """Start-up load (registry, else cache, else rules) without blocking the event loop."""
+        self.set_model(await asyncio.to_thread(load_initial, self.settings, self.params))
+        log.info("serving %s v%s (%s)", self.model.name, self.model.version, self.model.source)
+
+    async def reload(self) -> ReloadResult:
+        """Check the registry once; load and swap in the champion when it changed."""
+        async with self._lock:
+            current = self.model
+            previous = current.version if current else None
+            try:
+                timeout = self.settings.registry_timeout_seconds
+                version, _, _ = await asyncio.to_thread(
+                    with_timeout, champion_version, timeout, self.settings
+                )
+                if current is not None and current.source == "registry" and version == previous:
+                    return self._checked(ReloadResult("unchanged", previous, previous))
+                new = await asyncio.to_thread(
+                    with_timeout, load_from_registry, 4 * timeout, self.settings, self.params
+                )
+            except (RegistryUnavailable, TimeoutError) as exc:
+                detail = str(exc) or "registry did not answer in time"
+                return self._checked(ReloadResult("failed", previous, previous, detail))
+            except Exception as exc:  # a broken new version leaves the current one in place
+                log.exception("loading the new champion failed")
+                return self._checked(ReloadResult("failed", previous, previous, repr(exc)))
+            self.set_model(new)
+            log.info("swapped model v%s -> v%s", previous, new.version)
+            return self._checked(ReloadResult("swapped", previous, new.version))
+
+    def _checked(self, result: ReloadResult) -> ReloadResult:
+        self.metrics.reloads.labels(result.outcome).inc()
+        self.last_check = {"outcome": result.outcome, "detail": result.detail}
+        return result
+
+    async def poll_registry(self) -> None:
+        """Check the registry every ``reload_interval_seconds`` until cancelled."""
+        interval = self.settings.reload_interval_seconds
+        while True:
+            await asyncio.sleep(interval)
+            await self.reload()

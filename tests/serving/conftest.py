@@ -1,0 +1,181 @@
+"""Serving fixtures: apps on throw-away projects, and real uvicorn servers on loopback ports."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+API_KEY = "test-key-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def bare_project(tmp_path: Path) -> Path:
+    """A project with params.yaml and an empty MLflow store: no champion, so rules are served."""
+    project = tmp_path / "bare"
+    project.mkdir()
+    shutil.copy(ROOT / "params.yaml", project / "params.yaml")
+    return project
+
+
+@pytest.fixture
+def bare_settings(bare_project: Path) -> Callable[..., Any]:
+    from churn.settings import get_settings
+
+    def make(**overrides: Any) -> Any:
+        values: dict[str, Any] = {
+            "project_dir": bare_project,
+            "reload_interval_seconds": 0,
+            "registry_timeout_seconds": 10,
+            "MLFLOW_TRACKING_URI": f"sqlite:///{bare_project / 'empty-mlflow.db'}",
+        }
+        values.update(overrides)
+        return get_settings(**values)
+
+    return make
+
+
+@dataclass
+class LiveServer:
+    """A real ``python -m serving`` process."""
+
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self, timeout: float = 30) -> int:
+        """Graceful stop (SIGTERM, as a container runtime sends); returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return int(self.proc.returncode)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_server(
+    project: Path, log_dir: Path, env: dict[str, str] | None = None, ready: float = 90
+) -> LiveServer:
+    """Start ``python -m serving`` on a free loopback port and wait until /health answers."""
+    port = free_port()
+    log = log_dir / f"server-{port}.log"
+    full_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("CHURN_", "MLFLOW_"))},
+        "CHURN_PROJECT_DIR": str(project),
+        "CHURN_RELOAD_INTERVAL_SECONDS": "0",
+        **(env or {}),
+    }
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "serving", "--port", str(port), "--log-level", "info"],
+            env=full_env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            cwd=project,
+        )
+    server = LiveServer(f"http://127.0.0.1:{port}", proc, log)
+    deadline = time.monotonic() + ready
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{server.output()[-3000:]}")
+        try:
+            if httpx.get(server.url + "/health", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    server.stop()
+    raise TimeoutError(f"server not up after {ready} s:\n{server.output()[-3000:]}")
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    """Start real servers (``env`` holds CHURN_* settings); all are stopped at teardown."""
+    started: list[LiveServer] = []
+
+    def start(project: Path, env: dict[str, str] | None = None) -> LiveServer:
+        server = start_server(project, tmp_path, env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., LiveServer]]:
+    """Like ``live_server``, but the servers live for the whole test module."""
+    started: list[LiveServer] = []
+    log_dir = tmp_path_factory.mktemp("servers")
+
+    def start(project: Path, env: dict[str, str] | None = None) -> LiveServer:
+        server = start_server(project, log_dir, env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def served_project(trained_project: tuple[Path, Any]) -> Path:
+    """The session's trained project (champion registered by the real training flow)."""
+    return trained_project[0]
+
+
+@pytest.fixture
+def project_copy(served_project: Path, tmp_path: Path) -> Path:
+    """A copy of the trained project whose registry can be changed without touching others.
+
+    The copy's MLflow database is its own; artefacts stay where training wrote them.
+    """
+    copy = tmp_path / "copy"
+    shutil.copytree(
+        served_project,
+        copy,
+        ignore=shutil.ignore_patterns(".serving-cache", "predictions", ".git", ".dvc*"),
+    )
+    return copy
+
+
+def example_records(n: int, seed: int = 1) -> list[dict[str, Any]]:
+    """Realistic raw records from the project's generator, as a client would send them."""
+    import json
+
+    import pandas as pd
+
+    from churn.data.generator import generate_customers
+
+    frame = generate_customers(n, seed).drop(columns=["Churn"])
+    frame["TotalCharges"] = pd.to_numeric(frame["TotalCharges"], errors="coerce")
+    return list(json.loads(frame.to_json(orient="records")))
+
+
+@pytest.fixture(scope="session")
+def records() -> Callable[..., list[dict[str, Any]]]:
+    return example_records

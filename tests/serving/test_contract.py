@@ -1,0 +1,245 @@
+"""The request contract, auth and the rules fallback, on an app whose registry has no champion."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from serving.app import create_app
+from serving.rules import FALLBACK_VERSION
+
+API_KEY = "unit-test-key-42"
+ROOT = Path(__file__).resolve().parents[2]
+
+GOOD: dict[str, Any] = {
+    "customerID": "7590-VHVEG",
+    "gender": "Female",
+    "SeniorCitizen": 0,
+    "Partner": "Yes",
+    "Dependents": "No",
+    "tenure": 1,
+    "PhoneService": "No",
+    "MultipleLines": "No phone service",
+    "InternetService": "DSL",
+    "OnlineSecurity": "No",
+    "OnlineBackup": "Yes",
+    "DeviceProtection": "No",
+    "TechSupport": "No",
+    "StreamingTV": "No",
+    "StreamingMovies": "No",
+    "Contract": "Month-to-month",
+    "PaperlessBilling": "Yes",
+    "PaymentMethod": "Electronic check",
+    "MonthlyCharges": 29.85,
+    "TotalCharges": 29.85,
+}
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    from churn.settings import get_settings
+
+    project = tmp_path_factory.mktemp("contract")
+    shutil.copy(ROOT / "params.yaml", project / "params.yaml")
+    settings = get_settings(
+        project_dir=project,
+        reload_interval_seconds=0,
+        MLFLOW_TRACKING_URI=f"sqlite:///{project / 'empty-mlflow.db'}",
+        api_key=API_KEY,
+        max_records=50,
+    )
+    app = create_app(settings)
+    with TestClient(app, headers={"X-API-Key": API_KEY}) as c:
+        yield c
+
+
+def with_(**changes: Any) -> dict[str, Any]:
+    return {**GOOD, **changes}
+
+
+def without(field: str) -> dict[str, Any]:
+    return {k: v for k, v in GOOD.items() if k != field}
+
+
+# (case, body, expected status, field named in the 422 or None)
+BAD_INPUTS: list[tuple[str, Any, int, str | None]] = [
+    ("tenure is text", {"records": [with_(tenure="ten")]}, 422, "tenure"),
+    ("tenure is fractional", {"records": [with_(tenure=1.5)]}, 422, "tenure"),
+    ("tenure is negative", {"records": [with_(tenure=-1)]}, 422, "tenure"),
+    ("tenure above the max", {"records": [with_(tenure=121)]}, 422, "tenure"),
+    ("charges out of range", {"records": [with_(MonthlyCharges=1e9)]}, 422, "MonthlyCharges"),
+    ("a level as a number", {"records": [with_(Contract=2)]}, 422, "Contract"),
+    ("SeniorCitizen as text", {"records": [with_(SeniorCitizen="yes")]}, 422, "SeniorCitizen"),
+    ("SeniorCitizen as digit text", {"records": [with_(SeniorCitizen="1")]}, 422, "SeniorCitizen"),
+    ("SeniorCitizen as a bool", {"records": [with_(SeniorCitizen=True)]}, 422, "SeniorCitizen"),
+    ("tenure as digit text", {"records": [with_(tenure="5")]}, 422, "tenure"),
+    ("blank TotalCharges (send null)", {"records": [with_(TotalCharges=" ")]}, 422, "TotalCharges"),
+    (
+        "charges as numeric text",
+        {"records": [with_(MonthlyCharges="29.85")]},
+        422,
+        "MonthlyCharges",
+    ),
+    ("a missing feature", {"records": [without("Contract")]}, 422, "Contract"),
+    ("a null non-nullable", {"records": [with_(tenure=None)]}, 422, "tenure"),
+    ("a huge string", {"records": [with_(Contract="x" * 10_000)]}, 422, "Contract"),
+    ("a huge customer id", {"records": [with_(customerID="x" * 1000)]}, 422, "customerID"),
+    ("empty records", {"records": []}, 422, "records"),
+    ("too many records", {"records": [GOOD] * 51}, 422, "records"),
+    ("records not a list", {"records": GOOD}, 422, "records"),
+    ("no records key", {"rows": [GOOD]}, 422, "records"),
+    ("body is a list", [GOOD], 422, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "status", "field"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS]
+)
+def test_bad_inputs_get_the_documented_status(
+    client: TestClient, case: str, body: Any, status: int, field: str | None
+) -> None:
+    """Each bad input gets its status; a 422 names the field and does not echo the input."""
+    r = client.post("/predict", json=body)
+    assert r.status_code == status, r.text
+    detail = r.json()["detail"]
+    if field is not None:
+        assert any(field in map(str, d["loc"]) for d in detail), detail
+        assert all(d["msg"] for d in detail)
+    assert "x" * 100 not in r.text
+
+
+ACCEPTED: list[tuple[str, dict[str, Any], list[str]]] = [
+    ("an unseen level is scored and flagged", with_(Contract="Three year"), ["Contract"]),
+    ("an unseen integer level", with_(SeniorCitizen=2), ["SeniorCitizen"]),
+    ("null TotalCharges (new customer)", with_(TotalCharges=None), []),
+    ("a whole number for a float column", with_(MonthlyCharges=30), []),
+    ("an integral float for an int column", with_(tenure=3.0), []),
+    ("an unknown field is ignored", with_(Churn="Yes", favourite_colour="blue"), []),
+    ("no customer id", without("customerID"), []),
+]
+
+
+@pytest.mark.parametrize(("case", "record", "unseen"), ACCEPTED, ids=[a[0] for a in ACCEPTED])
+def test_accepted_variants(
+    client: TestClient, case: str, record: dict[str, Any], unseen: list[str]
+) -> None:
+    r = client.post("/predict", json={"records": [record]})
+    assert r.status_code == 200, r.text
+    pred = r.json()["predictions"][0]
+    assert 0.0 <= pred["churn_probability"] <= 1.0
+    assert pred.get("unseen_categories", []) == unseen
+
+
+def test_malformed_json_is_a_422(client: TestClient) -> None:
+    r = client.post(
+        "/predict", content=b'{"records": [', headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["type"] == "json_invalid"
+
+
+def test_oversized_body_is_a_413(client: TestClient) -> None:
+    """The limit (4 KiB per allowed record by default) is checked before the body is parsed."""
+    body = b'{"records": [' + b" " * (50 * 4096) + b"]}"
+    r = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_oversized_chunked_body_is_a_413(client: TestClient) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"records": ['
+        for _ in range(60):
+            yield b" " * 4096
+        yield b"]}"
+
+    r = client.post("/predict", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_rules_are_served_without_a_champion_and_ready_says_degraded(client: TestClient) -> None:
+    r = client.post("/predict", json={"records": [GOOD, GOOD]})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["model_version"] == FALLBACK_VERSION
+    assert len(body["predictions"]) == 2
+    assert r.headers["x-request-id"] == body["request_id"]
+    ready = client.get("/ready").json()
+    assert ready["status"] == "degraded" and ready["source"] == "rules"
+    assert "no cached champion" in ready["reason"]
+    assert client.get("/version").json()["version"] == FALLBACK_VERSION
+    metrics = client.get("/metrics").text
+    assert 'churn_fallback_total{reason="no_model"}' in metrics
+
+
+def test_rules_direction_month_to_month_is_riskier_than_two_year(client: TestClient) -> None:
+    records = [with_(Contract="Month-to-month"), with_(Contract="Two year")]
+    p = [
+        x["churn_probability"]
+        for x in client.post("/predict", json={"records": records}).json()["predictions"]
+    ]
+    assert p[0] > p[1]
+
+
+def test_a_client_request_id_is_echoed(client: TestClient) -> None:
+    r = client.post("/predict", json={"records": [GOOD]}, headers={"X-Request-ID": "abc-123"})
+    assert r.json()["request_id"] == "abc-123" == r.headers["x-request-id"]
+
+
+def test_customer_id_does_not_change_the_score(client: TestClient) -> None:
+    a, b = with_(customerID="A"), with_(customerID="B")
+    p = client.post("/predict", json={"records": [a, b]}).json()["predictions"]
+    assert p[0]["churn_probability"] == p[1]["churn_probability"]
+
+
+def test_openapi_shows_levels_ranges_and_an_example(client: TestClient) -> None:
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    record = schemas["CustomerRecord"]
+    contract = record["properties"]["Contract"]["anyOf"][0]
+    assert contract["enum"] == ["Month-to-month", "One year", "Two year"]
+    assert record["properties"]["tenure"]["maximum"] == 120
+    assert schemas["PredictRequest"]["properties"]["records"]["maxItems"] == 50
+    assert schemas["PredictRequest"]["examples"]
+
+
+class TestAuth:
+    def test_predict_needs_the_key_when_one_is_configured(self, client: TestClient) -> None:
+        assert (
+            client.post("/predict", json={"records": [GOOD]}, headers={"X-API-Key": ""}).status_code
+            == 401
+        )
+        r = client.post("/predict", json={"records": [GOOD]}, headers={"X-API-Key": "wrong"})
+        assert r.status_code == 401
+
+    def test_health_ready_version_metrics_are_open(self, client: TestClient) -> None:
+        for path in ("/health", "/ready", "/version", "/metrics"):
+            assert client.get(path, headers={"X-API-Key": ""}).status_code == 200, path
+
+    def test_admin_reload_needs_the_key(self, client: TestClient) -> None:
+        assert client.post("/admin/reload", headers={"X-API-Key": "wrong"}).status_code == 401
+        r = client.post("/admin/reload")
+        assert r.status_code == 200
+        assert r.json()["outcome"] == "failed"  # the registry still has no champion
+
+    def test_without_a_key_predict_is_open_and_admin_is_closed(
+        self, bare_settings: Callable[..., Any]
+    ) -> None:
+        with TestClient(create_app(bare_settings())) as c:
+            assert c.post("/predict", json={"records": [GOOD]}).status_code == 200
+            assert c.post("/admin/reload").status_code == 403
+
+    def test_outside_development_a_missing_key_refuses_to_start(
+        self, bare_settings: Callable[..., Any]
+    ) -> None:
+        with pytest.raises(ValueError, match="CHURN_API_KEY"):
+            create_app(bare_settings(environment="production", id_hash_key="k" * 32))
+
+    def test_outside_development_a_placeholder_key_is_refused(
+        self, bare_settings: Callable[..., Any]
+    ) -> None:
+        with pytest.raises(ValueError, match="placeholder"):
+            bare_settings(environment="production", api_key="changeme", id_hash_key="k" * 32)

@@ -1,0 +1,74 @@
+"""The numpy replay of the champion equals the registered pipeline; per-request fallback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from churn.params import load_params
+from churn.settings import get_settings
+from serving.app import create_app
+from serving.model import ServedModel, load_initial
+from serving.scoring import CompiledScorer, PipelineScorer, probe_columns
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def champion(served_project: Path) -> tuple[ServedModel, Any]:
+    settings = get_settings(project_dir=served_project)
+    return load_initial(settings, load_params(settings.params_path)), settings
+
+
+@pytest.mark.parametrize("n", [1, 7, 64, 65, 300, 5000])
+def test_compiled_scorer_equals_the_pipeline(
+    champion: tuple[ServedModel, Any], records: Any, n: int
+) -> None:
+    """Same probabilities as ``pipeline.predict_proba`` for every path (row, tree walk, booster)."""
+    model, settings = champion
+    assert isinstance(model.scorer, CompiledScorer)
+    dataset = load_params(settings.params_path).dataset
+    frame = pd.DataFrame(records(n, seed=n))
+    cols = {c: frame[c].tolist() for c in dataset.feature_columns}
+    reference = PipelineScorer(model.scorer.pipeline, dataset).score(cols, n)
+    np.testing.assert_allclose(model.scorer.score(cols, n), reference, atol=1e-6)
+
+
+def test_compiled_scorer_handles_unseen_levels_and_nulls(champion: tuple[ServedModel, Any]) -> None:
+    model, settings = champion
+    dataset = load_params(settings.params_path).dataset
+    probe = probe_columns(dataset, n=20, seed=3)
+    reference = PipelineScorer(model.scorer.pipeline, dataset).score(probe, 20)
+    np.testing.assert_allclose(model.scorer.score(probe, 20), reference, atol=1e-6)
+
+
+class _Broken:
+    kind = "broken"
+
+    def score(self, columns: Any, n: int) -> np.ndarray:
+        raise RuntimeError("simulated model failure")  # a fault we cannot cause for real
+
+
+def test_a_model_error_is_answered_by_the_rules_and_counted(
+    served_project: Path, tmp_path: Path, records: Any
+) -> None:
+    settings = get_settings(
+        project_dir=served_project,
+        reload_interval_seconds=0,
+        prediction_log_url=f"sqlite:///{tmp_path / 'log.db'}",
+    )
+    app = create_app(settings)
+    with TestClient(app) as client:
+        state = app.state.serving
+        good = client.post("/predict", json={"records": records(2)}).json()
+        assert good["model_version"] == state.model.version
+        state.set_model(ServedModel(**{**state.model.__dict__, "scorer": _Broken()}))
+        r = client.post("/predict", json={"records": records(2)})
+        assert r.status_code == 200
+        assert r.json()["model_version"] == "fallback-rules"
+        assert 'churn_fallback_total{reason="model_error"} 2.0' in client.get("/metrics").text
