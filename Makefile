@@ -82,6 +82,27 @@ batch-predict: $(STAMP) ## Score a file with the champion: INPUT=customers.parqu
 bench-serve: $(STAMP) ## Benchmark the service against `mlflow models serve` (needs wrk; prints ratios)
 	$(RUN) python -m serving.bench
 
+##@ Monitoring
+.PHONY: monitor
+monitor: $(STAMP) ## Monitor recent traffic vs the champion's training data (Evidently); retrain on drift or decay (RETRAIN=0: never)
+	$(RUN) python -m monitoring $(if $(filter 0 false no,$(RETRAIN)),--no-retrain,)
+
+.PHONY: simulate
+simulate: $(STAMP) ## Send generated customers to the running API, then their labels (DRIFT=none|charges|contract|new-category|competitor|strong ROWS=)
+	$(RUN) python -m monitoring.simulate --url http://127.0.0.1:$(PORT) --drift $(or $(DRIFT),none) --rows $(or $(ROWS),2000)
+
+.PHONY: deployments
+deployments: $(STAMP) ## Register training (weekly) and monitoring (hourly) as Prefect deployments and run them (needs `make ui`)
+	PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:4200/api} $(RUN) python -m pipelines.deployments
+
+.PHONY: demo
+demo: $(STAMP) ## The whole loop in a throw-away project: train, serve, traffic, monitor, drift, retrain, hot swap
+	$(RUN) python -m monitoring.demo
+
+.PHONY: bench-monitor
+bench-monitor: $(STAMP) ## Benchmark monitoring: 100k and 1M logged predictions, sampling power, false alarms
+	$(RUN) python -m monitoring.bench
+
 ##@ Quality
 .PHONY: lint
 lint: $(STAMP) ## Lint and type-check (ruff, ruff format --check, mypy)

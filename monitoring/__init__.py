@@ -1,0 +1,1 @@
+"""Evidently monitoring of the served model: drift, data and model quality, guarded retraining."""

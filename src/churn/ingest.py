@@ -10,7 +10,7 @@ import httpx
 import pandas as pd
 
 from churn.data.generator import generate_customers
-from churn.params import IngestParams
+from churn.params import FeedbackSource, IngestParams
 
 log = logging.getLogger(__name__)
 
@@ -31,24 +31,60 @@ def read_source(source: IngestParams, *, base_dir: Path, timeout_s: float = 60.0
         IngestError: with the source named, when it cannot be read.
     """
     try:
-        if source.kind == "generator":
-            return generate_customers(source.generator.n_rows, source.generator.seed)
-        if source.kind == "file":
-            path = Path(source.path or "")
-            path = path if path.is_absolute() else base_dir / path
-            if not path.is_file():
-                raise IngestError(f"ingest.path {path} does not exist")
-            return _read_table(path.read_bytes(), path.name)
-        if source.kind == "url":
-            url = source.url or ""
-            response = httpx.get(url, timeout=timeout_s, follow_redirects=True)
-            response.raise_for_status()
-            return _read_table(response.content, url.split("?")[0])
-        return _read_sql(source.sql.url or "", source.sql.query or "")
+        frame = _read_base(source, base_dir, timeout_s)
     except IngestError:
         raise
     except (OSError, httpx.HTTPError, ValueError) as exc:
         raise IngestError(f"could not read the {source.kind} source: {exc}") from exc
+    return append_feedback(frame, source.feedback, base_dir)
+
+
+def _read_base(source: IngestParams, base_dir: Path, timeout_s: float) -> pd.DataFrame:
+    if source.kind == "generator":
+        return generate_customers(source.generator.n_rows, source.generator.seed)
+    if source.kind == "file":
+        path = Path(source.path or "")
+        path = path if path.is_absolute() else base_dir / path
+        if not path.is_file():
+            raise IngestError(f"ingest.path {path} does not exist")
+        return _read_table(path.read_bytes(), path.name)
+    if source.kind == "url":
+        url = source.url or ""
+        response = httpx.get(url, timeout=timeout_s, follow_redirects=True)
+        response.raise_for_status()
+        return _read_table(response.content, url.split("?")[0])
+    return _read_sql(source.sql.url or "", source.sql.query or "")
+
+
+def append_feedback(frame: pd.DataFrame, feedback: FeedbackSource, base_dir: Path) -> pd.DataFrame:
+    """Append newly labelled traffic (``ingest.feedback``) to the source's rows, if there is any.
+
+    The newest ``feedback.max_rows`` rows are kept. Only the source's columns are taken, and a
+    column the source holds as text (the Telco ``TotalCharges``) gets the feedback's numbers as
+    text too, so the snapshot has one type per column; validation parses both alike. Without the
+    file (no retrain has exported traffic yet) the frame is returned unchanged.
+
+    Raises:
+        IngestError: when the feedback file lacks one of the source's columns.
+    """
+    if not feedback.path:
+        return frame
+    path = Path(feedback.path)
+    path = path if path.is_absolute() else base_dir / path
+    if not path.is_file():
+        return frame
+    extra = pd.read_parquet(path).tail(feedback.max_rows)
+    if extra.empty:
+        return frame
+    missing = [c for c in frame.columns if c not in extra.columns]
+    if missing:
+        raise IngestError(f"feedback file {path} lacks the source's columns {missing}")
+    extra = extra[list(frame.columns)].copy()
+    for name in frame.columns:
+        if frame[name].dtype == object and extra[name].dtype != object:
+            extra[name] = [" " if pd.isna(v) else str(v) for v in extra[name]]
+    log.info("feedback: appending %d labelled rows from %s", len(extra), path)
+    return pd.concat([frame, extra], ignore_index=True)
 
 
 def _read_table(content: bytes, name: str) -> pd.DataFrame:

@@ -25,6 +25,19 @@ class SqlSource(_Strict):
     query: str | None = None
 
 
+class FeedbackSource(_Strict):
+    """Newly labelled traffic appended to the source (the retraining data policy, monitoring/).
+
+    The monitoring flow exports labelled predictions to ``path`` before it retrains; ingestion
+    appends the newest ``max_rows`` of them to the source's rows when the file exists. The file is
+    not a DVC dependency (it may not exist yet): a retrain re-ingests with ``force_ingest``, and
+    the raw snapshot that includes it is versioned by DVC like any other.
+    """
+
+    path: str | None = None
+    max_rows: int = Field(50_000, gt=0)
+
+
 class IngestParams(_Strict):
     """Where raw data comes from: the project's generator, a file, a URL or a SQL query."""
 
@@ -33,6 +46,7 @@ class IngestParams(_Strict):
     path: str | None = None
     url: str | None = None
     sql: SqlSource = SqlSource()
+    feedback: FeedbackSource = FeedbackSource()
 
     @model_validator(mode="after")
     def _source_is_complete(self) -> IngestParams:
@@ -146,6 +160,30 @@ class PromoteParams(_Strict):
     margin: float = Field(0.002, ge=0)
 
 
+class MonitorWindow(_Strict):
+    """Which predictions the monitoring job looks at: the last ``rows``, within ``hours``."""
+
+    rows: int = Field(5000, gt=0)
+    hours: float | None = Field(None, gt=0)
+
+
+class MonitorParams(_Strict):
+    """The monitoring job (monitoring/): window, thresholds, cooldown, sampling."""
+
+    window: MonitorWindow = MonitorWindow()
+    min_rows: int = Field(500, gt=0)
+    min_labelled_rows: int = Field(200, gt=0)
+    drift_share: float = Field(0.25, gt=0, le=1)
+    num_method: str | None = None
+    cat_method: str | None = None
+    quality_drop: float = Field(0.05, gt=0, le=1)
+    cooldown_hours: float = Field(24.0, ge=0)
+    max_current_rows: int = Field(100_000, gt=0)
+    max_reference_rows: int = Field(20_000, gt=0)
+    sample_seed: int = 0
+    retrain: bool = True
+
+
 class Params(_Strict):
     """Everything in ``params.yaml``."""
 
@@ -156,6 +194,7 @@ class Params(_Strict):
     features: FeatureParams = FeatureParams()
     train: TrainParams = TrainParams()
     promote: PromoteParams = PromoteParams()
+    monitor: MonitorParams = MonitorParams()
 
     @model_validator(mode="after")
     def _features_use_known_columns(self) -> Params:

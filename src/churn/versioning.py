@@ -106,3 +106,42 @@ def _git(project_dir: Path, *args: str) -> str:
         check=True,
     )
     return out.stdout.strip()
+
+
+def cached_file_path(cache_dir: Path, md5: str) -> Path:
+    """Where DVC's content-addressed cache (or a local remote) keeps the file with this md5."""
+    return cache_dir / "files" / "md5" / md5[:2] / md5[2:]
+
+
+def open_versioned_file(project_dir: Path, md5: str) -> Path:
+    """A local path to the exact data file with this DVC md5, whatever the workspace holds now.
+
+    Looks in the project's DVC cache first; if the file is not there, fetches that one object
+    from the default remote into the cache (what ``dvc pull`` does for a whole ``dvc.lock``).
+    The returned file is DVC's cached copy: read it, never write to it.
+
+    Raises:
+        VersioningError: when neither the cache nor the remote has it.
+    """
+    if len(md5) != 32 or any(c not in "0123456789abcdef" for c in md5):
+        raise VersioningError(f"{md5!r} is not a DVC md5")
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with contextlib.chdir(project_dir), Repo(".") as repo:
+            cache = repo.cache.local
+            path = Path(cache.oid_to_path(md5))
+            if not path.is_file():
+                from dvc_data.hashfile.hash_info import HashInfo
+                from dvc_data.hashfile.transfer import transfer
+
+                remote = repo.cloud.get_remote_odb(None)
+                log.info("fetching data object %s from the DVC remote", md5)
+                transfer(remote, cache, {HashInfo("md5", md5)})
+            path = path.resolve()
+    except DvcException as exc:
+        raise VersioningError(f"could not fetch data object {md5}: {exc}") from exc
+    if not path.is_file():
+        raise VersioningError(f"data object {md5} is neither in the DVC cache nor on the remote")
+    return path

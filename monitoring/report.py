@@ -1,0 +1,229 @@
+"""The Evidently checks: drift, data quality and classification quality, read back by name."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from evidently import BinaryClassification, DataDefinition, Dataset, Report
+from evidently.core.report import Snapshot
+from evidently.metrics import (
+    DriftedColumnsCount,
+    MissingValueCount,
+    OutListValueCount,
+    Recall,
+    RocAuc,
+    RowCount,
+    ValueDrift,
+)
+
+from churn.params import DatasetConfig, MonitorParams
+
+log = logging.getLogger(__name__)
+
+PREDICTION = "churn_probability"  # the score column in the prediction log and the reference
+TARGET = "churn_label"  # 1 = churned, joined from the labels table
+_DRIFT_TEST_ID = "drift"  # the id Evidently gives the drift test of a ValueDrift metric
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    """The drift verdict on one column, as Evidently computed it."""
+
+    column: str
+    method: str
+    threshold: float
+    score: float
+    drifted: bool
+
+
+@dataclass(frozen=True)
+class DataChecks:
+    """What the drift and data-quality report found on one window."""
+
+    current_rows: int
+    reference_rows: int
+    columns: dict[str, ColumnDrift]
+    prediction: ColumnDrift
+    drifted_columns: list[str]
+    drifted_share: float
+    missing_share: dict[str, float]
+    unseen_share: dict[str, float]
+
+
+@dataclass(frozen=True)
+class QualityChecks:
+    """Classification quality on the labelled part of the window, next to the reference's."""
+
+    labelled_rows: int
+    roc_auc: float
+    recall: float
+    reference_roc_auc: float
+    reference_recall: float
+
+
+@dataclass
+class Checks:
+    """Both reports and where their HTML went."""
+
+    data: DataChecks
+    quality: QualityChecks | None
+    html: dict[str, Path] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["html"] = {k: str(v) for k, v in self.html.items()}
+        return out
+
+
+def data_definition(dataset: DatasetConfig) -> DataDefinition:
+    """Column types from ``params.yaml``: integer-coded levels stay categorical."""
+    return DataDefinition(
+        numerical_columns=[*dataset.numeric, PREDICTION],
+        categorical_columns=list(dataset.categorical),
+    )
+
+
+def _value(snapshot: Snapshot, metric: Any) -> Any:
+    """The result of ``metric`` in ``snapshot``, found by the metric's own id."""
+    return snapshot.metric_results[metric.metric_id]
+
+
+def _column_drift(snapshot: Snapshot, metric: ValueDrift) -> ColumnDrift:
+    result = _value(snapshot, metric)
+    config = result.metric_value_location.metric.params  # the resolved method and threshold
+    tests = {t.id: t for t in result.tests}
+    drift_test = tests.get(_DRIFT_TEST_ID)
+    if drift_test is None:
+        raise RuntimeError(f"Evidently returned no drift test for {metric.column!r}")
+    return ColumnDrift(
+        column=str(metric.column),
+        method=str(config["method"]),
+        threshold=float(config["threshold"]),
+        score=float(result.value),
+        drifted=drift_test.status.value == "FAIL",
+    )
+
+
+def check_data(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    dataset: DatasetConfig,
+    params: MonitorParams,
+    html: Path | None = None,
+) -> DataChecks:
+    """Per-column drift (a test suited to each type), prediction drift and data quality.
+
+    Both frames hold the feature columns and ``churn_probability``. Evidently picks the test per
+    column type and reference size unless ``monitor.num_method`` / ``cat_method`` name one: with
+    more than 1,000 reference rows the normed Wasserstein distance (numbers) and the
+    Jensen-Shannon distance (categories), both with threshold 0.1; with fewer, the K-S test
+    (numbers), chi-square (categories) or the Z-test (two levels), at p < 0.05.
+
+    Args:
+        reference: the champion's training rows with its scores on them.
+        current: the window of the prediction log.
+        dataset: column roles from ``params.yaml``.
+        params: the ``monitor`` block.
+        html: where to save the HTML report, if anywhere.
+    """
+    features = dataset.feature_columns
+    methods = {
+        **dict.fromkeys(dataset.numeric, params.num_method),
+        **dict.fromkeys(dataset.categorical, params.cat_method),
+        PREDICTION: params.num_method,
+    }
+    drift = {c: ValueDrift(column=c, method=methods[c]) for c in [*features, PREDICTION]}
+    share = DriftedColumnsCount(
+        columns=features,
+        drift_share=params.drift_share,
+        num_method=params.num_method,
+        cat_method=params.cat_method,
+    )
+    missing = {c: MissingValueCount(column=c) for c in features}
+    unseen = {
+        c: OutListValueCount(column=c, values=list(levels))
+        for c, levels in dataset.categorical.items()
+    }
+    rows = RowCount()
+    report = Report(
+        [rows, share, *drift.values(), *missing.values(), *unseen.values()], include_tests=True
+    )
+    definition = data_definition(dataset)
+    snapshot = report.run(
+        Dataset.from_pandas(current[[*features, PREDICTION]], data_definition=definition),
+        Dataset.from_pandas(reference[[*features, PREDICTION]], data_definition=definition),
+    )
+    if html is not None:
+        html.parent.mkdir(parents=True, exist_ok=True)
+        snapshot.save_html(str(html))
+    columns = {c: _column_drift(snapshot, drift[c]) for c in features}
+    share_result = _value(snapshot, share)
+    drifted = [c for c in features if columns[c].drifted]
+    drifted_share = float(share_result.share.value)
+    if int(share_result.count.value) != len(drifted):
+        # Two Evidently code paths disagreeing would make the decision unexplainable.
+        log.warning(
+            "Evidently's drifted-column count %s differs from its per-column tests %s",
+            share_result.count.value,
+            drifted,
+        )
+    return DataChecks(
+        current_rows=int(_value(snapshot, rows).value),
+        reference_rows=len(reference),
+        columns=columns,
+        prediction=_column_drift(snapshot, drift[PREDICTION]),
+        drifted_columns=drifted,
+        drifted_share=drifted_share,
+        missing_share={c: float(_value(snapshot, m).share.value) for c, m in missing.items()},
+        unseen_share={c: float(_value(snapshot, m).share.value) for c, m in unseen.items()},
+    )
+
+
+def check_quality(
+    reference: pd.DataFrame, labelled: pd.DataFrame, threshold: float, html: Path | None = None
+) -> QualityChecks:
+    """ROC AUC and recall (at the champion's decision threshold) on labelled traffic.
+
+    Args:
+        reference: the champion's test split with its scores and true labels (``churn_label``):
+            what the champion achieved when it was promoted.
+        labelled: predictions from the window whose true label has arrived.
+        threshold: the champion's decision threshold (recall counts churners above it).
+        html: where to save the HTML report, if anywhere.
+    """
+    definition = DataDefinition(
+        numerical_columns=[PREDICTION],
+        categorical_columns=[TARGET],
+        classification=[
+            BinaryClassification(target=TARGET, prediction_probas=PREDICTION, pos_label=1)
+        ],
+    )
+    roc_auc = RocAuc()
+    recall = Recall(probas_threshold=threshold)
+    snapshot = Report([roc_auc, recall]).run(
+        Dataset.from_pandas(labelled[[TARGET, PREDICTION]], data_definition=definition),
+        Dataset.from_pandas(reference[[TARGET, PREDICTION]], data_definition=definition),
+    )
+    if html is not None:
+        html.parent.mkdir(parents=True, exist_ok=True)
+        snapshot.save_html(str(html))
+    current_auc, reference_auc = _pair(snapshot, roc_auc)
+    current_recall, reference_recall = _pair(snapshot, recall)
+    return QualityChecks(
+        labelled_rows=len(labelled),
+        roc_auc=current_auc,
+        recall=current_recall,
+        reference_roc_auc=reference_auc,
+        reference_recall=reference_recall,
+    )
+
+
+def _pair(snapshot: Snapshot, metric: Any) -> tuple[float, float]:
+    """``(current, reference)`` values of a metric computed on both datasets."""
+    current = _value(snapshot, metric)
+    reference = snapshot.context.get_reference_metric_result(metric.metric_id)
+    return float(current.value), float(reference.value)

@@ -1,0 +1,50 @@
+"""Prefect deployments with schedules: weekly training, hourly monitoring (``make deployments``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from churn.settings import Settings, get_settings
+from pipelines.monitoring import monitoring_flow
+from pipelines.training import training_flow
+
+DEPLOYMENT = "scheduled"  # both flows: churn-training/scheduled, churn-monitoring/scheduled
+
+
+def build_deployments(settings: Settings) -> list[Any]:
+    """The two deployments, with the cron schedules from the settings.
+
+    A drift alarm of the scheduled monitoring flow starts training through the training
+    deployment (its own flow run in the Prefect UI), not as a subflow.
+    """
+    project = str(settings.project_dir)
+    training = training_flow.to_deployment(
+        name=DEPLOYMENT,
+        cron=settings.training_schedule,
+        parameters={"project_dir": project},
+        description="Retrain on the current data; the promotion gate decides.",
+        tags=["churn", "training"],
+    )
+    monitoring = monitoring_flow.to_deployment(
+        name=DEPLOYMENT,
+        cron=settings.monitoring_schedule,
+        parameters={
+            "project_dir": project,
+            "training_deployment": f"{training_flow.name}/{DEPLOYMENT}",
+        },
+        description="Drift and quality of recent traffic; retrains via the training deployment.",
+        tags=["churn", "monitoring"],
+    )
+    return [training, monitoring]
+
+
+def main(project_dir: Path = Path()) -> None:
+    """Register both deployments with the Prefect server and run their scheduled flow runs."""
+    from prefect import serve
+
+    serve(*build_deployments(get_settings(project_dir=project_dir)))
+
+
+if __name__ == "__main__":
+    main()

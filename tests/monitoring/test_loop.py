@@ -1,0 +1,164 @@
+"""The whole loop for real: uvicorn serving, simulated traffic, Prefect flows, MLflow, DVC."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from churn import registry, tracking
+from churn.data.generator import Drift
+from churn.settings import get_settings
+from churn.versioning import locked_data_files
+from monitoring.bench import fill_log
+from monitoring.demo import (
+    DEMO_OVERRIDES,
+    _merge,
+    fork_project,
+    free_port,
+    running_service,
+    wait_for_log,
+    wait_for_version,
+)
+from monitoring.simulate import DriftKind, make_customers, send_labels, send_traffic
+from pipelines.monitoring import monitoring_flow
+from pipelines.training import training_flow
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory):
+    """Train, serve, then monitor after each step of the traffic's story."""
+    project = fork_project(tmp_path_factory.mktemp("loop") / "project", DEMO_OVERRIDES)
+    first = training_flow(str(project))
+    settings = get_settings(project_dir=project)
+    steps = {}
+    with running_service(project, free_port()) as url:
+        steps["empty"] = monitoring_flow(str(project))
+        normal = make_customers(1500, 101, DriftKind.none)
+        send_traffic(url, normal)
+        wait_for_log(settings, 1500, first.version)
+        steps["unlabelled"] = monitoring_flow(str(project))
+        send_labels(settings, normal)  # the outcomes arrive after the predictions
+        steps["labelled"] = monitoring_flow(str(project))
+        drifted = make_customers(4000, 202, DriftKind.strong)
+        send_traffic(url, drifted)
+        send_labels(settings, drifted)
+        wait_for_log(settings, 5500, first.version)
+        steps["drifted"] = monitoring_flow(str(project))
+        new = steps["drifted"].training["version"]
+        wait_for_version(url, new, timeout_s=30)
+        steps["served_after"] = send_traffic(url, make_customers(5, 303, DriftKind.none))
+        steps["after_swap"] = monitoring_flow(str(project))
+    return project, first, steps
+
+
+def test_an_empty_log_is_insufficient_data_not_an_alarm(loop):
+    _, _, steps = loop
+    outcome = steps["empty"]
+    assert outcome.decision.action == "insufficient-data" and not outcome.retrained
+    assert outcome.decision.window_rows == 0
+
+
+def test_normal_traffic_does_not_retrain_and_waits_for_labels(loop):
+    _, _, steps = loop
+    decision = steps["unlabelled"].decision
+    assert decision.action == "none" and not decision.drift_detected
+    assert decision.drifted_columns == [] and decision.window_rows == 1500
+    assert decision.quality_drop is None and decision.labelled_rows == 0
+
+
+def test_labels_that_arrive_later_are_judged(loop):
+    _, _, steps = loop
+    decision = steps["labelled"].decision
+    assert decision.labelled_rows == 1500 and decision.action == "none"
+    assert decision.quality_drop is not None and decision.quality_drop < 0.05
+
+
+def test_drift_retrains_and_the_gate_promotes_a_better_model(loop):
+    project, first, steps = loop
+    outcome = steps["drifted"]
+    decision = outcome.decision
+    assert decision.action == "retrain" and decision.drift_detected and decision.quality_degraded
+    assert {"MonthlyCharges", "Contract", "PaymentMethod"} <= set(decision.drifted_columns)
+    assert decision.unseen_columns == ["PaymentMethod"]
+    assert outcome.training["via"] == "subflow" and outcome.promoted
+    # The gate's figures, written on the new version, show it is better on the same test data.
+    client = tracking.connect(get_settings(project_dir=project))
+    tags = client.get_model_version("churn", outcome.training["version"]).tags
+    champion_auc = float(tags["promotion.champion_roc_auc"])
+    assert float(tags["promotion.challenger_roc_auc"]) >= champion_auc + 0.002
+    assert tags["promotion.champion_version"] == first.version
+    # Retraining data policy: labelled traffic without unseen levels was added to the source.
+    window_rows = 1500 + 4000
+    assert 1500 < outcome.feedback_rows < window_rows
+    assert outcome.training["data_stages_ran"]["ingest"] is True
+
+
+def test_the_running_service_moves_to_the_new_champion(loop):
+    _, _, steps = loop
+    assert steps["served_after"].model_versions == {steps["drifted"].training["version"]}
+
+
+def test_the_new_champion_is_not_blamed_for_the_old_ones_predictions(loop):
+    _, _, steps = loop
+    outcome = steps["after_swap"]
+    assert outcome.champion_version == steps["drifted"].training["version"]
+    assert outcome.decision.action == "insufficient-data" and not outcome.retrained
+
+
+def test_the_reference_is_the_champions_own_data_after_the_workspace_moved_on(loop):
+    project, first, steps = loop
+    client = tracking.connect(get_settings(project_dir=project))
+    run = client.get_run(steps["drifted"].mlflow_run_id)
+    v1_train = client.get_run(first.run_id).data.params["data_file:data/splits/train.parquet"]
+    assert run.data.tags["reference_md5"] == v1_train
+    assert locked_data_files(project)["data/splits/train.parquet"] != v1_train
+
+
+def test_reports_and_monitoring_runs_are_kept(loop):
+    project, _, steps = loop
+    outcome = steps["drifted"]
+    folder = Path(outcome.report_dir)
+    assert {p.name for p in folder.iterdir()} == {
+        "data_drift.html",
+        "classification.html",
+        "summary.json",
+    }
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["decision"]["action"] == "retrain"
+    assert summary["checks"]["data"]["columns"]["Contract"]["drifted"] is True
+    assert summary["training"]["promoted"] is True
+    client = tracking.connect(get_settings(project_dir=project))
+    experiment = client.get_experiment_by_name("churn-monitoring")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == len(steps) - 1  # every monitoring run, none for the probe
+    history = client.get_metric_history(outcome.mlflow_run_id, "drifted_share")
+    assert history[0].value == pytest.approx(outcome.decision.drifted_share)
+    artefacts = {a.path for a in client.list_artifacts(outcome.mlflow_run_id)}
+    assert {"data_drift.html", "classification.html", "summary.json"} <= artefacts
+    assert mlflow.get_tracking_uri().startswith("sqlite:///")
+
+
+def test_a_retrain_that_is_not_better_is_refused_and_cooldown_prevents_a_storm(tmp_path):
+    """Drift persists after a refused retrain: the next run waits instead of retraining again."""
+    overrides = _merge(DEMO_OVERRIDES, {"promote": {"margin": 0.5}})  # nothing can beat it
+    project = fork_project(tmp_path / "project", overrides)
+    first = training_flow(str(project), push=False)
+    drift = Drift(
+        monthly_charges_factor=1.3,
+        contract_mix={"Month-to-month": 0.85, "One year": 0.1, "Two year": 0.05},
+    )
+    fill_log(project, 1500, seed=7, drift=drift)
+    retrained = monitoring_flow(str(project))
+    assert retrained.decision.action == "retrain" and retrained.retrained
+    assert not retrained.promoted and "does not beat champion" in retrained.training["reason"]
+    client = tracking.connect(get_settings(project_dir=project))
+    assert str(registry.current_champion(client, "churn").version) == first.version
+    again = monitoring_flow(str(project))
+    assert again.decision.action == "cooldown" and not again.retrained
+    assert again.decision.drift_detected
+    assert len(client.search_model_versions("name='churn'")) == 2

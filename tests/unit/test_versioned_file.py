@@ -1,0 +1,48 @@
+"""``open_versioned_file``: a data file by its DVC md5, from the cache or from the remote."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+
+import pytest
+
+from churn.versioning import VersioningError, open_versioned_file
+
+
+@pytest.fixture
+def repo(tmp_path):
+    """A DVC repo whose one file was pushed to a local remote, then changed in the workspace."""
+    run = lambda *cmd: subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True)  # noqa: E731
+    run("git", "init", "-q")
+    run("dvc", "init", "-q")
+    run("dvc", "config", "core.analytics", "false")
+    run("dvc", "remote", "add", "-d", "local", str(tmp_path / "remote"))
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
+    old = hashlib.md5(b"a,b\n1,2\n").hexdigest()  # noqa: S324 - DVC's own content hash
+    run("dvc", "add", "-q", "data.csv")
+    run("dvc", "push", "-q")
+    (tmp_path / "data.csv").unlink()
+    (tmp_path / "data.csv").write_text("a,b\n3,4\n")  # the workspace moved on
+    run("dvc", "add", "-q", "data.csv")
+    return tmp_path, old
+
+
+def test_an_old_version_is_read_from_the_cache(repo):
+    root, old = repo
+    assert open_versioned_file(root, old).read_text() == "a,b\n1,2\n"
+
+
+def test_a_version_missing_from_the_cache_is_fetched_from_the_remote(repo):
+    root, old = repo
+    shutil.rmtree(root / ".dvc" / "cache")
+    assert open_versioned_file(root, old).read_text() == "a,b\n1,2\n"
+
+
+def test_an_unknown_or_malformed_hash_is_refused(repo):
+    root, _ = repo
+    with pytest.raises(VersioningError, match="neither in the DVC cache nor on the remote"):
+        open_versioned_file(root, "0" * 32)
+    with pytest.raises(VersioningError, match="not a DVC md5"):
+        open_versioned_file(root, "../../etc/passwd")
