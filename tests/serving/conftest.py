@@ -27,6 +27,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.fixture(autouse=True)
+def _no_leaked_mlflow_uri() -> Iterator[None]:
+    """``mlflow.set_tracking_uri`` also exports MLFLOW_TRACKING_URI, which ``Settings`` then reads:
+    an app loaded in-process would point every later project (the session's training run
+    included) at its store. Tests here start without it and leave without it."""
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        os.environ.pop(name, None)
+    yield
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        os.environ.pop(name, None)
+
+
 @pytest.fixture
 def bare_project(tmp_path: Path) -> Path:
     """A project with params.yaml and an empty MLflow store: no champion, so rules are served."""
@@ -86,6 +98,8 @@ def start_server(
         **{k: v for k, v in os.environ.items() if not k.startswith(("CHURN_", "MLFLOW_"))},
         "CHURN_PROJECT_DIR": str(project),
         "CHURN_RELOAD_INTERVAL_SECONDS": "0",
+        # Generous: a first MLflow load on a busy CI machine can take many seconds.
+        "CHURN_REGISTRY_TIMEOUT_SECONDS": "90",
         **(env or {}),
     }
     with log.open("wb") as fh:

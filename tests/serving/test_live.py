@@ -107,6 +107,7 @@ def test_champion_moves_under_load_without_a_failed_request(
         project_copy, {"CHURN_API_KEY": API_KEY, "CHURN_RELOAD_INTERVAL_SECONDS": "0.5"}
     )
     before = httpx.get(server.url + "/version").json()["version"]
+    assert before != "fallback-rules", server.output()[-3000:]
     body = {"records": records(5)}
 
     async def scenario() -> tuple[list[Any], str]:
@@ -130,6 +131,7 @@ def test_champion_moves_under_load_without_a_failed_request(
 
 def test_admin_reload_forces_a_check(project_copy: Path, live_server: Callable[..., Any]) -> None:
     server = live_server(project_copy, {"CHURN_API_KEY": API_KEY})
+    assert httpx.get(server.url + "/ready").json()["source"] == "registry", server.output()
     assert httpx.post(server.url + "/admin/reload").status_code == 401
     r = httpx.post(server.url + "/admin/reload", headers=HEADERS).json()
     assert r["outcome"] == "unchanged"
@@ -158,6 +160,7 @@ def test_registry_unreachable_serves_the_cached_champion_then_the_rules(
     and without a cache the rules; /ready says degraded both times."""
     first = live_server(project_copy)
     champion = httpx.get(first.url + "/version").json()["version"]
+    assert champion != "fallback-rules", first.output()[-3000:]
     body = {"records": records(3)}
     expected = httpx.post(first.url + "/predict", json=body).json()["predictions"]
     first.stop()
