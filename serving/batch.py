@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -20,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from churn.params import Params, load_params
 from churn.settings import Settings, get_settings
 from serving.model import ServedModel, load_initial
-from serving.scoring import UnseenLevels
+from serving.scoring import CompiledScorer, UnseenLevels
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)
@@ -76,7 +77,10 @@ def _columns(chunk: pd.DataFrame, params: Params) -> dict[str, np.ndarray | pd.S
     cols: dict[str, np.ndarray | pd.Series] = {}
     # Categorical columns stay pandas categoricals when the file had them (see read_chunks).
     for c in ds.numeric:
-        cols[c] = pd.to_numeric(chunk[c], errors="coerce").to_numpy(np.float64, na_value=np.nan)
+        col = chunk[c]
+        if col.dtype.kind not in "iuf":
+            col = pd.to_numeric(col, errors="coerce")
+        cols[c] = col.to_numpy(np.float64, na_value=np.nan)
     for c, levels in ds.categorical.items():
         col = chunk[c]
         if isinstance(col.dtype, pd.CategoricalDtype):
@@ -116,6 +120,7 @@ def score_file(
         raise ValueError(f"{output_path}: expected a .csv or .parquet file")
     output_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = output_path.with_name(output_path.name + ".partial")
+    tmp.unlink(missing_ok=True)
     rows = 0
     started = time.perf_counter()
     with Progress(
@@ -131,12 +136,9 @@ def score_file(
         text_levels = [
             c for c, levels in ds.categorical.items() if all(isinstance(x, str) for x in levels)
         ]
-        for chunk in read_chunks(input_path, wanted, chunk_rows, text_levels):
-            n = len(chunk)
-            cols = _columns(chunk, params)
-            proba = model.scorer.score(cols, n)
-            for c, mask in unseen_levels.masks(cols, n).items():
-                unseen[c] = unseen.get(c, 0) + int(mask.sum())
+
+        def write(ids: np.ndarray | None, proba: np.ndarray) -> None:
+            nonlocal writer
             out = pd.DataFrame(
                 {
                     "churn_probability": proba,
@@ -144,16 +146,36 @@ def score_file(
                     "model_version": model.version,
                 }
             )
-            if ds.id_column in chunk:
-                out.insert(0, ds.id_column, chunk[ds.id_column].to_numpy())
+            if ids is not None:
+                out.insert(0, ds.id_column, ids)
             if parquet_out:
                 table = pa.Table.from_pandas(out, preserve_index=False)
                 writer = writer or pq.ParquetWriter(tmp, table.schema)
                 writer.write_table(table)
             else:
-                out.to_csv(tmp, mode="a", header=rows == 0, index=False)
-            rows += n
-            bar.advance(task, n)
+                out.to_csv(tmp, mode="a", header=not tmp.exists(), index=False)
+            bar.advance(task, len(out))
+
+        # Two-stage pipeline: the booster (which releases the GIL) scores chunk k in a worker
+        # thread while this thread reads and encodes chunk k+1 and writes chunk k-1.
+        pending: tuple[np.ndarray | None, Future[np.ndarray]] | None = None
+        with ThreadPoolExecutor(1, thread_name_prefix="batch-score") as pool:
+            for chunk in read_chunks(input_path, wanted, chunk_rows, text_levels):
+                n = len(chunk)
+                cols = _columns(chunk, params)
+                if isinstance(model.scorer, CompiledScorer):
+                    future = pool.submit(model.scorer.predict, model.scorer.encode(cols, n))
+                else:
+                    future = pool.submit(model.scorer.score, cols, n)
+                for c, mask in unseen_levels.masks(cols, n).items():
+                    unseen[c] = unseen.get(c, 0) + int(mask.sum())
+                if pending is not None:
+                    write(pending[0], pending[1].result())
+                ids = chunk[ds.id_column].to_numpy() if ds.id_column in chunk else None
+                pending = (ids, future)
+                rows += n
+            if pending is not None:
+                write(pending[0], pending[1].result())
     if writer is not None:
         writer.close()
     if rows == 0:

@@ -318,6 +318,10 @@ class CompiledScorer:
             out[other] = [v not in absent for v in raw]
         return out
 
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Churn probabilities of already encoded rows (see ``encode``)."""
+        return np.asarray(self._predict(X))
+
     def score(self, columns: Columns, n: int) -> np.ndarray:
         return self._predict(self.encode(columns, n))
 

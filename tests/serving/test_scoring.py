@@ -72,3 +72,29 @@ def test_a_model_error_is_answered_by_the_rules_and_counted(
         assert r.status_code == 200
         assert r.json()["model_version"] == "fallback-rules"
         assert 'churn_fallback_total{reason="model_error"} 2.0' in client.get("/metrics").text
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_batch_scoring_matches_the_pipeline_in_input_order(
+    champion: tuple[ServedModel, Any], tmp_path: Path, suffix: str
+) -> None:
+    """A raw file (blank TotalCharges as text, an unseen level) scored in small chunks."""
+    from churn.data.generator import generate_customers
+    from serving.batch import score_file
+
+    model, settings = champion
+    dataset = load_params(settings.params_path).dataset
+    raw = generate_customers(2500, 9)
+    raw.loc[5, "Contract"] = "Three year"
+    source, target = tmp_path / f"in{suffix}", tmp_path / f"out{suffix}"
+    raw.to_csv(source, index=False) if suffix == ".csv" else raw.to_parquet(source)
+    summary = score_file(settings, source, target, chunk_rows=700, model=model, progress=False)
+    out = pd.read_csv(target) if suffix == ".csv" else pd.read_parquet(target)
+    assert summary.rows == len(out) == 2500
+    assert summary.unseen == {"Contract": 1}
+    assert out["customerID"].tolist() == raw["customerID"].tolist()
+    frame = raw.assign(TotalCharges=pd.to_numeric(raw["TotalCharges"], errors="coerce"))
+    cols = {c: frame[c].tolist() for c in dataset.feature_columns}
+    expected = PipelineScorer(model.scorer.pipeline, dataset).score(cols, len(frame))
+    np.testing.assert_allclose(out["churn_probability"], expected, atol=1e-6)
+    assert (out["churn"] == (out["churn_probability"] >= model.threshold)).all()
