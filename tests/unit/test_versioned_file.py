@@ -11,9 +11,13 @@ import pytest
 from churn.versioning import VersioningError, open_versioned_file
 
 
-@pytest.fixture
-def repo(tmp_path):
-    """A DVC repo whose one file was pushed to a local remote, then changed in the workspace."""
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    """A DVC repo whose one file was pushed to a local remote, then changed in the workspace.
+
+    Shared by the tests (DVC's command line is slow to start); the fetch test restores the cache.
+    """
+    tmp_path = tmp_path_factory.mktemp("dvc-repo")
     run = lambda *cmd: subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True)  # noqa: E731
     run("git", "init", "-q")
     run("dvc", "init", "-q")
