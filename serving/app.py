@@ -159,7 +159,8 @@ def _content_length(scope: Scope) -> int | None:
 
 async def _read_limited(receive: Receive, limit: int) -> bytes | None:
     """The whole request body, or None as soon as it grows past ``limit``."""
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":

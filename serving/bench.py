@@ -161,8 +161,8 @@ def httpx_load(
             started = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(connections)))
             elapsed = time.perf_counter() - started
-        ms = np.asarray(times) * 1e3
-        return Load(len(times) / elapsed, *np.percentile(ms, [50, 99]).tolist(), errors)
+        p50, p99 = np.percentile(np.asarray(times) * 1e3, [50, 99]).tolist()
+        return Load(len(times) / elapsed, p50, p99, errors)
 
     return asyncio.run(run())
 

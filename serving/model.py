@@ -193,7 +193,7 @@ def with_timeout(fn: Callable[..., T], timeout: float, *args: Any) -> T:
         raise TimeoutError(f"{fn.__name__} did not finish within {timeout:g} s")
     if "error" in box:
         raise box["error"]
-    return box["value"]  # type: ignore[no-any-return]
+    return box["value"]
 
 
 def _served(

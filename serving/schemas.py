@@ -30,7 +30,7 @@ def _numeric_type(spec: Any) -> Any:
     constraints: dict[str, Any] = {"ge": spec.min, "le": spec.max, "strict": not spec.integer}
     if not spec.integer:
         constraints["allow_inf_nan"] = False
-    annotated: Any = Annotated[base, Field(**constraints)]  # type: ignore[valid-type]
+    annotated: Any = Annotated[base, Field(**constraints)]
     if spec.integer:
         annotated = Annotated[annotated, BeforeValidator(_no_text)]
     if spec.nullable:
@@ -46,7 +46,7 @@ def _no_text(value: Any) -> Any:
 
 
 def _categorical_type(levels: list[Any]) -> Any:
-    known: Any = Literal[tuple(levels)]  # type: ignore[valid-type]
+    known: Any = Literal[tuple(levels)]
     if all(isinstance(level, bool | int) for level in levels):
         return Annotated[known | StrictInt, BeforeValidator(_no_text)]
     return known | UnseenText
@@ -109,7 +109,7 @@ def build_request_models(
             extra="ignore", json_schema_extra={"examples": [{"records": [example]}]}
         ),
         records=(
-            list[record],  # type: ignore[valid-type]
+            list[record],
             Field(..., min_length=1, max_length=max_records),
         ),
     )

@@ -15,8 +15,11 @@ from serving.trees import NotSupported, NumpyTrees
 
 log = logging.getLogger(__name__)
 
-# Raw values per feature column: Python lists (the API) or numpy arrays (batch files).
-Columns = Mapping[str, Sequence[Any] | np.ndarray]
+# Raw values of one column: a Python list (the API), a numpy array or a categorical Series
+# (batch files).
+Values = Sequence[Any] | np.ndarray | pd.Series
+# Raw values per feature column.
+Columns = Mapping[str, Values]
 
 # Below this many rows a dict lookup per value beats building a pandas Categorical.
 _SMALL = 256
@@ -36,7 +39,7 @@ class Scorer(Protocol):
         ...
 
 
-def level_codes(values: Sequence[Any] | np.ndarray, index: Mapping[Any, int], n: int) -> np.ndarray:
+def level_codes(values: Values, index: Mapping[Any, int], n: int) -> np.ndarray:
     """Position of each value in ``index`` (level -> position); -1 for unseen or missing values."""
     if n <= _SMALL:
         return np.fromiter((index.get(v, -1) for v in values), dtype=np.intp, count=n)
@@ -52,7 +55,7 @@ def level_index(levels: Sequence[Any]) -> dict[Any, int]:
     return {level: i for i, level in enumerate(levels)}
 
 
-def numeric_column(values: Sequence[Any] | np.ndarray) -> np.ndarray:
+def numeric_column(values: Values) -> np.ndarray:
     """Float64 values with None (and, from files, blanks or text) as NaN."""
     if isinstance(values, np.ndarray | pd.Series) and values.dtype.kind in "fiub":
         return np.asarray(values, dtype=np.float64)
@@ -83,11 +86,11 @@ class UnseenLevels:
     def per_row(self, columns: Columns, n: int) -> list[list[str]] | None:
         """For each row, the columns holding an unseen value; None when there is none at all."""
         if n <= _ROW_BY_ROW:
-            rows = [
+            flagged = [
                 [c for c, index in self._indices.items() if columns[c][i] not in index]
                 for i in range(n)
             ]
-            return rows if any(rows) else None
+            return flagged if any(flagged) else None
         masks = self.masks(columns, n)
         if not masks:
             return None
@@ -301,7 +304,7 @@ class CompiledScorer:
     def _present(
         self,
         column: str,
-        values: Sequence[Any] | np.ndarray,
+        values: Values,
         code: np.ndarray | None,
         absent: set[Any],
         n: int,

@@ -61,8 +61,9 @@ class ServingState:
 
     async def load_initial(self) -> None:
         """Start-up load (registry, else cache, else rules) without blocking the event loop."""
-        self.set_model(await asyncio.to_thread(load_initial, self.settings, self.params))
-        log.info("serving %s v%s (%s)", self.model.name, self.model.version, self.model.source)
+        model = await asyncio.to_thread(load_initial, self.settings, self.params)
+        self.set_model(model)
+        log.info("serving %s v%s (%s)", model.name, model.version, model.source)
 
     async def reload(self) -> ReloadResult:
         """Check the registry once; load and swap in the champion when it changed."""
