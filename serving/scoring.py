@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from churn.features import is_present, ratio
 from churn.params import DatasetConfig
 from serving.trees import NotSupported, NumpyTrees
 
@@ -255,7 +256,7 @@ class CompiledScorer:
             if missing.any():
                 numeric[c] = np.where(missing, value, col)
         for name, (num, den) in self.ratios.items():
-            numeric[name] = numeric[num] / np.maximum(numeric[den], 1.0)
+            numeric[name] = ratio(numeric[num], numeric[den])
         codes = {c: level_codes(columns[c], cats, n) for c, cats in self._categories.items()}
         for name, (cols, absent) in self.counts.items():
             total = np.zeros(n, dtype=np.float64)
@@ -288,9 +289,9 @@ class CompiledScorer:
                 v = columns[c][i]
                 num[c] = fill if v is None or v != v else float(v)
             for name, (a, b) in self.ratios.items():
-                num[name] = num[a] / max(num[b], 1.0)
+                num[name] = float(ratio(num[a], num[b]))
             for name, (cols, absent) in self.counts.items():
-                num[name] = float(sum(columns[c][i] not in absent for c in cols))
+                num[name] = float(sum(is_present(columns[c][i], absent) for c in cols))
             row = [0.0] * self.n_features
             for pos, c, mean, scale in self._scale_plan:
                 row[pos] = (num[c] - mean) / scale
@@ -311,14 +312,14 @@ class CompiledScorer:
     ) -> np.ndarray:
         """1.0 where the value is not one of ``absent`` (a missing value counts as present)."""
         if code is None or n <= _SMALL:
-            return np.fromiter((v not in absent for v in values), dtype=np.float64, count=n)
+            return np.fromiter((is_present(v, absent) for v in values), dtype=np.float64, count=n)
         cats = self._categories[column]
-        by_level = np.array([c not in absent for c in cats] + [True], dtype=np.float64)
+        by_level = np.array([is_present(c, absent) for c in cats] + [True], dtype=np.float64)
         out = by_level[code]  # code -1 picks the trailing True: checked below
         other = np.flatnonzero(code < 0)
         if other.size:
             raw = np.asarray(values, dtype=object)[other]
-            out[other] = [v not in absent for v in raw]
+            out[other] = [is_present(v, absent) for v in raw]
         return out
 
     def predict(self, X: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,21 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from churn.params import DatasetConfig, FeatureParams
+
+
+def ratio(numerator: Any, denominator: Any) -> Any:
+    """A ratio feature: ``numerator / max(denominator, 1)``, for scalars or arrays.
+
+    A denominator below one (tenure 0: nothing billed yet) counts as one, so the ratio is finite.
+    The one definition of the arithmetic, used by :class:`DerivedFeatures` and by serving's numpy
+    replay of the fitted pipeline.
+    """
+    return numerator / np.maximum(denominator, 1.0)
+
+
+def is_present(value: Any, absent: Collection[Any]) -> bool:
+    """A count feature counts a column when its value is not one of ``absent`` (scalar form)."""
+    return value not in absent
 
 
 class FillMissing(BaseEstimator, TransformerMixin):  # type: ignore[misc]
@@ -50,9 +66,7 @@ class DerivedFeatures(BaseEstimator, TransformerMixin):  # type: ignore[misc]
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         new: dict[str, Any] = {}
         for name, (num, den) in self.ratios.items():
-            new[name] = X[num].to_numpy(dtype="float64") / np.maximum(
-                X[den].to_numpy(dtype="float64"), 1.0
-            )
+            new[name] = ratio(X[num].to_numpy(dtype="float64"), X[den].to_numpy(dtype="float64"))
         for name, (columns, absent) in self.counts.items():
             new[name] = (~X[columns].isin(absent)).sum(axis=1).to_numpy(dtype="float64")
         return X.assign(**new)

@@ -1,4 +1,4 @@
-"""The one typed settings object: infrastructure configuration read from the environment and ``.env``."""
+"""The one typed settings object: infrastructure configuration from the environment and ``.env``."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ class Settings(BaseSettings):
     """Infrastructure settings with safe local defaults.
 
     Every field can be set as ``CHURN_<FIELD>`` in the environment or in ``.env``; the tracking URI
-    also honours MLflow's own ``MLFLOW_TRACKING_URI``. ML parameters live in ``params.yaml`` instead.
+    also honours MLflow's own ``MLFLOW_TRACKING_URI``. ML parameters live in ``params.yaml``.
     """
 
     model_config = SettingsConfigDict(
@@ -38,7 +38,8 @@ class Settings(BaseSettings):
 
     # Serving (serving/): secrets are required outside development, see serving_secrets().
     api_key: SecretStr | None = Field(
-        None, description="Value of the X-API-Key header; optional in development, needed for /admin."
+        None,
+        description="Value of the X-API-Key header; optional in development, needed for /admin.",
     )
     id_hash_key: SecretStr | None = Field(
         None, description="HMAC key that hashes customer ids before they reach the prediction log."
@@ -48,7 +49,9 @@ class Settings(BaseSettings):
         None, ge=1024, description="Largest /predict body (413 above it); default 4 KiB per record."
     )
     reload_interval_seconds: float = Field(
-        30.0, ge=0, description="How often serving polls the registry for a new champion; 0 = never."
+        30.0,
+        ge=0,
+        description="How often serving polls the registry for a new champion; 0 = never.",
     )
     registry_timeout_seconds: float = Field(
         15.0, gt=0, description="How long start-up waits for the registry before using a fallback."
@@ -58,6 +61,26 @@ class Settings(BaseSettings):
     )
     serving_cache_dir: Path | None = Field(
         None, description="Last good local copy of the champion; default <project>/.serving-cache."
+    )
+
+    # Monitoring (monitoring/, pipelines/monitoring.py).
+    monitoring_experiment_name: str = "churn-monitoring"
+    labels_url: str | None = Field(
+        None, description="SQLAlchemy URL of the labels table; default: the prediction log's."
+    )
+    reports_dir: Path | None = Field(
+        None,
+        description="Where monitoring writes HTML and JSON reports; default <project>/reports.",
+    )
+    training_deployment: str | None = Field(
+        None,
+        description="Prefect deployment ('flow/deployment') a drift alarm runs; unset: a subflow.",
+    )
+    training_schedule: str = Field(
+        "0 3 * * 1", description="Cron of the training deployment (make deployments): weekly."
+    )
+    monitoring_schedule: str = Field(
+        "0 * * * *", description="Cron of the monitoring deployment (make deployments): hourly."
     )
 
     @model_validator(mode="after")
@@ -102,6 +125,16 @@ class Settings(BaseSettings):
         if self.prediction_log_url:
             return self.prediction_log_url
         return f"sqlite:///{self.data_dir / 'predictions' / 'predictions.db'}"
+
+    @property
+    def labels_uri(self) -> str:
+        """Where true labels arrive: the configured URL, else the prediction log's database."""
+        return self.labels_url or self.prediction_log_uri
+
+    @property
+    def monitoring_reports_dir(self) -> Path:
+        """Monitoring reports (git-ignored)."""
+        return self.reports_dir or self.project_dir / "reports"
 
     @property
     def model_cache_dir(self) -> Path:
