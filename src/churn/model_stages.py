@@ -147,6 +147,19 @@ def champion_test_auc(
     return champion.version, float(roc_auc_score(y_test, proba)), ""
 
 
+def input_example(frame: pd.DataFrame, params: Params, n: int = 5) -> pd.DataFrame:
+    """A few rows as serving receives them, with no personal data in the model artefact.
+
+    The label and the PII columns are dropped; the id column stays (serving sends it, the model
+    ignores it) but its values are replaced by made-up ones.
+    """
+    ds = params.dataset
+    pii = [c for c in ds.pii_columns if c != ds.id_column and c in frame.columns]
+    example = frame.drop(columns=[ds.label_column, *pii]).head(n).copy()
+    example[ds.id_column] = [f"example-{i}" for i in range(len(example))]
+    return example
+
+
 def register_and_promote(
     settings: Settings,
     params: Params,
@@ -188,7 +201,7 @@ def register_and_promote(
         client,
         settings,
         model=result.model,
-        input_example=features.frames["test"].drop(columns=[params.dataset.label_column]).head(5),
+        input_example=input_example(features.frames["test"], params),
         params=run_params,
         metrics={
             **result.metrics,

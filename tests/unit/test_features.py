@@ -41,3 +41,12 @@ def test_unseen_category_encodes_as_all_zeros(valid, params):
     out = pipe.transform(valid.assign(PaymentMethod="Crypto wallet"))
     pay = [i for i, n in enumerate(names) if n.startswith("PaymentMethod_")]
     assert out[:, pay].sum() == 0
+
+
+def test_model_input_example_carries_no_personal_data(valid, params):
+    from churn.model_stages import input_example
+
+    example = input_example(valid, params)
+    assert "Churn" not in example.columns
+    assert not set(example["customerID"]) & set(valid["customerID"])
+    assert len(example) == 5 and set(params.dataset.feature_columns) <= set(example.columns)
