@@ -103,6 +103,16 @@ demo: $(STAMP) ## The whole loop in a throw-away project: train, serve, traffic,
 bench-monitor: $(STAMP) ## Benchmark monitoring: 100k and 1M logged predictions, sampling power, false alarms
 	$(RUN) python -m monitoring.bench
 
+##@ Privacy
+.PHONY: forget
+forget: $(STAMP) ## Erase one customer from the prediction log and labels: CUSTOMER_ID=7590-VHVEG
+	@test -n "$(CUSTOMER_ID)" || { echo "usage: make forget CUSTOMER_ID=<id>"; exit 2; }
+	$(RUN) python -m monitoring.privacy forget --customer-id "$(CUSTOMER_ID)"
+
+.PHONY: retention
+retention: $(STAMP) ## Delete predictions older than CHURN_PREDICTION_RETENTION_DAYS (default 90)
+	$(RUN) python -m monitoring.privacy retain
+
 ##@ Quality
 .PHONY: lint
 lint: $(STAMP) ## Lint and type-check (ruff, ruff format --check, mypy)

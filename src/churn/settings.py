@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     registry_timeout_seconds: float = Field(
         15.0, gt=0, description="How long start-up waits for the registry before using a fallback."
     )
+    prediction_retention_days: int = Field(
+        90, ge=1, description="Predictions older than this are deleted by `make retention`."
+    )
     prediction_log_url: str | None = Field(
         None, description="SQLAlchemy URL of the prediction log; default SQLite under data/."
     )
