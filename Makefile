@@ -115,10 +115,12 @@ retention: $(STAMP) ## Delete predictions older than CHURN_PREDICTION_RETENTION_
 
 ##@ Quality
 .PHONY: lint
-lint: $(STAMP) ## Lint and type-check (ruff, ruff format --check, mypy)
+lint: $(STAMP) ## Lint (ruff incl. bandit's S rules), format check, type-check (mypy), dependency audit
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
+	@# pip-audit asks PyPI's vulnerability API; packages it cannot reach are listed, not failed.
+	$(RUN) pip-audit --progress-spinner off --skip-editable
 
 .PHONY: lint-infra
 lint-infra: $(STAMP) ## Lint the Dockerfile (hadolint), workflows (actionlint) and compose file (compose-spec schema)
