@@ -82,7 +82,7 @@ def append_feedback(frame: pd.DataFrame, feedback: FeedbackSource, base_dir: Pat
     extra = extra[list(frame.columns)].copy()
     for name in frame.columns:
         if frame[name].dtype == object and extra[name].dtype != object:
-            extra[name] = [" " if pd.isna(v) else str(v) for v in extra[name]]
+            extra[name] = extra[name].astype(str).where(extra[name].notna(), " ")
     log.info("feedback: appending %d labelled rows from %s", len(extra), path)
     return pd.concat([frame, extra], ignore_index=True)
 
