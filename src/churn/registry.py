@@ -101,7 +101,12 @@ def register_challenger(
         client.create_registered_model(
             name, description="Customer churn classifier (probability of churn)."
         )
-    version = client.create_model_version(name, model_uri, run_id=run_id, tags=tags)
+    # A logged model's URI is ``models:/<model_id>``; a tracking server (unlike a local SQLite
+    # store) only accepts that source together with the model_id it names.
+    model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+    version = client.create_model_version(
+        name, model_uri, run_id=run_id, tags=tags, model_id=model_id
+    )
     client.set_registered_model_alias(name, CHALLENGER, version.version)
     return version
 

@@ -33,7 +33,6 @@ pytestmark = [
 
 MODEL = "churn"
 # What a remote tracking server answers to churn.registry's create_model_version call (issue 5).
-KNOWN_REGISTRY_BUG = "The model_id request parameter must identify the resource"
 
 
 def mlflow_client(stack: Stack) -> Any:
@@ -90,12 +89,6 @@ def trained(stack: Stack) -> Trained:
     cmd = [str(BIN / "churn"), "train", "-C", str(stack.project)]
     done = run(cmd, stack.env, stack.project, 420, "churn train", stack.server_logs, check=False)
     REPORT["churn train"] = f"{time.monotonic() - started:.0f} s"
-    if done.returncode != 0 and KNOWN_REGISTRY_BUG in done.stdout + done.stderr:
-        pytest.xfail(
-            "churn.registry.register_challenger passes a models:/<model_id> source without "
-            "model_id, which a remote MLflow tracking server refuses (a local SQLite store does "
-            "not check): pass model_id=... to create_model_version, then remove this xfail"
-        )
     if done.returncode != 0:
         pytest.fail(
             f"churn train failed with {done.returncode}\nstdout:\n{done.stdout[-4000:]}\n"
