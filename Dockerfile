@@ -31,7 +31,8 @@ FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime
 # The commit the image was built from, recorded with every model trained in it (no .git inside).
 ARG CHURN_GIT_COMMIT=unknown
 RUN groupadd --system --gid 10001 churn \
-    && useradd --system --uid 10001 --gid churn --home-dir /app --shell /usr/sbin/nologin churn
+    && useradd --system --uid 10001 --gid churn --home-dir /app --shell /usr/sbin/nologin churn \
+    && install -d -o churn -g churn /app
 WORKDIR /app
 COPY --from=builder /opt/venv /opt/venv
 COPY --chown=churn:churn params.yaml dvc.yaml ./
@@ -44,6 +45,11 @@ ENV PATH="/opt/venv/bin:${PATH}" \
 USER 10001:10001
 
 FROM runtime AS pipeline
+# A DVC project without git (the image has no .git); deploy/pipeline-entrypoint.sh points its
+# remote at the object store named in the environment before running the command.
+COPY --chown=churn:churn deploy/pipeline-entrypoint.sh /usr/local/bin/pipeline-entrypoint
+RUN dvc init --no-scm -q && dvc config core.analytics false
+ENTRYPOINT ["pipeline-entrypoint"]
 CMD ["churn", "--help"]
 
 FROM runtime AS serving

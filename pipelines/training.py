@@ -13,6 +13,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from churn import data_stages, model_stages, versioning
+from churn.ingest import source_is_volatile
 from churn.params import Params, load_params
 from churn.settings import Settings, get_settings
 from churn.train import TrainedModels
@@ -27,6 +28,7 @@ T = TypeVar("T")
 @task(name="ingest", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
 def ingest_task(settings: Settings, params: Params, force: bool = False) -> bool:
     run = partial(data_stages.ingest, settings, params)
+    force = force or source_is_volatile(params.ingest, settings.project_dir)
     return versioning.reproduce_stage("ingest", settings.project_dir, run, force=force)
 
 

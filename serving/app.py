@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from churn.params import load_params
 from churn.settings import Settings, get_settings
+from serving.predlog import REQUEST_ID_MAX
 from serving.routers import admin, health, metrics, predict
 from serving.schemas import build_request_models
 from serving.state import ServingState
@@ -142,7 +143,8 @@ _ID_COUNTER = itertools.count(1)
 
 def _request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
-        if name == b"x-request-id" and 0 < len(value) <= 128:
+        # At most the prediction log's column width (a longer id would fail the batch insert).
+        if name == b"x-request-id" and 0 < len(value) <= REQUEST_ID_MAX:
             return value.decode("latin-1")
     return f"{_ID_PREFIX}-{next(_ID_COUNTER):x}"
 

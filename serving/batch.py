@@ -123,59 +123,66 @@ def score_file(
     tmp.unlink(missing_ok=True)
     rows = 0
     started = time.perf_counter()
-    with Progress(
-        TextColumn("scoring"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("rows"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not progress,
-    ) as bar:
-        task = bar.add_task("score", total=total)
-        text_levels = [
-            c for c, levels in ds.categorical.items() if all(isinstance(x, str) for x in levels)
-        ]
+    try:
+        with Progress(
+            TextColumn("scoring"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("rows"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not progress,
+        ) as bar:
+            task = bar.add_task("score", total=total)
+            text_levels = [
+                c for c, levels in ds.categorical.items() if all(isinstance(x, str) for x in levels)
+            ]
 
-        def write(ids: np.ndarray | None, proba: np.ndarray) -> None:
-            nonlocal writer
-            out = pd.DataFrame(
-                {
-                    "churn_probability": proba,
-                    "churn": proba >= model.threshold,
-                    "model_version": model.version,
-                }
-            )
-            if ids is not None:
-                out.insert(0, ds.id_column, ids)
-            if parquet_out:
-                table = pa.Table.from_pandas(out, preserve_index=False)
-                writer = writer or pq.ParquetWriter(tmp, table.schema)
-                writer.write_table(table)
-            else:
-                out.to_csv(tmp, mode="a", header=not tmp.exists(), index=False)
-            bar.advance(task, len(out))
-
-        # Two-stage pipeline: the booster (which releases the GIL) scores chunk k in a worker
-        # thread while this thread reads and encodes chunk k+1 and writes chunk k-1.
-        pending: tuple[np.ndarray | None, Future[np.ndarray]] | None = None
-        with ThreadPoolExecutor(1, thread_name_prefix="batch-score") as pool:
-            for chunk in read_chunks(input_path, wanted, chunk_rows, text_levels):
-                n = len(chunk)
-                cols = _columns(chunk, params)
-                if isinstance(model.scorer, CompiledScorer):
-                    future = pool.submit(model.scorer.predict, model.scorer.encode(cols, n))
+            def write(ids: np.ndarray | None, proba: np.ndarray) -> None:
+                nonlocal writer
+                out = pd.DataFrame(
+                    {
+                        "churn_probability": proba,
+                        "churn": proba >= model.threshold,
+                        "model_version": model.version,
+                    }
+                )
+                if ids is not None:
+                    out.insert(0, ds.id_column, ids)
+                if parquet_out:
+                    table = pa.Table.from_pandas(out, preserve_index=False)
+                    writer = writer or pq.ParquetWriter(tmp, table.schema)
+                    writer.write_table(table)
                 else:
-                    future = pool.submit(model.scorer.score, cols, n)
-                for c, mask in unseen_levels.masks(cols, n).items():
-                    unseen[c] = unseen.get(c, 0) + int(mask.sum())
+                    out.to_csv(tmp, mode="a", header=not tmp.exists(), index=False)
+                bar.advance(task, len(out))
+
+            # Two-stage pipeline: the booster (which releases the GIL) scores chunk k in a worker
+            # thread while this thread reads and encodes chunk k+1 and writes chunk k-1.
+            pending: tuple[np.ndarray | None, Future[np.ndarray]] | None = None
+            with ThreadPoolExecutor(1, thread_name_prefix="batch-score") as pool:
+                for chunk in read_chunks(input_path, wanted, chunk_rows, text_levels):
+                    n = len(chunk)
+                    cols = _columns(chunk, params)
+                    if isinstance(model.scorer, CompiledScorer):
+                        future = pool.submit(model.scorer.predict, model.scorer.encode(cols, n))
+                    else:
+                        future = pool.submit(model.scorer.score, cols, n)
+                    for c, mask in unseen_levels.masks(cols, n).items():
+                        unseen[c] = unseen.get(c, 0) + int(mask.sum())
+                    if pending is not None:
+                        write(pending[0], pending[1].result())
+                    ids = chunk[ds.id_column].to_numpy() if ds.id_column in chunk else None
+                    pending = (ids, future)
+                    rows += n
                 if pending is not None:
                     write(pending[0], pending[1].result())
-                ids = chunk[ds.id_column].to_numpy() if ds.id_column in chunk else None
-                pending = (ids, future)
-                rows += n
-            if pending is not None:
-                write(pending[0], pending[1].result())
+    except BaseException:
+        # No half-written output and no open file handle left behind.
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
     if writer is not None:
         writer.close()
     if rows == 0:

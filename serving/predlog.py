@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import orjson
-import pandas as pd
 import sqlalchemy as sa
 
 from serving.metrics import ServingMetrics
@@ -24,13 +23,14 @@ from serving.metrics import ServingMetrics
 log = logging.getLogger(__name__)
 
 TABLE = "predictions"
+REQUEST_ID_MAX = 64  # characters of a client's X-Request-ID that the log (and the API) accept
 _metadata = sa.MetaData()
 predictions_table = sa.Table(
     TABLE,
     _metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("logged_at", sa.DateTime(timezone=True), nullable=False, index=True),
-    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("request_id", sa.String(REQUEST_ID_MAX), nullable=False),
     sa.Column("model_version", sa.String(32), nullable=False),
     sa.Column("customer_hash", sa.String(64)),
     sa.Column("features", sa.JSON, nullable=False),
@@ -145,25 +145,37 @@ class PredictionLog:
         stopping = False
         while not stopping:
             try:
-                item = self._queue.get(timeout=self._flush_seconds)
+                stopping = self._cycle()
+            except Exception:
+                # A batch that cannot be turned into rows must not end the writer: later
+                # acknowledged predictions still have to be written.
+                log.exception("prediction log writer: a batch failed and was dropped")
+                self._metrics.log_errors.inc()
+
+    def _cycle(self) -> bool:
+        """Collect queued batches for up to one flush interval and write them; True at stop."""
+        stopping = False
+        try:
+            item = self._queue.get(timeout=self._flush_seconds)
+        except queue.Empty:
+            item = None
+        deadline = time.monotonic() + self._flush_seconds
+        while item is not None:
+            if item is _STOP:
+                stopping = True
+                break
+            self._pending.extend(self._rows(item))
+            time.sleep(0)  # let the event loop's thread in between batches
+            if len(self._pending) >= self._batch_rows or time.monotonic() > deadline:
+                break
+            try:
+                item = self._queue.get_nowait()
             except queue.Empty:
                 item = None
-            deadline = time.monotonic() + self._flush_seconds
-            while item is not None:
-                if item is _STOP:
-                    stopping = True
-                    break
-                self._pending.extend(self._rows(item))
-                time.sleep(0)
-                if len(self._pending) >= self._batch_rows or time.monotonic() > deadline:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    item = None
-            self._metrics.log_queue.set(self._queue.qsize())
-            if self._pending:
-                self._write(final=stopping)
+        self._metrics.log_queue.set(self._queue.qsize())
+        if self._pending:
+            self._write(final=stopping)
+        return stopping
 
     def _rows(self, batch: ScoredBatch) -> list[tuple[Any, ...]]:
         """Rows as tuples in ``_COLUMNS`` order, features already serialised (C-speed orjson)."""
@@ -249,20 +261,3 @@ def spill_path(url: str) -> Path:
     if url.startswith("sqlite:///"):
         return Path(url.removeprefix("sqlite:///")).parent / f"undelivered-{stamp}.jsonl"
     return Path.cwd() / f"undelivered-predictions-{stamp}.jsonl"
-
-
-def read_predictions(url: str, since: datetime | None = None) -> pd.DataFrame:
-    """The log as a frame with one column per feature (what the monitoring job reads)."""
-    query = sa.select(predictions_table).order_by(predictions_table.c.id)
-    if since is not None:
-        query = query.where(predictions_table.c.logged_at >= since)
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            frame = pd.DataFrame(conn.execute(query).mappings().all())
-    finally:
-        engine.dispose()
-    if frame.empty:
-        return frame
-    features = pd.DataFrame.from_records(frame.pop("features").tolist(), index=frame.index)
-    return pd.concat([frame, features], axis=1)

@@ -39,6 +39,21 @@ def read_source(source: IngestParams, *, base_dir: Path, timeout_s: float = 60.0
     return append_feedback(frame, source.feedback, base_dir)
 
 
+def source_is_volatile(source: IngestParams, base_dir: Path) -> bool:
+    """Whether the source can change behind unchanged parameters, so ingestion must re-read it.
+
+    DVC sees only the ``ingest`` parameters and the code: a file edited in place, a URL or a
+    query whose answer moved on, or newly exported feedback would otherwise go unnoticed. The
+    generator is a pure function of its parameters, so DVC's own check is enough for it.
+    """
+    if source.kind != "generator":
+        return True
+    feedback = Path(source.feedback.path) if source.feedback.path else None
+    if feedback is None:
+        return False
+    return (feedback if feedback.is_absolute() else base_dir / feedback).is_file()
+
+
 def _read_base(source: IngestParams, base_dir: Path, timeout_s: float) -> pd.DataFrame:
     if source.kind == "generator":
         return generate_customers(source.generator.n_rows, source.generator.seed)

@@ -109,6 +109,16 @@ def test_model_info_json(trained_project):
 
 def test_rerun_reuses_cached_data_and_the_gate_refuses_models_that_are_not_better(trained_project):
     project, first = trained_project
+    try:
+        _rerun_and_worse_model(project, first)
+    finally:
+        _set_params(
+            project,
+            train={"xgboost": {"n_estimators": 300, "max_depth": 4}, "search": {"n_trials": 1}},
+        )
+
+
+def _rerun_and_worse_model(project, first):
     again = training_flow(str(project), push=False)
     assert again.data_stages_ran == {"ingest": False, "validate": False, "split": False}
     assert not again.promoted and "does not beat champion" in again.reason
@@ -130,9 +140,6 @@ def test_rerun_reuses_cached_data_and_the_gate_refuses_models_that_are_not_bette
     assert (old, new) == (first.version, worse.version)
     old, new = registry.rollback(client, "churn")
     assert new == first.version
-    _set_params(
-        project, train={"xgboost": {"n_estimators": 300, "max_depth": 4}, "search": {"n_trials": 1}}
-    )
 
 
 def test_a_failed_run_changes_nothing_that_was_promoted(trained_project, tmp_path):

@@ -91,3 +91,13 @@ def test_snapshot_is_read_only_and_replaceable(raw, tmp_path):
     assert path.stat().st_mode & 0o222 == 0
     write_snapshot(raw.head(3), path)
     assert len(pd.read_parquet(path)) == 3
+
+
+def test_only_the_generator_without_feedback_is_left_to_dvcs_own_check(tmp_path):
+    from churn.ingest import source_is_volatile
+
+    generator = IngestParams(kind="generator", feedback={"path": "fb.parquet"})
+    assert not source_is_volatile(generator, tmp_path)
+    (tmp_path / "fb.parquet").write_bytes(b"")
+    assert source_is_volatile(generator, tmp_path)
+    assert source_is_volatile(IngestParams(kind="file", path="c.csv"), tmp_path)
