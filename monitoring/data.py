@@ -173,6 +173,7 @@ def load_reference(
     *,
     max_rows: int,
     seed: int = 0,
+    version: str | None = None,
 ) -> Reference:
     """The champion's own training split (and test split), found by the hashes on its run.
 
@@ -182,11 +183,20 @@ def load_reference(
     scores both splits: its scores on the training rows are the reference for prediction drift,
     its scores on the test rows the reference for classification quality.
 
+    Args:
+        version: the champion version the caller already read (the window's), so that a
+            promotion in between cannot pair one version's traffic with another's data; by
+            default the version the champion alias points at now.
+
     Raises:
         NoChampion: when no version carries the champion alias.
         KeyError: when the champion's run did not record its data files.
     """
-    champion = registry.current_champion(client, model_name)
+    champion = (
+        client.get_model_version(model_name, version)
+        if version is not None
+        else registry.current_champion(client, model_name)
+    )
     if champion is None:
         raise NoChampion(f"model {model_name!r} has no champion yet; run the training flow first")
     run_id = str(champion.run_id)

@@ -39,7 +39,7 @@ def read_window_task(
 
 
 @task(name="load-reference", cache_policy=NO_CACHE)
-def load_reference_task(settings: Settings, params: Params) -> mdata.Reference:
+def load_reference_task(settings: Settings, params: Params, version: str) -> mdata.Reference:
     client = tracking.connect(settings)
     return mdata.load_reference(
         client,
@@ -48,6 +48,7 @@ def load_reference_task(settings: Settings, params: Params) -> mdata.Reference:
         params.dataset,
         max_rows=params.monitor.max_reference_rows,
         seed=params.monitor.sample_seed,
+        version=version,
     )
 
 
@@ -182,7 +183,7 @@ def monitoring_flow(
         if window.total_rows < params.monitor.min_rows:
             decision = insufficient(window.total_rows, params.monitor)
         else:
-            reference = load_reference_task(settings, params)
+            reference = load_reference_task(settings, params, champion)
     if reference is not None:
         champion = reference.model_version
         tags = {
