@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
+from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
 from churn import evaluate, registry, tracking, versioning
@@ -142,8 +143,6 @@ def champion_test_auc(
         note = f"champion v{champion.version} cannot score this test data ({type(exc).__name__})"
         log.warning("%s: %s", note, exc)
         return champion.version, None, note
-    from sklearn.metrics import roc_auc_score
-
     return champion.version, float(roc_auc_score(y_test, proba)), ""
 
 

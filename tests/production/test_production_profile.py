@@ -32,7 +32,6 @@ pytestmark = [
 ]
 
 MODEL = "churn"
-# What a remote tracking server answers to churn.registry's create_model_version call (issue 5).
 
 
 def mlflow_client(stack: Stack) -> Any:
