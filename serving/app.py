@@ -22,7 +22,7 @@ from churn.params import load_params
 from churn.settings import Settings, get_settings
 from serving.predlog import REQUEST_ID_MAX
 from serving.routers import admin, health, metrics, predict
-from serving.schemas import build_request_models
+from serving.schemas import RequestParser
 from serving.state import ServingState
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     api_key, hash_key = settings.serving_secrets()
     params = load_params(settings.params_path)
-    _, request_model = build_request_models(params.dataset, settings.max_records)
+    parser = RequestParser(params.dataset, settings.max_records)
     state = ServingState(settings, params, api_key, hash_key)
 
     @contextlib.asynccontextmanager
@@ -70,14 +70,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.serving = state
-    app.include_router(predict.build_router(request_model))
+    app.include_router(predict.build_router(parser))
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(admin.router)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    _document_schemas(app, parser.openapi_schemas())
     max_body = settings.max_body_bytes or settings.max_records * _BYTES_PER_RECORD
     app.add_middleware(ServiceMiddleware, state=state, max_body=max_body)
     return app
+
+
+def _document_schemas(app: FastAPI, schemas: dict[str, Any]) -> None:
+    """Add schemas that routes refer to but FastAPI cannot derive (the raw-body request)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = generate()  # FastAPI caches it; adding the same entries again is a no-op
+        document.setdefault("components", {}).setdefault("schemas", {}).update(schemas)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

@@ -232,7 +232,7 @@ def main(
     project_dir: Annotated[Path, typer.Option("--project-dir", "-C")] = Path(),
     seconds: Annotated[float, typer.Option(help="Length of each measured load run.")] = 8.0,
     connections: Annotated[int, typer.Option(help="Concurrent connections.")] = 8,
-    rounds: Annotated[int, typer.Option(help="A/B rounds (alternating).")] = 2,
+    rounds: Annotated[int, typer.Option(help="A/B rounds (alternating); medians are printed.")] = 3,
     batch_rows: Annotated[int, typer.Option(help="Rows for the batch comparison.")] = 1_000_000,
     peer: Annotated[bool, typer.Option(help="Also run mlflow models serve.")] = True,
 ) -> None:

@@ -14,7 +14,7 @@ from serving.state import ServingState
 # Every dependency is ``async def`` on purpose: FastAPI runs plain ``def`` dependencies in a
 # thread pool, and that hop costs more than the whole prediction of one record.
 API_KEY_HEADER = "X-API-Key"
-_api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
+api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
 
 
 async def get_state(request: Request) -> ServingState:
@@ -25,7 +25,7 @@ async def get_state(request: Request) -> ServingState:
 State = Annotated[ServingState, Depends(get_state)]
 
 
-async def get_model(state: State) -> ServedModel:
+def served_model(state: ServingState) -> ServedModel:
     """The model served right now; 503 before the first load finished."""
     model = state.model
     if model is None:
@@ -33,10 +33,15 @@ async def get_model(state: State) -> ServedModel:
     return model
 
 
+async def get_model(state: State) -> ServedModel:
+    return served_model(state)
+
+
 Model = Annotated[ServedModel, Depends(get_model)]
 
 
-def _check(state: ServingState, given: str | None) -> None:
+def check_key(state: ServingState, given: str | None) -> None:
+    """401 unless ``given`` is the configured API key."""
     expected = state.api_key
     if given is None or not secrets.compare_digest(given.encode(), (expected or "").encode()):
         raise HTTPException(
@@ -46,21 +51,19 @@ def _check(state: ServingState, given: str | None) -> None:
         )
 
 
-async def require_key(state: State, key: Annotated[str | None, Security(_api_key_header)]) -> None:
+async def require_key(state: State, key: Annotated[str | None, Security(api_key_header)]) -> None:
     """The API key, when one is configured (it always is outside development)."""
     if state.api_key is not None:
-        _check(state, key)
+        check_key(state, key)
 
 
-async def require_admin(
-    state: State, key: Annotated[str | None, Security(_api_key_header)]
-) -> None:
+async def require_admin(state: State, key: Annotated[str | None, Security(api_key_header)]) -> None:
     """The API key, always: without a configured key the admin endpoints are closed."""
     if state.api_key is None:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, "admin endpoints are disabled: set CHURN_API_KEY"
         )
-    _check(state, key)
+    check_key(state, key)
 
 
 ApiKey = Annotated[None, Depends(require_key)]

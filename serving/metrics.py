@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 # Latency buckets (seconds) sized for a sub-millisecond to tens-of-milliseconds service.
 _LATENCY = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -26,11 +32,11 @@ class ServingMetrics:
             buckets=_LATENCY,
             registry=r,
         )
-        self.probability = Histogram(
+        self.probability = ArrayHistogram(
             "churn_prediction_probability",
             "Distribution of predicted churn probabilities.",
-            buckets=_PROBABILITY,
-            registry=r,
+            _PROBABILITY,
+            r,
         )
         self.predictions = Counter(
             "churn_predictions", "Scored records.", ["model_version", "decision"], registry=r
@@ -73,11 +79,51 @@ class ServingMetrics:
 
     def observe_scores(self, version: str, proba: np.ndarray, decisions: np.ndarray) -> None:
         """Record a batch of scores (called off the request path, by the log writer)."""
-        hist = self.probability
-        for p in proba.tolist():
-            hist.observe(p)
+        self.probability.observe_many(proba)
         n_churn = int(decisions.sum())
         if n_churn:
             self.predictions.labels(version, "churn").inc(n_churn)
         if len(decisions) - n_churn:
             self.predictions.labels(version, "stay").inc(len(decisions) - n_churn)
+
+
+class ArrayHistogram(Collector):
+    """A Prometheus histogram fed a whole array at a time.
+
+    ``Histogram.observe`` takes one value (and a lock) per call: for a 1000-row request that is
+    a millisecond of the log writer holding the GIL that requests need. Here a batch is one
+    ``searchsorted`` and one ``bincount``; the exposition is the same as ``Histogram``'s.
+    """
+
+    def __init__(
+        self, name: str, documentation: str, buckets: tuple[float, ...], registry: CollectorRegistry
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self._bounds = np.asarray(buckets, dtype=np.float64)
+        self._counts = np.zeros(len(buckets) + 1, dtype=np.int64)  # the last one is +Inf
+        self._sum = 0.0
+        self._lock = threading.Lock()
+        registry.register(self)
+
+    def observe_many(self, values: np.ndarray) -> None:
+        """Count each value in the first bucket whose upper bound (``le``) it does not exceed."""
+        counts = np.bincount(
+            np.searchsorted(self._bounds, values, side="left"), minlength=len(self._counts)
+        )
+        total = float(np.sum(values))
+        with self._lock:
+            self._counts += counts
+            self._sum += total
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        with self._lock:
+            cumulative = np.cumsum(self._counts).tolist()
+            total = self._sum
+        bounds = [floatToGoString(b) for b in self._bounds.tolist()] + ["+Inf"]
+        yield HistogramMetricFamily(
+            self.name,
+            self.documentation,
+            buckets=list(zip(bounds, cumulative, strict=True)),
+            sum_value=total,
+        )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import (
     BaseModel,
@@ -11,8 +11,9 @@ from pydantic import (
     Field,
     StrictInt,
     StringConstraints,
-    create_model,
+    TypeAdapter,
 )
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from churn.params import DatasetConfig
 
@@ -52,12 +53,6 @@ def _categorical_type(levels: list[Any]) -> Any:
     return known | UnseenText
 
 
-class _Record(BaseModel):
-    # Unknown fields are ignored: a client may send a whole CRM row (label included); they are
-    # never used as features and never stored. Every feature column is required.
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
 class Prediction(BaseModel):
     """The score of one record."""
 
@@ -77,43 +72,81 @@ class PredictResponse(BaseModel):
     predictions: list[Prediction]
 
 
-def build_request_models(
-    dataset: DatasetConfig, max_records: int
-) -> tuple[type[BaseModel], type[BaseModel]]:
-    """``(Record, PredictRequest)`` pydantic models for one dataset config.
+def build_request_models(dataset: DatasetConfig, max_records: int) -> tuple[Any, Any]:
+    """``(CustomerRecord, PredictRequest)`` typed dicts for one dataset config.
 
     Numeric columns get their type and ``ge``/``le`` range; categorical columns list their levels
     (visible in the OpenAPI schema) but also accept an unseen value, which is scored as 'none of
     the levels' exactly as the training pipeline's encoder does, and flagged in the response,
-    the prediction log and ``/metrics``.
+    the prediction log and ``/metrics``. Every feature column is required; unknown fields are
+    ignored (a client may send a whole CRM row, label included): they are never used as features
+    and never stored.
+
+    They are typed dicts rather than models: pydantic validates a 1000-record body straight
+    from JSON into dicts about twice as fast as into model instances (see ``RequestParser``).
     """
+    example = example_record(dataset)
     fields: dict[str, Any] = {
-        dataset.id_column: (
-            Annotated[str | None, StringConstraints(max_length=MAX_ID_LENGTH)],
-            Field(None, description="Customer id: hashed before logging, never a feature."),
-        )
+        dataset.id_column: NotRequired[
+            Annotated[
+                str | None,
+                StringConstraints(max_length=MAX_ID_LENGTH),
+                Field(
+                    title=dataset.id_column,
+                    description="Customer id: hashed before logging, never a feature.",
+                ),
+            ]
+        ]
     }
     for name, spec in dataset.numeric.items():
-        fields[name] = (_numeric_type(spec), Field(..., title=name))
+        fields[name] = Annotated[_numeric_type(spec), Field(title=name)]
     for name, levels in dataset.categorical.items():
-        fields[name] = (
+        fields[name] = Annotated[
             _categorical_type(list(levels)),
-            Field(..., title=name, description=f"One of {list(levels)}."),
-        )
-    record = create_model("CustomerRecord", __base__=_Record, **fields)
-    example = example_record(dataset)
-    record.model_config["json_schema_extra"] = {"examples": [example]}
-    request = create_model(
+            Field(title=name, description=f"One of {list(levels)}."),
+        ]
+    typed_dict: Any = TypedDict  # built at run time: mypy cannot check a dynamic TypedDict
+    record = typed_dict("CustomerRecord", fields)
+    record.__pydantic_config__ = ConfigDict(
+        extra="ignore", json_schema_extra={"examples": [example]}
+    )
+    request = typed_dict(
         "PredictRequest",
-        __config__=ConfigDict(
-            extra="ignore", json_schema_extra={"examples": [{"records": [example]}]}
-        ),
-        records=(
-            list[record],
-            Field(..., min_length=1, max_length=max_records),
-        ),
+        {"records": Annotated[list[record], Field(min_length=1, max_length=max_records)]},  # type: ignore[valid-type]
+    )
+    request.__pydantic_config__ = ConfigDict(
+        extra="ignore", json_schema_extra={"examples": [{"records": [example]}]}
     )
     return record, request
+
+
+class RequestParser:
+    """Validates a raw ``/predict`` body in one pass (JSON parsing and the contract, in Rust).
+
+    FastAPI's own body handling parses JSON in Python first, then validates the objects: for a
+    1000-record request that is about twice the time, most of the request's budget.
+    """
+
+    def __init__(self, dataset: DatasetConfig, max_records: int) -> None:
+        self.record, self.request = build_request_models(dataset, max_records)
+        self._adapter: TypeAdapter[Any] = TypeAdapter(self.request)
+
+    def parse(self, body: bytes) -> list[dict[str, Any]]:
+        """The validated records of a body.
+
+        Raises:
+            pydantic.ValidationError: the body is not JSON (``json_invalid``) or breaks the
+                contract; each error's ``loc`` names the field.
+        """
+        records: list[dict[str, Any]] = self._adapter.validate_json(body)["records"]
+        return records
+
+    def openapi_schemas(self) -> dict[str, Any]:
+        """``components.schemas`` entries for the request (``PredictRequest`` refers to
+        ``CustomerRecord``), for an OpenAPI document that FastAPI cannot derive itself."""
+        schema = self._adapter.json_schema(ref_template="#/components/schemas/{model}")
+        definitions = schema.pop("$defs", {})
+        return {**definitions, "PredictRequest": schema}
 
 
 def example_record(dataset: DatasetConfig) -> dict[str, Any]:

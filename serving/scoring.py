@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
@@ -22,12 +23,14 @@ Values = Sequence[Any] | np.ndarray | pd.Series
 # Raw values per feature column.
 Columns = Mapping[str, Values]
 
-# Below this many rows a dict lookup per value beats building a pandas Categorical.
-_SMALL = 256
+# Up to this many rows a dict lookup per value beats building a pandas Categorical
+# (measured per column: 1000 rows 0.05 vs 0.20 ms; even between 4000 and 8000).
+_SMALL = 4096
 # Up to this many rows, plain Python encodes a record faster than a sequence of numpy calls.
 _ROW_BY_ROW = 8
-# Up to this many rows the numpy tree walk beats XGBoost's own predict.
-_TREE_ROWS = 64
+# Up to this many rows the numpy tree walk beats XGBoost's own predict (measured: 8 rows
+# 0.07 vs 0.19 ms, 64 rows 0.40 vs 0.25 ms).
+_TREE_ROWS = 32
 
 
 class Scorer(Protocol):
@@ -43,7 +46,7 @@ class Scorer(Protocol):
 def level_codes(values: Values, index: Mapping[Any, int], n: int) -> np.ndarray:
     """Position of each value in ``index`` (level -> position); -1 for unseen or missing values."""
     if n <= _SMALL:
-        return np.fromiter((index.get(v, -1) for v in values), dtype=np.intp, count=n)
+        return np.fromiter(map(index.get, values, itertools.repeat(-1, n)), dtype=np.intp, count=n)
     if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
         recoded = values.cat.set_categories(list(index))  # unknown values become missing
         return recoded.cat.codes.to_numpy(np.intp)
@@ -228,19 +231,23 @@ class CompiledScorer:
             except NotSupported:
                 trees = None
             parts.append((booster, trees, iterations, calibrator.a_, calibrator.b_))
+        if not parts:
+            return generic
 
         def calibrated(X: np.ndarray) -> np.ndarray:
-            total = np.zeros(X.shape[0], dtype=np.float64)
-            for booster, trees, iterations, a, b in parts:
+            out = np.zeros(0)
+            for i, (booster, trees, iterations, a, b) in enumerate(parts):
                 if trees is not None and X.shape[0] <= _TREE_ROWS:
                     p = trees.predict_proba(X)
                 else:
                     p = booster.inplace_predict(
                         X, iteration_range=iterations, validate_features=False
                     )
-                total += expit(-(a * np.asarray(p, dtype=np.float64) + b))
-            out = total / len(parts)
-            out[(out > 1.0) & (out <= 1.0 + 1e-5)] = 1.0
+                q = expit(-(a * np.asarray(p, dtype=np.float64) + b))
+                out = q if i == 0 else out + q
+            if len(parts) > 1:  # the mean, as CalibratedClassifierCV takes it
+                out /= len(parts)
+                out[(out > 1.0) & (out <= 1.0 + 1e-5)] = 1.0
             return out
 
         return calibrated
@@ -311,7 +318,7 @@ class CompiledScorer:
         n: int,
     ) -> np.ndarray:
         """1.0 where the value is not one of ``absent`` (a missing value counts as present)."""
-        if code is None or n <= _SMALL:
+        if code is None:
             return np.fromiter((is_present(v, absent) for v in values), dtype=np.float64, count=n)
         cats = self._categories[column]
         by_level = np.array([is_present(c, absent) for c in cats] + [True], dtype=np.float64)

@@ -11,12 +11,14 @@ from typing import Any
 import numpy as np
 import orjson
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from serving.deps import ApiKey, Model, State
+from serving.deps import API_KEY_HEADER, api_key_header, check_key, served_model
 from serving.predlog import ScoredBatch
-from serving.schemas import PredictResponse
+from serving.schemas import PredictResponse, RequestParser
+from serving.state import ServingState
 
 log = logging.getLogger(__name__)
 
@@ -25,28 +27,42 @@ log = logging.getLogger(__name__)
 _THREAD_ROWS = 128
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "The body cannot be decoded (not UTF-8 JSON)."},
     401: {"description": "Missing or wrong X-API-Key (when a key is configured)."},
     413: {"description": "The body is larger than the configured maximum."},
-    422: {"description": "A field is invalid: `detail[].loc` names it, `msg` says why."},
+    422: {
+        "description": "The body is not JSON (`json_invalid`) or a field is invalid: "
+        "`detail[].loc` names it, `msg` says why."
+    },
+    503: {"description": "The model is not loaded yet (the service is starting)."},
 }
 
 
-def build_router(request_model: type[BaseModel]) -> APIRouter:
-    """The predict router for one request model (built from the dataset config)."""
+def build_router(parser: RequestParser) -> APIRouter:
+    """The predict router for one request contract (built from the dataset config).
+
+    The endpoint reads the raw body and validates it with ``parser`` in one pass instead of
+    declaring a body parameter (FastAPI would parse the JSON in Python, then validate), and it
+    checks the key and reads the model inline instead of through dependencies: together that
+    halves the time of a one-record request. ``openapi_extra`` documents the body and the key,
+    so ``/docs`` and ``/openapi.json`` show the same contract as a declared body would.
+    """
     router = APIRouter(tags=["predict"])
 
-    async def predict(
-        body: request_model,  # type: ignore[valid-type]
-        request: Request,
-        state: State,
-        model: Model,
-        _: ApiKey,
-    ) -> Response:
+    async def predict(request: Request) -> Response:
         """Churn probability and decision for each record, in input order."""
-        records = body.records  # type: ignore[attr-defined]
+        state: ServingState = request.app.state.serving
+        if state.api_key is not None:
+            check_key(state, request.headers.get(API_KEY_HEADER))
+        model = served_model(state)
+        try:
+            records = parser.parse(await request.body())
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False, include_input=False, include_context=False)
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in errors]
+            ) from None
         n = len(records)
-        columns = {c: [getattr(r, c) for r in records] for c in state.dataset.feature_columns}
+        columns = {c: [r[c] for r in records] for c in state.dataset.feature_columns}
         if n > _THREAD_ROWS:
             proba, served = await run_in_threadpool(_score, state, model, columns, n)
         else:
@@ -70,12 +86,13 @@ def build_router(request_model: type[BaseModel]) -> APIRouter:
                     state.metrics.unseen.labels(c).inc()
         request_id: str = request.scope["state"]["request_id"]
         started: float = request.scope["state"]["started"]
+        id_column = state.dataset.id_column
         state.predlog.submit(
             ScoredBatch(
                 logged_at=datetime.now(UTC),
                 request_id=request_id,
                 model_version=served.version,
-                ids=[getattr(r, state.dataset.id_column) for r in records],
+                ids=[r.get(id_column) for r in records],
                 columns=columns,
                 proba=proba,
                 decisions=decisions,
@@ -95,6 +112,15 @@ def build_router(request_model: type[BaseModel]) -> APIRouter:
         response_model=PredictResponse,
         responses=_ERRORS,
         summary="Score customers",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}
+                },
+            },
+            "security": [{api_key_header.scheme_name: []}],
+        },
     )
     return router
 

@@ -143,6 +143,13 @@ def test_malformed_json_is_a_422(client: TestClient) -> None:
     assert r.json()["detail"][0]["type"] == "json_invalid"
 
 
+def test_a_body_that_is_not_utf8_is_a_422(client: TestClient) -> None:
+    body = b'{"records": ["\xff\xfe"]}'
+    r = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["type"] == "json_invalid"
+
+
 def test_oversized_body_is_a_413(client: TestClient) -> None:
     """The limit (4 KiB per allowed record by default) is checked before the body is parsed."""
     body = b'{"records": [' + b" " * (50 * 4096) + b"]}"
@@ -205,6 +212,19 @@ def test_openapi_shows_levels_ranges_and_an_example(client: TestClient) -> None:
     assert record["properties"]["tenure"]["maximum"] == 120
     assert schemas["PredictRequest"]["properties"]["records"]["maxItems"] == 50
     assert schemas["PredictRequest"]["examples"]
+
+
+def test_openapi_documents_the_predict_body_and_key(client: TestClient) -> None:
+    """/predict reads its body itself (for speed): the document must still say what it takes."""
+    document = client.get("/openapi.json").json()
+    operation = document["paths"]["/predict"]["post"]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/PredictRequest"}
+    items = document["components"]["schemas"]["PredictRequest"]["properties"]["records"]["items"]
+    assert items == {"$ref": "#/components/schemas/CustomerRecord"}
+    scheme = next(iter(operation["security"][0]))
+    assert document["components"]["securitySchemes"][scheme]["name"] == "X-API-Key"
+    assert {"401", "413", "422", "503"} <= set(operation["responses"])
 
 
 class TestAuth:
