@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from prefect.types.entrypoint import EntrypointType
+
 from churn.settings import Settings, get_settings
 from pipelines.monitoring import monitoring_flow
 from pipelines.training import training_flow
@@ -17,6 +19,11 @@ def build_deployments(settings: Settings) -> list[Any]:
 
     A drift alarm of the scheduled monitoring flow starts training through the training
     deployment (its own flow run in the Prefect UI), not as a subflow.
+
+    The flows are found by module path (``pipelines.monitoring:monitoring_flow``), as the
+    installed package: a file path would depend on the working directory, and Prefect loads a
+    file as a top-level module named after it, so ``pipelines/monitoring.py`` would shadow the
+    ``monitoring`` package it imports.
     """
     project = str(settings.project_dir)
     training = training_flow.to_deployment(
@@ -24,6 +31,7 @@ def build_deployments(settings: Settings) -> list[Any]:
         cron=settings.training_schedule,
         parameters={"project_dir": project},
         description="Retrain on the current data; the promotion gate decides.",
+        entrypoint_type=EntrypointType.MODULE_PATH,
         tags=["churn", "training"],
     )
     monitoring = monitoring_flow.to_deployment(
@@ -34,6 +42,7 @@ def build_deployments(settings: Settings) -> list[Any]:
             "training_deployment": f"{training_flow.name}/{DEPLOYMENT}",
         },
         description="Drift and quality of recent traffic; retrains via the training deployment.",
+        entrypoint_type=EntrypointType.MODULE_PATH,
         tags=["churn", "monitoring"],
     )
     return [training, monitoring]

@@ -235,6 +235,7 @@ def monitoring_flow(
         artefacts=[summary_path, *sorted(out_dir.glob("*.html"))],
     )
     lap("log")
+    # Again, now with the run's id: the copy logged to the run cannot name the run it is in.
     summary_path.write_text(json.dumps(_summary(outcome, checks, window), indent=2, default=str))
     print(format_outcome(outcome))
     return outcome

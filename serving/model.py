@@ -25,6 +25,11 @@ T = TypeVar("T")
 Source = Literal["registry", "cache", "rules"]
 _META = "meta.json"
 _KEEP_CACHED = 2
+# Asking the registry gets ``registry_timeout_seconds``; downloading and loading the model that
+# it names gets this many times as long (a model is larger than an answer).
+LOAD_TIMEOUT_FACTOR = 4
+
+Champion = tuple[str, dict[str, str], str | None]  # version, tags, run id
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ class RegistryUnavailable(Exception):
     """The registry could not be asked, or has no champion."""
 
 
-def champion_version(settings: Settings) -> tuple[str, dict[str, str], str | None]:
+def champion_version(settings: Settings) -> Champion:
     """``(version, tags, run_id)`` of the champion, straight from the registry.
 
     Raises:
@@ -86,18 +91,18 @@ def champion_version(settings: Settings) -> tuple[str, dict[str, str], str | Non
     return str(version.version), dict(version.tags), version.run_id
 
 
-def load_from_registry(settings: Settings, params: Params) -> ServedModel:
-    """Download the champion into the local cache, load and verify it.
+def load_from_registry(settings: Settings, params: Params, champion: Champion) -> ServedModel:
+    """Download ``champion`` (from :func:`champion_version`) into the local cache, load, verify.
 
     The download lands in a fresh folder and the cache pointer moves only after the model loaded,
-    so the cache always holds a model that worked.
+    so the cache always holds a model that worked (also when a caller stopped waiting for it).
 
     Raises:
-        RegistryUnavailable: when the registry cannot be reached or has no champion.
+        RegistryUnavailable: when the model cannot be downloaded or loaded.
     """
     import mlflow
 
-    version, tags, run_id = champion_version(settings)
+    version, tags, run_id = champion
     cache = settings.model_cache_dir / settings.model_name
     target = cache / f"v{version}-{uuid.uuid4().hex[:8]}"
     target.mkdir(parents=True, exist_ok=True)
@@ -149,13 +154,18 @@ def rules_model(settings: Settings, params: Params, reason: str) -> ServedModel:
 def load_initial(settings: Settings, params: Params) -> ServedModel:
     """Start-up: the registry's champion, else the cached copy, else the rules. Never raises.
 
-    The registry gets ``settings.registry_timeout_seconds``; a store that hangs (or retries a
-    closed port) does not keep the service from starting.
+    The registry gets ``settings.registry_timeout_seconds`` to name the champion and
+    ``LOAD_TIMEOUT_FACTOR`` times that to deliver it; a store that hangs (or retries a closed
+    port) does not keep the service from starting.
     """
+    timeout = settings.registry_timeout_seconds
     try:
-        return with_timeout(load_from_registry, settings.registry_timeout_seconds, settings, params)
-    except TimeoutError:
-        reason = f"registry did not answer within {settings.registry_timeout_seconds:g} s"
+        champion = with_timeout(champion_version, timeout, settings)
+        return with_timeout(
+            load_from_registry, LOAD_TIMEOUT_FACTOR * timeout, settings, params, champion
+        )
+    except TimeoutError as exc:
+        reason = f"registry did not answer in time ({exc})"
     except RegistryUnavailable as exc:
         reason = f"registry unavailable ({exc})"
     except Exception as exc:  # a broken model must not stop the service either

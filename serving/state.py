@@ -11,6 +11,7 @@ from churn.params import Params
 from churn.settings import Settings
 from serving.metrics import ServingMetrics
 from serving.model import (
+    LOAD_TIMEOUT_FACTOR,
     RegistryUnavailable,
     ServedModel,
     champion_version,
@@ -72,13 +73,19 @@ class ServingState:
             previous = current.version if current else None
             try:
                 timeout = self.settings.registry_timeout_seconds
-                version, _, _ = await asyncio.to_thread(
+                champion = await asyncio.to_thread(
                     with_timeout, champion_version, timeout, self.settings
                 )
+                version = champion[0]
                 if current is not None and current.source == "registry" and version == previous:
                     return self._checked(ReloadResult("unchanged", previous, previous))
                 new = await asyncio.to_thread(
-                    with_timeout, load_from_registry, 4 * timeout, self.settings, self.params
+                    with_timeout,
+                    load_from_registry,
+                    LOAD_TIMEOUT_FACTOR * timeout,
+                    self.settings,
+                    self.params,
+                    champion,
                 )
             except (RegistryUnavailable, TimeoutError) as exc:
                 detail = str(exc) or "registry did not answer in time"

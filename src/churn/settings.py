@@ -54,7 +54,10 @@ class Settings(BaseSettings):
         description="How often serving polls the registry for a new champion; 0 = never.",
     )
     registry_timeout_seconds: float = Field(
-        15.0, gt=0, description="How long start-up waits for the registry before using a fallback."
+        15.0,
+        gt=0,
+        description="How long serving waits for the registry to name the champion before using a "
+        "fallback (downloading and loading the model gets 4x as long).",
     )
     prediction_retention_days: int = Field(
         90, ge=1, description="Predictions older than this are deleted by `make retention`."

@@ -323,6 +323,59 @@ def test_monitoring_logs_a_run_on_the_tracking_server(
     assert [r["state_type"] for r in flow_runs(stack, "churn-monitoring")] == ["COMPLETED"]
 
 
+# --- deployments -------------------------------------------------------------------------------
+
+
+def test_deployments_are_served_and_run_on_the_prefect_server(
+    stack: Stack, served: Served, monitored: subprocess.CompletedProcess[str]
+) -> None:
+    """``make deployments`` (``python -m pipelines.deployments``) registers the weekly training
+    and hourly monitoring deployments and runs their flow runs: one is started by hand, as
+    ``prefect deployment run`` does, and completes on the server."""
+    log = stack.log_dir / "deployments.log"
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.deployments"],
+            env=stack.env,
+            cwd=stack.project,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    service = Service("deployments", stack.prefect.url, proc, log)
+    try:
+        deadline = time.monotonic() + 180
+        deployments: dict[str, Any] = {}
+        while len(deployments) < 2 and time.monotonic() < deadline:
+            assert proc.poll() is None, f"make deployments exited:\n{tail(log)}"
+            found = httpx.post(stack.prefect.url + "/api/deployments/filter", json={}, timeout=30)
+            found.raise_for_status()
+            deployments = {d["name"] + "@" + d["flow_id"]: d for d in found.json()}
+            time.sleep(1)
+        assert len(deployments) == 2, f"deployments: {list(deployments)}\n{tail(log)}"
+        crons = sorted(s["schedule"]["cron"] for d in deployments.values() for s in d["schedules"])
+        assert crons == sorted([stack_settings(stack).monitoring_schedule,
+                                stack_settings(stack).training_schedule])  # fmt: skip
+        done = run(
+            [
+                str(BIN / "prefect"), "deployment", "run", "churn-monitoring/scheduled",
+                "--param", "retrain=false", "--watch", "--watch-timeout", "420",
+            ],
+            stack.env, stack.project, 480, "prefect deployment run", lambda: tail(log),
+        )  # fmt: skip
+        assert "Completed" in done.stdout, done.stdout[-3000:]
+    finally:
+        service.stop()
+    states = [r["state_type"] for r in flow_runs(stack, "churn-monitoring")]
+    assert states == ["COMPLETED", "COMPLETED"], states  # `make monitor`'s, then this one
+
+
+def stack_settings(stack: Stack) -> Any:
+    from churn.settings import get_settings
+
+    return get_settings(project_dir=stack.project)
+
+
 # --- refusals ----------------------------------------------------------------------------------
 
 
