@@ -30,12 +30,14 @@ help: ## Show this help
 uv-bootstrap:
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || { echo ">> uv not found: installing it with pip"; $(PYTHON) -m pip install --quiet uv; }
 
+# Everything: the serving dependencies, the `pipeline` extra (Prefect, DVC, Evidently, pandera)
+# and the dev group. The serving image installs the first alone (see the Dockerfile).
 $(STAMP): pyproject.toml uv.lock | $(UV_BOOTSTRAP)
-	$(UV) sync --frozen
+	$(UV) sync --frozen --all-extras
 	@touch $(STAMP)
 
 .PHONY: install
-install: $(STAMP) ## Install the locked environment into .venv (uv sync --frozen)
+install: $(STAMP) ## Install the locked environment into .venv (uv sync --frozen --all-extras)
 
 ##@ Training
 .PHONY: train

@@ -21,7 +21,8 @@ from churn.settings import Settings
 
 # Pinned requirements for the logged model. Listing them avoids MLflow's requirement inference,
 # which loads the model again in a subprocess and costs several seconds per run.
-_MODEL_PACKAGES = ("scikit-learn", "xgboost", "pandas", "numpy", "skops")
+# XGBoost is one of two distributions (``xgboost-cpu`` on Linux): whichever is installed is listed.
+_MODEL_PACKAGES = ("scikit-learn", "xgboost", "xgboost-cpu", "pandas", "numpy", "skops")
 
 # MLflow saves scikit-learn models with skops, which refuses to load types nobody vouched for.
 # These are the types the churn pipeline is made of; a new model type is added here on purpose.

@@ -89,7 +89,11 @@ class LiveServer:
 
 
 def start_server(
-    project: Path, log_dir: Path, env: dict[str, str] | None = None, ready: float = 90
+    project: Path,
+    log_dir: Path,
+    env: dict[str, str] | None = None,
+    ready: float = 90,
+    python: str | Path = sys.executable,
 ) -> LiveServer:
     """Start ``python -m serving`` on a free loopback port and wait until /health answers."""
     port = free_port()
@@ -104,7 +108,7 @@ def start_server(
     }
     with log.open("wb") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "serving", "--port", str(port), "--log-level", "info"],
+            [str(python), "-m", "serving", "--port", str(port), "--log-level", "info"],
             env=full_env,
             stdout=fh,
             stderr=subprocess.STDOUT,
@@ -130,8 +134,10 @@ def live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
     """Start real servers (``env`` holds CHURN_* settings); all are stopped at teardown."""
     started: list[LiveServer] = []
 
-    def start(project: Path, env: dict[str, str] | None = None) -> LiveServer:
-        server = start_server(project, tmp_path, env)
+    def start(
+        project: Path, env: dict[str, str] | None = None, python: str | Path = sys.executable
+    ) -> LiveServer:
+        server = start_server(project, tmp_path, env, python=python)
         started.append(server)
         return server
 
