@@ -59,7 +59,7 @@ def hash_id(key: bytes, customer_id: str | None) -> str | None:
     """Keyed HMAC-SHA256 of a customer id: stable for joins with labels, useless without the key."""
     if customer_id is None:
         return None
-    return hmac.new(key, customer_id.encode(), hashlib.sha256).hexdigest()
+    return hash_ids(key, [customer_id])[0]
 
 
 def hash_ids(key: bytes, customer_ids: Sequence[str | None]) -> list[str | None]:
@@ -119,7 +119,9 @@ class PredictionLog:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._engine: sa.Engine | None = None
-        self._pending: list[tuple[Any, ...]] = []
+        # Rows waiting to be written: one JSON array of rows per scored batch, and their count.
+        self._pending: list[bytes] = []
+        self._pending_rows = 0
         self._sqlite = True
         self._insert = ""
 
@@ -168,7 +170,7 @@ class PredictionLog:
         """
         stopping = False
         deadline = time.monotonic() + self._flush_seconds
-        while len(self._pending) < self._batch_rows:
+        while self._pending_rows < self._batch_rows:
             try:
                 item = self._queue.get(timeout=max(deadline - time.monotonic(), 0.0))
             except queue.Empty:
@@ -176,14 +178,18 @@ class PredictionLog:
             if item is _STOP:
                 stopping = True
                 break
-            self._pending.extend(self._rows(item))
+            # Serialised here, batch by batch: a batch that cannot be is dropped on its own
+            # (see _run) instead of failing every write after it.
+            rows = self._rows(item)
+            self._pending.append(orjson.dumps(rows, option=_ORJSON))
+            self._pending_rows += len(rows)
         self._metrics.log_queue.set(self._queue.qsize())
         if self._pending:
             self._write(final=stopping)
         return stopping
 
     def _rows(self, batch: ScoredBatch) -> list[tuple[Any, ...]]:
-        """Rows as tuples in ``_COLUMNS`` order (serialised together when written)."""
+        """Rows as tuples in ``_COLUMNS`` order."""
         self._metrics.observe_scores(batch.model_version, batch.proba, batch.decisions)
         names = list(batch.columns)
         values = zip(*(batch.columns[c] for c in names), strict=True)
@@ -219,32 +225,32 @@ class PredictionLog:
         assert self._engine is not None
         for attempt in range(3 if final else 1):
             try:
-                # One statement for the whole batch, its rows as one JSON array. An executemany
-                # gives the GIL up and takes it back once per row: with a busy event loop each
-                # take waits for the switch interval, and 1000 rows took seconds.
-                payload = orjson.dumps(self._pending, option=_ORJSON).decode()
+                # One statement for everything pending, its rows as one JSON array. An
+                # executemany gives the GIL up and takes it back once per row: with a busy event
+                # loop each take waits for the switch interval, and 1000 rows took seconds.
+                payload = b"[" + b",".join(rows[1:-1] for rows in self._pending) + b"]"
                 with self._engine.begin() as conn:
-                    conn.exec_driver_sql(self._insert, (payload,))
+                    conn.exec_driver_sql(self._insert, (payload.decode(),))
             except Exception:
                 log.exception("prediction log write failed (attempt %d)", attempt + 1)
                 self._metrics.log_errors.inc()
                 time.sleep(0.2 * (attempt + 1))
                 continue
-            self._metrics.log_rows.inc(len(self._pending))
-            self._pending = []
+            self._metrics.log_rows.inc(self._pending_rows)
+            self._pending, self._pending_rows = [], 0
             return
-        if final or len(self._pending) > 1_000_000:  # keep memory bounded while the DB is down
+        if final or self._pending_rows > 1_000_000:  # keep memory bounded while the DB is down
             self._spill()
 
     def _spill(self) -> None:
         target = spill_path(self.url)
         target.parent.mkdir(parents=True, exist_ok=True)
         with target.open("ab") as fh:
-            for row in self._pending:
-                record = dict(zip(_COLUMNS, row, strict=True))
-                fh.write(orjson.dumps(record, default=str) + b"\n")
-        log.error("spilled %d prediction-log rows to %s", len(self._pending), target)
-        self._pending = []
+            for rows in self._pending:
+                for row in orjson.loads(rows):
+                    fh.write(orjson.dumps(dict(zip(_COLUMNS, row, strict=True))) + b"\n")
+        log.error("spilled %d prediction-log rows to %s", self._pending_rows, target)
+        self._pending, self._pending_rows = [], 0
 
 
 def insert_statement(dialect: str) -> str:

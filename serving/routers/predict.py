@@ -43,8 +43,9 @@ def build_router(parser: RequestParser) -> APIRouter:
     The endpoint reads the raw body and validates it with ``parser`` in one pass instead of
     declaring a body parameter (FastAPI would parse the JSON in Python, then validate), and it
     checks the key and reads the model inline instead of through dependencies: together that
-    halves the time of a one-record request. ``openapi_extra`` documents the body and the key,
-    so ``/docs`` and ``/openapi.json`` show the same contract as a declared body would.
+    took a third off a one-record request and half off a 1000-record one (docs/serving.md).
+    ``openapi_extra`` documents the body and the key, so ``/docs`` and ``/openapi.json`` show
+    the same contract as a declared body would.
     """
     router = APIRouter(tags=["predict"])
 

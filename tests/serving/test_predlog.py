@@ -148,3 +148,35 @@ def test_the_probability_histogram_counts_every_logged_score(tmp_path: Path) -> 
     assert sample("churn_prediction_probability_sum") == pytest.approx(proba.sum())
     churned = int(np.sum(proba >= 0.5))
     assert f'churn_predictions_total{{decision="churn",model_version="3"}} {churned}.0' in text
+
+
+def test_a_batch_that_cannot_be_written_is_dropped_alone(tmp_path: Path) -> None:
+    """A value JSON cannot hold fails its own batch, counted; the batches around it land."""
+    db = tmp_path / "log.db"
+    metrics = ServingMetrics()
+    log = PredictionLog(f"sqlite:///{db}", KEY, metrics)
+    log.start()
+    bad = _batch(3, seed=1, request_id="bad")
+    bad.columns["Contract"] = [object()] * 3  # type: ignore[index]
+    log.submit(_batch(4, seed=0, request_id="before"))
+    log.submit(bad)
+    log.submit(_batch(5, seed=2, request_id="after"))
+    log.close()
+    stored = sqlite3.connect(db).execute("SELECT request_id FROM predictions").fetchall()
+    assert sorted(r for (r,) in stored) == ["after"] * 5 + ["before"] * 4
+    assert "churn_prediction_log_errors_total 1.0" in generate_latest(metrics.registry).decode()
+
+
+def test_rows_the_database_refuses_at_shutdown_are_spilled_to_a_file(tmp_path: Path) -> None:
+    db = tmp_path / "log.db"
+    log = PredictionLog(f"sqlite:///{db}", KEY, ServingMetrics())
+    log.start()
+    sqlite3.connect(db).execute("DROP TABLE predictions")  # every insert fails from now on
+    batch = _batch(6, seed=3)
+    log.submit(batch)
+    log.close()
+    (spilled,) = tmp_path.glob("undelivered-*.jsonl")
+    records = [json.loads(line) for line in spilled.read_text().splitlines()]
+    assert [r["customer_hash"] for r in records] == hash_ids(KEY, batch.ids)
+    assert [r["churn_probability"] for r in records] == batch.proba.tolist()
+    assert records[0]["features"] == {c: batch.columns[c][0] for c in batch.columns}
