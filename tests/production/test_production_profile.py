@@ -366,8 +366,9 @@ def test_deployments_are_served_and_run_on_the_prefect_server(
         assert "Completed" in done.stdout, done.stdout[-3000:]
     finally:
         service.stop()
+    # `make monitor`'s run and this one; the server's scheduler may have added future runs.
     states = [r["state_type"] for r in flow_runs(stack, "churn-monitoring")]
-    assert states == ["COMPLETED", "COMPLETED"], states  # `make monitor`'s, then this one
+    assert states.count("COMPLETED") >= 2 and not {"FAILED", "CRASHED"} & set(states), states
 
 
 def stack_settings(stack: Stack) -> Any:
