@@ -84,7 +84,7 @@ class NumpyTrees:
         """One row: the branch of every node at once, then one gather per level.
 
         A dozen numpy calls instead of the level walk's fifty: for one row the calls' fixed
-        cost, not the arithmetic, is the time (about 4x less in a busy server).
+        cost, not the arithmetic, is the time (about half the time in a busy server).
         """
         value = x[self.feature]
         go_left = value < self.threshold
