@@ -74,4 +74,4 @@ COPY --from=builder-serving /opt/venv /opt/venv
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2)"]
-CMD ["python", "-m", "serving", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["churn", "serve", "--host", "0.0.0.0", "--port", "8000"]

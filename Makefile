@@ -1,4 +1,5 @@
-# churn-mlops: every target a person or CI runs. `make` (or `make help`) lists them.
+# churn-mlops: every target a person or CI runs. `make` (or `make help`) lists them. Each calls
+# the one `churn` command line (pipelines/cli.py; `uv run churn --help`).
 # Targets install the locked environment on first use (uv is bootstrapped with pip if missing).
 
 SHELL := /bin/bash
@@ -41,7 +42,7 @@ install: $(STAMP) ## Install the locked environment into .venv (uv sync --frozen
 
 ##@ Training
 .PHONY: train
-train: $(STAMP) ## Run the training flow: ingest -> validate -> split -> featurize -> train -> evaluate -> promote
+train: $(STAMP) ## Run the training flow: data stages -> featurize -> train -> evaluate -> register -> promotion gate
 	$(RUN) churn train
 
 .PHONY: data
@@ -62,7 +63,7 @@ rollback: $(STAMP) ## Move the champion back (TO=<version>, default: the previou
 
 .PHONY: ui
 ui: $(STAMP) ## Start the MLflow UI (:5000) and the Prefect UI (:4200) locally; Ctrl-C stops both
-	@uri=$$($(RUN) python -c 'from churn.settings import Settings; print(Settings().tracking_uri)'); \
+	@uri=$$($(RUN) python -c 'from churn.settings import get_settings; print(get_settings().tracking_uri)'); \
 	echo "MLflow UI  http://127.0.0.1:5000  ($$uri)"; \
 	echo "Prefect UI http://127.0.0.1:4200  (runs from $(PREFECT_HOME))"; \
 	$(RUN) mlflow server --backend-store-uri "$$uri" --workers 1 --port 5000 & mlflow_pid=$$!; \
@@ -73,54 +74,55 @@ ui: $(STAMP) ## Start the MLflow UI (:5000) and the Prefect UI (:4200) locally; 
 ##@ Serving
 .PHONY: serve
 serve: $(STAMP) ## Serve the champion on :8000 (PORT=, HOST= override; docs at /docs)
-	$(RUN) python -m serving --host $(or $(HOST),127.0.0.1) --port $(PORT)
+	$(RUN) churn serve --host $(or $(HOST),127.0.0.1) --port $(PORT)
 
 .PHONY: batch-predict
 batch-predict: $(STAMP) ## Score a file with the champion: INPUT=customers.parquet OUTPUT=scores.parquet
 	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make batch-predict INPUT=<csv|parquet> OUTPUT=<csv|parquet>"; exit 2; }
-	$(RUN) python -m serving.batch "$(INPUT)" "$(OUTPUT)"
+	$(RUN) churn batch-predict "$(INPUT)" "$(OUTPUT)"
 
 .PHONY: bench-serve
 bench-serve: $(STAMP) ## Benchmark the service against `mlflow models serve` (needs wrk; prints ratios)
-	$(RUN) python -m serving.bench
+	$(RUN) churn bench serve
 
 ##@ Monitoring
 .PHONY: monitor
 monitor: $(STAMP) ## Monitor recent traffic vs the champion's training data (Evidently); retrain on drift or decay (RETRAIN=0: never)
-	$(RUN) python -m monitoring $(if $(filter 0 false no,$(RETRAIN)),--no-retrain,)
+	$(RUN) churn monitor $(if $(filter 0 false no,$(RETRAIN)),--no-retrain,)
 
 .PHONY: simulate
 simulate: $(STAMP) ## Send generated customers to the running API, then their labels (DRIFT=none|charges|contract|new-category|competitor|strong ROWS=)
-	$(RUN) python -m monitoring.simulate --url http://127.0.0.1:$(PORT) --drift $(or $(DRIFT),none) --rows $(or $(ROWS),2000)
+	$(RUN) churn simulate --url http://127.0.0.1:$(PORT) --drift $(or $(DRIFT),none) --rows $(or $(ROWS),2000)
 
 .PHONY: deployments
 deployments: $(STAMP) ## Register training (weekly) and monitoring (hourly) as Prefect deployments and run them (needs `make ui`)
-	PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:4200/api} $(RUN) python -m pipelines.deployments
+	PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:4200/api} $(RUN) churn deployments
 
 .PHONY: demo
 demo: $(STAMP) ## The whole loop in a throw-away project: train, serve, traffic, monitor, drift, retrain, hot swap
-	$(RUN) python -m monitoring.demo
+	$(RUN) churn demo
 
 .PHONY: bench-monitor
 bench-monitor: $(STAMP) ## Benchmark monitoring: 100k and 1M logged predictions, sampling power, false alarms
-	$(RUN) python -m monitoring.bench
+	$(RUN) churn bench monitor
 
 ##@ Privacy
 .PHONY: forget
 forget: $(STAMP) ## Erase one customer from the prediction log and labels: CUSTOMER_ID=7590-VHVEG
 	@test -n "$(CUSTOMER_ID)" || { echo "usage: make forget CUSTOMER_ID=<id>"; exit 2; }
-	$(RUN) python -m monitoring.privacy forget --customer-id "$(CUSTOMER_ID)"
+	$(RUN) churn forget --customer-id "$(CUSTOMER_ID)"
 
 .PHONY: retention
 retention: $(STAMP) ## Delete predictions older than CHURN_PREDICTION_RETENTION_DAYS (default 90)
-	$(RUN) python -m monitoring.privacy retain
+	$(RUN) churn retention
 
 ##@ Quality
 .PHONY: lint
-lint: $(STAMP) ## Lint (ruff incl. bandit's S rules), format check, type-check (mypy), dependency audit
+lint: $(STAMP) ## Lint (ruff incl. bandit's S rules), format, types (mypy), import layers, dependency audit
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
+	$(RUN) lint-imports
 	@# pip-audit asks PyPI's vulnerability API; packages it cannot reach are listed, not failed.
 	$(RUN) pip-audit --progress-spinner off --skip-editable
 
@@ -136,9 +138,11 @@ format: $(STAMP) ## Format the code and apply safe lint fixes
 	$(RUN) ruff check --fix .
 
 .PHONY: test
-test: $(STAMP) ## Run the test suite (unit + integration; real-data test needs CHURN_REAL_DATA)
+test: $(STAMP) ## Run the whole suite (what CI runs); real-data and production tests say why they skip
 	$(RUN) pytest
 
 .PHONY: clean
-clean: ## Remove local state: data outputs, MLflow store, Prefect database, DVC remote (asks nothing)
-	rm -rf data/raw data/validated data/splits mlruns .prefect .dvcstore .pytest_cache .mypy_cache .ruff_cache
+clean: ## Back to a fresh clone's state: data, feedback, prediction log, model cache, reports, MLflow, Prefect, DVC cache and remote
+	rm -rf data/raw data/validated data/splits data/feedback data/predictions data/labels \
+		.serving-cache reports mlruns .prefect .dvcstore .dvc/cache .dvc/tmp \
+		.pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -21,10 +21,10 @@ from evidently.metrics import (
 )
 
 from churn.params import DatasetConfig, MonitorParams
+from churn.prediction_store import SCORE_COLUMN
 
 log = logging.getLogger(__name__)
 
-PREDICTION = "churn_probability"  # the score column in the prediction log and the reference
 TARGET = "churn_label"  # 1 = churned, joined from the labels table
 _DRIFT_TEST_ID = "drift"  # the id Evidently gives the drift test of a ValueDrift metric
 
@@ -79,10 +79,15 @@ class Checks:
         return out
 
 
+def html_files(folder: Path) -> dict[str, Path]:
+    """The HTML reports written to ``folder``, by name (``data_drift``, ``classification``)."""
+    return {p.stem: p for p in sorted(folder.glob("*.html"))}
+
+
 def data_definition(dataset: DatasetConfig) -> DataDefinition:
     """Column types from ``params.yaml``: integer-coded levels stay categorical."""
     return DataDefinition(
-        numerical_columns=[*dataset.numeric, PREDICTION],
+        numerical_columns=[*dataset.numeric, SCORE_COLUMN],
         categorical_columns=list(dataset.categorical),
     )
 
@@ -134,9 +139,9 @@ def check_data(
     methods = {
         **dict.fromkeys(dataset.numeric, params.num_method),
         **dict.fromkeys(dataset.categorical, params.cat_method),
-        PREDICTION: params.num_method,
+        SCORE_COLUMN: params.num_method,
     }
-    drift = {c: ValueDrift(column=c, method=methods[c]) for c in [*features, PREDICTION]}
+    drift = {c: ValueDrift(column=c, method=methods[c]) for c in [*features, SCORE_COLUMN]}
     share = DriftedColumnsCount(
         columns=features,
         drift_share=params.drift_share,
@@ -154,8 +159,8 @@ def check_data(
     )
     definition = data_definition(dataset)
     snapshot = report.run(
-        Dataset.from_pandas(current[[*features, PREDICTION]], data_definition=definition),
-        Dataset.from_pandas(reference[[*features, PREDICTION]], data_definition=definition),
+        Dataset.from_pandas(current[[*features, SCORE_COLUMN]], data_definition=definition),
+        Dataset.from_pandas(reference[[*features, SCORE_COLUMN]], data_definition=definition),
     )
     if html is not None:
         html.parent.mkdir(parents=True, exist_ok=True)
@@ -175,7 +180,7 @@ def check_data(
         current_rows=int(_value(snapshot, rows).value),
         reference_rows=len(reference),
         columns=columns,
-        prediction=_column_drift(snapshot, drift[PREDICTION]),
+        prediction=_column_drift(snapshot, drift[SCORE_COLUMN]),
         drifted_columns=drifted,
         drifted_share=drifted_share,
         missing_share={c: float(_value(snapshot, m).share.value) for c, m in missing.items()},
@@ -196,17 +201,17 @@ def check_quality(
         html: where to save the HTML report, if anywhere.
     """
     definition = DataDefinition(
-        numerical_columns=[PREDICTION],
+        numerical_columns=[SCORE_COLUMN],
         categorical_columns=[TARGET],
         classification=[
-            BinaryClassification(target=TARGET, prediction_probas=PREDICTION, pos_label=1)
+            BinaryClassification(target=TARGET, prediction_probas=SCORE_COLUMN, pos_label=1)
         ],
     )
     roc_auc = RocAuc()
     recall = Recall(probas_threshold=threshold)
     snapshot = Report([roc_auc, recall]).run(
-        Dataset.from_pandas(labelled[[TARGET, PREDICTION]], data_definition=definition),
-        Dataset.from_pandas(reference[[TARGET, PREDICTION]], data_definition=definition),
+        Dataset.from_pandas(labelled[[TARGET, SCORE_COLUMN]], data_definition=definition),
+        Dataset.from_pandas(reference[[TARGET, SCORE_COLUMN]], data_definition=definition),
     )
     if html is not None:
         html.parent.mkdir(parents=True, exist_ok=True)

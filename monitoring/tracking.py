@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,13 @@ def log_monitoring_run(
     *,
     started_at: datetime,
     tags: Mapping[str, str],
-    artefacts: list[Path],
+    report_dir: Path,
+    summary: Callable[[str], dict[str, Any]],
 ) -> str:
     """One run in the monitoring experiment per monitoring job; returns its id.
+
+    ``summary(run_id)`` gives the run's summary, written once to ``report_dir/summary.json``
+    (so it names the run it is logged in) and logged with the HTML reports of ``report_dir``.
 
     Metrics are single values stamped with the run's time, so the MLflow UI plots each of them
     (``drifted_share``, ``drift.<column>``, ``roc_auc`` ...) across runs as a time series.
@@ -64,9 +69,10 @@ def log_monitoring_run(
     with mlflow.start_run(experiment_id=exp, run_name=f"monitor-{started_at:%Y%m%dT%H%M%S}") as run:
         mlflow.log_metrics(metrics, timestamp=int(started_at.timestamp() * 1000))
         mlflow.set_tags(run_tags)
-        for path in artefacts:
-            if path.is_file():
-                mlflow.log_artifact(str(path))
+        summary_path = report_dir / "summary.json"
+        summary_path.write_text(json.dumps(summary(run.info.run_id), indent=2, default=str))
+        for path in [summary_path, *sorted(report_dir.glob("*.html"))]:
+            mlflow.log_artifact(str(path))
     return str(run.info.run_id)
 
 

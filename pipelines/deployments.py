@@ -1,13 +1,12 @@
-"""Prefect deployments with schedules: weekly training, hourly monitoring (``make deployments``)."""
+"""Prefect deployments: weekly training and hourly monitoring (``churn deployments``)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect.types.entrypoint import EntrypointType
 
-from churn.settings import Settings, get_settings
+from churn.settings import Settings
 from pipelines.monitoring import monitoring_flow
 from pipelines.training import training_flow
 
@@ -46,14 +45,3 @@ def build_deployments(settings: Settings) -> list[Any]:
         tags=["churn", "monitoring"],
     )
     return [training, monitoring]
-
-
-def main(project_dir: Path = Path()) -> None:
-    """Register both deployments with the Prefect server and run their scheduled flow runs."""
-    from prefect import serve
-
-    serve(*build_deployments(get_settings(project_dir=project_dir)))
-
-
-if __name__ == "__main__":
-    main()

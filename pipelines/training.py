@@ -1,4 +1,4 @@
-"""The training flow: the stages of ``churn.data_stages`` and ``model_stages`` as Prefect tasks."""
+"""The training flow: ``churn.data_stages``, ``model_stages`` and ``promotion`` as tasks."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from typing import Any, TypeVar
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from churn import data_stages, model_stages, versioning
+from churn import data_stages, model_stages, promotion, versioning
+from churn.champion import ChampionInfo
 from churn.ingest import source_is_volatile
 from churn.params import Params, load_params
 from churn.settings import Settings, get_settings
@@ -66,15 +67,30 @@ def push_task(project_dir: Path) -> int:
     return versioning.push_data(project_dir)
 
 
-@task(name="promote", retries=1, retry_delay_seconds=3, cache_policy=NO_CACHE)
-def promote_task(
+@task(name="record", cache_policy=NO_CACHE)
+def record_task(
     settings: Settings,
     params: Params,
     features: model_stages.FeatureSet,
     trained: TrainedModels,
     result: model_stages.Evaluation,
-) -> model_stages.Registered:
-    return model_stages.register_and_promote(settings, params, features, trained, result)
+) -> promotion.TrainingRun:
+    return promotion.build_run(settings, params, features, trained, result)
+
+
+@task(name="register", retries=1, retry_delay_seconds=3, cache_policy=NO_CACHE)
+def register_task(settings: Settings, run: promotion.TrainingRun) -> ChampionInfo:
+    return promotion.log_and_register(settings, run)
+
+
+@task(name="gate", cache_policy=NO_CACHE)
+def gate_task(
+    settings: Settings,
+    params: Params,
+    features: model_stages.FeatureSet,
+    challenger: ChampionInfo,
+) -> promotion.Registered:
+    return promotion.gate(settings, params, features, challenger)
 
 
 @dataclass
@@ -96,7 +112,8 @@ class TrainingSummary:
 def training_flow(
     project_dir: str = ".", force_ingest: bool = False, push: bool = True
 ) -> TrainingSummary:
-    """Ingest -> validate -> split -> featurize -> train -> evaluate -> push data -> promote.
+    """Ingest -> validate -> split -> featurize -> train -> evaluate -> push data -> record ->
+    register -> gate.
 
     Args:
         project_dir: the project root (holds ``params.yaml``, ``dvc.yaml`` and ``data/``).
@@ -126,15 +143,17 @@ def training_flow(
     result = timed("evaluate", evaluate_task, features, trained, params)
     if push and settings.dvc_push:
         timed("push-data", push_task, root)
-    registered = timed("promote", promote_task, settings, params, features, trained, result)
+    run = timed("record", record_task, settings, params, features, trained, result)
+    challenger = timed("register", register_task, settings, run)
+    registered = timed("gate", gate_task, settings, params, features, challenger)
     summary = TrainingSummary(
         version=registered.version,
         promoted=registered.decision.promote,
         reason=registered.decision.reason,
         run_id=registered.run_id,
-        data_version=registered.data_version,
-        test_roc_auc=result.metrics["test_roc_auc"],
-        baseline_test_roc_auc=result.baseline_metrics["baseline_test_roc_auc"],
+        data_version=registered.record.data_version,
+        test_roc_auc=registered.record.test_roc_auc,
+        baseline_test_roc_auc=registered.record.baseline_test_roc_auc,
         data_stages_ran=ran,
         seconds=seconds,
     )

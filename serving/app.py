@@ -19,8 +19,8 @@ from fastapi.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from churn.params import load_params
+from churn.prediction_store import REQUEST_ID_MAX
 from churn.settings import Settings, get_settings
-from serving.predlog import REQUEST_ID_MAX
 from serving.routers import admin, health, metrics, predict
 from serving.schemas import RequestParser
 from serving.state import ServingState

@@ -8,24 +8,21 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from churn.params import Params, load_params
-from churn.settings import Settings, get_settings
+from churn.settings import Settings
 from serving.model import ServedModel, load_initial
 from serving.scoring import CompiledScorer, UnseenLevels
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)
-cli = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 
 
 @dataclass
@@ -195,33 +192,3 @@ def _count_rows(path: Path) -> int | None:
     if path.suffix.lower() in (".parquet", ".pq"):
         return int(pq.ParquetFile(path).metadata.num_rows)
     return None
-
-
-@cli.command()
-def main(
-    input_path: Annotated[Path, typer.Argument(help="CSV or Parquet file of customers.")],
-    output_path: Annotated[Path, typer.Argument(help="Where to write scores (.csv/.parquet).")],
-    project_dir: Annotated[
-        Path, typer.Option("--project-dir", "-C", help="Project root.")
-    ] = Path(),
-    chunk_rows: Annotated[int, typer.Option(min=1, help="Rows scored at a time.")] = 100_000,
-) -> None:
-    """Score a file with the registry's champion (else the cached copy, else the rules)."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    settings = get_settings(project_dir=project_dir)
-    try:
-        summary = score_file(settings, input_path, output_path, chunk_rows)
-    except (ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
-    note = "" if summary.source == "registry" else f" [yellow]({summary.source} fallback)[/]"
-    console.print(
-        f"scored {summary.rows:,} rows with v{summary.model_version}{note} in "
-        f"{summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s) -> {output_path}"
-    )
-    if summary.unseen:
-        console.print(f"[yellow]unseen categories[/] (scored as no known level): {summary.unseen}")
-
-
-if __name__ == "__main__":
-    cli()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from churn import registry, tracking
+from churn.champion import ChampionInfo
 from churn.params import Params
 from churn.settings import Settings
 from serving.rules import FALLBACK_VERSION, RulesScorer, rules_threshold
@@ -29,23 +30,20 @@ _KEEP_CACHED = 2
 # it names gets this many times as long (a model is larger than an answer).
 LOAD_TIMEOUT_FACTOR = 4
 
-Champion = tuple[str, dict[str, str], str | None]  # version, tags, run id
-
 
 @dataclass(frozen=True)
 class ServedModel:
-    """One loaded model with everything ``/version`` and the decision need. Swapped whole."""
+    """One loaded model with everything ``/version`` and the decision need. Swapped whole.
+
+    ``record`` is the champion record training wrote (None for the rules).
+    """
 
     name: str
     version: str
     source: Source
     threshold: float
     scorer: Scorer
-    run_id: str | None = None
-    data_version: str | None = None
-    git_commit: str | None = None
-    trained_at: str | None = None
-    test_roc_auc: str | None = None
+    record: ChampionInfo | None = None
     degraded_reason: str | None = None
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
@@ -56,16 +54,17 @@ class ServedModel:
 
     def describe(self) -> dict[str, Any]:
         """The public description (``/version``)."""
+        r = self.record
         return {
             "name": self.name,
             "version": self.version,
             "alias": registry.CHAMPION,
             "source": self.source,
-            "run_id": self.run_id,
-            "data_version": self.data_version,
-            "git_commit": self.git_commit,
-            "trained_at": self.trained_at,
-            "test_roc_auc": self.test_roc_auc,
+            "run_id": r.run_id if r else None,
+            "data_version": r.data_version if r else None,
+            "git_commit": r.git_commit if r else None,
+            "trained_at": r.trained_at if r else None,
+            "test_roc_auc": r.test_roc_auc if r else None,
             "decision_threshold": self.threshold,
             "scorer": self.scorer.kind,
             "loaded_at": self.loaded_at,
@@ -77,22 +76,22 @@ class RegistryUnavailable(Exception):
     """The registry could not be asked, or has no champion."""
 
 
-def champion_version(settings: Settings) -> Champion:
-    """``(version, tags, run_id)`` of the champion, straight from the registry.
+def champion_record(settings: Settings) -> ChampionInfo:
+    """The champion's record, straight from the registry.
 
     Raises:
-        RegistryUnavailable: when the registry cannot be reached or has no champion.
+        RegistryUnavailable: when the registry cannot be reached, has no champion, or the
+            champion has no record.
     """
     try:
         client = tracking.connect(settings)
-        version = client.get_model_version_by_alias(settings.model_name, registry.CHAMPION)
+        return registry.aliased_record(client, settings.model_name)
     except Exception as exc:
         raise RegistryUnavailable(f"{type(exc).__name__}: {str(exc)[:300]}") from exc
-    return str(version.version), dict(version.tags), version.run_id
 
 
-def load_from_registry(settings: Settings, params: Params, champion: Champion) -> ServedModel:
-    """Download ``champion`` (from :func:`champion_version`) into the local cache, load, verify.
+def load_from_registry(settings: Settings, params: Params, champion: ChampionInfo) -> ServedModel:
+    """Download ``champion`` (from :func:`champion_record`) into the local cache, load, verify.
 
     The download lands in a fresh folder and the cache pointer moves only after the model loaded,
     so the cache always holds a model that worked (also when a caller stopped waiting for it).
@@ -102,7 +101,7 @@ def load_from_registry(settings: Settings, params: Params, champion: Champion) -
     """
     import mlflow
 
-    version, tags, run_id = champion
+    version = champion.version
     cache = settings.model_cache_dir / settings.model_name
     target = cache / f"v{version}-{uuid.uuid4().hex[:8]}"
     target.mkdir(parents=True, exist_ok=True)
@@ -114,10 +113,10 @@ def load_from_registry(settings: Settings, params: Params, champion: Champion) -
     except Exception as exc:
         shutil.rmtree(target, ignore_errors=True)
         raise RegistryUnavailable(f"cannot load v{version}: {type(exc).__name__}: {exc}") from exc
-    meta = {"version": version, "tags": tags, "run_id": run_id, "model_path": local}
-    (target / _META).write_text(json.dumps(meta))
+    meta = {"record": champion.to_tags(), "version": version, "run_id": champion.run_id}
+    (target / _META).write_text(json.dumps({**meta, "model_path": local}))
     _point_cache_at(cache, target)
-    return _served(settings, params, pipeline, meta, "registry", None)
+    return _served(settings, params, pipeline, champion, "registry", None)
 
 
 def load_from_cache(settings: Settings, params: Params, reason: str) -> ServedModel | None:
@@ -131,11 +130,14 @@ def load_from_cache(settings: Settings, params: Params, reason: str) -> ServedMo
     try:
         folder = cache / pointer.read_text().strip()
         meta = json.loads((folder / _META).read_text())
+        record = ChampionInfo.from_tags(
+            meta["record"], version=meta["version"], run_id=meta["run_id"]
+        )
         pipeline = mlflow.sklearn.load_model(meta["model_path"])
     except Exception:
         log.exception("the cached champion in %s cannot be loaded", cache)
         return None
-    return _served(settings, params, pipeline, meta, "cache", reason)
+    return _served(settings, params, pipeline, record, "cache", reason)
 
 
 def rules_model(settings: Settings, params: Params, reason: str) -> ServedModel:
@@ -160,7 +162,7 @@ def load_initial(settings: Settings, params: Params) -> ServedModel:
     """
     timeout = settings.registry_timeout_seconds
     try:
-        champion = with_timeout(champion_version, timeout, settings)
+        champion = with_timeout(champion_record, timeout, settings)
         return with_timeout(
             load_from_registry, LOAD_TIMEOUT_FACTOR * timeout, settings, params, champion
         )
@@ -210,27 +212,17 @@ def _served(
     settings: Settings,
     params: Params,
     pipeline: Any,
-    meta: dict[str, Any],
+    record: ChampionInfo,
     source: Source,
     reason: str | None,
 ) -> ServedModel:
-    tags = meta["tags"]
-    try:
-        threshold = float(tags["decision_threshold"])
-    except (KeyError, ValueError):
-        log.warning("v%s has no decision_threshold tag; using 0.5", meta["version"])
-        threshold = 0.5
     return ServedModel(
         name=settings.model_name,
-        version=str(meta["version"]),
+        version=str(record.version),
         source=source,
-        threshold=threshold,
+        threshold=record.decision_threshold,
         scorer=compile_pipeline(pipeline, params.dataset),
-        run_id=meta.get("run_id"),
-        data_version=tags.get("data_version"),
-        git_commit=tags.get("git_commit"),
-        trained_at=tags.get("trained_at"),
-        test_roc_auc=tags.get("test_roc_auc"),
+        record=record,
         degraded_reason=reason,
     )
 

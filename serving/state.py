@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from churn.params import Params
+from churn.prediction_store import PredictionStore
 from churn.settings import Settings
 from serving.metrics import ServingMetrics
 from serving.model import (
     LOAD_TIMEOUT_FACTOR,
     RegistryUnavailable,
     ServedModel,
-    champion_version,
+    champion_record,
     load_from_registry,
     load_initial,
     rules_model,
@@ -49,7 +50,8 @@ class ServingState:
         self.dataset = params.dataset
         self.api_key = api_key
         self.metrics = ServingMetrics()
-        self.predlog = PredictionLog(settings.prediction_log_uri, hash_key, self.metrics)
+        store = PredictionStore(settings.prediction_log_url, settings.labels_url, hash_key)
+        self.predlog = PredictionLog(store, self.metrics)
         self.unseen = UnseenLevels(params.dataset)
         self.rules = rules_model(settings, params, "per-request fallback")
         self.model: ServedModel | None = None
@@ -74,9 +76,9 @@ class ServingState:
             try:
                 timeout = self.settings.registry_timeout_seconds
                 champion = await asyncio.to_thread(
-                    with_timeout, champion_version, timeout, self.settings
+                    with_timeout, champion_record, timeout, self.settings
                 )
-                version = champion[0]
+                version = champion.version
                 if current is not None and current.source == "registry" and version == previous:
                     return self._checked(ReloadResult("unchanged", previous, previous))
                 new = await asyncio.to_thread(

@@ -33,7 +33,7 @@ class Version(BaseModel):
     data_version: str | None
     git_commit: str | None
     trained_at: str | None
-    test_roc_auc: str | None
+    test_roc_auc: float | None
     decision_threshold: float
     scorer: str
     loaded_at: str

@@ -5,22 +5,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from churn.champion import ChampionInfo
 from churn.params import Params
 
 
 def render_model_card(
     *,
     name: str,
+    record: ChampionInfo,
     metrics: Mapping[str, float],
-    tags: Mapping[str, str],
     params: Params,
     row_counts: Mapping[str, int],
     xgboost_params: Mapping[str, Any],
 ) -> str:
     """Markdown for ``model_card.md``, logged with every model version.
 
-    Everything in it comes from the run: the metrics on the held-out test split, the data version
-    and the commit. Nothing is typed by hand, so the card cannot drift from the model.
+    Everything in it comes from the run: the metrics on the held-out test split and the champion
+    record (threshold, data version, commit). Nothing is typed by hand, so the card cannot
+    drift from the model.
     """
     ds = params.dataset
     m = dict(metrics)
@@ -38,7 +40,7 @@ def render_model_card(
 Estimates the probability that a customer churns
 (label `{ds.label_column}` = `{ds.positive_label}`),
 and flags customers whose probability is at least the decision threshold
-**{float(tags["decision_threshold"]):.3f}**, chosen on the validation split to minimise
+**{record.decision_threshold:.3f}**, chosen on the validation split to minimise
 {params.train.costs.false_negative:g} x missed churners + {params.train.costs.false_positive:g} x
 needless retention offers.
 
@@ -51,8 +53,8 @@ scikit-learn feature pipeline (missing values, derived features, scaling, one-ho
 Monotone constraints: {params.train.monotone or "none"}.
 
 ## Data
-- Data version `{tags["data_version"]}` (hashes in `dvc.lock`; `dvc checkout` at commit
-  `{tags["git_commit"]}` restores it). Rows: {rows}.
+- Data version `{record.data_version}` (hashes in `dvc.lock`; `dvc checkout` at commit
+  `{record.git_commit}` restores it). Rows: {rows}.
 - Features: {", ".join(ds.feature_columns)}.
 - Never used as features: the id `{ds.id_column}` and the PII columns {ds.pii_columns}.
 
@@ -69,5 +71,5 @@ Monotone constraints: {params.train.monotone or "none"}.
 ## Limitations
 Trained on one snapshot of customers; its quality decays as customers and prices change, which the
 monitoring job watches. Probabilities are calibrated on the validation split only. Trained at
-{tags["trained_at"]}.
+{record.trained_at}.
 """

@@ -1,24 +1,18 @@
-"""The model stages with their I/O: featurize, train, evaluate, register and promote (MLflow)."""
+"""The model stages: featurize, train and evaluate (promotion is ``churn.promotion``)."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from mlflow import MlflowClient
-from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
-from churn import evaluate, registry, tracking, versioning
+from churn import evaluation, registry, tracking
 from churn.features import build_feature_pipeline, encoded_feature_names
-from churn.model_card import render_model_card
 from churn.params import Params
 from churn.settings import Settings
 from churn.split import label_vector
@@ -30,8 +24,6 @@ from churn.train import (
     score,
     train_models,
 )
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -53,14 +45,6 @@ class Evaluation:
     metrics: dict[str, float]
     baseline_metrics: dict[str, float]
     figures: dict[str, Figure] = field(default_factory=dict)
-
-
-@dataclass
-class Registered:
-    run_id: str
-    version: str
-    data_version: str
-    decision: registry.PromotionDecision
 
 
 def featurize(splits: dict[str, pd.DataFrame], params: Params) -> FeatureSet:
@@ -111,169 +95,34 @@ def evaluate_models(features: FeatureSet, trained: TrainedModels, params: Params
         model=assemble(features.pipeline, trained.xgboost),
         baseline=assemble(features.pipeline, trained.baseline),
         threshold=threshold,
-        metrics=evaluate.classification_metrics(y_test, proba, threshold),
-        baseline_metrics=evaluate.classification_metrics(
+        metrics=evaluation.classification_metrics(y_test, proba, threshold),
+        baseline_metrics=evaluation.classification_metrics(
             y_test, base_proba, base_threshold, prefix="baseline_test_"
         ),
-        figures=evaluate.diagnostic_plots(
+        figures=evaluation.diagnostic_plots(
             y_test,
             proba,
             threshold,
             base_proba,
-            evaluate.xgboost_importances(xgb, features.feature_names),
+            evaluation.xgboost_importances(xgb, features.feature_names),
         ),
     )
 
 
-def champion_test_auc(
-    client: MlflowClient, name: str, test: pd.DataFrame, y_test: np.ndarray
-) -> tuple[str | None, float | None, str]:
-    """Score the current champion on this run's test split: ``(version, roc_auc, note)``.
-
-    A champion that cannot score these rows (another data set's columns, say) is not comparable;
-    the note says why and the gate then treats the challenger as a first model.
-    """
-    champion = registry.current_champion(client, name)
-    if champion is None:
-        return None, None, ""
-    try:
-        model = mlflow.sklearn.load_model(f"models:/{name}@{registry.CHAMPION}")
-        proba = score(model, test)
-    except Exception as exc:
-        note = f"champion v{champion.version} cannot score this test data ({type(exc).__name__})"
-        log.warning("%s: %s", note, exc)
-        return champion.version, None, note
-    return champion.version, float(roc_auc_score(y_test, proba)), ""
-
-
-def input_example(frame: pd.DataFrame, params: Params, n: int = 5) -> pd.DataFrame:
-    """A few rows as serving receives them, with no personal data in the model artefact.
-
-    The label and the PII columns are dropped; the id column stays (serving sends it, the model
-    ignores it) but its values are replaced by made-up ones.
-    """
-    ds = params.dataset
-    pii = [c for c in ds.pii_columns if c != ds.id_column and c in frame.columns]
-    example = frame.drop(columns=[ds.label_column, *pii]).head(n).copy()
-    example[ds.id_column] = [f"example-{i}" for i in range(len(example))]
-    return example
-
-
-def register_and_promote(
-    settings: Settings,
-    params: Params,
-    features: FeatureSet,
-    trained: TrainedModels,
-    result: Evaluation,
-) -> Registered:
-    """Log the run to MLflow, register the model as challenger, and apply the promotion gate.
-
-    Nothing that was promoted before changes unless the gate says so, and the decision is written
-    on the new version either way.
-    """
-    client = tracking.connect(settings)
-    data_files = versioning.locked_data_files(settings.project_dir)
-    data_ver = versioning.data_version(data_files)
-    commit = versioning.git_commit(settings.project_dir, settings.git_commit)
-    trained_at = datetime.now(UTC).isoformat(timespec="seconds")
-    tags = {
-        "data_version": data_ver,
-        "git_commit": commit,
-        "trained_at": trained_at,
-        "decision_threshold": f"{result.threshold:.6f}",
-        "test_roc_auc": f"{result.metrics['test_roc_auc']:.6f}",
-        "baseline_test_roc_auc": f"{result.baseline_metrics['baseline_test_roc_auc']:.6f}",
-    }
-    run_params: dict[str, Any] = {
-        "ingest": params.ingest.model_dump(),
-        "split": params.split.model_dump(),
-        "features": params.features.model_dump(),
-        "calibration": params.train.calibration,
-        "costs": params.train.costs.model_dump(),
-        "search_trials": params.train.search.n_trials,
-        "decision_threshold": result.threshold,
-        **{f"xgb_{k}": v for k, v in trained.xgboost_params.items()},
-        **{f"data_file:{p}": h for p, h in data_files.items()},
-    }
-    counts = {f"rows_{n}": float(len(f)) for n, f in features.frames.items()}
-    run_id, model_uri = tracking.log_training_run(
-        client,
-        settings,
-        model=result.model,
-        input_example=input_example(features.frames["test"], params),
-        params=run_params,
-        metrics={
-            **result.metrics,
-            **result.baseline_metrics,
-            **counts,
-            "decision_threshold": result.threshold,
-        },
-        tags={**tags, "data_files": ", ".join(f"{p}={h}" for p, h in data_files.items())},
-        figures=result.figures,
-        documents={
-            "search_trials.json": [t.__dict__ for t in trained.trials],
-            "dataset.json": params.dataset.model_dump(),
-            "model_card.md": render_model_card(
-                name=settings.model_name,
-                metrics={**result.metrics, **result.baseline_metrics},
-                tags=tags,
-                params=params,
-                row_counts={n: len(f) for n, f in features.frames.items()},
-                xgboost_params=trained.xgboost_params,
-            ),
-        },
-        run_name=f"train-{data_ver}",
-    )
-    version = registry.register_challenger(client, settings.model_name, model_uri, run_id, tags)
-    champ_version, champ_auc, note = champion_test_auc(
-        client, settings.model_name, features.frames["test"], features.y["test"]
-    )
-    decision = registry.decide_promotion(
-        result.metrics["test_roc_auc"],
-        result.baseline_metrics["baseline_test_roc_auc"],
-        champ_auc,
-        params.promote,
-        champion_version=champ_version,
-        champion_note=note,
-    )
-    registry.record_decision(client, settings.model_name, version.version, decision)
-    with mlflow.start_run(run_id=run_id):
-        mlflow.set_tags(
-            {
-                "registered_version": version.version,
-                "promotion": "promoted" if decision.promote else "rejected",
-                "promotion_reason": decision.reason,
-            }
-        )
-    return Registered(run_id, str(version.version), data_ver, decision)
-
-
-def model_info(settings: Settings, alias: str = registry.CHAMPION) -> dict[str, Any]:
-    """What ``churn model-info`` prints: the aliased version and where it came from.
+def evaluate_registered(
+    settings: Settings, params: Params, test: pd.DataFrame, alias: str = registry.CHAMPION
+) -> dict[str, Any]:
+    """Evaluate a registered version on ``test`` at its recorded decision threshold.
 
     Raises:
-        LookupError: when no version carries the alias.
+        LookupError: when no version carries ``alias`` (or it has no champion record).
     """
+    import mlflow
+
     client = tracking.connect(settings)
-    try:
-        version = client.get_model_version_by_alias(settings.model_name, alias)
-    except mlflow.exceptions.MlflowException as exc:
-        raise LookupError(
-            f"model {settings.model_name!r} has no {alias!r} version in {settings.tracking_uri}; "
-            "run `make train` first"
-        ) from exc
-    tags = version.tags
-    return {
-        "name": settings.model_name,
-        "version": str(version.version),
-        "alias": alias,
-        "test_roc_auc": float(tags["test_roc_auc"]) if "test_roc_auc" in tags else None,
-        "baseline_test_roc_auc": float(tags.get("baseline_test_roc_auc", "nan")),
-        "decision_threshold": float(tags.get("decision_threshold", "nan")),
-        "data_version": tags.get("data_version"),
-        "git_commit": tags.get("git_commit"),
-        "trained_at": tags.get("trained_at"),
-        "run_id": version.run_id,
-        "model_uri": f"models:/{settings.model_name}@{alias}",
-        "tracking_uri": settings.tracking_uri,
-    }
+    record = registry.aliased_record(client, settings.model_name, alias)
+    model = mlflow.sklearn.load_model(f"models:/{settings.model_name}@{alias}")
+    metrics = evaluation.classification_metrics(
+        label_vector(test, params.dataset).to_numpy(), score(model, test), record.decision_threshold
+    )
+    return {"version": record.version, "alias": alias, **metrics}

@@ -10,6 +10,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from churn.champion import ChampionInfo, ChampionRecordError
 from churn.params import PromoteParams
 
 CHAMPION = "champion"
@@ -91,6 +92,22 @@ def current_champion(client: MlflowClient, name: str) -> ModelVersion | None:
         return None
 
 
+def aliased_record(client: MlflowClient, name: str, alias: str = CHAMPION) -> ChampionInfo:
+    """The champion record of the version ``alias`` points at.
+
+    Raises:
+        LookupError: when no version carries the alias (a ``ChampionRecordError`` when the
+            version has no record).
+    """
+    try:
+        version = client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        raise LookupError(
+            f"model {name!r} has no {alias!r} version; run `make train` first"
+        ) from exc
+    return ChampionInfo.from_version(version)
+
+
 def register_challenger(
     client: MlflowClient, name: str, model_uri: str, run_id: str, tags: dict[str, str]
 ) -> ModelVersion:
@@ -160,19 +177,26 @@ def rollback(client: MlflowClient, name: str, to_version: str | None = None) -> 
 def history(client: MlflowClient, name: str) -> list[dict[str, Any]]:
     """Every version with its promotion decision and reason, newest first."""
     versions = client.search_model_versions(f"name='{name}'")
-    champion = current_champion(client, name)
+    # Version searches leave ``aliases`` empty; the registered model has them all.
+    aliases: dict[str, list[str]] = {}
+    for alias, number in client.get_registered_model(name).aliases.items():
+        aliases.setdefault(str(number), []).append(alias)
     rows = []
     for v in sorted(versions, key=lambda v: int(v.version), reverse=True):
+        try:
+            record: ChampionInfo | None = ChampionInfo.from_version(v)
+        except ChampionRecordError:
+            record = None  # registered by hand: listed, without figures
         rows.append(
             {
                 "version": str(v.version),
-                "aliases": list(v.aliases or []),
-                "champion": champion is not None and champion.version == v.version,
+                "aliases": sorted(aliases.get(str(v.version), [])),
+                "champion": CHAMPION in aliases.get(str(v.version), []),
                 "decision": v.tags.get(_TAG + "decision", "pending"),
                 "reason": v.tags.get(_TAG + "reason", ""),
                 "decided_at": v.tags.get(_TAG + "decided_at", ""),
-                "test_roc_auc": v.tags.get("test_roc_auc", ""),
-                "data_version": v.tags.get("data_version", ""),
+                "test_roc_auc": record.test_roc_auc if record else None,
+                "data_version": record.data_version if record else "",
                 "run_id": v.run_id,
             }
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -25,9 +24,13 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "test", "production"] = "development"
     project_dir: Path = Field(default_factory=Path.cwd)
-    params_file: Path = Path("params.yaml")
-    mlflow_tracking_uri: str | None = Field(
-        None, validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "CHURN_MLFLOW_TRACKING_URI")
+    params_path: Path = Field(
+        Path("params.yaml"), description="The ML parameters; relative paths are in project_dir."
+    )
+    tracking_uri: str = Field(
+        "",
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "CHURN_TRACKING_URI"),
+        description="MLflow tracking and registry URI; default: SQLite under <project>/mlruns.",
     )
     experiment_name: str = "churn-training"
     model_name: str = "churn"
@@ -62,21 +65,23 @@ class Settings(BaseSettings):
     prediction_retention_days: int = Field(
         90, ge=1, description="Predictions older than this are deleted by `make retention`."
     )
-    prediction_log_url: str | None = Field(
-        None, description="SQLAlchemy URL of the prediction log; default SQLite under data/."
+    prediction_log_url: str = Field(
+        "", description="SQLAlchemy URL of the prediction log; default SQLite under data/."
     )
-    serving_cache_dir: Path | None = Field(
-        None, description="Last good local copy of the champion; default <project>/.serving-cache."
+    model_cache_dir: Path = Field(
+        Path(".serving-cache"),
+        description="Last good local copies of the champion; relative paths are in project_dir.",
     )
 
     # Monitoring (monitoring/, pipelines/monitoring.py).
     monitoring_experiment_name: str = "churn-monitoring"
-    labels_url: str | None = Field(
-        None, description="SQLAlchemy URL of the labels table; default: the prediction log's."
+    labels_url: str = Field(
+        "", description="SQLAlchemy URL of the labels table; default: the prediction log's."
     )
-    reports_dir: Path | None = Field(
-        None,
-        description="Where monitoring writes HTML and JSON reports; default <project>/reports.",
+    reports_dir: Path = Field(
+        Path("reports"),
+        description="Where monitoring writes HTML and JSON reports; relative paths are in "
+        "project_dir.",
     )
     training_deployment: str | None = Field(
         None,
@@ -90,8 +95,23 @@ class Settings(BaseSettings):
     )
 
     @model_validator(mode="after")
-    def _absolute_project_dir(self) -> Settings:
-        object.__setattr__(self, "project_dir", self.project_dir.resolve())
+    def _resolve_defaults(self) -> Settings:
+        """Each location has one name; an unset one gets its default inside the project."""
+        root = self.project_dir.resolve()
+        resolved: dict[str, object] = {
+            "project_dir": root,
+            "params_path": root / self.params_path,
+            "model_cache_dir": root / self.model_cache_dir,
+            "reports_dir": root / self.reports_dir,
+            "tracking_uri": self.tracking_uri or f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
+        }
+        log_url = self.prediction_log_url or (
+            f"sqlite:///{root / 'data' / 'predictions' / 'predictions.db'}"
+        )
+        resolved["prediction_log_url"] = log_url
+        resolved["labels_url"] = self.labels_url or log_url
+        for name, value in resolved.items():
+            object.__setattr__(self, name, value)
         return self
 
     @model_validator(mode="after")
@@ -126,33 +146,9 @@ class Settings(BaseSettings):
         return api_key, (hash_key or "churn-development-only").encode()
 
     @property
-    def prediction_log_uri(self) -> str:
-        """Where serving appends predictions: the configured URL, else SQLite under data/."""
-        if self.prediction_log_url:
-            return self.prediction_log_url
-        return f"sqlite:///{self.data_dir / 'predictions' / 'predictions.db'}"
-
-    @property
-    def labels_uri(self) -> str:
-        """Where true labels arrive: the configured URL, else the prediction log's database."""
-        return self.labels_url or self.prediction_log_uri
-
-    @property
-    def monitoring_reports_dir(self) -> Path:
-        """Monitoring reports (git-ignored)."""
-        return self.reports_dir or self.project_dir / "reports"
-
-    @property
-    def model_cache_dir(self) -> Path:
-        """Where serving keeps the last good copy of the champion (git-ignored)."""
-        return self.serving_cache_dir or self.project_dir / ".serving-cache"
-
-    @cached_property
-    def tracking_uri(self) -> str:
-        """MLflow tracking URI: the environment's, else a SQLite store inside the project."""
-        if self.mlflow_tracking_uri:
-            return self.mlflow_tracking_uri
-        return f"sqlite:///{self.mlruns_dir / 'mlflow.db'}"
+    def tracking_is_local(self) -> bool:
+        """True when no tracking server is configured: the project's own SQLite store."""
+        return self.tracking_uri == f"sqlite:///{self.mlruns_dir / 'mlflow.db'}"
 
     @property
     def mlruns_dir(self) -> Path:
@@ -162,13 +158,9 @@ class Settings(BaseSettings):
     @property
     def artifact_location(self) -> str | None:
         """Where a new experiment stores artefacts; None lets a remote server decide."""
-        if self.mlflow_tracking_uri:
+        if not self.tracking_is_local:
             return None
         return (self.mlruns_dir / "artifacts").as_uri()
-
-    @property
-    def params_path(self) -> Path:
-        return self.project_dir / self.params_file
 
     @property
     def data_dir(self) -> Path:

@@ -39,11 +39,11 @@ TRUSTED_MODEL_TYPES = [
 
 def connect(settings: Settings) -> MlflowClient:
     """Point MLflow at the configured store (creating the local one) and return a client."""
-    if settings.mlflow_tracking_uri is None:
+    if settings.tracking_is_local:
         settings.mlruns_dir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
-    if settings.mlflow_tracking_uri is None:
+    if settings.tracking_is_local:
         # set_tracking_uri also exports MLFLOW_TRACKING_URI; left there, the project-local
         # default would read as a user override to every Settings built later in this process
         # (another project, a test).

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from churn import registry, tracking
+from churn.champion import ChampionInfo
 from churn.settings import get_settings
 from churn.versioning import data_version, locked_data_files
 from pipelines.training import training_flow
@@ -40,13 +41,17 @@ def test_first_run_registers_a_champion_with_its_data_version(trained_project):
     champion = registry.current_champion(client, "churn")
     assert summary.promoted and champion is not None
     assert str(champion.version) == summary.version
-    # The data version recorded with the model is the one in dvc.lock.
+    # The record on the version: the data version and files are the ones in dvc.lock.
+    record = ChampionInfo.from_version(champion)
     files = locked_data_files(project)
-    assert champion.tags["data_version"] == data_version(files) == summary.data_version
-    run = client.get_run(champion.run_id)
+    assert record.data_version == data_version(files) == summary.data_version
     assert (
-        run.data.params["data_file:data/splits/test.parquet"] == files["data/splits/test.parquet"]
+        record.data_files == files and record.split_md5("test") == files["data/splits/test.parquet"]
     )
+    assert record.run_id == champion.run_id and record.test_roc_auc == pytest.approx(
+        summary.test_roc_auc, abs=1e-6
+    )
+    run = client.get_run(champion.run_id)
     assert run.data.metrics["test_roc_auc"] == pytest.approx(summary.test_roc_auc)
     assert run.data.metrics["rows_train"] > 0 and run.data.tags["git_commit"]
     plots = {a.path for a in client.list_artifacts(champion.run_id, "plots")}
@@ -88,7 +93,7 @@ def test_the_registered_model_scores_raw_rows(trained_project):
 def test_model_info_json(trained_project):
     project, summary = trained_project
     out = subprocess.run(
-        ["churn", "model-info", "--json", "-C", str(project)],
+        ["churn", "-C", str(project), "model-info", "--json"],
         capture_output=True,
         text=True,
         check=True,
@@ -132,8 +137,12 @@ def _rerun_and_worse_model(project, first):
     client = _client(project)
     assert str(registry.current_champion(client, "churn").version) == first.version
     assert str(client.get_model_version_by_alias("churn", "challenger").version) == worse.version
-    decided = {r["version"]: r["decision"] for r in registry.history(client, "churn")}
-    assert decided[worse.version] == "rejected" and decided[first.version] == "promoted"
+    history = {r["version"]: r for r in registry.history(client, "churn")}
+    assert history[worse.version]["decision"] == "rejected"
+    assert history[first.version]["decision"] == "promoted"
+    # Aliases are listed where they point.
+    assert history[first.version]["aliases"] == ["champion"]
+    assert history[worse.version]["aliases"] == ["challenger"]
 
     # Rollback: explicit target, then back to the previous champion by history.
     old, new = registry.rollback(client, "churn", to_version=worse.version)

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 
 from churn.data.generator import Drift, generate_customers
-from churn.params import MonitorParams, MonitorWindow, load_params
-from monitoring.data import features_frame, join_labels, read_window
-from monitoring.labels import read_labels, write_labels
-from monitoring.report import PREDICTION, TARGET, check_data, check_quality
+from churn.params import MonitorParams, load_params
+from churn.prediction_store import SCORE_COLUMN, PredictionStore
+from monitoring.data import features_frame, join_labels
+from monitoring.report import TARGET, check_data, check_quality
 from serving.metrics import ServingMetrics
-from serving.predlog import PredictionLog, ScoredBatch, hash_id
+from serving.predlog import PredictionLog, ScoredBatch
 
 ROOT = Path(__file__).resolve().parents[2]
 DATASET = load_params(ROOT / "params.yaml").dataset
@@ -27,7 +27,7 @@ def _frame(rows: int, seed: int, drift: Drift | None = None) -> pd.DataFrame:
     customers = generate_customers(rows, seed, drift=drift)
     frame = features_frame(customers, DATASET)
     # A stand-in score that depends on the inputs, so prediction drift follows input drift.
-    frame[PREDICTION] = 1 / (1 + np.exp(-(frame["MonthlyCharges"] - 70) / 20))
+    frame[SCORE_COLUMN] = 1 / (1 + np.exp(-(frame["MonthlyCharges"] - 70) / 20))
     frame[TARGET] = (customers["Churn"] == "Yes").astype("int64")
     frame["customerID"] = customers["customerID"]
     return frame
@@ -80,12 +80,16 @@ def test_quality_on_labelled_traffic_reads_both_sides(reference):
     assert 0.5 < quality.roc_auc < 1 and 0.5 < quality.reference_roc_auc < 1
     assert quality.labelled_rows == 1000 and 0 < quality.recall <= 1
     # Scores that ignore the inputs are no better than chance.
-    noise = labelled.assign(**{PREDICTION: np.random.default_rng(0).random(1000)})
+    noise = labelled.assign(**{SCORE_COLUMN: np.random.default_rng(0).random(1000)})
     assert check_quality(reference, noise, threshold=0.3).roc_auc < 0.6
 
 
+def _store(url: str) -> PredictionStore:
+    return PredictionStore(url, url, KEY)
+
+
 def _log(url: str, frames: list[pd.DataFrame], version: str = "1") -> None:
-    log = PredictionLog(url, KEY, ServingMetrics())
+    log = PredictionLog(_store(url), ServingMetrics())
     log.start()
     for frame in frames:
         features = frame[DATASET.feature_columns].astype(object)
@@ -97,8 +101,8 @@ def _log(url: str, frames: list[pd.DataFrame], version: str = "1") -> None:
                 version,
                 frame["customerID"].tolist(),
                 {c: features[c].tolist() for c in features.columns},
-                frame[PREDICTION].to_numpy(),
-                frame[PREDICTION].to_numpy() > 0.5,
+                frame[SCORE_COLUMN].to_numpy(),
+                frame[SCORE_COLUMN].to_numpy() > 0.5,
                 1.0,
                 None,
             )
@@ -112,27 +116,28 @@ def test_the_window_is_the_newest_rows_of_the_champion(tmp_path):
     _log(url, [old])
     _log(url, [_frame(50, 8)], version="fallback-rules")
     _log(url, [new])
-    window = read_window(url, MonitorWindow(rows=250), max_rows=10_000, model_version="1")
+    store = _store(url)
+    window = store.read_window(250, max_rows=10_000, model_version="1")
     assert window.total_rows == 250 and not window.sampled
-    assert set(window.frame["customer_hash"]) >= {hash_id(KEY, i) for i in new["customerID"]}
+    assert set(window.frame["customer_hash"]) >= set(store.hash_ids(new["customerID"].tolist()))
     assert (window.frame["model_version"] == "1").all()
     row = window.frame.iloc[-1]
     assert row["Contract"] == new["Contract"].iloc[-1]
     assert row["MonthlyCharges"] == pytest.approx(new["MonthlyCharges"].iloc[-1])
     future = datetime.now(UTC) + timedelta(hours=1)
-    empty = read_window(url, MonitorWindow(rows=250, hours=0.5), max_rows=10, now=future)
+    empty = store.read_window(250, hours=0.5, max_rows=10, now=future)
     assert empty.total_rows == 0
-    assert read_window(f"sqlite:///{tmp_path / 'none.db'}", MonitorWindow(), max_rows=5).rows == 0
+    assert _store(f"sqlite:///{tmp_path / 'none.db'}").read_window(5000, max_rows=5).rows == 0
 
 
 def test_a_sampled_window_still_flags_a_ten_percent_price_rise(tmp_path, reference):
     """Sampling 2,000 of 20,000 logged rows keeps the power to see prices up 10 %."""
     url = f"sqlite:///{tmp_path / 'log.db'}"
     _log(url, [_frame(20_000, 9, PRICE_RISE)])
-    window = read_window(url, MonitorWindow(rows=20_000), max_rows=2000, seed=3)
+    window = _store(url).read_window(20_000, max_rows=2000, seed=3)
     assert window.sampled and window.total_rows == 20_000 and window.rows == 2000
     current = features_frame(window.frame, DATASET)
-    current[PREDICTION] = window.frame[PREDICTION].to_numpy()
+    current[SCORE_COLUMN] = window.frame[SCORE_COLUMN].to_numpy()
     checks = check_data(reference, current, DATASET, MonitorParams())
     assert "MonthlyCharges" in checks.drifted_columns
 
@@ -141,17 +146,18 @@ def test_labels_arriving_late_are_joined_by_hashed_id(tmp_path):
     url = f"sqlite:///{tmp_path / 'log.db'}"
     frame = _frame(400, 10)
     _log(url, [frame])
-    window = read_window(url, MonitorWindow(rows=1000), max_rows=1000)
-    assert join_labels(window, url).empty  # nothing known yet
+    store = _store(url)
+    window = store.read_window(1000, max_rows=1000)
+    assert join_labels(window, store).empty  # nothing known yet
     first = frame.iloc[:100]
-    write_labels(url, [hash_id(KEY, i) for i in first["customerID"]], first[TARGET] == 1)
-    joined = join_labels(window, url)
+    store.write_labels(first["customerID"].tolist(), (first[TARGET] == 1).tolist())
+    joined = join_labels(window, store)
     assert len(joined) == 100
-    hashes = first["customerID"].map(lambda i: hash_id(KEY, i))
+    hashes = store.hash_ids(first["customerID"].tolist())
     expected = dict(zip(hashes, first[TARGET], strict=True))
     assert (joined[TARGET] == joined["customer_hash"].map(expected)).all()
     # A corrected label later wins over the first one.
-    h = hash_id(KEY, first["customerID"].iloc[0])
-    write_labels(url, [h], [not bool(first[TARGET].iloc[0])])
-    latest = read_labels(url, [h])
+    customer = first["customerID"].iloc[0]
+    store.write_labels([customer], [not bool(first[TARGET].iloc[0])])
+    latest = store.read_labels([store.hash_id(customer)])
     assert len(latest) == 1 and latest["churned"].iloc[0] != bool(first[TARGET].iloc[0])

@@ -9,22 +9,24 @@ import mlflow
 import pytest
 
 from churn import registry, tracking
+from churn.champion import ChampionInfo
 from churn.data.generator import Drift
+from churn.prediction_store import PredictionStore
 from churn.settings import get_settings
 from churn.versioning import locked_data_files
-from monitoring.bench import fill_log
-from monitoring.demo import (
-    DEMO_OVERRIDES,
-    _merge,
+from pipelines.monitoring import monitoring_flow
+from pipelines.training import training_flow
+from tools.bench_monitor import fill_log
+from tools.demo import DEMO_OVERRIDES
+from tools.fork import (
+    deep_merge,
     fork_project,
     free_port,
     running_service,
     wait_for_log,
     wait_for_version,
 )
-from monitoring.simulate import DriftKind, make_customers, send_labels, send_traffic
-from pipelines.monitoring import monitoring_flow
-from pipelines.training import training_flow
+from tools.simulate import DriftKind, make_customers, send_labels, send_traffic
 
 pytestmark = pytest.mark.integration
 
@@ -35,6 +37,7 @@ def loop(tmp_path_factory):
     project = fork_project(tmp_path_factory.mktemp("loop") / "project", DEMO_OVERRIDES)
     first = training_flow(str(project))
     settings = get_settings(project_dir=project)
+    store = PredictionStore.from_settings(settings)
     steps = {}
     with running_service(project, free_port()) as url:
         steps["empty"] = monitoring_flow(str(project))
@@ -42,11 +45,11 @@ def loop(tmp_path_factory):
         send_traffic(url, normal)
         wait_for_log(settings, 1500, first.version)
         steps["unlabelled"] = monitoring_flow(str(project))
-        send_labels(settings, normal)  # the outcomes arrive after the predictions
+        send_labels(store, normal)  # the outcomes arrive after the predictions
         steps["labelled"] = monitoring_flow(str(project))
         drifted = make_customers(4000, 202, DriftKind.strong)
         send_traffic(url, drifted)
-        send_labels(settings, drifted)
+        send_labels(store, drifted)
         wait_for_log(settings, 5500, first.version)
         steps["drifted"] = monitoring_flow(str(project))
         new = steps["drifted"].training["version"]
@@ -114,7 +117,8 @@ def test_the_reference_is_the_champions_own_data_after_the_workspace_moved_on(lo
     project, first, steps = loop
     client = tracking.connect(get_settings(project_dir=project))
     run = client.get_run(steps["drifted"].mlflow_run_id)
-    v1_train = client.get_run(first.run_id).data.params["data_file:data/splits/train.parquet"]
+    v1 = ChampionInfo.from_version(client.get_model_version("churn", first.version))
+    v1_train = v1.split_md5("train")
     assert run.data.tags["reference_md5"] == v1_train
     assert locked_data_files(project)["data/splits/train.parquet"] != v1_train
 
@@ -130,6 +134,7 @@ def test_reports_and_monitoring_runs_are_kept(loop):
     }
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["decision"]["action"] == "retrain"
+    assert summary["mlflow_run_id"] == outcome.mlflow_run_id  # written once, naming its run
     assert summary["checks"]["data"]["columns"]["Contract"]["drifted"] is True
     assert summary["training"]["promoted"] is True
     client = tracking.connect(get_settings(project_dir=project))
@@ -145,7 +150,7 @@ def test_reports_and_monitoring_runs_are_kept(loop):
 
 def test_a_retrain_that_is_not_better_is_refused_and_cooldown_prevents_a_storm(tmp_path):
     """Drift persists after a refused retrain: the next run waits instead of retraining again."""
-    overrides = _merge(DEMO_OVERRIDES, {"promote": {"margin": 0.5}})  # nothing can beat it
+    overrides = deep_merge(DEMO_OVERRIDES, {"promote": {"margin": 0.5}})  # nothing can beat it
     project = fork_project(tmp_path / "project", overrides)
     first = training_flow(str(project), push=False)
     drift = Drift(

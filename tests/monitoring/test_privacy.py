@@ -1,22 +1,18 @@
-"""Erasure of one customer and the retention period, on a real SQLite prediction log."""
+"""Erasure of one customer and the retention period, on a real SQLite prediction store."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from typer.testing import CliRunner
 
+from churn.prediction_store import PredictionStore, predictions_table
 from churn.settings import get_settings
-from monitoring.labels import write_labels
-from monitoring.privacy import apply_retention, cli, forget_customer
-from serving.predlog import hash_id, make_engine, predictions_table
 
 
-def _log(settings, rows):
-    engine = make_engine(settings.prediction_log_uri)
-    predictions_table.metadata.create_all(engine)
-    with engine.begin() as conn:
+def _log(store: PredictionStore, rows: list[tuple[str, datetime]]) -> None:
+    store.create_tables()
+    with store.engine(store.predictions_url).begin() as conn:
         conn.execute(
             predictions_table.insert(),
             [
@@ -24,51 +20,45 @@ def _log(settings, rows):
                     "logged_at": at,
                     "request_id": "r",
                     "model_version": "1",
-                    "customer_hash": h,
+                    "customer_hash": store.hash_id(customer),
                     "features": {"tenure": 1},
                     "churn_probability": 0.5,
                     "churn": True,
                     "latency_ms": 1.0,
                 }
-                for h, at in rows
+                for customer, at in rows
             ],
         )
-    engine.dispose()
 
 
-def _hashes(settings):
-    engine = make_engine(settings.prediction_log_uri)
-    with engine.connect() as conn:
-        out = sorted(r[0] for r in conn.execute(sa.select(predictions_table.c.customer_hash)))
-    engine.dispose()
-    return out
+def _hashes(store: PredictionStore) -> list[str]:
+    with store.engine(store.predictions_url).connect() as conn:
+        return sorted(r[0] for r in conn.execute(sa.select(predictions_table.c.customer_hash)))
 
 
 def test_forget_erases_one_customer_everywhere_and_nobody_else(tmp_path):
-    settings = get_settings(project_dir=tmp_path)
-    _, key = settings.serving_secrets()
-    a, b = hash_id(key, "1111-AAAAA"), hash_id(key, "2222-BBBBB")
+    store = PredictionStore.from_settings(get_settings(project_dir=tmp_path))
     now = datetime.now(UTC)
-    _log(settings, [(a, now), (a, now), (b, now)])
-    write_labels(settings.labels_uri, [a, b], [True, False])
+    _log(store, [("1111-AAAAA", now), ("1111-AAAAA", now), ("2222-BBBBB", now)])
+    store.write_labels(["1111-AAAAA", "2222-BBBBB"], [True, False])
 
-    erased = forget_customer(settings, "1111-AAAAA")
+    erased = store.forget("1111-AAAAA")
     assert (erased.predictions, erased.labels) == (2, 1)
-    assert _hashes(settings) == [b]
-    assert forget_customer(settings, "1111-AAAAA").predictions == 0
+    assert _hashes(store) == [store.hash_id("2222-BBBBB")]
+    assert store.forget("1111-AAAAA").predictions == 0
 
 
 def test_retention_deletes_only_old_predictions(tmp_path):
-    settings = get_settings(project_dir=tmp_path, prediction_retention_days=30)
-    _, key = settings.serving_secrets()
+    store = PredictionStore.from_settings(get_settings(project_dir=tmp_path))
     now = datetime.now(UTC)
-    old, new = hash_id(key, "old"), hash_id(key, "new")
-    _log(settings, [(old, now - timedelta(days=31)), (new, now - timedelta(days=29))])
-    assert apply_retention(settings, now=now) == 1
-    assert _hashes(settings) == [new]
+    _log(store, [("old", now - timedelta(days=31)), ("new", now - timedelta(days=29))])
+    assert store.apply_retention(30, now=now) == 1
+    assert _hashes(store) == [store.hash_id("new")]
 
 
-def test_cli_forget_on_an_empty_project_reports_zero(tmp_path):
-    result = CliRunner().invoke(cli, ["forget", "--customer-id", "x", "-C", str(tmp_path)])
-    assert result.exit_code == 0, result.output
-    assert "erased 0 predictions and 0 labels" in result.output
+def test_ids_are_keyed_hashes_that_depend_on_the_key(tmp_path):
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    one, other = PredictionStore(url, url, b"key one"), PredictionStore(url, url, b"key two")
+    ids = ["7590-VHVEG", None, "5575-GNVDE"]
+    assert one.hash_ids(ids) == [one.hash_id("7590-VHVEG"), None, one.hash_id("5575-GNVDE")]
+    assert one.hash_id("x") != other.hash_id("x") and len(one.hash_id("x")) == 64

@@ -11,7 +11,6 @@ import contextlib
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tools.fork import free_port
 
 # Read at import, i.e. at collection: the session fixture `_isolated_environment`
 # (tests/conftest.py) removes every CHURN_* variable before the tests run.
@@ -42,12 +43,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.section("production profile: what the tests started")
         for key, value in REPORT.items():
             terminalreporter.write_line(f"{key:<22} {value}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def tail(path: Path, chars: int = 4000) -> str:
@@ -275,7 +270,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Databases, S3 buckets, MLflow and Prefect servers, and a throw-away project using them."""
     if not DATABASE_URL:
         pytest.skip(SKIP_REASON)
-    from tests.conftest import make_project
+    from tools.fork import fork_project
 
     base = tmp_path_factory.mktemp("production")
     log_dir = base / "logs"
@@ -370,7 +365,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         teardown.callback(prefect_server.stop)
 
         # 4. the project (made while the servers start), its DVC remote switched to S3
-        project = make_project(base / "project", SMALL)
+        project = fork_project(base / "project", SMALL)
         s3_env = {**clean, **aws}
         dvc = str(BIN / "dvc")
         for cmd in (

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import importlib.util
 import json
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +21,9 @@ import httpx
 import pytest
 import yaml
 
-from .conftest import BIN, DATABASE_URL, REPORT, SKIP_REASON, Service, Stack, free_port, run, tail
+from tools.fork import CHURN, free_port
+
+from .conftest import BIN, DATABASE_URL, REPORT, SKIP_REASON, Service, Stack, run, tail
 
 pytestmark = [
     pytest.mark.production,
@@ -85,7 +85,7 @@ class Trained:
 def trained(stack: Stack) -> Trained:
     """``churn train`` against the servers (what ``make train`` runs)."""
     started = time.monotonic()
-    cmd = [str(BIN / "churn"), "train", "-C", str(stack.project)]
+    cmd = [str(BIN / "churn"), "-C", str(stack.project), "train"]
     done = run(cmd, stack.env, stack.project, 420, "churn train", stack.server_logs, check=False)
     REPORT["churn train"] = f"{time.monotonic() - started:.0f} s"
     if done.returncode != 0:
@@ -194,7 +194,7 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(stack: Stack, trained: Trained) -> Served:
-    """``python -m serving`` (what ``make serve`` runs) on the champion, then a SIGTERM."""
+    """``churn serve`` (what ``make serve`` runs) on the champion, then a SIGTERM."""
     port = free_port()
     log = stack.log_dir / "serving.log"
     env = {
@@ -204,7 +204,7 @@ def served(stack: Stack, trained: Trained) -> Served:
     }
     with log.open("wb") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "serving", "--host", "127.0.0.1", "--port", str(port)],
+            [*CHURN, "serve", "--host", "127.0.0.1", "--port", str(port)],
             env=env,
             cwd=stack.project,
             stdout=fh,
@@ -212,7 +212,7 @@ def served(stack: Stack, trained: Trained) -> Served:
             start_new_session=True,
         )
     service = Service("serving", f"http://127.0.0.1:{port}", proc, log)
-    REPORT["API (python -m serving)"] = service.url
+    REPORT["API (churn serve)"] = service.url
     try:
         service.wait_ready("/ready", 180, lambda r: r.status_code == 200)
         key = {"X-API-Key": stack.env["CHURN_API_KEY"]}
@@ -279,24 +279,22 @@ def test_prediction_log_is_in_postgresql_with_keyed_hashes_only(
 
 @pytest.fixture(scope="module")
 def monitored(stack: Stack, served: Served) -> subprocess.CompletedProcess[str]:
-    """``python -m monitoring --no-retrain`` (``make monitor RETRAIN=0``) in the project.
+    """``churn monitor --no-retrain`` (``make monitor RETRAIN=0``) in the project.
 
     The DVC cache is deleted first, so the champion's training split (the reference) has to come
     back from the S3 remote. ``--no-retrain`` keeps a false alarm from starting a second training.
     """
-    if importlib.util.find_spec("monitoring.__main__") is None:
-        pytest.skip("monitoring entry point (python -m monitoring) is not in this checkout")
     shutil.rmtree(stack.project / ".dvc" / "cache", ignore_errors=True)
     started = time.monotonic()
     done = run(
-        [sys.executable, "-m", "monitoring", "--no-retrain"],
+        [*CHURN, "monitor", "--no-retrain"],
         stack.env,
         stack.project,
         420,
-        "python -m monitoring",
+        "churn monitor",
         stack.server_logs,
     )
-    REPORT["python -m monitoring"] = f"{time.monotonic() - started:.0f} s"
+    REPORT["churn monitor"] = f"{time.monotonic() - started:.0f} s"
     return done
 
 
@@ -329,13 +327,13 @@ def test_monitoring_logs_a_run_on_the_tracking_server(
 def test_deployments_are_served_and_run_on_the_prefect_server(
     stack: Stack, served: Served, monitored: subprocess.CompletedProcess[str]
 ) -> None:
-    """``make deployments`` (``python -m pipelines.deployments``) registers the weekly training
+    """``make deployments`` (``churn deployments``) registers the weekly training
     and hourly monitoring deployments and runs their flow runs: one is started by hand, as
     ``prefect deployment run`` does, and completes on the server."""
     log = stack.log_dir / "deployments.log"
     with log.open("wb") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.deployments"],
+            [*CHURN, "deployments"],
             env=stack.env,
             cwd=stack.project,
             stdout=fh,
@@ -386,7 +384,7 @@ def test_service_refuses_a_placeholder_api_key_in_production(stack: Stack) -> No
     port = free_port()
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "serving", "--host", "127.0.0.1", "--port", str(port)],
+            [*CHURN, "serve", "--host", "127.0.0.1", "--port", str(port)],
             env=env,
             cwd=stack.project,
             capture_output=True,

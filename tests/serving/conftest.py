@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,14 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tools.fork import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "test-key-0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(autouse=True)
@@ -67,7 +62,7 @@ def bare_settings(bare_project: Path) -> Callable[..., Any]:
 
 @dataclass
 class LiveServer:
-    """A real ``python -m serving`` process."""
+    """A real ``churn serve`` process."""
 
     url: str
     proc: subprocess.Popen[bytes]
@@ -95,7 +90,7 @@ def start_server(
     ready: float = 90,
     python: str | Path = sys.executable,
 ) -> LiveServer:
-    """Start ``python -m serving`` on a free loopback port and wait until /health answers."""
+    """Start ``churn serve`` on a free loopback port and wait until /health answers."""
     port = free_port()
     log = log_dir / f"server-{port}.log"
     full_env = {
@@ -108,7 +103,16 @@ def start_server(
     }
     with log.open("wb") as fh:
         proc = subprocess.Popen(
-            [str(python), "-m", "serving", "--port", str(port), "--log-level", "info"],
+            [
+                str(python),
+                "-m",
+                "pipelines.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--log-level",
+                "info",
+            ],
             env=full_env,
             stdout=fh,
             stderr=subprocess.STDOUT,

@@ -77,7 +77,8 @@ def test_batch_scoring_runs(
     source, target = tmp_path / "in.csv", tmp_path / "out.parquet"
     pd.DataFrame(records(50, seed=4)).to_csv(source, index=False)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHURN_", "MLFLOW_"))}
-    command = [serving_python, "-m", "serving.batch", source, target, "-C", served_project]
+    command = [serving_python, "-m", "pipelines.cli", "-C", served_project, "batch-predict"]
+    command += [source, target]
     done = subprocess.run(
         [str(part) for part in command],
         env=env,
@@ -90,3 +91,23 @@ def test_batch_scoring_runs(
     scores = pd.read_parquet(target)
     assert len(scores) == 50 and scores["churn_probability"].between(0, 1).all()
     assert (scores["model_version"] != "fallback-rules").all()
+
+
+def test_the_tools_are_not_shipped_and_say_where_they_run(
+    serving_python: Path, tmp_path: Path
+) -> None:
+    """The demo, simulator and benchmarks live in the repository's tools/, not in the package."""
+    done = subprocess.run(
+        [serving_python, "-c", "import tools"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode != 0 and "ModuleNotFoundError" in done.stderr
+    demo = subprocess.run(
+        [serving_python, "-m", "pipelines.cli", "demo"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert demo.returncode == 1, demo.stdout + demo.stderr
+    assert "run it from a clone of the repository" in demo.stderr

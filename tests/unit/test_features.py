@@ -44,7 +44,7 @@ def test_unseen_category_encodes_as_all_zeros(valid, params):
 
 
 def test_model_input_example_carries_no_personal_data(valid, params):
-    from churn.model_stages import input_example
+    from churn.promotion import input_example
 
     example = input_example(valid, params)
     assert "Churn" not in example.columns

@@ -6,19 +6,14 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from pathlib import Path
-from typing import Annotated
 
 import httpx
 import numpy as np
 import orjson
 import pandas as pd
-import typer
 
 from churn.data.generator import Drift, generate_customers
-from churn.settings import Settings, get_settings
-from monitoring.labels import write_labels
-from serving.predlog import hash_id
+from churn.prediction_store import PredictionStore
 
 
 class DriftKind(StrEnum):
@@ -119,7 +114,7 @@ def send_traffic(
 
 
 def send_labels(
-    settings: Settings,
+    store: PredictionStore,
     customers: pd.DataFrame,
     *,
     id_column: str = "customerID",
@@ -128,58 +123,6 @@ def send_labels(
     at: datetime | None = None,
 ) -> int:
     """Write the true outcome of each customer to the labels table, keyed like the log."""
-    _, key = settings.serving_secrets()
-    hashes = [hash_id(key, str(i)) or "" for i in customers[id_column]]
+    ids = [str(i) for i in customers[id_column]]
     churned = (customers[label_column] == positive).tolist()
-    return write_labels(settings.labels_uri, hashes, churned, at or datetime.now(UTC))
-
-
-cli = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
-
-
-@cli.command()
-def simulate(
-    url: Annotated[str, typer.Option(help="Base URL of the running API.")] = (
-        "http://127.0.0.1:8000"
-    ),
-    rows: Annotated[int, typer.Option(min=1, max=1_000_000, help="Customers to send.")] = 2000,
-    drift: Annotated[DriftKind, typer.Option(help="Shift of the generated customers.")] = (
-        DriftKind.none
-    ),
-    seed: Annotated[int, typer.Option(help="Generator seed (also prefixes the ids).")] = 1,
-    batch_size: Annotated[int, typer.Option(min=1, max=1000, help="Records per request.")] = 100,
-    labels_after: Annotated[
-        float,
-        typer.Option(
-            min=-1, max=3600, help="Seconds to wait before writing the true labels; -1: never."
-        ),
-    ] = 0.0,
-    project_dir: Annotated[
-        Path, typer.Option("--project-dir", "-C", help="Project root (settings, labels store).")
-    ] = Path(),
-) -> None:
-    """Send realistic customers to the API, then (later) write their true churn labels.
-
-    The labels go to the labels table next to the prediction log, keyed by the same keyed hash of
-    the customer id that the service logs, as a CRM feeding outcomes back would do.
-    """
-    settings = get_settings(project_dir=project_dir)
-    customers = make_customers(rows, seed, drift)
-    api_key, _ = settings.serving_secrets()
-    sent = send_traffic(url, customers, batch_size=batch_size, api_key=api_key)
-    typer.echo(
-        f"sent {rows} customers ({drift.value} drift) in {sent.requests} requests, "
-        f"{sent.seconds:.1f} s; model versions {sorted(sent.model_versions)}"
-    )
-    if labels_after < 0:
-        typer.echo("labels: not written (--labels-after -1)")
-        return
-    if labels_after:
-        typer.echo(f"labels: waiting {labels_after:g} s, as outcomes arrive later")
-        time.sleep(labels_after)
-    written = send_labels(settings, customers)
-    typer.echo(f"labels: wrote {written} true outcomes to {settings.labels_uri}")
-
-
-if __name__ == "__main__":
-    cli()
+    return store.write_labels(ids, churned, at or datetime.now(UTC))

@@ -1,4 +1,4 @@
-"""``make bench-serve``: our service against ``mlflow models serve`` on the same champion.
+"""``churn bench serve``: our service against ``mlflow models serve`` on the same champion.
 
 Both servers run one worker on loopback; the same load generator (wrk, else an async httpx
 client) sends the same requests, alternating A/B for several rounds. Also printed: the in-process
@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,20 +21,19 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import httpx
 import numpy as np
 import pandas as pd
-import typer
 from rich.console import Console
 from rich.table import Table
 
 from churn.params import load_params
 from churn.settings import get_settings
+from tools.fork import CHURN, free_port
 
 console = Console()
-cli = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 
 
 @dataclass
@@ -46,12 +44,6 @@ class Load:
     p50_ms: float
     p99_ms: float
     errors: int
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def records(n: int, seed: int = 11) -> list[dict[str, Any]]:
@@ -227,14 +219,13 @@ def batch_vs_booster(project_dir: Path, rows: int, workdir: Path) -> tuple[float
     return summary.rows_per_second, bare
 
 
-@cli.command()
-def main(
-    project_dir: Annotated[Path, typer.Option("--project-dir", "-C")] = Path(),
-    seconds: Annotated[float, typer.Option(help="Length of each measured load run.")] = 8.0,
-    connections: Annotated[int, typer.Option(help="Concurrent connections.")] = 8,
-    rounds: Annotated[int, typer.Option(help="A/B rounds (alternating); medians are printed.")] = 3,
-    batch_rows: Annotated[int, typer.Option(help="Rows for the batch comparison.")] = 1_000_000,
-    peer: Annotated[bool, typer.Option(help="Also run mlflow models serve.")] = True,
+def run(
+    project_dir: Path,
+    seconds: float = 8.0,
+    connections: int = 8,
+    rounds: int = 3,
+    batch_rows: int = 1_000_000,
+    peer: bool = True,
 ) -> None:
     """Benchmark the service against MLflow's own server and print the ratios."""
     project_dir = project_dir.resolve()
@@ -259,15 +250,7 @@ def main(
         }
         env.pop("CHURN_API_KEY", None)
         p_ours, p_peer = free_port(), free_port()
-        ours_cmd = [
-            sys.executable,
-            "-m",
-            "serving",
-            "--port",
-            str(p_ours),
-            "--log-level",
-            "warning",
-        ]
+        ours_cmd = [*CHURN, "serve", "--port", str(p_ours), "--log-level", "warning"]
         peer_cmd = [
             sys.executable, "-m", "mlflow", "models", "serve",
             "-m", f"models:/{settings.model_name}@champion",
@@ -356,7 +339,3 @@ def _check_same_scores(
     if len(scores) == 2 and abs(scores["ours"] - scores["mlflow"]) > 1e-6:
         raise RuntimeError(f"the two servers disagree: {scores}")
     console.print(f"same score from both servers: {scores}")
-
-
-if __name__ == "__main__":
-    cli()

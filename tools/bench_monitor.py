@@ -1,4 +1,4 @@
-"""``make bench-monitor``: monitoring time and memory at 100k and 1M predictions; false alarms."""
+"""``churn bench monitor``: monitoring time and memory at 100k and 1M predictions; false alarms."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import pandas as pd
-import typer
+import yaml
 
-from monitoring.demo import fork_project
+from tools.fork import deep_merge, fork_project
 
 # A champion whose training split has about 10,000 rows (65 % of the generated rows).
 BENCH_OVERRIDES: dict[str, Any] = {
@@ -33,6 +33,7 @@ def fill_log(project: Path, rows: int, seed: int, drift: Any = None) -> float:
 
     from churn import tracking
     from churn.data.generator import generate_customers
+    from churn.prediction_store import PredictionStore
     from churn.settings import get_settings
     from serving.metrics import ServingMetrics
     from serving.predlog import PredictionLog, ScoredBatch
@@ -41,9 +42,7 @@ def fill_log(project: Path, rows: int, seed: int, drift: Any = None) -> float:
     tracking.connect(settings)
     model = mlflow.sklearn.load_model(f"models:/{settings.model_name}@champion")
     started = time.perf_counter()
-    log = PredictionLog(
-        settings.prediction_log_uri, settings.serving_secrets()[1], ServingMetrics()
-    )
+    log = PredictionLog(PredictionStore.from_settings(settings), ServingMetrics())
     log.start()
     step = 50_000
     for start in range(0, rows, step):
@@ -81,7 +80,7 @@ def _measure_in_child(project: Path) -> dict[str, float]:
         "t = time.perf_counter()\n"
         f"out = monitoring_flow({str(project)!r}, retrain=False)\n"
         "print('BENCH' + json.dumps({'flow_s': time.perf_counter() - t,"
-        " 'rows_checked': out.decision.window_rows, 'sampled': out.window_sampled,"
+        " 'rows_checked': out.decision.window_rows, 'sampled': out.window.sampled,"
         " 'drifted_share': out.decision.drifted_share,"
         " 'peak_rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,"
         " 'stages': out.seconds}))\n"
@@ -103,9 +102,10 @@ def false_alarms(project: Path, seeds: int, rows: int) -> dict[str, Any]:
     from churn import tracking
     from churn.data.generator import generate_customers
     from churn.params import load_params
+    from churn.prediction_store import SCORE_COLUMN
     from churn.settings import get_settings
     from monitoring.data import features_frame, load_reference
-    from monitoring.report import PREDICTION, check_data
+    from monitoring.report import check_data
 
     settings = get_settings(project_dir=project)
     params = load_params(settings.params_path)
@@ -119,7 +119,7 @@ def false_alarms(project: Path, seeds: int, rows: int) -> dict[str, Any]:
         batch = generate_customers(rows, seed)
         batch["TotalCharges"] = pd.to_numeric(batch["TotalCharges"], errors="coerce")
         current = features_frame(batch, params.dataset)
-        current[PREDICTION] = model.predict_proba(batch)[:, 1]
+        current[SCORE_COLUMN] = model.predict_proba(batch)[:, 1]
         checks = check_data(reference.train, current, params.dataset, params.monitor)
         alarms += checks.drifted_share >= params.monitor.drift_share
         columns_flagged += len(checks.drifted_columns)
@@ -132,17 +132,11 @@ def false_alarms(project: Path, seeds: int, rows: int) -> dict[str, Any]:
     }
 
 
-cli = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
+def run(seeds: int = 50, skip_million: bool = False, echo: Any = print) -> dict[str, Any]:
+    """Train a champion on ~10k rows, log 100k then 1M predictions, time the monitoring flow.
 
-
-@cli.command()
-def bench(
-    seeds: Annotated[
-        int, typer.Option(min=1, help="Un-shifted windows for the false alarms.")
-    ] = 50,
-    skip_million: Annotated[bool, typer.Option(help="Skip the 1,000,000-row run.")] = False,
-) -> None:
-    """Train a champion on ~10k rows, log 100k then 1M predictions, time the monitoring flow."""
+    Also counts false alarms on ``seeds`` un-shifted windows; writes ``reports/bench-monitor.json``.
+    """
     from pipelines.training import training_flow
 
     results: dict[str, Any] = {}
@@ -150,13 +144,9 @@ def bench(
         project = fork_project(Path(tmp) / "project", BENCH_OVERRIDES)
         training_flow(str(project), push=False)
         window = {"monitor": {"window": {"rows": 1_000_000}, "max_reference_rows": 10_000}}
-        import yaml
-
-        from monitoring.demo import _merge
-
         params_path = project / "params.yaml"
         params_path.write_text(
-            yaml.safe_dump(_merge(yaml.safe_load(params_path.read_text()), window))
+            yaml.safe_dump(deep_merge(yaml.safe_load(params_path.read_text()), window))
         )
         total = 0
         for rows in (100_000, 1_000_000):
@@ -166,17 +156,14 @@ def bench(
             total = rows
             run = _measure_in_child(project)
             results[f"{rows}"] = {"fill_log_s": round(fill_s, 1), **run}
-            typer.echo(f"{rows:>9,} predictions: {json.dumps(results[f'{rows}'])}")
+            echo(f"{rows:>9,} predictions: {json.dumps(results[f'{rows}'])}")
         for rows in (5_000, 100_000):
             fa = false_alarms(project, seeds, rows)
             results[f"false_alarms_{rows}"] = fa
-            typer.echo(f"false alarms at {rows:,} rows: {json.dumps(fa)}")
+            echo(f"false alarms at {rows:,} rows: {json.dumps(fa)}")
     results["bench_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out = Path("reports") / "bench-monitor.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=str))
-    typer.echo(f"written to {out}")
-
-
-if __name__ == "__main__":
-    cli()
+    echo(f"written to {out}")
+    return results

@@ -1,0 +1,259 @@
+"""The monitoring job as plain functions: read, check, decide, export feedback, record.
+
+Each step takes settings, parameters and data and returns data; ``pipelines/monitoring.py`` only
+wires them as Prefect tasks (and starts a retrain, which is orchestration). The job's result is a
+named :class:`MonitoringOutcome`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from churn import registry, tracking
+from churn.params import Params
+from churn.prediction_store import SCORE_COLUMN, PredictionStore, PredictionWindow
+from churn.settings import Settings
+from monitoring import data as mdata
+from monitoring import report
+from monitoring.decision import MonitoringDecision, decide, insufficient, no_judgement
+from monitoring.tracking import last_retrain_at, log_monitoring_run
+
+
+@dataclass
+class MonitoringOutcome:
+    """What one monitoring run found, decided and did."""
+
+    decision: MonitoringDecision
+    champion_version: str | None
+    report_dir: str
+    window: PredictionWindow = field(default_factory=PredictionWindow.empty, repr=False)
+    checks: report.Checks | None = None
+    reference_tags: dict[str, str] = field(default_factory=dict)
+    mlflow_run_id: str = ""
+    feedback_rows: int = 0
+    training: dict[str, Any] | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def retrained(self) -> bool:
+        return self.training is not None
+
+    @property
+    def promoted(self) -> bool:
+        return bool(self.training and self.training.get("promoted"))
+
+    def summary(self) -> dict[str, Any]:
+        """What ``summary.json`` holds."""
+        w = self.window
+        return {
+            "decision": self.decision.as_dict(),
+            "champion_version": self.champion_version,
+            "window": {
+                "rows": w.total_rows,
+                "rows_checked": w.rows,
+                "sampled": w.sampled,
+                "start": w.start,
+                "end": w.end,
+            },
+            "checks": self.checks.as_dict() if self.checks else None,
+            "feedback_rows": self.feedback_rows,
+            "training": self.training,
+            "mlflow_run_id": self.mlflow_run_id,
+            "seconds": self.seconds,
+        }
+
+    def format(self) -> str:
+        """A few lines a person can read in a terminal."""
+        d = self.decision
+        lines = [
+            f"monitoring: action={d.action} (champion v{self.champion_version or '-'}, "
+            f"{d.window_rows} predictions"
+            + (", sampled" if self.window.sampled else "")
+            + f", {d.labelled_rows} labelled)",
+            f"  {d.reason}",
+        ]
+        if d.unseen_columns:
+            lines.append(f"  unseen categories in: {', '.join(d.unseen_columns)}")
+        if self.training:
+            t = self.training
+            if "version" in t:
+                verdict = "PROMOTED to champion" if t["promoted"] else "not promoted"
+                lines.append(
+                    f"  retrained ({self.feedback_rows} labelled rows added): v{t['version']} "
+                    f"{verdict}: {t['reason']}"
+                )
+            else:
+                lines.append(f"  retrain via {t['via']}: flow run {t['flow_run_id']} {t['state']}")
+        lines.append(f"  reports: {self.report_dir}; mlflow run {self.mlflow_run_id}")
+        return "\n".join(lines)
+
+
+def with_retrain(params: Params, retrain: bool | None) -> Params:
+    """``params`` with ``monitor.retrain`` overridden (None: as ``params.yaml`` says)."""
+    if retrain is None:
+        return params
+    return params.model_copy(
+        update={"monitor": params.monitor.model_copy(update={"retrain": retrain})}
+    )
+
+
+def report_dir(settings: Settings, now: datetime) -> Path:
+    """A new folder for this run's reports: ``<reports_dir>/monitoring/<time>``."""
+    out = settings.reports_dir / "monitoring" / f"{now:%Y%m%dT%H%M%S%f}"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def champion_version(settings: Settings) -> str | None:
+    """The version the champion alias points at now; read once per run, used by every step."""
+    current = registry.current_champion(tracking.connect(settings), settings.model_name)
+    return None if current is None else str(current.version)
+
+
+def no_champion(settings: Settings) -> MonitoringDecision:
+    """The decision when there is nothing to monitor (the service runs its fallback)."""
+    return no_judgement(
+        "no-champion", f"model {settings.model_name!r} has no champion to monitor", 0
+    )
+
+
+def read_window(
+    store: PredictionStore, params: Params, now: datetime, version: str
+) -> PredictionWindow:
+    """The champion's own recent predictions (``monitor.window``), sampled to the cap."""
+    m = params.monitor
+    return store.read_window(
+        m.window.rows,
+        hours=m.window.hours,
+        max_rows=m.max_current_rows,
+        seed=m.sample_seed,
+        now=now,
+        model_version=version,
+    )
+
+
+def too_small(window: PredictionWindow, params: Params) -> MonitoringDecision | None:
+    """The insufficient-data decision when the window is too small to judge, else None."""
+    if window.total_rows < params.monitor.min_rows:
+        return insufficient(window.total_rows, params.monitor)
+    return None
+
+
+def load_reference(settings: Settings, params: Params, version: str) -> mdata.Reference:
+    """The champion's training and test rows with its scores (see ``data.load_reference``)."""
+    return mdata.load_reference(
+        tracking.connect(settings),
+        settings.model_name,
+        settings.project_dir,
+        params.dataset,
+        max_rows=params.monitor.max_reference_rows,
+        seed=params.monitor.sample_seed,
+        version=version,
+    )
+
+
+def reference_tags(reference: mdata.Reference) -> dict[str, str]:
+    """Tags naming the champion and the data the window was compared with."""
+    record = reference.record
+    return {
+        "champion_version": str(record.version),
+        "champion_run_id": str(record.run_id),
+        "reference_data_version": record.data_version,
+        "reference_md5": record.split_md5("train"),
+    }
+
+
+def check_data(
+    reference: mdata.Reference, window: PredictionWindow, params: Params, html: Path
+) -> report.DataChecks:
+    """Drift and data quality of the window against the champion's training rows."""
+    current = mdata.features_frame(window.frame, params.dataset)
+    current[SCORE_COLUMN] = window.frame[SCORE_COLUMN].to_numpy()
+    return report.check_data(reference.train, current, params.dataset, params.monitor, html)
+
+
+def check_quality(
+    store: PredictionStore,
+    reference: mdata.Reference,
+    window: PredictionWindow,
+    params: Params,
+    html: Path,
+) -> tuple[report.QualityChecks | None, int]:
+    """Quality on the labelled part of the window: ``(checks or None, labelled rows)``.
+
+    None until ``monitor.min_labelled_rows`` labels (of both classes) have arrived.
+    """
+    labelled = mdata.join_labels(window, store)
+    if len(labelled) < params.monitor.min_labelled_rows or labelled[report.TARGET].nunique() < 2:
+        return None, len(labelled)
+    threshold = reference.record.decision_threshold
+    return report.check_quality(reference.test, labelled, threshold, html), len(labelled)
+
+
+def judge(
+    settings: Settings,
+    params: Params,
+    data: report.DataChecks,
+    quality: report.QualityChecks | None,
+    *,
+    window: PredictionWindow,
+    labelled_rows: int,
+    now: datetime,
+) -> MonitoringDecision:
+    """The decision, with the cooldown's clock read from the monitoring experiment."""
+    return decide(
+        data,
+        quality,
+        params.monitor,
+        window_rows=window.total_rows,
+        labelled_rows=labelled_rows,
+        last_retrain_at=last_retrain_at(tracking.connect(settings), settings),
+        now=now,
+    )
+
+
+def export_feedback(settings: Settings, params: Params, store: PredictionStore) -> int:
+    """Write the newly labelled traffic where ``ingest.feedback.path`` makes training read it."""
+    feedback = params.ingest.feedback
+    if not feedback.path:
+        return 0
+    rows = mdata.feedback_rows(store, params.dataset, feedback.max_rows)
+    path = Path(feedback.path)
+    path = path if path.is_absolute() else settings.project_dir / path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    rows.to_parquet(tmp, index=False)
+    tmp.replace(path)
+    return len(rows)
+
+
+def record(settings: Settings, outcome: MonitoringOutcome, now: datetime) -> str:
+    """Log the run to the monitoring experiment, with ``summary.json`` naming that run.
+
+    Sets ``outcome.mlflow_run_id`` and returns it.
+    """
+
+    def summary(run_id: str) -> dict[str, Any]:
+        outcome.mlflow_run_id = run_id
+        return outcome.summary()
+
+    return log_monitoring_run(
+        tracking.connect(settings),
+        settings,
+        outcome.decision,
+        outcome.checks,
+        started_at=now,
+        tags={**outcome.reference_tags, **_training_tags(outcome.training)},
+        report_dir=Path(outcome.report_dir),
+        summary=summary,
+    )
+
+
+def _training_tags(training: dict[str, Any] | None) -> dict[str, str]:
+    if not training:
+        return {}
+    keys = ("via", "version", "promoted", "reason", "flow_run_id", "state")
+    return {f"retrain.{k}": str(training[k])[:5000] for k in keys if k in training}

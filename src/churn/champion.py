@@ -1,0 +1,165 @@
+"""The champion record: what training writes on a model version, and what everything else reads.
+
+Training writes one :class:`ChampionInfo` as the version's tags (``to_tags``); the CLI, the
+service's ``/version``, monitoring and the model card read it back (``from_version``). No other
+module reads or writes these tags, so a field has one name, one type and one default.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from churn.layout import DataLayout
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+
+
+class ChampionRecordError(LookupError):
+    """A model version lacks a field of the record (it was not registered by the training flow)."""
+
+
+# Field name -> tag name. Unprefixed, so the MLflow UI shows them as they read.
+_REQUIRED = (
+    "decision_threshold",
+    "test_roc_auc",
+    "baseline_test_roc_auc",
+    "data_version",
+    "data_files",
+    "git_commit",
+    "trained_at",
+)
+_FLOATS = ("decision_threshold", "test_roc_auc", "baseline_test_roc_auc")
+
+
+@dataclass(frozen=True)
+class ServingCheck:
+    """The training run's check of the serving scorer against the pipeline, on the test split.
+
+    Attributes:
+        scorer: ``compiled`` (the numpy replay serving uses) or ``pipeline`` (the replay does
+            not support this model, so serving calls the scikit-learn pipeline: correct, slower).
+        max_abs_diff: the largest difference between the two scorers' probabilities (compiled).
+        rows: test rows compared.
+        reason: why the replay is not used (``pipeline``), empty otherwise.
+    """
+
+    scorer: str
+    max_abs_diff: float | None
+    rows: int
+    reason: str = ""
+
+    @property
+    def compiled(self) -> bool:
+        return self.scorer == "compiled"
+
+
+@dataclass(frozen=True)
+class ChampionInfo:
+    """One registered version's facts, as the training run recorded them.
+
+    Attributes:
+        decision_threshold: probability at or above which a customer is flagged (cost-based).
+        test_roc_auc: ROC AUC on the held-out test split.
+        baseline_test_roc_auc: the logistic-regression baseline's ROC AUC on the same split.
+        data_version: short hash of every data file the run used (``versioning.data_version``).
+        data_files: ``{path: DVC md5}`` of those files, so any of them can be read back.
+        git_commit: the code's commit (``-dirty`` when tracked files had changes).
+        trained_at: ISO time the run was recorded (UTC).
+        serving_check: the training-time check of the serving scorer; None on versions
+            registered before it existed.
+        version: registry version (None until registered).
+        run_id: the MLflow run that trained it.
+    """
+
+    decision_threshold: float
+    test_roc_auc: float
+    baseline_test_roc_auc: float
+    data_version: str
+    data_files: dict[str, str]
+    git_commit: str
+    trained_at: str
+    serving_check: ServingCheck | None = None
+    version: str | None = None
+    run_id: str | None = None
+
+    def to_tags(self) -> dict[str, str]:
+        """The version's tags (strings): what ``from_tags`` reads back."""
+        tags = {
+            "decision_threshold": f"{self.decision_threshold:.6f}",
+            "test_roc_auc": f"{self.test_roc_auc:.6f}",
+            "baseline_test_roc_auc": f"{self.baseline_test_roc_auc:.6f}",
+            "data_version": self.data_version,
+            "data_files": json.dumps(self.data_files, sort_keys=True),
+            "git_commit": self.git_commit,
+            "trained_at": self.trained_at,
+        }
+        if self.serving_check is not None:
+            tags["serving_check"] = json.dumps(asdict(self.serving_check))
+        return tags
+
+    @classmethod
+    def from_tags(
+        cls, tags: Mapping[str, str], *, version: str | None = None, run_id: str | None = None
+    ) -> ChampionInfo:
+        """The record written by ``to_tags``.
+
+        Raises:
+            ChampionRecordError: naming the first missing or unreadable tag.
+        """
+        where = f"model version {version}" if version else "the model version"
+        values: dict[str, Any] = {}
+        for name in _REQUIRED:
+            if name not in tags:
+                raise ChampionRecordError(
+                    f"{where} has no {name!r} tag: it was not registered by the training flow "
+                    "(register one with `make train`)"
+                )
+            try:
+                raw = tags[name]
+                if name in _FLOATS:
+                    values[name] = float(raw)
+                elif name == "data_files":
+                    values[name] = dict(json.loads(raw))
+                else:
+                    values[name] = raw
+            except ValueError as exc:
+                raise ChampionRecordError(f"{where} has an unreadable {name!r} tag: {exc}") from exc
+        check = tags.get("serving_check")
+        return cls(
+            **values,
+            serving_check=ServingCheck(**json.loads(check)) if check else None,
+            version=version,
+            run_id=run_id,
+        )
+
+    @classmethod
+    def from_version(cls, model_version: ModelVersion) -> ChampionInfo:
+        """The record on an MLflow ``ModelVersion``."""
+        return cls.from_tags(
+            dict(model_version.tags or {}),
+            version=str(model_version.version),
+            run_id=None if model_version.run_id is None else str(model_version.run_id),
+        )
+
+    def split_md5(self, name: str) -> str:
+        """DVC md5 of the ``train`` / ``valid`` / ``test`` split this version was trained on.
+
+        Raises:
+            ChampionRecordError: when the run did not record that split.
+        """
+        path = DataLayout(Path("data")).split(name).as_posix()
+        try:
+            return self.data_files[path]
+        except KeyError:
+            raise ChampionRecordError(
+                f"model version {self.version} recorded no data file {path}"
+            ) from None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-able values (``churn model-info --json``, ``/version``)."""
+        return asdict(self)

@@ -1,0 +1,379 @@
+"""The prediction store: the predictions and labels tables, and all that reads or writes them.
+
+The service appends predictions (``insert_rows``), the CRM (or the simulator) appends labels,
+monitoring reads a window of predictions joined with labels, and privacy operations erase one
+customer or apply retention. All of it goes through :class:`PredictionStore`: neither serving
+nor monitoring touches the tables, the engine or the id hashing themselves.
+
+Customer ids are never stored in clear: both tables hold a keyed HMAC of the id
+(:meth:`PredictionStore.hash_ids`), stable for joins, useless without the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import sqlalchemy as sa
+
+from churn.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PREDICTIONS = "predictions"
+LABELS = "labels"
+REQUEST_ID_MAX = 64  # characters of a client's X-Request-ID that the store (and the API) accept
+SCORE_COLUMN = "churn_probability"  # the score, in the table and in every frame read from it
+_CHUNK = 10_000  # ids per IN (...) query: below every database's bound-parameter limit
+
+_metadata = sa.MetaData()
+predictions_table = sa.Table(
+    PREDICTIONS,
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("logged_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("request_id", sa.String(REQUEST_ID_MAX), nullable=False),
+    sa.Column("model_version", sa.String(32), nullable=False),
+    sa.Column("customer_hash", sa.String(64)),
+    sa.Column("features", sa.JSON, nullable=False),
+    sa.Column(SCORE_COLUMN, sa.Float, nullable=False),
+    sa.Column("churn", sa.Boolean, nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("unseen_categories", sa.JSON),
+)
+labels_table = sa.Table(
+    LABELS,
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("customer_hash", sa.String(64), nullable=False, index=True),
+    sa.Column("churned", sa.Boolean, nullable=False),
+    sa.Column("labelled_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# The order of a prediction row as ``insert_rows`` takes it (a JSON array per row).
+ROW_COLUMNS = (
+    "logged_at",
+    "request_id",
+    "model_version",
+    "customer_hash",
+    "features",
+    SCORE_COLUMN,
+    "churn",
+    "latency_ms",
+    "unseen_categories",
+)
+
+
+@dataclass
+class PredictionWindow:
+    """Logged predictions with one column per feature, and how they were chosen."""
+
+    frame: pd.DataFrame
+    total_rows: int  # rows in the window before sampling
+    sampled: bool
+    start: datetime | None
+    end: datetime | None
+
+    @property
+    def rows(self) -> int:
+        return len(self.frame)
+
+    @classmethod
+    def empty(cls) -> PredictionWindow:
+        return cls(pd.DataFrame(), 0, False, None, None)
+
+
+@dataclass(frozen=True)
+class Erased:
+    """Rows deleted for one customer, per table."""
+
+    predictions: int
+    labels: int
+
+
+def make_engine(url: str) -> sa.Engine:
+    """An engine for the store; SQLite gets its folder created and WAL so readers never block."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, hide_parameters=True)
+
+        @sa.event.listens_for(engine, "connect")
+        def _wal(dbapi_conn: Any, _: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    # Parameters stay out of error messages: a failed batch would print rows of features.
+    return sa.create_engine(url, pool_pre_ping=True, hide_parameters=True)
+
+
+def insert_statement(dialect: str) -> str:
+    """One INSERT of every row in a JSON array of ``ROW_COLUMNS``-ordered arrays (one parameter).
+
+    One statement for a whole batch: an ``executemany`` gives the GIL up and takes it back once
+    per row, and with a busy event loop each take waits for the switch interval.
+    """
+    names = ", ".join(ROW_COLUMNS)
+    if dialect == "sqlite":
+        # json_extract gives objects and arrays back as JSON text, true/false as 1/0.
+        values = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(ROW_COLUMNS)))
+        return f"INSERT INTO {PREDICTIONS} ({names}) SELECT {values} FROM json_each(?)"
+    if dialect == "postgresql":
+        values = (
+            "(r->>0)::timestamptz, r->>1, r->>2, r->>3, r->4, (r->>5)::float8, "
+            "(r->>6)::boolean, (r->>7)::float8, "
+            "CASE WHEN json_typeof(r->8) = 'null' THEN NULL ELSE r->8 END"
+        )
+        rows = "json_array_elements(%s::json) AS r"
+        return f"INSERT INTO {PREDICTIONS} ({names}) SELECT {values} FROM {rows}"
+    raise ValueError(f"the prediction store supports SQLite and PostgreSQL, not {dialect}")
+
+
+class PredictionStore:
+    """The predictions and labels tables behind one object.
+
+    Args:
+        predictions_url: SQLAlchemy URL of the predictions table (SQLite or PostgreSQL).
+        labels_url: SQLAlchemy URL of the labels table; the predictions' database when equal.
+        hash_key: the HMAC key that pseudonymises customer ids (``CHURN_ID_HASH_KEY``).
+    """
+
+    def __init__(self, predictions_url: str, labels_url: str, hash_key: bytes) -> None:
+        self.predictions_url = predictions_url
+        self.labels_url = labels_url
+        self._hmac = hmac.new(hash_key, digestmod=hashlib.sha256)
+        self._engines: dict[str, sa.Engine] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PredictionStore:
+        """The store the settings name, with the service's id-hash key."""
+        _, hash_key = settings.serving_secrets()
+        return cls(settings.prediction_log_url, settings.labels_url, hash_key)
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def engine(self, url: str) -> sa.Engine:
+        if url not in self._engines:
+            self._engines[url] = make_engine(url)
+        return self._engines[url]
+
+    @property
+    def dialect(self) -> str:
+        """The predictions database's SQL dialect (``sqlite`` or ``postgresql``)."""
+        return self.engine(self.predictions_url).dialect.name
+
+    def close(self) -> None:
+        """Release every connection."""
+        for engine in self._engines.values():
+            engine.dispose()
+        self._engines.clear()
+
+    def create_tables(self) -> None:
+        """Create both tables where missing (idempotent)."""
+        predictions_table.create(self.engine(self.predictions_url), checkfirst=True)
+        labels_table.create(self.engine(self.labels_url), checkfirst=True)
+
+    def _has(self, url: str, table: sa.Table) -> bool:
+        return sa.inspect(self.engine(url)).has_table(table.name)
+
+    # -- ids ------------------------------------------------------------------------------------
+
+    def hash_ids(self, customer_ids: Sequence[str | None]) -> list[str | None]:
+        """Keyed HMAC-SHA256 of each id (None stays None); the keyed state is set up once."""
+        out: list[str | None] = []
+        for customer_id in customer_ids:
+            if customer_id is None:
+                out.append(None)
+                continue
+            h = self._hmac.copy()
+            h.update(customer_id.encode())
+            out.append(h.hexdigest())
+        return out
+
+    def hash_id(self, customer_id: str) -> str:
+        """``hash_ids`` of one id."""
+        return str(self.hash_ids([customer_id])[0])
+
+    # -- predictions ----------------------------------------------------------------------------
+
+    def timestamp(self, at: datetime) -> str:
+        """How ``insert_rows`` wants ``logged_at``: SQLite has no time zones (naive UTC text)."""
+        if self.dialect == "sqlite":
+            return at.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+        return at.isoformat()
+
+    def insert_rows(self, rows_json: str) -> None:
+        """Append predictions given as one JSON array of ``ROW_COLUMNS``-ordered arrays."""
+        with self.engine(self.predictions_url).begin() as conn:
+            conn.exec_driver_sql(insert_statement(self.dialect), (rows_json,))
+
+    def spill_path(self) -> Path:
+        """Where rows go when the database refuses them at shutdown (to replay by hand)."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        url = self.predictions_url
+        if url.startswith("sqlite:///"):
+            return Path(url.removeprefix("sqlite:///")).parent / f"undelivered-{stamp}.jsonl"
+        return Path.cwd() / f"undelivered-predictions-{stamp}.jsonl"
+
+    def read_window(
+        self,
+        rows: int,
+        *,
+        hours: float | None = None,
+        max_rows: int,
+        seed: int = 0,
+        now: datetime | None = None,
+        model_version: str | None = None,
+    ) -> PredictionWindow:
+        """The last ``rows`` predictions (within ``hours``), sampled down to ``max_rows``.
+
+        With ``model_version``, only that version's predictions count.
+
+        Only ids are read to find the window; when it is larger than ``max_rows``, a seeded
+        uniform sample of them is drawn before any feature JSON is parsed, so memory stays
+        bounded by ``max_rows`` whatever the window's size.
+        """
+        if not self._has(self.predictions_url, predictions_table):
+            return PredictionWindow.empty()
+        table = predictions_table
+        conditions = []
+        if hours is not None:
+            since = (now or datetime.now(UTC)) - timedelta(hours=hours)
+            if self.dialect == "sqlite":  # the store keeps naive UTC there
+                since = since.astimezone(UTC).replace(tzinfo=None)
+            conditions.append(table.c.logged_at >= since)
+        if model_version is not None:
+            conditions.append(table.c.model_version == model_version)
+        ids_query = sa.select(table.c.id).where(*conditions).order_by(table.c.id.desc()).limit(rows)
+        columns = [
+            table.c.id,
+            table.c.logged_at,
+            table.c.model_version,
+            table.c.customer_hash,
+            sa.type_coerce(table.c.features, sa.Text).label("features"),
+            table.c[SCORE_COLUMN],
+            table.c.churn,
+        ]
+        found: list[Any] = []
+        with self.engine(self.predictions_url).connect() as conn:
+            ids = np.fromiter(conn.execute(ids_query).scalars(), dtype=np.int64)
+            total = len(ids)
+            sampled = total > max_rows
+            if sampled:
+                rng = np.random.default_rng(seed)
+                ids = np.sort(rng.choice(ids, size=max_rows, replace=False))
+            if total and not sampled:  # the newest ids are contiguous: one range query
+                span = table.c.id.between(int(ids.min()), int(ids.max()))
+                found = list(conn.execute(sa.select(*columns).where(span, *conditions)))
+            else:
+                for start in range(0, len(ids), _CHUNK):
+                    chunk = [int(i) for i in ids[start : start + _CHUNK]]
+                    found.extend(conn.execute(sa.select(*columns).where(table.c.id.in_(chunk))))
+        if not found:
+            return PredictionWindow.empty()
+        meta = pd.DataFrame(
+            [r[:4] + r[5:] for r in found],
+            columns=["id", "logged_at", "model_version", "customer_hash", SCORE_COLUMN, "churn"],
+        )
+        features = pd.DataFrame.from_records(
+            [orjson.loads(r[4]) if isinstance(r[4], str | bytes) else r[4] for r in found]
+        )
+        frame = pd.concat([meta, features], axis=1).sort_values("id", ignore_index=True)
+        return PredictionWindow(
+            frame, total, sampled, frame["logged_at"].min(), frame["logged_at"].max()
+        )
+
+    # -- labels ---------------------------------------------------------------------------------
+
+    def write_labels(
+        self, customer_ids: Sequence[str], churned: Sequence[bool], at: datetime | None = None
+    ) -> int:
+        """Append true outcomes (the CRM telling us who left), keyed like the predictions.
+
+        Args:
+            customer_ids: the ids as the CRM knows them; hashed here with the store's key.
+            churned: whether each customer churned.
+            at: when the labels became known (default now, UTC).
+
+        Returns:
+            The rows written.
+        """
+        if len(customer_ids) != len(churned):
+            raise ValueError(f"{len(customer_ids)} customer ids but {len(churned)} labels")
+        stamp = (at or datetime.now(UTC)).astimezone(UTC)
+        engine = self.engine(self.labels_url)
+        labels_table.create(engine, checkfirst=True)
+        rows = [
+            {"customer_hash": h, "churned": bool(c), "labelled_at": stamp}
+            for h, c in zip(self.hash_ids(customer_ids), churned, strict=True)
+        ]
+        with engine.begin() as conn:
+            for start in range(0, len(rows), _CHUNK):
+                conn.execute(labels_table.insert(), rows[start : start + _CHUNK])
+        return len(rows)
+
+    def read_labels(self, hashes: Iterable[str] | None = None) -> pd.DataFrame:
+        """``customer_hash``, ``churned``, ``labelled_at``: the latest label per customer.
+
+        Args:
+            hashes: only these customers (a window's), if given.
+        """
+        columns = ["customer_hash", "churned", "labelled_at"]
+        if not self._has(self.labels_url, labels_table):
+            return pd.DataFrame(columns=columns)
+        wanted = None if hashes is None else list(dict.fromkeys(h for h in hashes if h))
+        query = sa.select(*(labels_table.c[c] for c in columns)).order_by(labels_table.c.id)
+        frames = []
+        with self.engine(self.labels_url).connect() as conn:
+            if wanted is None:
+                frames.append(pd.DataFrame(conn.execute(query).mappings().all()))
+            else:
+                for start in range(0, len(wanted), 5_000):
+                    chunk = wanted[start : start + 5_000]
+                    found = conn.execute(query.where(labels_table.c.customer_hash.in_(chunk)))
+                    frames.append(pd.DataFrame(found.mappings().all()))
+        frames = [f for f in frames if not f.empty]
+        if not frames:
+            return pd.DataFrame(columns=columns)
+        labels = pd.concat(frames, ignore_index=True)
+        return labels.drop_duplicates("customer_hash", keep="last").reset_index(drop=True)
+
+    # -- privacy --------------------------------------------------------------------------------
+
+    def forget(self, customer_id: str) -> Erased:
+        """Delete every prediction and label of one customer (GDPR art. 17), by keyed hash."""
+        digest = self.hash_id(customer_id)
+        return Erased(
+            predictions=self._delete(
+                self.predictions_url,
+                predictions_table,
+                predictions_table.c.customer_hash == digest,
+            ),
+            labels=self._delete(
+                self.labels_url, labels_table, labels_table.c.customer_hash == digest
+            ),
+        )
+
+    def apply_retention(self, days: int, now: datetime | None = None) -> int:
+        """Delete predictions logged more than ``days`` ago; returns the count."""
+        cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
+        return self._delete(
+            self.predictions_url, predictions_table, predictions_table.c.logged_at < cutoff
+        )
+
+    def _delete(self, url: str, table: sa.Table, where: sa.ColumnElement[bool]) -> int:
+        if not self._has(url, table):
+            return 0
+        with self.engine(url).begin() as conn:
+            return int(conn.execute(table.delete().where(where)).rowcount or 0)

@@ -1,0 +1,208 @@
+"""Promotion: build the run's record, log and register it, then let the gate decide.
+
+Three steps, each a plain function the training flow wires as a task:
+
+1. :func:`build_run` turns what training produced into a :class:`TrainingRun`: the champion
+   record, the run's parameters, metrics, figures and documents. No I/O beyond reading
+   ``dvc.lock`` and git.
+2. :func:`log_and_register` logs that run to MLflow and registers the model as ``challenger``.
+3. :func:`gate` scores the current champion on the same test split, decides, writes the decision
+   on the new version and moves ``champion`` only when the gate says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from mlflow import MlflowClient
+from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import Pipeline
+
+from churn import registry, tracking, versioning
+from churn.champion import ChampionInfo, ServingCheck
+from churn.model_card import render_model_card
+from churn.model_stages import Evaluation, FeatureSet
+from churn.params import Params
+from churn.settings import Settings
+from churn.train import TrainedModels, score
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingRun:
+    """Everything one training run records: the champion record and the run's contents."""
+
+    record: ChampionInfo
+    model: Pipeline
+    input_example: pd.DataFrame
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    figures: dict[str, Figure] = field(default_factory=dict)
+    documents: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Registered:
+    """The version a training run registered and what the gate decided about it."""
+
+    run_id: str
+    version: str
+    record: ChampionInfo
+    decision: registry.PromotionDecision
+
+
+def input_example(frame: pd.DataFrame, params: Params, n: int = 5) -> pd.DataFrame:
+    """A few rows as serving receives them, with no personal data in the model artefact.
+
+    The label and the PII columns are dropped; the id column stays (serving sends it, the model
+    ignores it) but its values are replaced by made-up ones.
+    """
+    ds = params.dataset
+    pii = [c for c in ds.pii_columns if c != ds.id_column and c in frame.columns]
+    example = frame.drop(columns=[ds.label_column, *pii]).head(n).copy()
+    example[ds.id_column] = [f"example-{i}" for i in range(len(example))]
+    return example
+
+
+def build_run(
+    settings: Settings,
+    params: Params,
+    features: FeatureSet,
+    trained: TrainedModels,
+    result: Evaluation,
+    serving_check: ServingCheck | None = None,
+) -> TrainingRun:
+    """The record and contents of one training run (nothing is logged yet)."""
+    data_files = versioning.locked_data_files(settings.project_dir)
+    record = ChampionInfo(
+        decision_threshold=result.threshold,
+        test_roc_auc=result.metrics["test_roc_auc"],
+        baseline_test_roc_auc=result.baseline_metrics["baseline_test_roc_auc"],
+        data_version=versioning.data_version(data_files),
+        data_files=data_files,
+        git_commit=versioning.git_commit(settings.project_dir, settings.git_commit),
+        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        serving_check=serving_check,
+    )
+    row_counts = {n: len(f) for n, f in features.frames.items()}
+    run_params: dict[str, Any] = {
+        "ingest": params.ingest.model_dump(),
+        "split": params.split.model_dump(),
+        "features": params.features.model_dump(),
+        "calibration": params.train.calibration,
+        "costs": params.train.costs.model_dump(),
+        "search_trials": params.train.search.n_trials,
+        "decision_threshold": result.threshold,
+        **{f"xgb_{k}": v for k, v in trained.xgboost_params.items()},
+    }
+    return TrainingRun(
+        record=record,
+        model=result.model,
+        input_example=input_example(features.frames["test"], params),
+        params=run_params,
+        metrics={
+            **result.metrics,
+            **result.baseline_metrics,
+            **{f"rows_{n}": float(c) for n, c in row_counts.items()},
+            "decision_threshold": result.threshold,
+        },
+        figures=result.figures,
+        documents={
+            "search_trials.json": [t.__dict__ for t in trained.trials],
+            "dataset.json": params.dataset.model_dump(),
+            "model_card.md": render_model_card(
+                name=settings.model_name,
+                record=record,
+                metrics={**result.metrics, **result.baseline_metrics},
+                params=params,
+                row_counts=row_counts,
+                xgboost_params=trained.xgboost_params,
+            ),
+        },
+    )
+
+
+def log_and_register(settings: Settings, run: TrainingRun) -> ChampionInfo:
+    """Log the run and its model to MLflow and register it as ``challenger``.
+
+    Returns:
+        The record with its ``run_id`` and registry ``version`` filled in.
+    """
+    client = tracking.connect(settings)
+    tags = run.record.to_tags()
+    run_id, model_uri = tracking.log_training_run(
+        client,
+        settings,
+        model=run.model,
+        input_example=run.input_example,
+        params=run.params,
+        metrics=run.metrics,
+        tags=tags,
+        figures=run.figures,
+        documents=run.documents,
+        run_name=f"train-{run.record.data_version}",
+    )
+    version = registry.register_challenger(client, settings.model_name, model_uri, run_id, tags)
+    return ChampionInfo.from_version(version)
+
+
+def champion_test_auc(
+    client: MlflowClient, name: str, test: pd.DataFrame, y_test: np.ndarray
+) -> tuple[str | None, float | None, str]:
+    """Score the current champion on this run's test split: ``(version, roc_auc, note)``.
+
+    A champion that cannot score these rows (another data set's columns, say) is not comparable;
+    the note says why and the gate then treats the challenger as a first model.
+    """
+    champion = registry.current_champion(client, name)
+    if champion is None:
+        return None, None, ""
+    try:
+        model = mlflow.sklearn.load_model(f"models:/{name}@{registry.CHAMPION}")
+        proba = score(model, test)
+    except Exception as exc:
+        note = f"champion v{champion.version} cannot score this test data ({type(exc).__name__})"
+        log.warning("%s: %s", note, exc)
+        return champion.version, None, note
+    return champion.version, float(roc_auc_score(y_test, proba)), ""
+
+
+def gate(
+    settings: Settings, params: Params, features: FeatureSet, challenger: ChampionInfo
+) -> Registered:
+    """Decide on a registered challenger against the champion, on the same test split.
+
+    Nothing that was promoted before changes unless the gate says so, and the decision is
+    written on the new version either way.
+    """
+    assert challenger.version is not None and challenger.run_id is not None
+    client = tracking.connect(settings)
+    champ_version, champ_auc, note = champion_test_auc(
+        client, settings.model_name, features.frames["test"], features.y["test"]
+    )
+    decision = registry.decide_promotion(
+        challenger.test_roc_auc,
+        challenger.baseline_test_roc_auc,
+        champ_auc,
+        params.promote,
+        champion_version=champ_version,
+        champion_note=note,
+    )
+    registry.record_decision(client, settings.model_name, challenger.version, decision)
+    with mlflow.start_run(run_id=challenger.run_id):
+        mlflow.set_tags(
+            {
+                "registered_version": challenger.version,
+                "promotion": "promoted" if decision.promote else "rejected",
+                "promotion_reason": decision.reason,
+            }
+        )
+    return Registered(challenger.run_id, challenger.version, challenger, decision)

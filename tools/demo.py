@@ -1,0 +1,103 @@
+"""``churn demo``: train, serve, traffic, monitor, drift, monitor + retrain, hot swap, stop."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from churn.prediction_store import PredictionStore
+from churn.settings import get_settings
+from pipelines.monitoring import monitoring_flow
+from pipelines.training import training_flow
+from tools.fork import (
+    fork_project,
+    free_port,
+    running_service,
+    served_version,
+    wait_for_log,
+    wait_for_version,
+)
+from tools.simulate import DriftKind, make_customers, send_labels, send_traffic
+
+# The demo's project: the template's own params, made small enough for a laptop.
+DEMO_OVERRIDES: dict[str, Any] = {
+    "ingest": {"generator": {"n_rows": 4000, "seed": 11}},
+    "train": {"search": {"n_trials": 1}},
+    "monitor": {"window": {"rows": 2000}, "min_rows": 500, "min_labelled_rows": 200},
+}
+
+
+class Timeline:
+    """Prints each step with the seconds since the start, and keeps them for the summary."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.steps: list[tuple[float, str]] = []
+
+    def __call__(self, text: str) -> None:
+        at = time.perf_counter() - self.start
+        self.steps.append((at, text))
+        print(f"[{at:6.1f}s] {text}", flush=True)
+
+
+def run_demo(dest: Path, normal_rows: int = 1500, drifted_rows: int = 4000) -> dict[str, Any]:
+    """The whole loop; returns what happened (the tests read it too)."""
+    say = Timeline()
+    project = fork_project(dest, DEMO_OVERRIDES)
+    say(f"project forked to {project} (own git repo, DVC remote, MLflow store)")
+    first = training_flow(str(project))
+    say(
+        f"trained v{first.version}: {'champion' if first.promoted else 'not promoted'} "
+        f"(test ROC AUC {first.test_roc_auc:.4f})"
+    )
+    settings = get_settings(project_dir=project)
+    store = PredictionStore.from_settings(settings)
+    result: dict[str, Any] = {"project": str(project), "first": first}
+    with running_service(project, free_port()) as url:
+        say(f"service up at {url}, serving v{served_version(url)}")
+        normal = make_customers(normal_rows, seed=101, drift=DriftKind.none)
+        sent = send_traffic(url, normal)
+        send_labels(store, normal)
+        wait_for_log(settings, normal_rows, first.version)
+        say(
+            f"normal traffic: {normal_rows} customers in {sent.requests} requests "
+            f"({sent.seconds:.1f} s), labels written"
+        )
+        calm = monitoring_flow(str(project))
+        say(f"monitor #1: action={calm.decision.action}; {calm.decision.reason}")
+        drifted = make_customers(drifted_rows, seed=202, drift=DriftKind.strong)
+        sent = send_traffic(url, drifted)
+        send_labels(store, drifted)
+        say(
+            f"drifted traffic (prices +30 %, 85 % month-to-month, 15 % 'Crypto wallet', "
+            f"a competitor's DSL offer): {drifted_rows} customers ({sent.seconds:.1f} s), "
+            "labels written"
+        )
+        wait_for_log(settings, normal_rows + drifted_rows, first.version)
+        alarm = monitoring_flow(str(project))
+        say(f"monitor #2: action={alarm.decision.action}; {alarm.decision.reason}")
+        if alarm.training:
+            t = alarm.training
+            say(
+                f"retrained v{t.get('version')}: "
+                f"{'PROMOTED' if t.get('promoted') else 'not promoted'}: {t.get('reason')}"
+            )
+        result.update(calm=calm, alarm=alarm)
+        if alarm.promoted:
+            new = str(alarm.training["version"])  # type: ignore[index]
+            waited = wait_for_version(url, new)
+            say(f"service moved to v{new} by itself after {waited:.1f} s (registry poll)")
+            probe = send_traffic(url, make_customers(5, seed=303, drift=DriftKind.none))
+            result["served_after"] = sorted(probe.model_versions)
+            say(f"a new request is answered by v{', '.join(probe.model_versions)}")
+    say("service stopped (SIGINT, prediction log drained)")
+    reports = sorted((project / "reports" / "monitoring").glob("*"))
+    say("reports: " + ", ".join(str(p) for p in reports))
+    say(
+        f"MLflow: make ui with MLFLOW_TRACKING_URI={settings.tracking_uri} "
+        "(experiments churn-training, churn-monitoring)"
+    )
+    result["seconds"] = time.perf_counter() - say.start
+    result["timeline"] = say.steps
+    return result
