@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import difflib
+import logging
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
+from dotenv import dotenv_values
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+log = logging.getLogger(__name__)
+
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "placeholder", "dev"})
+# CHURN_* variables that other parts read, not Settings: the test suite (tests/, .ci/run) and the
+# pipeline image's entrypoint (deploy/pipeline-entrypoint.sh).
+OTHER_VARIABLES = frozenset({"CHURN_REAL_DATA", "CHURN_TEST_DATABASE_URL", "CHURN_DVC_REMOTE_URL"})
+_warned: set[str] = set()
 
 
 class Settings(BaseSettings):
@@ -18,8 +29,9 @@ class Settings(BaseSettings):
     also honours MLflow's own ``MLFLOW_TRACKING_URI``. ML parameters live in ``params.yaml``.
     """
 
+    # populate_by_name: ``get_settings(tracking_uri=...)`` works as well as the aliases.
     model_config = SettingsConfigDict(
-        env_prefix="CHURN_", env_file=".env", extra="ignore", frozen=True
+        env_prefix="CHURN_", env_file=".env", extra="ignore", frozen=True, populate_by_name=True
     )
 
     environment: Literal["development", "test", "production"] = "development"
@@ -167,6 +179,31 @@ class Settings(BaseSettings):
         return self.project_dir / "data"
 
 
+def unknown_variables(variables: Mapping[str, str | None]) -> dict[str, str | None]:
+    """``CHURN_*`` names no setting reads, each with the closest setting's name (or None).
+
+    A misspelt or renamed variable would otherwise be ignored without a word.
+    """
+    known = {f"CHURN_{name.upper()}" for name in Settings.model_fields} | OTHER_VARIABLES
+    known.add("CHURN_TRACKING_URI")  # the tracking URI's own alias
+    return {
+        name: next(iter(difflib.get_close_matches(name, sorted(known), n=1)), None)
+        for name in variables
+        if name.startswith("CHURN_") and name not in known
+    }
+
+
 def get_settings(**overrides: object) -> Settings:
-    """Build settings from the environment, with explicit overrides (used by tests and the CLI)."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+    """Build settings from the environment, with explicit overrides (used by tests and the CLI).
+
+    ``CHURN_*`` variables (in the environment or ``.env``) that name no setting are reported once
+    per process, at WARNING, with the closest name.
+    """
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    found = {**dotenv_values(".env"), **os.environ} if Path(".env").is_file() else os.environ
+    for name, closest in unknown_variables(found).items():
+        if name not in _warned:
+            _warned.add(name)
+            hint = f"; did you mean {closest}?" if closest else ""
+            log.warning("%s is not a setting and is ignored%s", name, hint)
+    return settings
