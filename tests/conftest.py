@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from tools.fork import fork_project
+from tools.fork import fork_project, free_port
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -22,13 +26,61 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             del os.environ[name]
     os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-    os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
+    os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "300"
     yield
     os.environ.clear()
     os.environ.update(saved)
     # Prefect stops its temporary server at interpreter exit and logs that to a stream pytest
     # has already closed; the message is harmless, the traceback it would print is noise.
     logging.raiseExceptions = False
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One real Prefect server for the session, in the session's own Prefect home.
+
+    Flows then report to it over HTTP (``PREFECT_API_URL``) instead of each process starting a
+    temporary server of its own, which took 7-13 s per process and, on a cold machine, longer
+    than Prefect's start-up timeout. API only: no scheduler or other services, no UI.
+    """
+    port = free_port()
+    log = tmp_path_factory.mktemp("prefect-server") / "server.log"
+    prefect = Path(sys.executable).parent / "prefect"
+    command = [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--no-services", "--no-ui", "--analytics-off"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 300
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"prefect server exited:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"prefect server not up after 300 s:\n{log.read_text()[-3000:]}")
+        time.sleep(0.5)
+    os.environ["PREFECT_API_URL"] = url
+    yield url
+    os.environ.pop("PREFECT_API_URL", None)
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(autouse=True)
+def _prefect_for_integration_tests(request: pytest.FixtureRequest) -> None:
+    """Integration tests run flows: give them the session's Prefect server (the production
+    profile's tests start their own, on PostgreSQL)."""
+    marker = request.node.get_closest_marker
+    if marker("integration") is not None and marker("production") is None:
+        request.getfixturevalue("prefect_api")
 
 
 @pytest.fixture
@@ -41,7 +93,7 @@ SMALL = {"ingest": {"generator": {"n_rows": 2500, "seed": 7}}, "train": {"search
 
 
 @pytest.fixture(scope="session")
-def trained_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+def trained_project(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> tuple[Path, Any]:
     """One real training flow run (Prefect, DVC, MLflow) on small generated data, shared."""
     from pipelines.training import training_flow
 

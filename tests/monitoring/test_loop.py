@@ -32,7 +32,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def loop(tmp_path_factory):
+def loop(tmp_path_factory, prefect_api):
     """Train, serve, then monitor after each step of the traffic's story."""
     project = fork_project(tmp_path_factory.mktemp("loop") / "project", DEMO_OVERRIDES)
     first = training_flow(str(project))
