@@ -66,12 +66,25 @@ def _fail(message: object, code: int = 1) -> typer.Exit:
 
 
 def _settings(ctx: typer.Context) -> Any:
+    from pydantic import ValidationError
+
     from churn.settings import get_settings
 
     try:
         return get_settings(project_dir=ctx.obj.project_dir)
-    except ValueError as exc:  # pydantic names the variable and the rule
-        raise _fail(f"the settings (CHURN_* variables, .env) are invalid:\n{exc}", 2) from None
+    except ValidationError as exc:
+        raise _fail(
+            f"the settings (CHURN_* variables, .env) are invalid: {_reasons(exc)}", 2
+        ) from None
+
+
+def _reasons(exc: Any) -> str:
+    """Each error's field and rule, never the value given (it may be a secret)."""
+    parts = []
+    for error in exc.errors(include_input=False, include_url=False, include_context=False):
+        field = ".".join(str(x) for x in error["loc"])
+        parts.append(f"{field}: {error['msg']}" if field else error["msg"])
+    return "; ".join(parts)
 
 
 def _context(ctx: typer.Context) -> tuple[Any, Any]:
@@ -272,11 +285,11 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="Log every request (slower).")] = False,
 ) -> None:
     """Serve churn predictions from the registry's champion (one worker; docs at /docs)."""
+    settings = _settings(ctx)  # a settings error is reported before anything is imported
     import uvicorn
 
     from serving.app import create_app
 
-    settings = _settings(ctx)
     try:
         application = create_app(settings)  # nothing is loaded until the server starts
     except (ValueError, FileNotFoundError) as exc:

@@ -86,3 +86,15 @@ def test_the_simulator_refuses_an_unknown_drift_and_names_the_choices():
 
 def test_the_simulator_is_bounded():
     assert _run("simulate", "--rows", "0").exit_code == 2  # at least one customer
+
+
+def test_a_settings_error_names_the_variable_and_never_prints_a_secret(tmp_path, monkeypatch):
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.setenv("CHURN_ENVIRONMENT", "production")
+    monkeypatch.setenv("CHURN_API_KEY", "change-me")
+    monkeypatch.setenv("CHURN_ID_HASH_KEY", "a-real-secret-Hmac-9f8e7d6c5b4a")
+    monkeypatch.setenv("CHURN_PREDICTION_LOG_URL", "postgresql://app:db-Passw0rd@db/app")
+    result = _run("-C", str(tmp_path), "serve")
+    assert result.exit_code == 2
+    assert "CHURN_API_KEY is a placeholder" in result.output
+    assert "9f8e7d6c5b4a" not in result.output and "Passw0rd" not in result.output
