@@ -183,7 +183,8 @@ def gate(
     Nothing that was promoted before changes unless the gate says so, and the decision is
     written on the new version either way.
     """
-    assert challenger.version is not None and challenger.run_id is not None
+    if challenger.version is None or challenger.run_id is None:
+        raise ValueError("the gate decides on a registered version (run log_and_register first)")
     client = tracking.connect(settings)
     champ_version, champ_auc, note = champion_test_auc(
         client, settings.model_name, features.frames["test"], features.y["test"]
