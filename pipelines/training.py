@@ -89,8 +89,9 @@ def gate_task(
     params: Params,
     features: model_stages.FeatureSet,
     challenger: ChampionInfo,
+    move_champion: bool = True,
 ) -> promotion.Registered:
-    return promotion.gate(settings, params, features, challenger)
+    return promotion.gate(settings, params, features, challenger, move_champion=move_champion)
 
 
 @dataclass
@@ -100,6 +101,8 @@ class TrainingSummary:
     version: str
     promoted: bool
     reason: str
+    # The gate's verdict; with promote=False an approved version is not champion yet.
+    approved: bool
     run_id: str
     data_version: str
     test_roc_auc: float
@@ -110,7 +113,7 @@ class TrainingSummary:
 
 @flow(name="churn-training", log_prints=True)
 def training_flow(
-    project_dir: str = ".", force_ingest: bool = False, push: bool = True
+    project_dir: str = ".", force_ingest: bool = False, push: bool = True, promote: bool = True
 ) -> TrainingSummary:
     """Ingest -> validate -> split -> featurize -> train -> evaluate -> push data -> record ->
     register -> gate.
@@ -120,6 +123,9 @@ def training_flow(
         force_ingest: re-read the source even if its parameters did not change (a URL or SQL
             source whose content moved on).
         push: push the data version to the DVC remote before registering the model.
+        promote: let the gate move ``champion``. False: the gate still decides and records its
+            decision (``approved`` or ``rejected``) on the new version, and the champion stays;
+            the continuous-training job checks the version, then ``churn promote`` moves it.
     """
     settings = get_settings(project_dir=Path(project_dir))
     params = load_params(settings.params_path)
@@ -145,11 +151,12 @@ def training_flow(
         timed("push-data", push_task, root)
     run = timed("record", record_task, settings, params, features, trained, result)
     challenger = timed("register", register_task, settings, run)
-    registered = timed("gate", gate_task, settings, params, features, challenger)
+    registered = timed("gate", gate_task, settings, params, features, challenger, promote)
     summary = TrainingSummary(
         version=registered.version,
-        promoted=registered.decision.promote,
+        promoted=registered.promoted,
         reason=registered.decision.reason,
+        approved=registered.decision.promote,
         run_id=registered.run_id,
         data_version=registered.record.data_version,
         test_roc_auc=registered.record.test_roc_auc,
@@ -163,7 +170,15 @@ def training_flow(
 
 def format_summary(summary: TrainingSummary, model_name: str) -> str:
     """A short, readable account of the run and where the time went."""
-    verdict = "PROMOTED to champion" if summary.promoted else "not promoted (champion unchanged)"
+    if summary.promoted:
+        verdict = "PROMOTED to champion"
+    elif summary.approved:
+        verdict = (
+            "approved, awaiting checks (champion unchanged; next: `churn check-challenger`, "
+            f"then `churn promote --version {summary.version}`)"
+        )
+    else:
+        verdict = "not promoted (champion unchanged)"
     lines = [
         f"{model_name} v{summary.version}: {verdict}",
         f"  reason: {summary.reason}",

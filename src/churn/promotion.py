@@ -7,7 +7,9 @@ Three steps, each a plain function the training flow wires as a task:
    ``dvc.lock`` and git.
 2. :func:`log_and_register` logs that run to MLflow and registers the model as ``challenger``.
 3. :func:`gate` scores the current champion on the same test split, decides, writes the decision
-   on the new version and moves ``champion`` only when the gate says so.
+   on the new version and moves ``champion`` only when the gate says so (and, with
+   ``move_champion=False``, not even then: the continuous-training job checks the approved
+   version first and promotes it with ``registry.promote``).
 """
 
 from __future__ import annotations
@@ -51,12 +53,22 @@ class TrainingRun:
 
 @dataclass
 class Registered:
-    """The version a training run registered and what the gate decided about it."""
+    """The version a training run registered and what the gate decided about it.
+
+    ``recorded`` is the decision written on the version: ``promoted`` (it is champion now),
+    ``approved`` (the gate said yes, the champion did not move) or ``rejected``.
+    """
 
     run_id: str
     version: str
     record: ChampionInfo
     decision: registry.PromotionDecision
+    recorded: str = registry.REJECTED
+
+    @property
+    def promoted(self) -> bool:
+        """True when the champion moved to this version."""
+        return self.recorded == registry.PROMOTED
 
 
 def input_example(frame: pd.DataFrame, params: Params, n: int = 5) -> pd.DataFrame:
@@ -176,12 +188,17 @@ def champion_test_auc(
 
 
 def gate(
-    settings: Settings, params: Params, features: FeatureSet, challenger: ChampionInfo
+    settings: Settings,
+    params: Params,
+    features: FeatureSet,
+    challenger: ChampionInfo,
+    *,
+    move_champion: bool = True,
 ) -> Registered:
     """Decide on a registered challenger against the champion, on the same test split.
 
-    Nothing that was promoted before changes unless the gate says so, and the decision is
-    written on the new version either way.
+    Nothing that was promoted before changes unless the gate says so (and ``move_champion``
+    allows it), and the decision is written on the new version either way.
     """
     if challenger.version is None or challenger.run_id is None:
         raise ValueError("the gate decides on a registered version (run log_and_register first)")
@@ -197,13 +214,15 @@ def gate(
         champion_version=champ_version,
         champion_note=note,
     )
-    registry.record_decision(client, settings.model_name, challenger.version, decision)
+    recorded = registry.record_decision(
+        client, settings.model_name, challenger.version, decision, move_champion=move_champion
+    )
     with mlflow.start_run(run_id=challenger.run_id):
         mlflow.set_tags(
             {
                 "registered_version": challenger.version,
-                "promotion": "promoted" if decision.promote else "rejected",
+                "promotion": recorded,
                 "promotion_reason": decision.reason,
             }
         )
-    return Registered(challenger.run_id, challenger.version, challenger, decision)
+    return Registered(challenger.run_id, challenger.version, challenger, decision, recorded)
