@@ -35,7 +35,8 @@ LOAD_TIMEOUT_FACTOR = 4
 class ServedModel:
     """One loaded model with everything ``/version`` and the decision need. Swapped whole.
 
-    ``record`` is the champion record training wrote (None for the rules).
+    ``record`` is the champion record training wrote (None for the rules); ``alias`` the
+    registry alias the service follows (``CHURN_SERVED_ALIAS``).
     """
 
     name: str
@@ -45,6 +46,7 @@ class ServedModel:
     scorer: Scorer
     record: ChampionInfo | None = None
     degraded_reason: str | None = None
+    alias: str = registry.CHAMPION
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -58,7 +60,7 @@ class ServedModel:
         return {
             "name": self.name,
             "version": self.version,
-            "alias": registry.CHAMPION,
+            "alias": self.alias,
             "source": self.source,
             "run_id": r.run_id if r else None,
             "data_version": r.data_version if r else None,
@@ -77,7 +79,8 @@ class RegistryUnavailable(Exception):
 
 
 def champion_record(settings: Settings) -> ChampionInfo:
-    """The champion's record, straight from the registry.
+    """The served alias's record (the champion's, unless ``CHURN_SERVED_ALIAS`` says otherwise),
+    straight from the registry.
 
     Raises:
         RegistryUnavailable: when the registry cannot be reached, has no champion, or the
@@ -85,7 +88,7 @@ def champion_record(settings: Settings) -> ChampionInfo:
     """
     try:
         client = tracking.connect(settings)
-        return registry.aliased_record(client, settings.model_name)
+        return registry.aliased_record(client, settings.model_name, settings.served_alias)
     except Exception as exc:
         raise RegistryUnavailable(f"{type(exc).__name__}: {str(exc)[:300]}") from exc
 
@@ -102,7 +105,7 @@ def load_from_registry(settings: Settings, params: Params, champion: ChampionInf
     import mlflow
 
     version = champion.version
-    cache = settings.model_cache_dir / settings.model_name
+    cache = _cache_dir(settings)
     target = cache / f"v{version}-{uuid.uuid4().hex[:8]}"
     target.mkdir(parents=True, exist_ok=True)
     try:
@@ -123,7 +126,7 @@ def load_from_cache(settings: Settings, params: Params, reason: str) -> ServedMo
     """The last champion that loaded, from the local cache; None when there is none."""
     import mlflow
 
-    cache = settings.model_cache_dir / settings.model_name
+    cache = _cache_dir(settings)
     pointer = cache / "current"
     if not pointer.is_file():
         return None
@@ -150,6 +153,7 @@ def rules_model(settings: Settings, params: Params, reason: str) -> ServedModel:
         threshold=rules_threshold(costs.false_negative, costs.false_positive),
         scorer=RulesScorer(params.dataset),
         degraded_reason=reason,
+        alias=settings.served_alias,
     )
 
 
@@ -224,7 +228,15 @@ def _served(
         scorer=compile_pipeline(pipeline, params.dataset),
         record=record,
         degraded_reason=reason,
+        alias=settings.served_alias,
     )
+
+
+def _cache_dir(settings: Settings) -> Path:
+    """The last good copies of the served alias: another alias never replaces the champion's."""
+    if settings.served_alias == registry.CHAMPION:
+        return settings.model_cache_dir / settings.model_name
+    return settings.model_cache_dir / f"{settings.model_name}@{settings.served_alias}"
 
 
 def _point_cache_at(cache: Path, target: Path) -> None:

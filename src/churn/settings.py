@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     prediction_log_url: str = Field(
         "", description="SQLAlchemy URL of the prediction log; default SQLite under data/."
     )
+    served_alias: str = Field(
+        "champion",
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="Registry alias the service follows: the champion, or the challenger for the "
+        "continuous-training job's smoke test (`churn check-challenger`).",
+    )
     model_cache_dir: Path = Field(
         Path(".serving-cache"),
         description="Last good local copies of the champion; relative paths are in project_dir.",
