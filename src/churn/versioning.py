@@ -7,6 +7,7 @@ import hashlib
 import logging
 import subprocess
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,102 @@ def push_data(project_dir: Path) -> int:
             return int(repo.push())
     except DvcException as exc:
         raise VersioningError(f"dvc push failed: {exc}") from exc
+
+
+def pull_data(project_dir: Path) -> int:
+    """Fetch the data recorded in ``dvc.lock`` from the default remote into the workspace.
+
+    Returns:
+        Files fetched from the remote (0 when the cache had them all).
+    """
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with contextlib.chdir(project_dir), Repo(".") as repo:
+            result = repo.pull()
+    except DvcException as exc:
+        raise VersioningError(f"dvc pull failed: {exc}") from exc
+    return int(result.get("stats", {}).get("fetched", 0))
+
+
+def missing_on_remote(project_dir: Path) -> list[str]:
+    """The ``dvc.lock`` outputs the default remote does not hold (what ``dvc status --cloud``
+    lists as ``new`` or ``missing``), sorted."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with contextlib.chdir(project_dir), Repo(".") as repo:
+            status = repo.status(cloud=True)
+    except DvcException as exc:
+        raise VersioningError(f"dvc status --cloud failed: {exc}") from exc
+    return sorted(path for path, state in status.items() if state in ("new", "missing"))
+
+
+DATA_TAG_PREFIX = "data-"
+
+
+def data_tag_name(version: str) -> str:
+    """The git tag of a data version: ``data-<data_version>`` (what the training workflow
+    is triggered by)."""
+    return f"{DATA_TAG_PREFIX}{version}"
+
+
+@dataclass(frozen=True)
+class DataTag:
+    """A data version's git tag: its name, the data version, the commit, and whether it is new."""
+
+    name: str
+    data_version: str
+    commit: str
+    created: bool
+
+
+def tag_data_version(project_dir: Path) -> DataTag:
+    """Tag the checked-out commit ``data-<data_version>`` for the data its ``dvc.lock`` records.
+
+    Refuses, before tagging anything, when ``dvc.lock`` has uncommitted changes (the tag would
+    name a commit that does not record this data) or when the default DVC remote lacks any of
+    its files (a job checking out the tag could not pull them). Tagging the same commit again
+    is a no-op.
+
+    Raises:
+        VersioningError: saying which of these and what to run.
+    """
+    version = data_version(locked_data_files(project_dir))
+    name = data_tag_name(version)
+    try:
+        changed = _git(project_dir, "status", "--porcelain", "--", "dvc.lock")
+        head = _git(project_dir, "rev-parse", "HEAD")
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise VersioningError(f"{project_dir} is not a git checkout with a commit: {exc}") from exc
+    if changed:
+        raise VersioningError(
+            "dvc.lock has uncommitted changes: commit it first (git add dvc.lock && git commit), "
+            f"so that {name} names the commit that records this data version"
+        )
+    missing = missing_on_remote(project_dir)
+    if missing:
+        raise VersioningError(
+            f"{len(missing)} data files of dvc.lock are not on the DVC remote "
+            f"({', '.join(missing[:5])}): run `dvc push` first"
+        )
+    try:
+        tagged = _git(
+            project_dir, "rev-parse", "--verify", "--quiet", f"refs/tags/{name}^{{commit}}"
+        )
+    except subprocess.CalledProcessError:
+        tagged = ""
+    if tagged == head:
+        return DataTag(name, version, head, created=False)
+    if tagged:
+        raise VersioningError(
+            f"tag {name} already exists on commit {tagged[:12]}: this data version was tagged "
+            "before, so there is nothing new to train on (a new data version gets its own tag)"
+        )
+    _git(project_dir, "tag", name, head)
+    return DataTag(name, version, head, created=True)
 
 
 def locked_data_files(project_dir: Path) -> dict[str, str]:
