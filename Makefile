@@ -25,7 +25,7 @@ export UV_PYTHON ?= 3.11
 .PHONY: help
 help: ## Show this help
 	@echo "churn-mlops — make targets (first use installs the locked environment):"
-	@awk 'BEGIN {FS = ":.*## "} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: uv-bootstrap
 uv-bootstrap:
@@ -58,8 +58,8 @@ history: $(STAMP) ## Show the promotion history (every version, decision and rea
 	$(RUN) churn history
 
 .PHONY: rollback
-rollback: $(STAMP) ## Move the champion back (TO=<version>, default: the previous champion)
-	$(RUN) churn rollback $(if $(TO),--to $(TO),)
+rollback: $(STAMP) ## Move the champion back (TO=<version>, default: the previous champion; BY=, REASON= are recorded)
+	$(RUN) churn rollback $${TO:+--to "$$TO"} $${BY:+--by "$$BY"} $${REASON:+--reason "$$REASON"}
 
 .PHONY: ui
 ui: $(STAMP) ## Start the MLflow UI (:5000) and the Prefect UI (:4200) locally; Ctrl-C stops both
@@ -70,6 +70,43 @@ ui: $(STAMP) ## Start the MLflow UI (:5000) and the Prefect UI (:4200) locally; 
 	$(RUN) prefect server start --port 4200 & prefect_pid=$$!; \
 	trap 'kill $$mlflow_pid $$prefect_pid 2>/dev/null; wait' INT TERM EXIT; \
 	wait
+
+##@ Continuous training (the steps of .github/workflows/train.yml, in this order)
+# Free-text values (VERSION, BY, REASON, DIGEST, ...) reach the commands as environment variables
+# ("$$VAR"), never pasted into the recipe, so a workflow input cannot become shell code.
+.PHONY: tag-data
+tag-data: $(STAMP) ## After `make data`, `dvc push` and committing dvc.lock: tag the commit data-<data version> (prints the push command)
+	$(RUN) churn tag-data
+
+.PHONY: pull-data
+pull-data: $(STAMP) ## Pull the data version dvc.lock records from the DVC remote (DATA_TAG=data-<version>: refuse any other)
+	$(RUN) churn pull-data $${DATA_TAG:+--expect "$$DATA_TAG"}
+
+.PHONY: train-challenger
+train-challenger: $(STAMP) ## Train without moving the champion: the gate decides and records approved or rejected on the new version
+	$(RUN) churn train --no-promote
+
+.PHONY: check-challenger
+check-challenger: $(STAMP) ## Check the challenger (gate decision, id invariance, monotone directions, scorer parity, smoke /predict on a real service)
+	$(RUN) churn check-challenger
+
+.PHONY: promote-challenger
+promote-challenger: $(STAMP) ## Make the challenger champion when the gate approved it and its checks passed
+	$(RUN) churn promote --require-checks
+
+.PHONY: job-summary
+job-summary: $(STAMP) ## The run's Markdown summary of the challenger (VERSION=; SUMMARY=<file> appends, e.g. $GITHUB_STEP_SUMMARY)
+	$(RUN) churn job-summary $${VERSION:+--version "$$VERSION"} $${SUMMARY:+--output "$$SUMMARY"}
+
+.PHONY: promote
+promote: $(STAMP) ## Make VERSION=<n> champion when its recorded decision allows it (FORCE=1 BY= REASON=: a person overrides)
+	@test -n "$${VERSION:-}" || { echo "usage: make promote VERSION=<n> [BY=<who>] [FORCE=1 REASON=<why>]"; exit 2; }
+	$(RUN) churn promote --version "$$VERSION" $(if $(filter 1 true yes,$(FORCE)),--force,) $${BY:+--by "$$BY"} $${REASON:+--reason "$$REASON"}
+
+.PHONY: record-image
+record-image: $(STAMP) ## Record a released image on the champion: DIGEST=sha256:<hex> IMAGE=<name> (VERSION= another version)
+	@test -n "$${DIGEST:-}" || { echo "usage: make record-image DIGEST=sha256:<hex> [IMAGE=<name>] [VERSION=<n>]"; exit 2; }
+	$(RUN) churn record-image --digest "$$DIGEST" $${IMAGE:+--image "$$IMAGE"} $${VERSION:+--version "$$VERSION"}
 
 ##@ Serving
 .PHONY: serve

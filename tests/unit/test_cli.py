@@ -21,6 +21,12 @@ COMMANDS = [
     ["model-info"],
     ["history"],
     ["rollback"],
+    ["tag-data"],
+    ["pull-data"],
+    ["check-challenger"],
+    ["promote"],
+    ["record-image"],
+    ["job-summary"],
     ["serve"],
     ["batch-predict"],
     ["monitor"],
@@ -98,3 +104,17 @@ def test_a_settings_error_names_the_variable_and_never_prints_a_secret(tmp_path,
     assert result.exit_code == 2
     assert "CHURN_API_KEY is a placeholder" in result.output
     assert "9f8e7d6c5b4a" not in result.output and "Passw0rd" not in result.output
+
+
+def test_promote_names_a_missing_version_and_what_lists_them(tmp_path):
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    result = _run("-C", str(tmp_path), "promote", "--version", "7")
+    assert result.exit_code == 1
+    assert "model 'churn' has no version '7'; `churn history` lists them" in _plain(result.output)
+
+
+def test_record_image_refuses_a_digest_that_is_not_sha256(tmp_path):
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    result = _run("-C", str(tmp_path), "record-image", "--digest", "latest", "--version", "1")
+    assert result.exit_code == 1
+    assert "image digest 'latest' is not sha256:<64 lowercase hex digits>" in _plain(result.output)
