@@ -188,7 +188,7 @@ def train(
         typer.Option(
             "--frozen-data",
             help="Train on exactly the data dvc.lock records (a pulled data tag): never re-read "
-            "the source; fail if a data stage is out of date.",
+            "the source; fail if the data stages would change the data version.",
         ),
     ] = False,
 ) -> None:

@@ -134,8 +134,9 @@ def training_flow(
             decision (``approved`` or ``rejected``) on the new version, and the champion stays;
             the continuous-training job checks the version, then ``churn promote`` moves it.
         frozen_data: train on exactly the data ``dvc.lock`` records (a pulled data tag): a
-            file, URL or SQL source is not re-read, and a data stage that DVC finds out of date
-            fails the run instead of changing the data.
+            file, URL or SQL source is not re-read, and the run fails if the data stages change
+            the data version (a stage DVC re-runs must give the same files, as the validation
+            report does, which lives in the workspace only and is not pulled).
     """
     settings = get_settings(project_dir=Path(project_dir))
     params = load_params(settings.params_path)
@@ -156,14 +157,15 @@ def training_flow(
         "validate": timed("validate", validate_task, settings, params),
         "split": timed("split", split_task, settings, params),
     }
-    if frozen_data and any(ran.values()):
-        stale = ", ".join(name for name, did in ran.items() if did)
+    if frozen_data:
         now = versioning.data_version(versioning.locked_data_files(root))
-        raise versioning.VersioningError(
-            f"--frozen-data: the data stages {stale} were out of date at this commit, so the data "
-            f"moved from version {locked} to {now}; commit the dvc.lock that `make data` writes, "
-            "`dvc push`, and tag that commit (`make tag-data`)"
-        )
+        if now != locked:
+            stale = ", ".join(name for name, did in ran.items() if did)
+            raise versioning.VersioningError(
+                f"--frozen-data: the data stages ({stale}) were out of date at this commit and "
+                f"moved the data from version {locked} to {now}; commit the dvc.lock that "
+                "`make data` writes, `dvc push`, and tag that commit (`make tag-data`)"
+            )
     features = timed("featurize", featurize_task, settings, params)
     trained = timed("train", train_task, features, params)
     result = timed("evaluate", evaluate_task, features, trained, params)
