@@ -141,10 +141,14 @@ def render_markdown(summary: JobSummary) -> str:
         )
     else:
         champion_row = "| champion | none when the gate decided (a first model) |"
+    if r.decision == registry.PENDING:
+        gate = "none recorded"
+    else:
+        gate = "approved" if r.gate_approved else "rejected"
     lines = [
         f"## {summary.headline}",
         "",
-        f"**Gate decision:** {r.decision}" + (f" ({r.decided_at})" if r.decided_at else ""),
+        f"**Gate decision:** {gate}" + (f" ({r.decided_at})" if r.decided_at else ""),
         "",
         f"**Reason:** {r.reason or 'no decision recorded'}",
         "",
@@ -170,6 +174,9 @@ def render_markdown(summary: JobSummary) -> str:
             ),
             "",
         ]
+    if r.promoted_at:
+        by = f" by {r.promoted_by}" if r.promoted_by else ""
+        lines += [f"**Promoted** with `churn promote` at {r.promoted_at}{by}", ""]
     if r.forced_by:
         lines += [f"**Forced** by {r.forced_by}: {r.forced_reason}", ""]
     facts = [f"- champion now: {_v(summary.champion_now)}"]

@@ -240,10 +240,13 @@ def offline_checks(settings: Settings, params: Params, candidate: Candidate) -> 
         id_invariance(candidate.model, frame, params.dataset),
         *monotone_directions(candidate.model, frame, params.train.monotone),
     ]
-    inputs = frame[[params.dataset.id_column, *params.dataset.feature_columns]]
     try:
         pyfunc = mlflow.pyfunc.load_model(f"models:/{settings.model_name}/{candidate.version}")
-        outcomes.append(scorer_parity_reloaded_model(candidate.model, pyfunc.predict, inputs))
+        schema = pyfunc.metadata.get_input_schema()
+        columns = schema.input_names() if schema is not None else list(frame.columns)
+        outcomes.append(
+            scorer_parity_reloaded_model(candidate.model, pyfunc.predict, frame[columns])
+        )
     except Exception as exc:  # a model that does not load as MLflow serves it fails the check
         outcomes.append(
             CheckOutcome("scorer_parity", False, f"re-loading failed: {type(exc).__name__}: {exc}")

@@ -300,9 +300,8 @@ def record_checks(
     client: MlflowClient, name: str, version: str, outcomes: Sequence[CheckOutcome]
 ) -> None:
     """Write the challenger checks' outcomes on the version (``promotion.checks``)."""
-    # A model version tag holds at most 5,000 characters: details are cut to fit.
-    budget = max(80, 4000 // max(1, len(outcomes)))
-    payload = [{**asdict(o), "detail": o.detail[:budget]} for o in outcomes]
+    # A detail is one line for a person (the MLflow UI, the job summary), never a whole log.
+    payload = [{**asdict(o), "detail": o.detail[:1000]} for o in outcomes]
     passed = all(o.passed for o in outcomes)
     client.set_model_version_tag(name, version, _TAG + "checks", json.dumps(payload))
     client.set_model_version_tag(name, version, _TAG + "checks_passed", str(passed))

@@ -50,7 +50,7 @@ def test_the_summary_names_the_decision_the_reason_and_both_models_figures():
     checks = json.dumps([{"name": "smoke_predict", "passed": True, "detail": "50 rows | ok"}])
     text = render_markdown(summary("promoted", reason, "2", **{"promotion.checks": checks}))
     assert text.startswith("## churn v2 is champion\n")
-    assert "**Gate decision:** promoted" in text and f"**Reason:** {reason}" in text
+    assert "**Gate decision:** approved" in text and f"**Reason:** {reason}" in text
     assert "| challenger v2 | 0.8412 |" in text
     assert "| champion v1 (when the gate decided) | 0.8391 |" in text
     assert "| baseline (logistic regression) | 0.8326 |" in text
