@@ -161,8 +161,8 @@ def httpx_load(
 
 def floor_one_row(project_dir: Path) -> tuple[float, float]:
     """Median in-process time (ms) to score one row: our scorer, and the sklearn pipeline."""
+    from churn.scoring import PipelineScorer
     from serving.model import load_initial
-    from serving.scoring import PipelineScorer
 
     settings = get_settings(project_dir=project_dir)
     params = load_params(settings.params_path)
@@ -192,9 +192,9 @@ def floor_one_row(project_dir: Path) -> tuple[float, float]:
 
 def batch_vs_booster(project_dir: Path, rows: int, workdir: Path) -> tuple[float, float]:
     """``(batch rows/s, bare booster rows/s)`` on ``rows`` generated customers."""
+    from churn.scoring import CompiledScorer
     from serving.batch import score_file
     from serving.model import load_initial
-    from serving.scoring import CompiledScorer
 
     settings = get_settings(project_dir=project_dir)
     params = load_params(settings.params_path)
