@@ -7,7 +7,6 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
@@ -70,22 +69,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(admin.router)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    _document_schemas(app, parser.openapi_schemas())
+    predict.document_request(app, parser)
     max_body = settings.max_body_bytes or settings.max_records * _BYTES_PER_RECORD
     app.add_middleware(ServiceMiddleware, metrics=state.metrics, max_body=max_body)
     return app
-
-
-def _document_schemas(app: FastAPI, schemas: dict[str, Any]) -> None:
-    """Add schemas that routes refer to but FastAPI cannot derive (the raw-body request)."""
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        document = generate()  # FastAPI caches it; adding the same entries again is a no-op
-        document.setdefault("components", {}).setdefault("schemas", {}).update(schemas)
-        return document
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

@@ -250,7 +250,9 @@ def run(
         }
         env.pop("CHURN_API_KEY", None)
         p_ours, p_peer = free_port(), free_port()
-        ours_cmd = [*CHURN, "serve", "--port", str(p_ours), "--log-level", "warning"]
+        # -C: `churn` takes the project from its option (the current directory by default).
+        ours_cmd = [*CHURN, "-C", str(project_dir), "serve", "--port", str(p_ours)]
+        ours_cmd += ["--log-level", "warning"]
         peer_cmd = [
             sys.executable, "-m", "mlflow", "models", "serve",
             "-m", f"models:/{settings.model_name}@champion",
