@@ -98,3 +98,11 @@ def test_a_settings_error_names_the_variable_and_never_prints_a_secret(tmp_path,
     assert result.exit_code == 2
     assert "CHURN_API_KEY is a placeholder" in result.output
     assert "9f8e7d6c5b4a" not in result.output and "Passw0rd" not in result.output
+
+
+def test_the_project_comes_from_churn_project_dir_unless_c_names_one(tmp_path, monkeypatch):
+    """Images and services set CHURN_PROJECT_DIR; -C still wins on the command line."""
+    monkeypatch.setenv("CHURN_PROJECT_DIR", str(tmp_path / "from-env"))
+    assert f"{tmp_path / 'from-env' / 'params.yaml'} not found" in _run("validate").output
+    other = _run("-C", str(tmp_path / "given"), "validate").output
+    assert f"{tmp_path / 'given' / 'params.yaml'} not found" in other
