@@ -169,3 +169,25 @@ def test_the_pipeline_step_and_the_replay_derive_with_one_function(params: Param
     derived = step.derive({c: frame[c].tolist() for c in frame}, 3)
     np.testing.assert_array_equal(derived["r"], out["r"])
     np.testing.assert_array_equal(derived["c"], out["c"])
+
+
+@pytest.mark.parametrize("n", [1, 20, 5000])
+def test_a_value_that_is_no_level_but_counts_as_absent_scores_as_in_the_pipeline(
+    params: Params, splits: dict[str, pd.DataFrame], n: int
+) -> None:
+    """``PhoneService: "No phone service"`` is not a PhoneService level (one-hot: none of them)
+    but is one of the count's ``absent`` values: the replay counts it as the pipeline does, on
+    the row path, the vectorised path and (above 4096 rows) the categorical one."""
+    pipeline = fit(params, splits)
+    scorer = compile_pipeline(pipeline, params.dataset)
+    assert isinstance(scorer, CompiledScorer)
+    test = splits["test"]
+    rows = test.iloc[np.arange(n) % len(test)].reset_index(drop=True)
+    columns = {c: rows[c].tolist() for c in params.dataset.feature_columns}
+    columns["PhoneService"] = [
+        "No phone service" if i % 2 == 0 else v for i, v in enumerate(columns["PhoneService"])
+    ]
+    expected = PipelineScorer(pipeline, params.dataset).score(columns, n)
+    np.testing.assert_allclose(scorer.score(columns, n), expected, atol=1e-6)
+    as_arrays = {c: np.asarray(v, dtype=object) for c, v in columns.items()}
+    np.testing.assert_allclose(scorer.score(as_arrays, n), expected, atol=1e-6)

@@ -6,11 +6,19 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy.special import expit
 from sklearn.pipeline import Pipeline
 
 from churn.features import DerivedFeatures, FillMissing
-from churn.scoring.columns import ROW_BY_ROW, Columns, level_codes, level_index, numeric_column
+from churn.scoring.columns import (
+    ROW_BY_ROW,
+    SMALL,
+    Columns,
+    level_codes,
+    level_index,
+    numeric_column,
+)
 from churn.scoring.trees import NotSupported, NumpyTrees
 
 # Up to this many rows the numpy tree walk beats XGBoost's own predict (measured: 8 rows
@@ -112,6 +120,13 @@ class CompiledScorer:
         if n <= ROW_BY_ROW:
             return self._encode_rows(columns, n)
         values: dict[str, Any] = dict(columns)
+        if n > SMALL:
+            # Large level columns become pandas categoricals once (as Parquet files arrive): the
+            # count features and the one-hot codes then test each distinct value, not each row.
+            for c in self._categories:
+                v = values[c]
+                if not (isinstance(v, pd.Series) and isinstance(v.dtype, pd.CategoricalDtype)):
+                    values[c] = pd.Series(pd.Categorical(np.asarray(v, dtype=object)))
         for step in self._column_steps:
             if isinstance(step, FillMissing):
                 for c, fill in step.values_.items():
