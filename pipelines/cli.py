@@ -53,7 +53,11 @@ def _main(
     project_dir: Annotated[
         Path,
         typer.Option(
-            "--project-dir", "-C", help="Project root (holds params.yaml).", show_default=False
+            "--project-dir",
+            "-C",
+            envvar="CHURN_PROJECT_DIR",
+            help="Project root (holds params.yaml); default: CHURN_PROJECT_DIR, else here.",
+            show_default=False,
         ),
     ] = Path(),
 ) -> None:

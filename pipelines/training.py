@@ -13,9 +13,10 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from churn import data_stages, model_stages, promotion, versioning
-from churn.champion import ChampionInfo
+from churn.champion import ChampionInfo, ServingCheck
 from churn.ingest import source_is_volatile
-from churn.params import Params, load_params
+from churn.params import DatasetConfig, Params, load_params
+from churn.scoring import check_serving
 from churn.settings import Settings, get_settings
 from churn.train import TrainedModels
 
@@ -65,6 +66,13 @@ def evaluate_task(
     return model_stages.evaluate_models(features, trained, params)
 
 
+@task(name="check-serving", cache_policy=NO_CACHE)
+def check_serving_task(
+    result: model_stages.Evaluation, dataset: DatasetConfig, features: model_stages.FeatureSet
+) -> ServingCheck:
+    return check_serving(result.model, dataset, features.frames["test"])
+
+
 @task(name="push-data", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
 def push_task(project_dir: Path) -> int:
     return versioning.push_data(project_dir)
@@ -77,8 +85,9 @@ def record_task(
     features: model_stages.FeatureSet,
     trained: TrainedModels,
     result: model_stages.Evaluation,
+    serving_check: ServingCheck,
 ) -> promotion.TrainingRun:
-    return promotion.build_run(settings, params, features, trained, result)
+    return promotion.build_run(settings, params, features, trained, result, serving_check)
 
 
 @task(name="register", retries=1, retry_delay_seconds=3, cache_policy=NO_CACHE)
@@ -111,6 +120,7 @@ class TrainingSummary:
     test_roc_auc: float
     baseline_test_roc_auc: float
     data_stages_ran: dict[str, bool]
+    serving_check: ServingCheck
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -122,8 +132,8 @@ def training_flow(
     promote: bool = True,
     frozen_data: bool = False,
 ) -> TrainingSummary:
-    """Ingest -> validate -> split -> featurize -> train -> evaluate -> push data -> record ->
-    register -> gate.
+    """Ingest -> validate -> split -> featurize -> train -> evaluate -> check serving ->
+    push data -> record -> register -> gate.
 
     Args:
         project_dir: the project root (holds ``params.yaml``, ``dvc.yaml`` and ``data/``).
@@ -169,9 +179,10 @@ def training_flow(
     features = timed("featurize", featurize_task, settings, params)
     trained = timed("train", train_task, features, params)
     result = timed("evaluate", evaluate_task, features, trained, params)
+    check = timed("check-serving", check_serving_task, result, params.dataset, features)
     if push and settings.dvc_push:
         timed("push-data", push_task, root)
-    run = timed("record", record_task, settings, params, features, trained, result)
+    run = timed("record", record_task, settings, params, features, trained, result, check)
     challenger = timed("register", register_task, settings, run)
     registered = timed("gate", gate_task, settings, params, features, challenger, promote)
     summary = TrainingSummary(
@@ -184,6 +195,7 @@ def training_flow(
         test_roc_auc=registered.record.test_roc_auc,
         baseline_test_roc_auc=registered.record.baseline_test_roc_auc,
         data_stages_ran=ran,
+        serving_check=check,
         seconds=seconds,
     )
     print(format_summary(summary, settings.model_name))
@@ -206,6 +218,7 @@ def format_summary(summary: TrainingSummary, model_name: str) -> str:
         f"  reason: {summary.reason}",
         f"  test ROC AUC {summary.test_roc_auc:.4f} (baseline {summary.baseline_test_roc_auc:.4f})",
         f"  data version {summary.data_version}; mlflow run {summary.run_id}",
+        f"  serving scorer: {_scorer_line(summary.serving_check)}",
         "  stage seconds: "
         + ", ".join(
             f"{k} {v:.1f}" + (" (cached)" if summary.data_stages_ran.get(k) is False else "")
@@ -213,6 +226,12 @@ def format_summary(summary: TrainingSummary, model_name: str) -> str:
         ),
     ]
     return "\n".join(lines)
+
+
+def _scorer_line(check: ServingCheck) -> str:
+    if check.compiled:
+        return f"compiled (max |difference| {check.max_abs_diff:.1e} on {check.rows} test rows)"
+    return f"pipeline (slower): {check.reason}"
 
 
 if __name__ == "__main__":

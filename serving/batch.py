@@ -17,9 +17,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from churn.params import Params, load_params
+from churn.scoring import CompiledScorer, UnseenLevels
 from churn.settings import Settings
 from serving.model import ServedModel, load_initial
-from serving.scoring import CompiledScorer, UnseenLevels
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)

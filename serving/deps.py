@@ -1,4 +1,8 @@
-"""Route dependencies as ``Annotated`` aliases: the state, the served model, the API key."""
+"""Route dependencies: ``Annotated`` aliases (state, served model, admin key) and their checks.
+
+``/predict`` calls ``check_key`` and ``served_model`` inline (``serving/routers/predict.py``
+says why); every other endpoint takes the aliases.
+"""
 
 from __future__ import annotations
 
@@ -51,12 +55,6 @@ def check_key(state: ServingState, given: str | None) -> None:
         )
 
 
-async def require_key(state: State, key: Annotated[str | None, Security(api_key_header)]) -> None:
-    """The API key, when one is configured (it always is outside development)."""
-    if state.api_key is not None:
-        check_key(state, key)
-
-
 async def require_admin(state: State, key: Annotated[str | None, Security(api_key_header)]) -> None:
     """The API key, always: without a configured key the admin endpoints are closed."""
     if state.api_key is None:
@@ -66,5 +64,4 @@ async def require_admin(state: State, key: Annotated[str | None, Security(api_ke
     check_key(state, key)
 
 
-ApiKey = Annotated[None, Depends(require_key)]
 AdminKey = Annotated[None, Depends(require_admin)]

@@ -43,8 +43,8 @@ class ServingMetrics:
         )
         self.model_info = Gauge(
             "churn_model_info",
-            "The served model (value 1): version and where it came from.",
-            ["version", "source"],
+            "The served model (value 1): version, where it came from, which scorer serves it.",
+            ["version", "source", "scorer"],
             registry=r,
         )
         self.fallbacks = Counter(
@@ -72,10 +72,11 @@ class ServingMetrics:
             "churn_prediction_log_queue", "Batches waiting to be written.", registry=r
         )
 
-    def set_model(self, version: str, source: str) -> None:
-        """Point ``churn_model_info`` at the model now served."""
+    def set_model(self, version: str, source: str, scorer: str) -> None:
+        """Point ``churn_model_info`` at the model now served (``scorer``: compiled, pipeline,
+        rules)."""
         self.model_info.clear()
-        self.model_info.labels(version=version, source=source).set(1)
+        self.model_info.labels(version=version, source=source, scorer=scorer).set(1)
 
     def observe_scores(self, version: str, proba: np.ndarray, decisions: np.ndarray) -> None:
         """Record a batch of scores (called off the request path, by the log writer)."""

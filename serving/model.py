@@ -16,9 +16,9 @@ from typing import Any, Literal, TypeVar
 from churn import registry, tracking
 from churn.champion import ChampionInfo
 from churn.params import Params
+from churn.scoring import PipelineScorer, Scorer, compile_pipeline
 from churn.settings import Settings
 from serving.rules import FALLBACK_VERSION, RulesScorer, rules_threshold
-from serving.scoring import Scorer, compile_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,8 @@ class ServedModel:
     """One loaded model with everything ``/version`` and the decision need. Swapped whole.
 
     ``record`` is the champion record training wrote (None for the rules); ``alias`` the
-    registry alias the service follows (``CHURN_SERVED_ALIAS``).
+    registry alias the service follows (``CHURN_SERVED_ALIAS``). ``slow_scorer`` says why the
+    compiled replay does not serve this model (the plain pipeline does: correct, slower).
     """
 
     name: str
@@ -47,12 +48,21 @@ class ServedModel:
     record: ChampionInfo | None = None
     degraded_reason: str | None = None
     alias: str = registry.CHAMPION
+    slow_scorer: str | None = None
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
     def degraded(self) -> bool:
-        """True unless the registry's champion itself is served."""
-        return self.source != "registry"
+        """True unless the registry's champion itself is served, by the compiled scorer."""
+        return self.source != "registry" or self.slow_scorer is not None
+
+    @property
+    def status_reason(self) -> str | None:
+        """Why the service is degraded (``/ready``): the source, the scorer, or both."""
+        reasons = [self.degraded_reason]
+        if self.slow_scorer is not None:
+            reasons.append(f"slow scorer: {self.slow_scorer}")
+        return "; ".join(r for r in reasons if r) or None
 
     def describe(self) -> dict[str, Any]:
         """The public description (``/version``)."""
@@ -220,15 +230,24 @@ def _served(
     source: Source,
     reason: str | None,
 ) -> ServedModel:
+    scorer = compile_pipeline(pipeline, params.dataset)
+    slow = scorer.reason if isinstance(scorer, PipelineScorer) else None
+    if slow is not None:
+        log.warning(
+            "v%s is served by the plain pipeline, not the compiled scorer (slower): %s",
+            record.version,
+            slow,
+        )
     return ServedModel(
         name=settings.model_name,
         version=str(record.version),
         source=source,
         threshold=record.decision_threshold,
-        scorer=compile_pipeline(pipeline, params.dataset),
+        scorer=scorer,
         record=record,
         degraded_reason=reason,
         alias=settings.served_alias,
+        slow_scorer=slow,
     )
 
 

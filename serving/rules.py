@@ -8,7 +8,7 @@ import numpy as np
 from scipy.special import expit
 
 from churn.params import DatasetConfig
-from serving.scoring import Columns, level_codes, level_index, numeric_column
+from churn.scoring import Columns, level_codes, level_index, numeric_column
 
 FALLBACK_VERSION = "fallback-rules"
 

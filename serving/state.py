@@ -9,6 +9,7 @@ from typing import Any
 
 from churn.params import Params
 from churn.prediction_store import PredictionStore
+from churn.scoring import UnseenLevels
 from churn.settings import Settings
 from serving.metrics import ServingMetrics
 from serving.model import (
@@ -22,7 +23,6 @@ from serving.model import (
     with_timeout,
 )
 from serving.predlog import PredictionLog
-from serving.scoring import UnseenLevels
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class ServingState:
 
     def set_model(self, model: ServedModel) -> None:
         self.model = model
-        self.metrics.set_model(model.version, model.source)
+        self.metrics.set_model(model.version, model.source, model.scorer.kind)
 
     async def load_initial(self) -> None:
         """Start-up load (registry, else cache, else rules) without blocking the event loop."""

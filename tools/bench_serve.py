@@ -161,8 +161,8 @@ def httpx_load(
 
 def floor_one_row(project_dir: Path) -> tuple[float, float]:
     """Median in-process time (ms) to score one row: our scorer, and the sklearn pipeline."""
+    from churn.scoring import PipelineScorer
     from serving.model import load_initial
-    from serving.scoring import PipelineScorer
 
     settings = get_settings(project_dir=project_dir)
     params = load_params(settings.params_path)
@@ -192,9 +192,9 @@ def floor_one_row(project_dir: Path) -> tuple[float, float]:
 
 def batch_vs_booster(project_dir: Path, rows: int, workdir: Path) -> tuple[float, float]:
     """``(batch rows/s, bare booster rows/s)`` on ``rows`` generated customers."""
+    from churn.scoring import CompiledScorer
     from serving.batch import score_file
     from serving.model import load_initial
-    from serving.scoring import CompiledScorer
 
     settings = get_settings(project_dir=project_dir)
     params = load_params(settings.params_path)
@@ -250,7 +250,9 @@ def run(
         }
         env.pop("CHURN_API_KEY", None)
         p_ours, p_peer = free_port(), free_port()
-        ours_cmd = [*CHURN, "serve", "--port", str(p_ours), "--log-level", "warning"]
+        # -C: `churn` takes the project from its option (the current directory by default).
+        ours_cmd = [*CHURN, "-C", str(project_dir), "serve", "--port", str(p_ours)]
+        ours_cmd += ["--log-level", "warning"]
         peer_cmd = [
             sys.executable, "-m", "mlflow", "models", "serve",
             "-m", f"models:/{settings.model_name}@champion",

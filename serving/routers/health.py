@@ -52,7 +52,8 @@ async def health() -> dict[str, str]:
     responses={503: {"model": Readiness, "description": "No model loaded yet."}},
 )
 async def ready(state: State, response: Response) -> Readiness:
-    """Ready when a model is loaded; ``degraded`` when it is the cached copy or the rules."""
+    """Ready when a model is loaded; ``degraded`` when it is the cached copy or the rules, or when
+    the plain pipeline serves it because the compiled scorer cannot (``reason`` says why)."""
     model = state.model
     if model is None:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
@@ -61,7 +62,7 @@ async def ready(state: State, response: Response) -> Readiness:
         status="degraded" if model.degraded else "ready",
         model_version=model.version,
         source=model.source,
-        reason=model.degraded_reason,
+        reason=model.status_reason,
         last_registry_check=state.last_check,
     )
 

@@ -20,7 +20,7 @@ remote), so the checks see the data it was trained on whatever the workspace hol
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,14 +28,12 @@ import numpy as np
 import pandas as pd
 
 from churn import registry, tracking, versioning
-from churn.champion import ChampionInfo
+from churn.champion import ChampionInfo, ServingCheck
 from churn.params import DatasetConfig, Params
 from churn.registry import CheckOutcome, RecordedDecision
+from churn.scoring import TOLERANCE, check_serving
 from churn.settings import Settings
 
-# The largest score difference between two ways of scoring the same rows that still counts as
-# the same model (the serving replay's own tolerance).
-TOLERANCE = 1e-5
 # Monotone directions are exact properties of the model; this only absorbs float rounding.
 MONOTONE_SLACK = 1e-9
 # A level no data set has: one-hot encoded as "no level" (the encoder ignores unknown levels).
@@ -117,27 +115,16 @@ def monotone_directions(
     return outcomes
 
 
-def scorer_parity_reloaded_model(
-    model: Classifier, reloaded: Callable[[pd.DataFrame], Any], frame: pd.DataFrame
-) -> CheckOutcome:
-    """The pipeline's scores against a re-loaded copy of the logged model (MLflow's pyfunc).
+def scorer_parity(check: ServingCheck) -> CheckOutcome:
+    """The serving scorer against the pipeline (``churn.scoring.check_serving``'s verdict).
 
-    TODO(merge): a stand-in for ``churn.scoring.check_serving(pipeline, dataset, frame)``, which
-    checks the serving scorer itself (the numpy replay) and is not on this branch yet; switch
-    this check over to it when merging (its ``ServingCheck`` says ``compiled`` or ``pipeline``
-    and the largest difference). Until then the served scorer is compared with the pipeline
-    end to end by ``smoke_predict``, through a real service.
+    Fails when the compiled replay cannot serve the model: the service would then answer with
+    the plain pipeline (correct, far slower) and report itself degraded.
     """
-    expected = churn_scores(model, frame)
-    got = np.asarray(reloaded(frame), dtype="float64")
-    got = got[:, 1] if got.ndim == 2 else got
-    gap = float(np.max(np.abs(expected - got))) if len(frame) else 0.0
-    ok = got.shape == expected.shape and gap <= TOLERANCE
+    diff = "n/a" if check.max_abs_diff is None else f"{check.max_abs_diff:.3g}"
+    detail = f"serving scorer {check.scorer}: largest difference {diff} over {check.rows} rows"
     return CheckOutcome(
-        "scorer_parity",
-        ok,
-        f"re-loaded model vs pipeline: largest difference {gap:.3g} over {len(frame)} rows "
-        f"(tolerance {TOLERANCE:g})",
+        "scorer_parity", check.compiled, detail + (f"; {check.reason}" if check.reason else "")
     )
 
 
@@ -232,7 +219,6 @@ def load_candidate(settings: Settings, version: str) -> Candidate:
 
 def offline_checks(settings: Settings, params: Params, candidate: Candidate) -> list[CheckOutcome]:
     """Every check that needs no running service, on the candidate's test rows."""
-    import mlflow
 
     frame = candidate.test
     outcomes = [
@@ -240,17 +226,7 @@ def offline_checks(settings: Settings, params: Params, candidate: Candidate) -> 
         id_invariance(candidate.model, frame, params.dataset),
         *monotone_directions(candidate.model, frame, params.train.monotone),
     ]
-    try:
-        pyfunc = mlflow.pyfunc.load_model(f"models:/{settings.model_name}/{candidate.version}")
-        schema = pyfunc.metadata.get_input_schema()
-        columns = schema.input_names() if schema is not None else list(frame.columns)
-        outcomes.append(
-            scorer_parity_reloaded_model(candidate.model, pyfunc.predict, frame[columns])
-        )
-    except Exception as exc:  # a model that does not load as MLflow serves it fails the check
-        outcomes.append(
-            CheckOutcome("scorer_parity", False, f"re-loading failed: {type(exc).__name__}: {exc}")
-        )
+    outcomes.append(scorer_parity(check_serving(candidate.model, params.dataset, frame)))
     return outcomes
 
 

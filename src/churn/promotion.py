@@ -92,7 +92,11 @@ def build_run(
     result: Evaluation,
     serving_check: ServingCheck | None = None,
 ) -> TrainingRun:
-    """The record and contents of one training run (nothing is logged yet)."""
+    """The record and contents of one training run (nothing is logged yet).
+
+    ``serving_check`` (``churn.scoring.check_serving``) is recorded on the version, and its
+    largest difference is the run metric ``serving_max_abs_diff``.
+    """
     data_files = versioning.locked_data_files(settings.project_dir)
     record = ChampionInfo(
         decision_threshold=result.threshold,
@@ -125,6 +129,11 @@ def build_run(
             **result.baseline_metrics,
             **{f"rows_{n}": float(c) for n, c in row_counts.items()},
             "decision_threshold": result.threshold,
+            **(
+                {"serving_max_abs_diff": serving_check.max_abs_diff}
+                if serving_check is not None and serving_check.max_abs_diff is not None
+                else {}
+            ),
         },
         figures=result.figures,
         documents={

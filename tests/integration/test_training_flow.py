@@ -51,7 +51,13 @@ def test_first_run_registers_a_champion_with_its_data_version(trained_project):
     assert record.run_id == champion.run_id and record.test_roc_auc == pytest.approx(
         summary.test_roc_auc, abs=1e-6
     )
+    # The serving scorer was checked against the pipeline on the test split and recorded.
+    check = record.serving_check
+    assert check is not None and check.scorer == "compiled", check
+    assert check.max_abs_diff is not None and check.max_abs_diff < 1e-6 and check.rows > 0
+    assert summary.serving_check == check
     run = client.get_run(champion.run_id)
+    assert run.data.metrics["serving_max_abs_diff"] == pytest.approx(check.max_abs_diff)
     assert run.data.metrics["test_roc_auc"] == pytest.approx(summary.test_roc_auc)
     assert run.data.metrics["rows_train"] > 0 and run.data.tags["git_commit"]
     plots = {a.path for a in client.list_artifacts(champion.run_id, "plots")}

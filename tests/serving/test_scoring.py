@@ -11,10 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from churn.params import load_params
+from churn.scoring import CompiledScorer, PipelineScorer, probe_columns
 from churn.settings import get_settings
 from serving.app import create_app
 from serving.model import ServedModel, load_initial
-from serving.scoring import CompiledScorer, PipelineScorer, probe_columns
 
 pytestmark = pytest.mark.integration
 
@@ -100,3 +100,63 @@ def test_batch_scoring_matches_the_pipeline_in_input_order(
     expected = PipelineScorer(model.scorer.pipeline, dataset).score(cols, len(frame))
     np.testing.assert_allclose(out["churn_probability"], expected, atol=1e-6)
     assert (out["churn"] == (out["churn_probability"] >= model.threshold)).all()
+
+
+def test_a_champion_the_replay_cannot_serve_is_served_by_the_pipeline_and_ready_says_degraded(
+    project_copy: Path, tmp_path: Path, records: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A forker's step the numpy replay does not know (a FunctionTransformer before the model):
+    the service scores with the plain pipeline, warns, and says so in /ready, /version and
+    /metrics; the answers are still the pipeline's."""
+    import mlflow
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from churn import registry, tracking
+
+    settings = get_settings(
+        project_dir=project_copy,
+        reload_interval_seconds=0,
+        prediction_log_url=f"sqlite:///{tmp_path / 'log.db'}",
+    )
+    client = tracking.connect(settings)
+    champion = registry.current_champion(client, settings.model_name)
+    assert champion is not None
+    fitted = mlflow.sklearn.load_model(f"models:/{settings.model_name}/{champion.version}")
+    changed = Pipeline(
+        [("features", fitted[0]), ("noop", FunctionTransformer()), ("model", fitted[-1])]
+    )
+    experiment = tracking.experiment_id(client, settings, "unsupported-step")
+    with mlflow.start_run(experiment_id=experiment) as run:
+        logged = mlflow.sklearn.log_model(
+            changed,
+            name="model",
+            skops_trusted_types=[
+                *tracking.TRUSTED_MODEL_TYPES,
+                "sklearn.preprocessing._function_transformer.FunctionTransformer",
+            ],
+        )
+    version = str(
+        registry.register_challenger(
+            client, settings.model_name, logged.model_uri, run.info.run_id, dict(champion.tags)
+        ).version
+    )
+    client.set_registered_model_alias(settings.model_name, registry.CHAMPION, version)
+
+    with caplog.at_level("WARNING", logger="serving.model"), TestClient(create_app(settings)) as c:
+        ready = c.get("/ready").json()
+        assert ready["status"] == "degraded" and ready["source"] == "registry", ready
+        assert ready["model_version"] == version
+        assert ready["reason"].startswith("slow scorer: not compilable: unsupported step")
+        assert "FunctionTransformer" in ready["reason"]
+        assert c.get("/version").json()["scorer"] == "pipeline"
+        info = f'churn_model_info{{scorer="pipeline",source="registry",version="{version}"}} 1.0'
+        assert info in c.get("/metrics").text
+        sent = records(3)
+        answer = c.post("/predict", json={"records": sent})
+    assert answer.status_code == 200 and answer.json()["model_version"] == version
+    frame = pd.DataFrame(sent)
+    expected = changed.predict_proba(frame)[:, 1]
+    got = [p["churn_probability"] for p in answer.json()["predictions"]]
+    np.testing.assert_allclose(got, expected, atol=1e-9)
+    assert "served by the plain pipeline" in caplog.text and "FunctionTransformer" in caplog.text

@@ -118,3 +118,11 @@ def test_record_image_refuses_a_digest_that_is_not_sha256(tmp_path):
     result = _run("-C", str(tmp_path), "record-image", "--digest", "latest", "--version", "1")
     assert result.exit_code == 1
     assert "image digest 'latest' is not sha256:<64 lowercase hex digits>" in _plain(result.output)
+
+
+def test_the_project_comes_from_churn_project_dir_unless_c_names_one(tmp_path, monkeypatch):
+    """Images and services set CHURN_PROJECT_DIR; -C still wins on the command line."""
+    monkeypatch.setenv("CHURN_PROJECT_DIR", str(tmp_path / "from-env"))
+    assert f"{tmp_path / 'from-env' / 'params.yaml'} not found" in _run("validate").output
+    other = _run("-C", str(tmp_path / "given"), "validate").output
+    assert f"{tmp_path / 'given' / 'params.yaml'} not found" in other

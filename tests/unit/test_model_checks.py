@@ -7,14 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churn.champion import ServingCheck
 from churn.model_checks import (
-    TOLERANCE,
     UNSEEN_LEVEL,
     gate_decision,
     id_invariance,
     monotone_directions,
     request_records,
-    scorer_parity_reloaded_model,
+    scorer_parity,
     smoke_predict,
 )
 from churn.registry import RecordedDecision
@@ -90,13 +90,11 @@ def test_the_gate_check_reads_the_recorded_decision():
     assert not unknown.passed and "no decision was recorded" in unknown.detail
 
 
-def test_scorer_parity_fails_past_the_tolerance(frame):
-    model = ContractModel(CONTRACT_RISK)
-    assert scorer_parity_reloaded_model(model, model.predict_proba, frame).passed
-    off = scorer_parity_reloaded_model(
-        model, lambda X: model.predict_proba(X)[:, 1] + 10 * TOLERANCE, frame
-    )
-    assert not off.passed and "largest difference" in off.detail
+def test_scorer_parity_passes_the_compiled_replay_and_fails_the_slow_path():
+    fast = scorer_parity(ServingCheck("compiled", 3e-8, 500))
+    assert fast.passed and "largest difference 3e-08 over 500 rows" in fast.detail
+    slow = scorer_parity(ServingCheck("pipeline", None, 500, "unsupported step Normalizer"))
+    assert not slow.passed and "unsupported step Normalizer" in slow.detail
 
 
 def test_the_smoke_check_needs_the_version_from_the_registry_and_the_pipelines_scores(

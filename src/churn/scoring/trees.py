@@ -3,7 +3,7 @@
 For one record, XGBoost's ``inplace_predict`` spends most of its time in Python and ctypes
 set-up; walking all trees at once with numpy is several times quicker. Large batches still use
 the booster itself. The exact split values come from the booster's JSON model, and
-``scoring.compile_pipeline`` checks both paths against the pipeline before serving them.
+``churn.scoring.check`` checks both paths against the pipeline at training and at load.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from serving.trees import NumpyTrees
+from churn.scoring.trees import NumpyTrees
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,38 @@
+"""Scoring raw feature columns with a fitted pipeline: the fast numpy replay serving uses, checked.
+
+Modules: ``columns`` (raw column helpers), ``reference`` (the ``Scorer`` interface and the
+pipeline itself), ``replay`` (the compiled numpy replay), ``trees`` (XGBoost's trees in numpy),
+``check`` (the choice between them, and the training-time check).
+"""
+
+from churn.scoring.check import TOLERANCE, check_serving, compile_pipeline, probe_columns
+from churn.scoring.columns import (
+    Columns,
+    UnseenLevels,
+    Values,
+    level_codes,
+    level_index,
+    numeric_column,
+)
+from churn.scoring.reference import PipelineScorer, Scorer
+from churn.scoring.replay import CompiledScorer, NotCompilable
+from churn.scoring.trees import NotSupported, NumpyTrees
+
+__all__ = [
+    "TOLERANCE",
+    "Columns",
+    "CompiledScorer",
+    "NotCompilable",
+    "NotSupported",
+    "NumpyTrees",
+    "PipelineScorer",
+    "Scorer",
+    "UnseenLevels",
+    "Values",
+    "check_serving",
+    "compile_pipeline",
+    "level_codes",
+    "level_index",
+    "numeric_column",
+    "probe_columns",
+]
