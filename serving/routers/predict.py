@@ -13,13 +13,13 @@ endpoints take ``Annotated`` dependencies from ``serving/deps.py``, a declared b
   returned dict against ``PredictResponse`` (still the declared ``response_model``, so the
   OpenAPI document is FastAPI's own).
 
-Why (measured, docs/serving.md "The /predict decision"): the idiomatic version of this endpoint,
-the same scoring and logging behind a declared ``PredictRequest`` body, ``State``/``Model``/key
-dependencies and a returned dict, answered 21 % fewer single-row requests per second (1,343 vs
-1,705 req/s, medians of 7 alternating wrk rounds; median paired ratio 0.77) and took the
-1000-row p50 from 18.8 ms to 30.0 ms, past the 25 ms target; it also answered a body that is
-not UTF-8 with a 400 instead of the contract's 422. The rule (issue #9): keep the fast path when
-the idiomatic one costs more than 10 %.
+Why (measured; figures and commands in docs/serving.md, "The /predict decision"): the
+idiomatic version of this endpoint (``tools/bench_predict.py``: the same scoring and logging
+behind a declared ``PredictRequest`` body, ``State``/``Model``/key dependencies and a returned
+dict) answered 11-25 % fewer single-row requests per second in four alternating A/B runs (ratios
+of median req/s 0.75, 0.77, 0.79, 0.89) and its 1000-row p50 was 28-37 ms against 18-25 ms (the
+target is 25 ms); it also answers a body that is not UTF-8 with a 400, not the contract's 422.
+The rule (issue #9): keep the fast path when the idiomatic one costs more than 10 %.
 
 ``document_request`` adds the body's schemas to the OpenAPI document, so ``/docs``,
 ``/openapi.json`` and the schema tests see the same contract a declared body would give, and a
