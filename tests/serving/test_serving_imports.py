@@ -33,7 +33,14 @@ def serving_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     uv = os.environ.get("UV") or shutil.which("uv")
     command = [uv] if uv else [sys.executable, "-m", "uv"]
     done = subprocess.run(
-        [*command, "sync", "--frozen", "--no-dev", "--no-editable", "--quiet"],
+        # --reinstall-package: build the project from the tree as it is now, not a cached wheel
+        # (uv keys its cache of a local project on pyproject.toml's modification time, not the
+        # sources: a wheel built from an earlier tree would be installed again).
+        [
+            *command,
+            *("sync", "--frozen", "--no-dev", "--no-editable", "--quiet"),
+            *("--reinstall-package", "churn-mlops"),
+        ],
         cwd=ROOT,
         env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)},
         capture_output=True,
