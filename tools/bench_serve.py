@@ -250,7 +250,7 @@ def run(
         }
         env.pop("CHURN_API_KEY", None)
         p_ours, p_peer = free_port(), free_port()
-        # -C: `churn` takes the project from its option (the current directory by default).
+        # -C: the project benchmarked, whatever CHURN_PROJECT_DIR or the working directory say.
         ours_cmd = [*CHURN, "-C", str(project_dir), "serve", "--port", str(p_ours)]
         ours_cmd += ["--log-level", "warning"]
         peer_cmd = [
