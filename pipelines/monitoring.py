@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -17,9 +15,8 @@ from churn.prediction_store import PredictionStore
 from churn.settings import Settings, get_settings
 from monitoring import job, report
 from monitoring.job import MonitoringOutcome
+from pipelines.timing import StageTimer
 from pipelines.training import TrainingSummary, training_flow
-
-T = TypeVar("T")
 
 # Inputs are frames and reports: Prefect's input-hash caching is off (NO_CACHE).
 read_window_task = task(
@@ -76,17 +73,12 @@ def monitoring_flow(
     store = PredictionStore.from_settings(settings)
     now = datetime.now(UTC)
     out_dir = job.report_dir(settings, now)
-    seconds: dict[str, float] = {}
-
-    def timed(name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        start = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            seconds[name] = time.perf_counter() - start
+    timed = StageTimer()
 
     champion = job.champion_version(settings)
-    outcome = MonitoringOutcome(job.no_champion(settings), champion, str(out_dir), seconds=seconds)
+    outcome = MonitoringOutcome(
+        job.no_champion(settings), champion, str(out_dir), seconds=timed.seconds
+    )
     if champion is not None:
         window = timed("read-window", read_window_task, store, params, now, champion)
         outcome.window = window

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -19,8 +16,7 @@ from churn.params import DatasetConfig, Params, load_params
 from churn.scoring import check_serving
 from churn.settings import Settings, get_settings
 from churn.train import TrainedModels
-
-T = TypeVar("T")
+from pipelines.timing import StageTimer
 
 # Data stages go through DVC, which reuses their cached outputs when nothing they depend on
 # changed; ingestion and the push touch files or the network, so they retry. Task inputs are
@@ -151,14 +147,7 @@ def training_flow(
     settings = get_settings(project_dir=Path(project_dir))
     params = load_params(settings.params_path)
     root = settings.project_dir
-    seconds: dict[str, float] = {}
-
-    def timed(name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        start = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            seconds[name] = time.perf_counter() - start
+    timed = StageTimer()
 
     if frozen_data:
         locked = versioning.data_version(versioning.locked_data_files(root))
@@ -196,7 +185,7 @@ def training_flow(
         baseline_test_roc_auc=registered.record.baseline_test_roc_auc,
         data_stages_ran=ran,
         serving_check=check,
-        seconds=seconds,
+        seconds=timed.seconds,
     )
     print(format_summary(summary, settings.model_name))
     return summary
