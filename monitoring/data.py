@@ -13,7 +13,7 @@ from mlflow import MlflowClient
 
 from churn import registry
 from churn.champion import ChampionInfo
-from churn.params import DatasetConfig
+from churn.params import DatasetConfig, label_text, label_texts
 from churn.prediction_store import SCORE_COLUMN, PredictionStore, PredictionWindow
 from churn.versioning import open_versioned_file
 from monitoring.report import TARGET
@@ -106,12 +106,14 @@ def load_reference(
     if len(train) > max_rows:
         train = train.sample(n=max_rows, random_state=seed).reset_index(drop=True)
     model = mlflow.sklearn.load_model(f"models:/{model_name}/{champion.version}")
-    positive = dataset.positive_label
     reference_train = features_frame(train, dataset)
     reference_train[SCORE_COLUMN] = model.predict_proba(train)[:, 1]
     reference_test = features_frame(test, dataset)
     reference_test[SCORE_COLUMN] = model.predict_proba(test)[:, 1]
-    reference_test[TARGET] = (test[dataset.label_column] == positive).astype("int64").to_numpy()
+    positive = label_text(dataset.positive_label)
+    reference_test[TARGET] = (
+        (label_texts(test[dataset.label_column]) == positive).astype("int64").to_numpy()
+    )
     return Reference(record=record, train=reference_train, test=reference_test)
 
 
@@ -120,21 +122,24 @@ def feedback_rows(store: PredictionStore, dataset: DatasetConfig, max_rows: int)
 
     The newest ``max_rows`` logged predictions whose label has arrived, one row per customer (the
     latest prediction), with the hashed id as the id column and the label as the source writes it.
+    A data set without an id column (``dataset.id_column: null``) has no feedback: labels are
+    joined to predictions by customer id.
     Rows with a level the contract does not know (an unseen category) are left out: learning a
     new level is a change to ``params.yaml`` that a person makes, not something a retrain does.
     """
+    ids = [dataset.id_column] if dataset.id_column else []
+    if not ids:
+        return pd.DataFrame(columns=[dataset.label_column, *dataset.feature_columns])
     window = store.read_window(max_rows, max_rows=max_rows)
     labelled = join_labels(window, store)
     if labelled.empty:
-        return pd.DataFrame(
-            columns=[dataset.id_column, dataset.label_column, *dataset.feature_columns]
-        )
+        return pd.DataFrame(columns=[*ids, dataset.label_column, *dataset.feature_columns])
     known = np.ones(len(labelled), dtype=bool)
     for name, levels in dataset.categorical.items():
         known &= labelled[name].isin(levels).to_numpy()
     kept = labelled[known].drop_duplicates("customer_hash", keep="last")
     out = features_frame(kept, dataset)
-    out.insert(0, dataset.id_column, kept["customer_hash"].to_numpy())
+    out.insert(0, ids[0], kept["customer_hash"].to_numpy())
     out[dataset.label_column] = np.where(
         kept[TARGET].to_numpy() == 1, dataset.positive_label, dataset.negative_label
     )

@@ -105,6 +105,34 @@ def _context(ctx: typer.Context) -> tuple[Any, Any]:
         raise _fail(f"{settings.params_path} is invalid:\n{exc}", 2) from None
 
 
+class _DataErrorsWithoutTraceback(logging.Filter):
+    """Prefect logs a failed task's traceback; for a data problem the message alone is shown.
+
+    A ``churn.errors.DataError`` (an unreadable file, a label with one value, missing columns)
+    is something the user fixes in the data or ``params.yaml``: the log keeps its one-line
+    message and the command ends on it, without a stack of Prefect and DVC frames first.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and _data_error(record.exc_info[1]) is not None:
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _data_error(exc: BaseException | None) -> BaseException | None:
+    """The ``DataError`` behind ``exc`` (itself, its cause or its context), if any."""
+    from churn.errors import DataError
+
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, DataError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
 def _tool(name: str) -> ModuleType:
     """A module of the template's ``tools/`` folder, which only a clone has."""
     import importlib
@@ -200,6 +228,9 @@ def train(
     _context(ctx)  # fail fast on a broken params.yaml, before Prefect starts
     from pipelines.training import training_flow
 
+    quiet = _DataErrorsWithoutTraceback()
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        logging.getLogger(name).addFilter(quiet)
     try:
         training_flow(
             str(ctx.obj.project_dir),
@@ -208,8 +239,8 @@ def train(
             promote=promote,
             frozen_data=frozen_data,
         )
-    except Exception as exc:  # Prefect logged the traceback; end on the reason
-        raise _fail(exc) from exc
+    except Exception as exc:  # Prefect logged the reason (the traceback unless a data problem)
+        raise _fail(_data_error(exc) or exc) from exc
 
 
 @app.command(rich_help_panel=TRAIN)

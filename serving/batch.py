@@ -107,7 +107,7 @@ def score_file(
     params = load_params(settings.params_path)
     model = model or load_initial(settings, params)
     ds = params.dataset
-    wanted = [ds.id_column, *ds.feature_columns]
+    wanted = [*([ds.id_column] if ds.id_column else []), *ds.feature_columns]
     unseen_levels = UnseenLevels(ds)
     unseen: dict[str, int] = {}
     total = _count_rows(input_path)
@@ -144,7 +144,7 @@ def score_file(
                         "model_version": model.version,
                     }
                 )
-                if ids is not None:
+                if ids is not None and ds.id_column:
                     out.insert(0, ds.id_column, ids)
                 if parquet_out:
                     table = pa.Table.from_pandas(out, preserve_index=False)
@@ -169,7 +169,11 @@ def score_file(
                         unseen[c] = unseen.get(c, 0) + int(mask.sum())
                     if pending is not None:
                         write(pending[0], pending[1].result())
-                    ids = chunk[ds.id_column].to_numpy() if ds.id_column in chunk else None
+                    ids = (
+                        chunk[ds.id_column].to_numpy()
+                        if ds.id_column and ds.id_column in chunk
+                        else None
+                    )
                     pending = (ids, future)
                     rows += n
                 if pending is not None:

@@ -86,8 +86,9 @@ def build_request_models(dataset: DatasetConfig, max_records: int) -> tuple[Any,
     from JSON into dicts about twice as fast as into model instances (see ``RequestParser``).
     """
     example = example_record(dataset)
-    fields: dict[str, Any] = {
-        dataset.id_column: NotRequired[
+    fields: dict[str, Any] = {}
+    if dataset.id_column:  # a data set without ids (id_column: null) logs predictions without one
+        fields[dataset.id_column] = NotRequired[
             Annotated[
                 str | None,
                 StringConstraints(max_length=MAX_ID_LENGTH),
@@ -97,7 +98,6 @@ def build_request_models(dataset: DatasetConfig, max_records: int) -> tuple[Any,
                 ),
             ]
         ]
-    }
     for name, spec in dataset.numeric.items():
         fields[name] = Annotated[_numeric_type(spec), Field(title=name)]
     for name, levels in dataset.categorical.items():
@@ -151,7 +151,7 @@ class RequestParser:
 
 def example_record(dataset: DatasetConfig) -> dict[str, Any]:
     """A valid record for the docs: mid-range numbers and each column's first level."""
-    record: dict[str, Any] = {dataset.id_column: "7590-VHVEG"}
+    record: dict[str, Any] = {dataset.id_column: "7590-VHVEG"} if dataset.id_column else {}
     for name, spec in dataset.numeric.items():
         lo = spec.min if spec.min is not None else 0.0
         hi = spec.max if spec.max is not None else lo + 100.0

@@ -116,7 +116,7 @@ def build_router(parser: RequestParser) -> APIRouter:
                 logged_at=datetime.now(UTC),
                 request_id=request_id,
                 model_version=served.version,
-                ids=[r.get(id_column) for r in records],
+                ids=[r.get(id_column) for r in records] if id_column else [None] * len(records),
                 columns=columns,
                 proba=proba,
                 decisions=decisions,

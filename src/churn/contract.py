@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pandas as pd
 import pandera.pandas as pa
 
-from churn.params import DatasetConfig
+from churn.params import DatasetConfig, label_text, label_texts
 
 
 def required_columns(dataset: DatasetConfig) -> list[str]:
-    """Columns every raw batch must have: id, label, time (when set) and the features."""
+    """Columns every raw batch must have: id (when set), label, time (when set), the features."""
+    ids = [dataset.id_column] if dataset.id_column else []
     extra = [dataset.time_column] if dataset.time_column else []
-    return [dataset.id_column, dataset.label_column, *extra, *dataset.feature_columns]
+    return [*ids, dataset.label_column, *extra, *dataset.feature_columns]
+
+
+def row_keys(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """The stable key of each row of a data set without ids (``dataset.id_column: null``).
+
+    ``<first 16 hex digits of the SHA-256 of the row's values>-<n>``, where ``n`` counts earlier
+    identical rows (0 for the first): the same row gets the same key whatever its position in the
+    file or how many rows are added around it, and exact duplicates still get distinct keys.
+    Only ``columns`` (the label and the feature columns) are hashed.
+    """
+    text = frame[columns].astype("string").fillna("\x00")
+    joined = text.iloc[:, 0].str.cat(text.iloc[:, 1:], sep="\x1f") if columns else text.iloc[:, 0]
+    digests = joined.map(lambda row: hashlib.sha256(row.encode()).hexdigest()[:16])
+    occurrence = digests.groupby(digests).cumcount()
+    return digests + "-" + occurrence.astype(str)
 
 
 def coerce_known_quirks(raw: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFrame:
@@ -46,12 +64,13 @@ def unparseable_numbers(raw: pd.DataFrame, coerced: pd.DataFrame, columns: list[
 
 def build_schema(dataset: DatasetConfig) -> pa.DataFrameSchema:
     """The row-level contract, applied to a frame after :func:`coerce_known_quirks`."""
+    labels = {label_text(dataset.positive_label), label_text(dataset.negative_label)}
     columns: dict[str, pa.Column] = {
-        dataset.id_column: pa.Column(
+        dataset.key_column: pa.Column(
             nullable=False, unique=True, report_duplicates="exclude_first", coerce=False
         ),
         dataset.label_column: pa.Column(
-            checks=pa.Check.isin([dataset.positive_label, dataset.negative_label]),
+            checks=pa.Check(lambda s: label_texts(s).isin(labels), name=f"isin({sorted(labels)})"),
             nullable=False,
         ),
     }

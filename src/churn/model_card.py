@@ -56,7 +56,8 @@ Monotone constraints: {params.train.monotone or "none"}.
 - Data version `{record.data_version}` (hashes in `dvc.lock`; `dvc checkout` at commit
   `{record.git_commit}` restores it). Rows: {rows}.
 - Features: {", ".join(ds.feature_columns)}.
-- Never used as features: the id `{ds.id_column}` and the PII columns {ds.pii_columns}.
+- Never used as features: the id `{ds.id_column or "(none: rows keyed by content)"}`, the PII
+  columns {ds.pii_columns} and the ignored columns {ds.ignore_columns}.
 
 ## Quality on the held-out test split
 | metric | model | logistic-regression baseline |

@@ -60,8 +60,8 @@ def gate_decision(recorded: RecordedDecision) -> CheckOutcome:
 
 
 def id_invariance(model: Classifier, frame: pd.DataFrame, dataset: DatasetConfig) -> CheckOutcome:
-    """Changing every customer id changes no score (the id is never a feature)."""
-    renamed = frame.assign(**{dataset.id_column: [f"check-{i:06d}" for i in range(len(frame))]})
+    """Changing every customer id (or row key, without ids) changes no score."""
+    renamed = frame.assign(**{dataset.key_column: [f"check-{i:06d}" for i in range(len(frame))]})
     gap = float(np.max(np.abs(churn_scores(model, frame) - churn_scores(model, renamed))))
     return CheckOutcome(
         "id_invariance",
@@ -129,8 +129,8 @@ def scorer_parity(check: ServingCheck) -> CheckOutcome:
 
 
 def request_records(frame: pd.DataFrame, dataset: DatasetConfig) -> list[dict[str, Any]]:
-    """Rows as ``/predict`` receives them: the id and the feature columns, JSON values."""
-    columns = [dataset.id_column, *dataset.feature_columns]
+    """Rows as ``/predict`` receives them: the id (if any) and the feature columns, JSON values."""
+    columns = [*([dataset.id_column] if dataset.id_column else []), *dataset.feature_columns]
     return list(json.loads(frame[columns].to_json(orient="records")))
 
 

@@ -5,10 +5,44 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Level = str | int
+# A label as the file holds it. bool first, so that YAML `true` stays a boolean (pydantic's lax
+# int would turn it into 1); labels are compared as data through ``label_text``.
+LabelValue = bool | int | float | str
+
+# The key of a row when the data set has no id column (``dataset.id_column: null``): validation
+# adds it (see ``churn.contract.row_keys``); it is never a feature and never sent to the service.
+ROW_KEY = "_row_key"
+
+
+def label_text(value: object) -> str:
+    """A label value as text, so that the file's values and ``params.yaml``'s compare as data.
+
+    ``True``, ``"True"`` and ``"true"`` are one label; so are ``1``, ``1.0`` and ``"1"``.
+    Other text is compared as written (stripped; ``VRAI`` is not ``vrai``).
+    """
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return "true" if value else "false"
+    if isinstance(value, int | float) or hasattr(value, "dtype"):
+        number = float(value)  # type: ignore[arg-type]
+        return str(int(number)) if number.is_integer() else repr(number)
+    text = str(value).strip()
+    if text.lower() in ("true", "false"):
+        return text.lower()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+def label_texts(labels: pd.Series) -> pd.Series:
+    """A label column as comparable text (``label_text`` of each value; missing stays missing)."""
+    return labels.map(label_text, na_action="ignore")
 
 
 class _Strict(BaseModel):
@@ -39,19 +73,45 @@ class FeedbackSource(_Strict):
 
 
 class IngestParams(_Strict):
-    """Where raw data comes from: the project's generator, a file, a URL or a SQL query."""
+    """Where raw data comes from: the project's generator, a file, a URL or a SQL query.
+
+    ``path`` is one file or a list; each entry may be a glob (``data/part-*.csv``). Several files
+    must have the same columns and are read one after the other into one frame. ``sep``,
+    ``encoding`` and ``decimal`` apply to CSV files and URLs (``sep: null`` detects the
+    separator among ``, ; tab |``); Parquet files carry their own.
+    """
 
     kind: Literal["generator", "file", "url", "sql"] = "generator"
     generator: GeneratorSource = GeneratorSource()
-    path: str | None = None
+    path: str | list[str] | None = None
     url: str | None = None
     sql: SqlSource = SqlSource()
+    sep: str | None = None
+    encoding: str = "utf-8"
+    decimal: Literal[".", ","] = "."
     feedback: FeedbackSource = FeedbackSource()
+
+    @property
+    def paths(self) -> list[str]:
+        """``path`` as a list (each entry may still be a glob)."""
+        if self.path is None:
+            return []
+        return [self.path] if isinstance(self.path, str) else list(self.path)
 
     @model_validator(mode="after")
     def _source_is_complete(self) -> IngestParams:
-        if self.kind == "file" and not self.path:
+        if self.kind == "file" and not any(self.paths):
             raise ValueError("ingest.kind is 'file' but ingest.path is empty")
+        if self.sep is not None and len(self.sep) != 1:
+            raise ValueError(
+                f"ingest.sep must be one character (or null to detect), got {self.sep!r}"
+            )
+        if self.sep is not None and self.sep == self.decimal:
+            raise ValueError("ingest.sep and ingest.decimal are the same character")
+        try:
+            "".encode(self.encoding)
+        except LookupError:
+            raise ValueError(f"ingest.encoding {self.encoding!r} is not a known encoding") from None
         if self.kind == "url" and not (self.url and self.url.startswith(("http://", "https://"))):
             raise ValueError("ingest.kind is 'url' but ingest.url is not an http(s) URL")
         if self.kind == "sql" and not (self.sql.url and self.sql.query):
@@ -68,14 +128,21 @@ class NumericColumn(_Strict):
 
 
 class DatasetConfig(_Strict):
-    """Column roles and the data contract of one churn data set."""
+    """Column roles and the data contract of one churn data set.
 
-    id_column: str
+    ``id_column: null`` declares a data set without customer ids: validation keys each row by
+    ``ROW_KEY`` instead, and the service logs predictions without an id. ``ignore_columns`` are
+    columns of the file that are never features (a row number, an internal code, a column that
+    leaks the label): validation leaves them out of the validated rows.
+    """
+
+    id_column: str | None
     label_column: str
-    positive_label: Level
-    negative_label: Level
+    positive_label: LabelValue
+    negative_label: LabelValue
     time_column: str | None = None
     pii_columns: list[str] = []
+    ignore_columns: list[str] = []
     numeric: dict[str, NumericColumn]
     categorical: dict[str, list[Level]]
 
@@ -83,6 +150,11 @@ class DatasetConfig(_Strict):
     def feature_columns(self) -> list[str]:
         """Model inputs in a fixed order: numeric, then categorical. Never the id or the label."""
         return [*self.numeric, *self.categorical]
+
+    @property
+    def key_column(self) -> str:
+        """The column that keys a row: the id column, else ``ROW_KEY`` (added by validation)."""
+        return self.id_column or ROW_KEY
 
     @model_validator(mode="after")
     def _roles_are_disjoint(self) -> DatasetConfig:
@@ -96,7 +168,13 @@ class DatasetConfig(_Strict):
         for name in self.pii_columns:
             if name in features:
                 raise ValueError(f"PII column {name!r} must not be a feature column")
-        if self.positive_label == self.negative_label:
+        for name in self.ignore_columns:
+            if name in features or name in (self.id_column, self.label_column, self.time_column):
+                raise ValueError(
+                    f"dataset.ignore_columns lists {name!r}, which has a role (feature, id, "
+                    "label or time): remove it from one of the two"
+                )
+        if label_text(self.positive_label) == label_text(self.negative_label):
             raise ValueError("dataset.positive_label and dataset.negative_label are equal")
         return self
 
@@ -202,11 +280,37 @@ class Params(_Strict):
         for name, (num, den) in self.features.ratios.items():
             for col in (num, den):
                 if col not in self.dataset.numeric:
-                    raise ValueError(f"features.ratios.{name} uses {col!r}, not a numeric column")
+                    raise ValueError(
+                        f"features.ratios.{name} uses {col!r}, not a numeric column of the "
+                        "dataset block; fix the name or remove the entry (features: {})"
+                    )
         for name, count in self.features.counts.items():
             unknown = set(count.columns) - known
             if unknown:
-                raise ValueError(f"features.counts.{name} uses unknown columns {sorted(unknown)}")
+                raise ValueError(
+                    f"features.counts.{name} uses unknown columns {sorted(unknown)}; name "
+                    "feature columns of the dataset block, or remove the entry (features: {})"
+                )
+        categorical = self.dataset.categorical
+        for column, levels in self.train.monotone.items():
+            if column not in categorical:
+                raise ValueError(
+                    f"train.monotone.{column}: {column!r} is not a categorical column of the "
+                    f"dataset block (categorical: {sorted(categorical)}); constraints apply to "
+                    "the levels of a categorical column: fix the name or remove the entry "
+                    "(train.monotone: {})"
+                )
+            known_levels = {label_text(level) for level in categorical[column]}
+            unknown_levels = [level for level in levels if label_text(level) not in known_levels]
+            if unknown_levels:
+                raise ValueError(
+                    f"train.monotone.{column} names levels {unknown_levels} that "
+                    f"dataset.categorical.{column} does not list ({categorical[column]}): fix "
+                    "the level or remove it"
+                )
+            bad = {level: sign for level, sign in levels.items() if sign not in (-1, 0, 1)}
+            if bad:
+                raise ValueError(f"train.monotone.{column}: a sign is +1, -1 or 0, got {bad}")
         return self
 
 

@@ -31,7 +31,7 @@ from churn import registry, tracking, versioning
 from churn.champion import ChampionInfo, ServingCheck
 from churn.model_card import render_model_card
 from churn.model_stages import Evaluation, FeatureSet
-from churn.params import Params
+from churn.params import ROW_KEY, Params
 from churn.settings import Settings
 from churn.train import TrainedModels, score
 
@@ -79,8 +79,9 @@ def input_example(frame: pd.DataFrame, params: Params, n: int = 5) -> pd.DataFra
     """
     ds = params.dataset
     pii = [c for c in ds.pii_columns if c != ds.id_column and c in frame.columns]
-    example = frame.drop(columns=[ds.label_column, *pii]).head(n).copy()
-    example[ds.id_column] = [f"example-{i}" for i in range(len(example))]
+    example = frame.drop(columns=[ds.label_column, *pii, ROW_KEY], errors="ignore").head(n).copy()
+    if ds.id_column:
+        example[ds.id_column] = [f"example-{i}" for i in range(len(example))]
     return example
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from churn.params import DatasetConfig, SplitParams
+from churn.params import DatasetConfig, SplitParams, label_text, label_texts
 
 
 def label_vector(frame: pd.DataFrame, dataset: DatasetConfig) -> pd.Series:
-    """1 for the positive (churn) label, 0 otherwise."""
-    return (frame[dataset.label_column] == dataset.positive_label).astype("int8")
+    """1 for the positive (churn) label, 0 otherwise; labels compared as data (``label_text``)."""
+    positive = label_text(dataset.positive_label)
+    return (label_texts(frame[dataset.label_column]) == positive).astype("int8")
 
 
 def split_frame(

@@ -10,16 +10,23 @@ from pathlib import Path
 import pandas as pd
 import pandera.errors
 
-from churn.contract import build_schema, coerce_known_quirks, required_columns, unparseable_numbers
-from churn.params import DatasetConfig
+from churn.contract import (
+    build_schema,
+    coerce_known_quirks,
+    required_columns,
+    row_keys,
+    unparseable_numbers,
+)
+from churn.errors import DataError
+from churn.params import ROW_KEY, DatasetConfig, label_text, label_texts
 
 log = logging.getLogger(__name__)
 
 REASON_COLUMN = "_quarantine_reason"
 
 
-class ContractError(ValueError):
-    """The batch as a whole breaks the contract (missing columns, too many invalid rows)."""
+class ContractError(DataError):
+    """The batch as a whole breaks the contract (missing columns, labels, too many invalid rows)."""
 
 
 @dataclass
@@ -42,11 +49,18 @@ def validate_frame(raw: pd.DataFrame, dataset: DatasetConfig) -> ValidationResul
     """Split a raw batch into rows that meet the contract and quarantined rows with reasons.
 
     Valid rows come back with known quirks coerced (blank numbers -> NaN, numeric text ->
-    numbers). Every input row ends up in exactly one of the two outputs.
+    numbers), without ``dataset.ignore_columns``, and keyed by ``ROW_KEY`` when the data set has
+    no id column. Every input row ends up in exactly one of the two outputs.
 
     Raises:
-        ContractError: when required columns are missing.
+        ContractError: when required columns are missing, the batch is empty, or the label
+            column does not hold both configured labels.
     """
+    if raw.empty:
+        raise ContractError(
+            "the raw data has no rows: the source is empty or holds only a header; "
+            "check ingest in params.yaml"
+        )
     missing = [c for c in required_columns(dataset) if c not in raw.columns]
     if missing:
         raise ContractError(
@@ -54,7 +68,12 @@ def validate_frame(raw: pd.DataFrame, dataset: DatasetConfig) -> ValidationResul
             f"(found: {list(raw.columns)})"
         )
     raw = raw.reset_index(drop=True)
+    check_labels(raw[dataset.label_column], dataset)
     coerced = coerce_known_quirks(raw, dataset)
+    kept = [c for c in dataset.ignore_columns if c in coerced.columns]
+    coerced = coerced.drop(columns=kept)
+    if dataset.id_column is None:
+        coerced.insert(0, ROW_KEY, row_keys(raw, [dataset.label_column, *dataset.feature_columns]))
     reasons = unparseable_numbers(raw, coerced, list(dataset.numeric))
     try:
         build_schema(dataset).validate(coerced, lazy=True)
@@ -73,6 +92,42 @@ def validate_frame(raw: pd.DataFrame, dataset: DatasetConfig) -> ValidationResul
         reasons=_count_reasons(quarantine[REASON_COLUMN]),
     )
     return ValidationResult(valid=valid, quarantine=quarantine, report=report)
+
+
+def check_labels(labels: pd.Series, dataset: DatasetConfig) -> None:
+    """Both configured labels occur in the label column, compared as data (``label_text``).
+
+    A few rows with a third value are quarantined like any invalid row (and logged here); a
+    column that lacks one of the two labels is an error that lists the values it holds.
+
+    Raises:
+        ContractError: naming the values found and the keys to set.
+    """
+    counts = label_texts(labels).value_counts()
+    found = ", ".join(f"{v!r} ({n} rows)" for v, n in counts.head(10).items())
+    found = found or "nothing (every cell is empty)"
+    wanted = [label_text(dataset.positive_label), label_text(dataset.negative_label)]
+    name = dataset.label_column
+    if len(counts) < 2:
+        raise ContractError(
+            f"the label column {name!r} holds {len(counts)} distinct value(s): {found}; "
+            "a churn label needs two (churned / stayed)"
+        )
+    absent = [w for w in wanted if w not in counts.index]
+    if absent:
+        raise ContractError(
+            f"the label column {name!r} holds {found}, but dataset.positive_label "
+            f"{dataset.positive_label!r} / negative_label {dataset.negative_label!r} "
+            f"expect {absent} too: set them to two of the values found"
+        )
+    if len(counts) > 2:
+        log.warning(
+            "the label column %r holds %d distinct values (%s): rows outside %s are quarantined",
+            name,
+            len(counts),
+            found,
+            wanted,
+        )
 
 
 def check_quarantine_share(report: ValidationReport, max_share: float) -> None:

@@ -1,0 +1,10 @@
+"""The data problems a user fixes in their data or in ``params.yaml``, as one exception family.
+
+The CLI prints these as one message, never behind a traceback (``pipelines/cli.py``).
+"""
+
+from __future__ import annotations
+
+
+class DataError(ValueError):
+    """The data, or what ``params.yaml`` says about it, is wrong: the message says what to do."""
