@@ -45,6 +45,11 @@ install: $(STAMP) ## Install the locked environment into .venv (uv sync --frozen
 train: $(STAMP) ## Run the training flow: data stages -> featurize -> train -> evaluate -> register -> promotion gate
 	$(RUN) churn train
 
+.PHONY: init-dataset
+init-dataset: $(STAMP) ## Profile your data and write params.yaml's ingest+dataset blocks (INPUT=file(s) LABEL=column [POSITIVE= ID= DRY_RUN=1])
+	@test -n "$${INPUT:-}" && test -n "$${LABEL:-}" || { echo "usage: make init-dataset INPUT=data/your.csv LABEL=Churn [POSITIVE=Yes] [ID=customerID] [DRY_RUN=1]"; exit 2; }
+	$(RUN) churn init-dataset $$INPUT --label "$$LABEL" $${POSITIVE:+--positive "$$POSITIVE"} $${ID:+--id "$$ID"} $${DRY_RUN:+--dry-run}
+
 .PHONY: data
 data: $(STAMP) ## Reproduce only the DVC data stages (dvc repro)
 	$(RUN) dvc repro

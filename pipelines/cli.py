@@ -21,7 +21,7 @@ from rich.table import Table
 console = Console(stderr=True, soft_wrap=True)  # paths and messages are never cut
 
 DATA, TRAIN, CT, SERVE, MONITOR, PRIVACY, TOOLS = (
-    "Data stages (what dvc.yaml runs)",
+    "Data (init-dataset, then the stages dvc.yaml runs)",
     "Training and the registry",
     "Continuous training (the steps of .github/workflows/train.yml)",
     "Serving",
@@ -149,6 +149,108 @@ def _tool(name: str) -> ModuleType:
 
 
 # -- data stages ------------------------------------------------------------------------------
+
+
+@app.command("init-dataset", rich_help_panel=DATA)
+def init_dataset(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="The data file(s): CSV (separator, encoding, decimal mark detected) or Parquet; "
+            "several files of the same columns are read one after the other.",
+            show_default=False,
+        ),
+    ],
+    label: Annotated[str, typer.Option(help="The label column (churned or not).")],
+    positive: Annotated[
+        str | None,
+        typer.Option(
+            help="The label value that means churn, as the file holds it (default: the "
+            "minority of the two values)."
+        ),
+    ] = None,
+    id_column: Annotated[
+        str | None,
+        typer.Option(
+            "--id",
+            help="The customer id column (default: a unique column named like an id, or none: "
+            "rows are then keyed by content).",
+        ),
+    ] = None,
+    write: Annotated[
+        bool,
+        typer.Option(
+            "--write/--dry-run",
+            help="Write the ingest and dataset blocks into params.yaml (other blocks and comments "
+            "are kept), or only print the summary and the blocks.",
+        ),
+    ] = True,
+) -> None:
+    """Profile a churn data set and write params.yaml's ingest and dataset blocks from it.
+
+    Prints one line per column (role, type, levels or range, why). Then edit what it could not
+    know (a time column, codes that are quantities, ranges) and run `make train`.
+    """
+    from churn import profiling
+    from churn.errors import DataError
+
+    settings = _settings(ctx)
+    files = [p.resolve() for p in paths]
+    for file in files:
+        if not file.is_file():
+            raise _fail(f"{file} is not a file", 2)
+    written = [_project_path(f, settings.project_dir) for f in files]
+    try:
+        with console.status(f"profiling {len(files)} file(s)..."):
+            profile = profiling.profile_files(
+                files, label, positive=positive, id_column=id_column, written_paths=written
+            )
+        text, removed = profiling.render_params(settings.params_path.read_text(), profile)
+    except DataError as exc:
+        raise _fail(exc, 2) from None
+    except FileNotFoundError:
+        raise _fail(f"{settings.params_path} not found (use --project-dir)", 2) from None
+    out = Console(soft_wrap=True)
+    out.print(_profile_table(profile))
+    ds = profile.dataset
+    roles = ", ".join(
+        f"{len(profile.by_role(r))} {r}" for r in ("numeric", "categorical", "pii", "ignored")
+    )
+    out.print(f"{profile.n_rows} rows; features: {roles}")
+    for note in profile.notes:
+        out.print(f"- {note}")
+    for entry in removed:
+        out.print(f"- removed {entry}: it names columns or levels this data does not have")
+    if not write:
+        start, end = text.index("\ningest:"), text.index("\nvalidate:")
+        out.print(text[start:end], markup=False, highlight=False)
+        out.print("--dry-run: params.yaml unchanged")
+        return
+    settings.params_path.write_text(text)
+    out.print(
+        f"wrote the ingest and dataset blocks of {settings.params_path} "
+        f"(label {ds.label_column!r} = {ds.positive_label!r}, id {ds.id_column or 'none'}); "
+        "read the comments there, then `make train`"
+    )
+
+
+def _project_path(path: Path, project_dir: Path) -> str:
+    """How params.yaml names a file: relative to the project when inside it."""
+    try:
+        return str(path.relative_to(project_dir))
+    except ValueError:
+        return str(path)
+
+
+def _profile_table(profile: Any) -> Table:
+    table = Table(title=None, box=None, header_style="bold", pad_edge=False)
+    for name in ("column", "role", "type", "levels or range", "why"):
+        table.add_column(name, overflow="fold")
+    style = {"label": "bold", "id": "cyan", "pii": "magenta", "ignored": "yellow"}
+    for c in profile.columns:
+        table.add_row(c.name, c.role, c.kind, c.summary, c.why, style=style.get(c.role))
+    return table
 
 
 @app.command(rich_help_panel=DATA)
