@@ -144,6 +144,10 @@ deployments: $(STAMP) ## Register training (weekly) and monitoring (hourly) as P
 demo: $(STAMP) ## The whole loop in a throw-away project: train, serve, traffic, monitor, drift, retrain, hot swap
 	$(RUN) churn demo
 
+.PHONY: bench-real-data
+bench-real-data: $(STAMP) ## Bring-your-own-data figures: init-dataset + training on ../shared/data's real files, vs a plain XGBoost
+	$(RUN) churn bench real-data $${TRIALS:+--trials "$$TRIALS"}
+
 .PHONY: bench-monitor
 bench-monitor: $(STAMP) ## Benchmark monitoring: 100k and 1M logged predictions, sampling power, false alarms
 	$(RUN) churn bench monitor

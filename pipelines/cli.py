@@ -914,5 +914,27 @@ def bench_monitor(
     _tool("bench_monitor").run(seeds, skip_million, echo=console.print)
 
 
+@bench.command("real-data")
+def bench_real_data(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Which shared files: telco, iranian (default: both).", show_default=False
+        ),
+    ] = None,
+    trials: Annotated[
+        int | None,
+        typer.Option(help="train.search.n_trials of the fork (default: the template's)."),
+    ] = None,
+) -> None:
+    """init-dataset then training on the shared real files (../shared/data), in a throw-away
+    fork: rows, roles, and the champion's, baseline's and a plain XGBoost's test ROC AUC."""
+    module = _tool("real_data")
+    unknown = sorted(set(names or []) - set(module.REAL_FILES))
+    if unknown:
+        raise _fail(f"unknown file(s) {unknown}; choose from {sorted(module.REAL_FILES)}", 2)
+    module.main(names, trials)
+
+
 if __name__ == "__main__":
     app()
