@@ -90,7 +90,7 @@ def test_a_header_only_file_fails_training_with_the_message_first(project_factor
     data = tmp_path / "empty.csv"
     data.write_text("customerID,Churn,tenure\n")
     project = project_factory({"ingest": {"kind": "file", "path": str(data)}})
-    done = subprocess.run(  # noqa: S603
+    done = subprocess.run(
         [sys.executable, "-m", "pipelines.cli", "-C", str(project), "train", "--no-push"],
         capture_output=True,
         text=True,
