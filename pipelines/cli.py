@@ -214,14 +214,17 @@ def init_dataset(
     out = Console(soft_wrap=True)
     out.print(_profile_table(profile))
     ds = profile.dataset
-    roles = ", ".join(
-        f"{len(profile.by_role(r))} {r}" for r in ("numeric", "categorical", "pii", "ignored")
+    excluded = [f"{c.name} ({c.role})" for c in profile.columns if c.role in ("pii", "ignored")]
+    out.print(
+        f"{profile.n_rows} rows; id: {ds.id_column or 'none'}; features: {len(ds.numeric)} "
+        f"numeric, {len(ds.categorical)} categorical; excluded: {', '.join(excluded) or 'none'}"
     )
-    out.print(f"{profile.n_rows} rows; features: {roles}")
     for note in profile.notes:
         out.print(f"- {note}")
-    for entry in removed:
-        out.print(f"- removed {entry}: it names columns or levels this data does not have")
+    if removed:
+        out.print(
+            f"- removed, as they name columns or levels this data lacks: {', '.join(removed)}"
+        )
     if not write:
         start, end = text.index("\ningest:"), text.index("\nvalidate:")
         out.print(text[start:end], markup=False, highlight=False)
@@ -229,7 +232,7 @@ def init_dataset(
         return
     settings.params_path.write_text(text)
     out.print(
-        f"wrote the ingest and dataset blocks of {settings.params_path} "
+        f"wrote the ingest and dataset blocks of {_project_path(settings.params_path, Path.cwd())} "
         f"(label {ds.label_column!r} = {ds.positive_label!r}, id {ds.id_column or 'none'}); "
         "read the comments there, then `make train`"
     )

@@ -45,7 +45,7 @@ class RealDataResult:
     command: str
     init_output: str
     params: Params
-    rows: dict[str, int]  # raw, valid, and per split
+    rows: dict[str, int]  # raw, validated, and per split (train, valid, test)
     champion_test_roc_auc: float
     baseline_test_roc_auc: float
     plain_xgboost_test_roc_auc: float
@@ -97,7 +97,7 @@ def run(file: Path, label: str, dest: Path, n_trials: int | None = None) -> Real
         command=f"churn init-dataset {file} --label {label}",
         init_output=output,
         params=params,
-        rows={"raw": report["n_rows"], "valid": report["n_valid"]}
+        rows={"raw": report["n_rows"], "validated": report["n_valid"]}
         | {name: len(frame) for name, frame in splits.items()},
         champion_test_roc_auc=summary.test_roc_auc,
         baseline_test_roc_auc=summary.baseline_test_roc_auc,

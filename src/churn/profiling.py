@@ -202,8 +202,8 @@ def profile_frame(
     duplicates = int(frame.duplicated().sum())
     if duplicates:
         notes.append(
-            f"{duplicates} rows are exact duplicates of another row: they are kept (a customer "
-            "may really look like another); a split can put twins on both sides"
+            f"{duplicates} rows are exact duplicates of another: kept (a split can put twins on "
+            "both sides)"
         )
     return DatasetProfile(
         ingest=ingest or IngestParams(),
@@ -245,10 +245,10 @@ def _label(column: pd.Series, name: str, positive: str | None) -> tuple[np.ndarr
                 "with the value that means churn"
             )
         wanted = str(counts.index[-1])  # value_counts sorts descending: the minority is last
-        why = "the minority"
+        why = "minority"
     other = next(t for t in counts.index if t != wanted)
     share = counts[wanted] / counts.sum()
-    why += f": {counts[wanted]} of {counts.sum()} rows ({share:.1%})"
+    why += f": {counts[wanted]}/{counts.sum()} ({share:.1%})"
     if missing:
         why += f"; {missing} rows without a label will be quarantined"
     return (
@@ -310,7 +310,7 @@ def _feature(
         leak = _leak(name, present.astype("int64").astype(str), y, present.index)
         if leak:
             return ColumnDecision(name, "ignored", "integer", str(levels), leak), None
-        why = f"{distinct} integer codes (categories, not quantities)"
+        why = f"{distinct} integer codes: categories"
         return ColumnDecision(name, "categorical", "integer", _levels_text(levels), why), levels
     leak = _leak(name, present, y, present.index)
     if leak:
@@ -324,8 +324,8 @@ def _feature(
     )
     why = f"{distinct} distinct numbers"
     if spec.nullable:
-        why += f"; {int(numbers.isna().sum())} blanks (filled with the training median)"
-    summary = f"{_range_text(present)} (allowed {_short(spec.min)} .. {_short(spec.max)})"
+        why += f"; {int(numbers.isna().sum())} blanks (training median)"
+    summary = f"{_range_text(present)} (allowed {_short(spec.min)}..{_short(spec.max)})"
     kind = "integer" if integer else "number"
     return ColumnDecision(name, "numeric", kind, summary, why), spec
 
@@ -445,7 +445,7 @@ def _slack_min(lo: float, hi: float) -> float:
 
 def _range_text(values: pd.Series) -> str:
     lo, hi = values.min(), values.max()
-    return f"{_short(lo)} .. {_short(hi)}"
+    return f"{_short(lo)}..{_short(hi)}"
 
 
 def _short(value: Any) -> str:

@@ -138,9 +138,9 @@ def test_init_dataset_writes_params_that_load_and_prints_one_line_per_column(tmp
     result = _run("-C", str(tmp_path), "init-dataset", str(data), "--label", "Resilie")
     assert result.exit_code == 0, result.output
     text = _plain(result.output)
-    assert re.search(r"Resilie\s+label\s+text\s+'Oui' = churn\s+the minority: 10 of 40", text)
+    assert re.search(r"Resilie\s+label\s+text\s+'Oui' = churn\s+minority: 10/40 \(25.0%\)", text)
     assert re.search(r"Forfait\s+categorical\s+integer\s+1, 2, 3", text)
-    assert re.search(r"n\s+ignored\s+integer\s+0 \.\. 39\s+a row number", text)
+    assert re.search(r"n\s+ignored\s+integer\s+0\.\.39\s+a row number", text)
     from churn.params import load_params
 
     params = load_params(tmp_path / "params.yaml")
