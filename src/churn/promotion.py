@@ -29,6 +29,8 @@ from sklearn.pipeline import Pipeline
 
 from churn import registry, tracking, versioning
 from churn.champion import ChampionInfo, ServingCheck
+from churn.fallback_rules import FILE_NAME as RULES_FILE
+from churn.fallback_rules import FallbackRules
 from churn.model_card import render_model_card
 from churn.model_stages import Evaluation, FeatureSet
 from churn.params import Params
@@ -45,6 +47,7 @@ class TrainingRun:
     record: ChampionInfo
     model: Pipeline
     input_example: pd.DataFrame
+    rules: FallbackRules
     params: dict[str, Any]
     metrics: dict[str, float]
     figures: dict[str, Figure] = field(default_factory=dict)
@@ -107,6 +110,7 @@ def build_run(
         git_commit=versioning.git_commit(settings.project_dir, settings.git_commit),
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
         serving_check=serving_check,
+        rules_test_roc_auc=result.rules.test_roc_auc,
     )
     row_counts = {n: len(f) for n, f in features.frames.items()}
     run_params: dict[str, Any] = {
@@ -123,10 +127,16 @@ def build_run(
         record=record,
         model=result.model,
         input_example=input_example(features.frames["test"], params),
+        rules=result.rules,
         params=run_params,
         metrics={
             **result.metrics,
             **result.baseline_metrics,
+            **(
+                {"rules_test_roc_auc": result.rules.test_roc_auc}
+                if result.rules.test_roc_auc is not None
+                else {}
+            ),
             **{f"rows_{n}": float(c) for n, c in row_counts.items()},
             "decision_threshold": result.threshold,
             **(
@@ -139,6 +149,7 @@ def build_run(
         documents={
             "search_trials.json": [t.__dict__ for t in trained.trials],
             "dataset.json": params.dataset.model_dump(),
+            RULES_FILE: result.rules.to_dict(),
             "model_card.md": render_model_card(
                 name=settings.model_name,
                 record=record,
@@ -164,6 +175,7 @@ def log_and_register(settings: Settings, run: TrainingRun) -> ChampionInfo:
         settings,
         model=run.model,
         input_example=run.input_example,
+        rules=run.rules,
         params=run.params,
         metrics=run.metrics,
         tags=tags,
