@@ -8,7 +8,8 @@ docs/serving.md, "Fallback rules"). They are a points table, as a credit scoreca
   the training split had none). The points of a value are its smoothed churn log-odds minus the
   training split's (its weight of evidence): positive means "churns more often than average";
 * only the ``MAX_COLUMNS`` columns that separate churners best on the training split (highest
-  information value) are kept, so a person can read the whole table;
+  information value, and at least ``MIN_INFORMATION_VALUE``) are kept, so a person can read the
+  whole table;
 * ``probability = 1 / (1 + exp(-(intercept + scale * total points)))``: ``intercept`` and
   ``scale`` are fitted on the validation split (adding up the columns' evidence as if they were
   independent over-counts it; the scale takes that back), and the decision threshold is the
@@ -43,6 +44,9 @@ from churn.train import choose_threshold
 FILE_NAME = "fallback_rules.json"
 # Columns kept in the table: enough to rank customers, few enough to read at a glance.
 MAX_COLUMNS = 5
+# A column whose information value is below this says next to nothing about churn (the usual
+# scorecard cut-off): it is left out even when fewer than MAX_COLUMNS columns remain.
+MIN_INFORMATION_VALUE = 0.02
 # Quantile bins per numeric column (fewer when the column has fewer distinct values).
 N_BINS = 5
 # Pseudo-rows at the base rate added to every level and bin: a level seen on 3 customers moves
@@ -198,7 +202,9 @@ def fit_rules(
     rate = float(np.clip(y.mean(), EPS, 1 - EPS)) if len(y) else 0.5
     rules = [_categorical_rule(c, train[c], y, rate, lv) for c, lv in dataset.categorical.items()]
     rules += [_numeric_rule(c, train[c], y, rate) for c in dataset.numeric]
-    kept = sorted(rules, key=lambda r: r.information_value, reverse=True)[:max_columns]
+    ranked = sorted(rules, key=lambda r: r.information_value, reverse=True)
+    useful = [r for r in ranked if r.information_value >= MIN_INFORMATION_VALUE]
+    kept = (useful or ranked[:1])[:max_columns]
     draft = FallbackRules("rules", rate, float(logit(rate)), 1.0, 0.5, kept)
     total_valid = _total_points(draft, valid)
     yv = np.asarray(y_valid, dtype=np.int64)
