@@ -61,6 +61,8 @@ def gate_decision(recorded: RecordedDecision) -> CheckOutcome:
 
 def id_invariance(model: Classifier, frame: pd.DataFrame, dataset: DatasetConfig) -> CheckOutcome:
     """Changing every customer id changes no score (the id is never a feature)."""
+    if not dataset.id_column:
+        return CheckOutcome("id_invariance", True, "the data set has no id column")
     renamed = frame.assign(**{dataset.id_column: [f"check-{i:06d}" for i in range(len(frame))]})
     gap = float(np.max(np.abs(churn_scores(model, frame) - churn_scores(model, renamed))))
     return CheckOutcome(
@@ -130,7 +132,7 @@ def scorer_parity(check: ServingCheck) -> CheckOutcome:
 
 def request_records(frame: pd.DataFrame, dataset: DatasetConfig) -> list[dict[str, Any]]:
     """Rows as ``/predict`` receives them: the id and the feature columns, JSON values."""
-    columns = [dataset.id_column, *dataset.feature_columns]
+    columns = [*([dataset.id_column] if dataset.id_column else []), *dataset.feature_columns]
     return list(json.loads(frame[columns].to_json(orient="records")))
 
 

@@ -77,13 +77,15 @@ class Registered:
 def input_example(frame: pd.DataFrame, params: Params, n: int = 5) -> pd.DataFrame:
     """A few rows as serving receives them, with no personal data in the model artefact.
 
-    The label and the PII columns are dropped; the id column stays (serving sends it, the model
-    ignores it) but its values are replaced by made-up ones.
+    Only the configured feature columns travel with the model (its signature is inferred from
+    these rows): never the label, PII, or a column the config does not name (a row number, an
+    internal key, a column that leaks the label). The id column, when the data set has one,
+    comes first (serving sends it, the model ignores it) with made-up values.
     """
     ds = params.dataset
-    pii = [c for c in ds.pii_columns if c != ds.id_column and c in frame.columns]
-    example = frame.drop(columns=[ds.label_column, *pii]).head(n).copy()
-    example[ds.id_column] = [f"example-{i}" for i in range(len(example))]
+    example = frame[ds.feature_columns].head(n).copy()
+    if ds.id_column:
+        example.insert(0, ds.id_column, [f"example-{i}" for i in range(len(example))])
     return example
 
 
