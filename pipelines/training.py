@@ -115,6 +115,8 @@ class TrainingSummary:
     data_version: str
     test_roc_auc: float
     baseline_test_roc_auc: float
+    # The fallback rules' ROC AUC on the same test split (None with one class in it).
+    rules_test_roc_auc: float | None
     data_stages_ran: dict[str, bool]
     serving_check: ServingCheck
     seconds: dict[str, float] = field(default_factory=dict)
@@ -183,6 +185,7 @@ def training_flow(
         data_version=registered.record.data_version,
         test_roc_auc=registered.record.test_roc_auc,
         baseline_test_roc_auc=registered.record.baseline_test_roc_auc,
+        rules_test_roc_auc=registered.record.rules_test_roc_auc,
         data_stages_ran=ran,
         serving_check=check,
         seconds=timed.seconds,
@@ -205,7 +208,8 @@ def format_summary(summary: TrainingSummary, model_name: str) -> str:
     lines = [
         f"{model_name} v{summary.version}: {verdict}",
         f"  reason: {summary.reason}",
-        f"  test ROC AUC {summary.test_roc_auc:.4f} (baseline {summary.baseline_test_roc_auc:.4f})",
+        f"  test ROC AUC {summary.test_roc_auc:.4f} (baseline {summary.baseline_test_roc_auc:.4f}, "
+        f"fallback rules {_auc(summary.rules_test_roc_auc)})",
         f"  data version {summary.data_version}; mlflow run {summary.run_id}",
         f"  serving scorer: {_scorer_line(summary.serving_check)}",
         "  stage seconds: "
@@ -215,6 +219,10 @@ def format_summary(summary: TrainingSummary, model_name: str) -> str:
         ),
     ]
     return "\n".join(lines)
+
+
+def _auc(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def _scorer_line(check: ServingCheck) -> str:

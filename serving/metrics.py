@@ -11,6 +11,8 @@ from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from churn.fallback_rules import FallbackRules
+
 # Latency buckets (seconds) sized for a sub-millisecond to tens-of-milliseconds service.
 _LATENCY = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _PROBABILITY = tuple(round(0.1 * i, 1) for i in range(1, 11))
@@ -53,6 +55,13 @@ class ServingMetrics:
             ["reason"],
             registry=r,
         )
+        self.fallback_rules = Gauge(
+            "churn_fallback_rules_info",
+            "What answers when the model cannot (value 1): learned rules (kind 'rules', their "
+            "test ROC AUC) or the prior-rate rule (kind 'prior-rate': one score for everyone).",
+            ["kind", "test_roc_auc"],
+            registry=r,
+        )
         self.unseen = Counter(
             "churn_unseen_category",
             "Categorical values that are not a configured level, by column.",
@@ -72,11 +81,17 @@ class ServingMetrics:
             "churn_prediction_log_queue", "Batches waiting to be written.", registry=r
         )
 
-    def set_model(self, version: str, source: str, scorer: str) -> None:
+    def set_model(
+        self, version: str, source: str, scorer: str, rules: FallbackRules | None = None
+    ) -> None:
         """Point ``churn_model_info`` at the model now served (``scorer``: compiled, pipeline,
-        rules)."""
+        rules, prior-rate) and ``churn_fallback_rules_info`` at its fallback ``rules``."""
         self.model_info.clear()
         self.model_info.labels(version=version, source=source, scorer=scorer).set(1)
+        self.fallback_rules.clear()
+        if rules is not None:
+            auc = "" if rules.test_roc_auc is None else f"{rules.test_roc_auc:.4f}"
+            self.fallback_rules.labels(kind=rules.kind, test_roc_auc=auc).set(1)
 
     def observe_scores(self, version: str, proba: np.ndarray, decisions: np.ndarray) -> None:
         """Record a batch of scores (called off the request path, by the log writer)."""

@@ -15,12 +15,21 @@ from typing import Any, Literal, TypeVar
 
 from churn import registry, tracking
 from churn.champion import ChampionInfo
+from churn.fallback_rules import FILE_NAME as RULES_FILE
+from churn.fallback_rules import FallbackRules, RulesError
+from churn.layout import DataLayout
 from churn.params import Params
 from churn.scoring import PipelineScorer, Scorer, compile_pipeline
 from churn.settings import Settings
-from serving.rules import FALLBACK_VERSION, RulesScorer, rules_threshold
+from churn.split import label_vector
 
 log = logging.getLogger(__name__)
+
+# The version ``/predict`` and ``/version`` name while the fallback rules (learned or the prior
+# rate) answer.
+FALLBACK_VERSION = "fallback-rules"
+# The prior-rate rule's score when the service has no training split to count churners in.
+UNKNOWN_PRIOR = 0.5
 
 T = TypeVar("T")
 Source = Literal["registry", "cache", "rules"]
@@ -38,6 +47,8 @@ class ServedModel:
     ``record`` is the champion record training wrote (None for the rules); ``alias`` the
     registry alias the service follows (``CHURN_SERVED_ALIAS``). ``slow_scorer`` says why the
     compiled replay does not serve this model (the plain pipeline does: correct, slower).
+    ``rules`` are the fallback rules trained with this model (None when its folder has none):
+    they answer a request the model fails on.
     """
 
     name: str
@@ -49,6 +60,7 @@ class ServedModel:
     degraded_reason: str | None = None
     alias: str = registry.CHAMPION
     slow_scorer: str | None = None
+    rules: FallbackRules | None = None
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -63,6 +75,11 @@ class ServedModel:
         if self.slow_scorer is not None:
             reasons.append(f"slow scorer: {self.slow_scorer}")
         return "; ".join(r for r in reasons if r) or None
+
+    @property
+    def rules_summary(self) -> str:
+        """The fallback rules this model carries, in one line (``/ready``, the log)."""
+        return self.rules.summary() if self.rules is not None else "none"
 
     def describe(self) -> dict[str, Any]:
         """The public description (``/version``)."""
@@ -129,7 +146,7 @@ def load_from_registry(settings: Settings, params: Params, champion: ChampionInf
     meta = {"record": champion.to_tags(), "version": version, "run_id": champion.run_id}
     (target / _META).write_text(json.dumps({**meta, "model_path": local}))
     _point_cache_at(cache, target)
-    return _served(settings, params, pipeline, champion, "registry", None)
+    return _served(settings, params, pipeline, champion, "registry", None, model_rules(local))
 
 
 def load_from_cache(settings: Settings, params: Params, reason: str) -> ServedModel | None:
@@ -150,20 +167,71 @@ def load_from_cache(settings: Settings, params: Params, reason: str) -> ServedMo
     except Exception:
         log.exception("the cached champion in %s cannot be loaded", cache)
         return None
-    return _served(settings, params, pipeline, record, "cache", reason)
+    rules = model_rules(meta["model_path"])
+    return _served(settings, params, pipeline, record, "cache", reason, rules)
 
 
-def rules_model(settings: Settings, params: Params, reason: str) -> ServedModel:
-    """The documented rules, at the Bayes threshold of the training costs."""
+def model_rules(model_path: str | Path) -> FallbackRules | None:
+    """The fallback rules logged beside a model (``extra_files/fallback_rules.json``), if any."""
+    path = Path(model_path) / "extra_files" / RULES_FILE
+    if not path.is_file():
+        return None
+    try:
+        return FallbackRules.read(path)
+    except RulesError:
+        log.exception("ignoring the fallback rules beside the model")
+        return None
+
+
+def cached_rules(settings: Settings) -> FallbackRules | None:
+    """The rules beside the cached champion, also when the cached model itself cannot load."""
+    pointer = _cache_dir(settings) / "current"
+    try:
+        folder = pointer.parent / pointer.read_text().strip()
+        model_path = json.loads((folder / _META).read_text())["model_path"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return model_rules(model_path)
+
+
+def prior_rate(settings: Settings, params: Params) -> float | None:
+    """The training split's churn rate, when the service can read the project's data."""
+    path = DataLayout(settings.data_dir).split("train")
+    try:
+        import pandas as pd
+
+        labels = pd.read_parquet(path, columns=[params.dataset.label_column])
+    except Exception:
+        return None
+    if labels.empty:
+        return None
+    return float(label_vector(labels, params.dataset).mean())
+
+
+def prior_rule(settings: Settings, params: Params) -> FallbackRules:
+    """The prior-rate rule: every customer scores the base churn rate (``UNKNOWN_PRIOR`` when
+    the service cannot read the training split), at the Bayes threshold of the costs."""
     costs = params.train.costs
+    rate = prior_rate(settings, params)
+    threshold = costs.false_positive / (costs.false_positive + costs.false_negative)
+    return FallbackRules.prior(UNKNOWN_PRIOR if rate is None else rate, threshold)
+
+
+def rules_model(
+    settings: Settings, params: Params, reason: str, rules: FallbackRules | None = None
+) -> ServedModel:
+    """The fallback rules as the served model: the learned ``rules`` when given, else the
+    prior-rate rule. The reason says which, for ``/ready`` and the log."""
+    scorer = rules if rules is not None else prior_rule(settings, params)
     return ServedModel(
         name=settings.model_name,
         version=FALLBACK_VERSION,
         source="rules",
-        threshold=rules_threshold(costs.false_negative, costs.false_positive),
-        scorer=RulesScorer(params.dataset),
-        degraded_reason=reason,
+        threshold=scorer.decision_threshold,
+        scorer=scorer,
+        degraded_reason=f"{reason}; serving the {scorer.summary()}",
         alias=settings.served_alias,
+        rules=scorer,
     )
 
 
@@ -190,8 +258,9 @@ def load_initial(settings: Settings, params: Params) -> ServedModel:
     cached = load_from_cache(settings, params, reason)
     if cached is not None:
         return cached
-    log.warning("no cached champion either; serving the fallback rules")
-    return rules_model(settings, params, reason + "; no cached champion")
+    model = rules_model(settings, params, reason + "; no cached champion", cached_rules(settings))
+    log.warning("no cached champion either: %s", model.degraded_reason)
+    return model
 
 
 def with_timeout(fn: Callable[..., T], timeout: float, *args: Any) -> T:
@@ -229,6 +298,7 @@ def _served(
     record: ChampionInfo,
     source: Source,
     reason: str | None,
+    rules: FallbackRules | None,
 ) -> ServedModel:
     scorer = compile_pipeline(pipeline, params.dataset)
     slow = scorer.reason if isinstance(scorer, PipelineScorer) else None
@@ -248,6 +318,7 @@ def _served(
         degraded_reason=reason,
         alias=settings.served_alias,
         slow_scorer=slow,
+        rules=rules,
     )
 
 

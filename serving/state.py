@@ -53,20 +53,35 @@ class ServingState:
         store = PredictionStore(settings.prediction_log_url, settings.labels_url, hash_key)
         self.predlog = PredictionLog(store, self.metrics)
         self.unseen = UnseenLevels(params.dataset)
+        # What answers a request the served model fails on: its own fallback rules, else the
+        # prior-rate rule (replaced with the model, in ``set_model``).
         self.rules = rules_model(settings, params, "per-request fallback")
         self.model: ServedModel | None = None
         self.last_check: dict[str, Any] = {}
         self._lock = asyncio.Lock()
 
     def set_model(self, model: ServedModel) -> None:
+        if model.source == "rules":
+            self.rules = model
+        else:
+            self.rules = rules_model(
+                self.settings, self.params, f"v{model.version} failed on a request", model.rules
+            )
         self.model = model
-        self.metrics.set_model(model.version, model.source, model.scorer.kind)
+        self.metrics.set_model(model.version, model.source, model.scorer.kind, self.rules.rules)
 
     async def load_initial(self) -> None:
         """Start-up load (registry, else cache, else rules) without blocking the event loop."""
         model = await asyncio.to_thread(load_initial, self.settings, self.params)
         self.set_model(model)
-        log.info("serving %s v%s (%s)", model.name, model.version, model.source)
+        log.info(
+            "serving %s v%s (%s, scorer %s); fallback: %s",
+            model.name,
+            model.version,
+            model.source,
+            model.scorer.kind,
+            self.rules.rules_summary,
+        )
 
     async def reload(self) -> ReloadResult:
         """Check the registry once; load and swap in the champion when it changed."""
@@ -96,7 +111,12 @@ class ServingState:
                 log.exception("loading the new champion failed")
                 return self._checked(ReloadResult("failed", previous, previous, repr(exc)))
             self.set_model(new)
-            log.info("swapped model v%s -> v%s", previous, new.version)
+            log.info(
+                "swapped model v%s -> v%s; fallback: %s",
+                previous,
+                new.version,
+                self.rules.rules_summary,
+            )
             return self._checked(ReloadResult("swapped", previous, new.version))
 
     def _checked(self, result: ReloadResult) -> ReloadResult:

@@ -21,6 +21,7 @@ class Readiness(BaseModel):
     model_version: str | None = None
     source: str | None = None
     reason: str | None = None
+    fallback: str | None = None
     last_registry_check: dict[str, Any] = {}
 
 
@@ -53,7 +54,9 @@ async def health() -> dict[str, str]:
 )
 async def ready(state: State, response: Response) -> Readiness:
     """Ready when a model is loaded; ``degraded`` when it is the cached copy or the rules, or when
-    the plain pipeline serves it because the compiled scorer cannot (``reason`` says why)."""
+    the plain pipeline serves it because the compiled scorer cannot (``reason`` says why).
+    ``fallback`` says what answers when the model cannot: learned rules (their columns and test
+    ROC AUC) or the prior-rate rule (one score for everyone)."""
     model = state.model
     if model is None:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
@@ -63,6 +66,7 @@ async def ready(state: State, response: Response) -> Readiness:
         model_version=model.version,
         source=model.source,
         reason=model.status_reason,
+        fallback=state.rules.rules_summary,
         last_registry_check=state.last_check,
     )
 

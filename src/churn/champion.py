@@ -72,6 +72,9 @@ class ChampionInfo:
         trained_at: ISO time the run was recorded (UTC).
         serving_check: the training-time check of the serving scorer; None on versions
             registered before it existed.
+        rules_test_roc_auc: the fallback rules' ROC AUC on the same test split
+            (``churn.fallback_rules``); None on versions registered before they existed, or
+            when the test split holds one class.
         version: registry version (None until registered).
         run_id: the MLflow run that trained it.
     """
@@ -84,6 +87,7 @@ class ChampionInfo:
     git_commit: str
     trained_at: str
     serving_check: ServingCheck | None = None
+    rules_test_roc_auc: float | None = None
     version: str | None = None
     run_id: str | None = None
 
@@ -100,6 +104,8 @@ class ChampionInfo:
         }
         if self.serving_check is not None:
             tags["serving_check"] = json.dumps(asdict(self.serving_check))
+        if self.rules_test_roc_auc is not None:
+            tags["rules_test_roc_auc"] = f"{self.rules_test_roc_auc:.6f}"
         return tags
 
     @classmethod
@@ -130,9 +136,17 @@ class ChampionInfo:
             except ValueError as exc:
                 raise ChampionRecordError(f"{where} has an unreadable {name!r} tag: {exc}") from exc
         check = tags.get("serving_check")
+        rules_auc = tags.get("rules_test_roc_auc")
+        try:
+            rules_test_roc_auc = float(rules_auc) if rules_auc else None
+        except ValueError as exc:
+            raise ChampionRecordError(
+                f"{where} has an unreadable 'rules_test_roc_auc' tag: {exc}"
+            ) from exc
         return cls(
             **values,
             serving_check=ServingCheck(**json.loads(check)) if check else None,
+            rules_test_roc_auc=rules_test_roc_auc,
             version=version,
             run_id=run_id,
         )

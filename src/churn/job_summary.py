@@ -157,6 +157,8 @@ def render_markdown(summary: JobSummary) -> str:
         f"| challenger v{summary.version} | {_auc(challenger_auc)} |",
         champion_row,
         f"| baseline (logistic regression) | {_auc(baseline_auc)} |",
+        f"| fallback rules (served when the model cannot) | "
+        f"{_auc(rec.rules_test_roc_auc if rec else None)} |",
         "",
     ]
     if r.checks is None:

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from sklearn.pipeline import Pipeline
 
 from churn import evaluation, registry, tracking
+from churn.fallback_rules import FallbackRules, fit_rules, with_test_auc
 from churn.features import build_feature_pipeline, encoded_feature_names
 from churn.params import Params
 from churn.settings import Settings
@@ -44,6 +45,7 @@ class Evaluation:
     threshold: float
     metrics: dict[str, float]
     baseline_metrics: dict[str, float]
+    rules: FallbackRules
     figures: dict[str, Figure] = field(default_factory=dict)
 
 
@@ -75,8 +77,18 @@ def train(
     )
 
 
+def fallback_rules(features: FeatureSet, params: Params) -> FallbackRules:
+    """The service's fallback rules: learned on train, calibrated on valid, scored on test."""
+    frames, y = features.frames, features.y
+    rules = fit_rules(
+        frames["train"], y["train"], frames["valid"], y["valid"], params.dataset, params.train.costs
+    )
+    return with_test_auc(rules, frames["test"], y["test"])
+
+
 def evaluate_models(features: FeatureSet, trained: TrainedModels, params: Params) -> Evaluation:
-    """Choose the threshold on valid, then score both candidates once on the test split."""
+    """Choose the threshold on valid, then score both candidates once on the test split; learn
+    the fallback rules (``churn.fallback_rules``) and score them on the same split."""
     threshold = choose_threshold(
         features.y["valid"],
         trained.xgboost.predict_proba(features.X["valid"])[:, 1],
@@ -91,6 +103,7 @@ def evaluate_models(features: FeatureSet, trained: TrainedModels, params: Params
     proba = trained.xgboost.predict_proba(features.X["test"])[:, 1]
     base_proba = trained.baseline.predict_proba(features.X["test"])[:, 1]
     xgb = trained.xgboost.estimator.estimator  # the frozen, uncalibrated booster
+    rules = fallback_rules(features, params)
     return Evaluation(
         model=assemble(features.pipeline, trained.xgboost),
         baseline=assemble(features.pipeline, trained.baseline),
@@ -99,6 +112,7 @@ def evaluate_models(features: FeatureSet, trained: TrainedModels, params: Params
         baseline_metrics=evaluation.classification_metrics(
             y_test, base_proba, base_threshold, prefix="baseline_test_"
         ),
+        rules=rules,
         figures=evaluation.diagnostic_plots(
             y_test,
             proba,

@@ -29,9 +29,11 @@ from sklearn.pipeline import Pipeline
 
 from churn import registry, tracking, versioning
 from churn.champion import ChampionInfo, ServingCheck
+from churn.fallback_rules import FILE_NAME as RULES_FILE
+from churn.fallback_rules import FallbackRules
 from churn.model_card import render_model_card
 from churn.model_stages import Evaluation, FeatureSet
-from churn.params import ROW_KEY, Params
+from churn.params import Params
 from churn.settings import Settings
 from churn.train import TrainedModels, score
 
@@ -45,6 +47,7 @@ class TrainingRun:
     record: ChampionInfo
     model: Pipeline
     input_example: pd.DataFrame
+    rules: FallbackRules
     params: dict[str, Any]
     metrics: dict[str, float]
     figures: dict[str, Figure] = field(default_factory=dict)
@@ -74,14 +77,15 @@ class Registered:
 def input_example(frame: pd.DataFrame, params: Params, n: int = 5) -> pd.DataFrame:
     """A few rows as serving receives them, with no personal data in the model artefact.
 
-    The label and the PII columns are dropped; the id column stays (serving sends it, the model
-    ignores it) but its values are replaced by made-up ones.
+    Only the configured feature columns travel with the model (its signature is inferred from
+    these rows): never the label, PII, or a column the config does not name (a row number, an
+    internal key, a column that leaks the label). The id column, when the data set has one,
+    comes first (serving sends it, the model ignores it) with made-up values.
     """
     ds = params.dataset
-    pii = [c for c in ds.pii_columns if c != ds.id_column and c in frame.columns]
-    example = frame.drop(columns=[ds.label_column, *pii, ROW_KEY], errors="ignore").head(n).copy()
+    example = frame[ds.feature_columns].head(n).copy()
     if ds.id_column:
-        example[ds.id_column] = [f"example-{i}" for i in range(len(example))]
+        example.insert(0, ds.id_column, [f"example-{i}" for i in range(len(example))])
     return example
 
 
@@ -108,6 +112,7 @@ def build_run(
         git_commit=versioning.git_commit(settings.project_dir, settings.git_commit),
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
         serving_check=serving_check,
+        rules_test_roc_auc=result.rules.test_roc_auc,
     )
     row_counts = {n: len(f) for n, f in features.frames.items()}
     run_params: dict[str, Any] = {
@@ -124,10 +129,16 @@ def build_run(
         record=record,
         model=result.model,
         input_example=input_example(features.frames["test"], params),
+        rules=result.rules,
         params=run_params,
         metrics={
             **result.metrics,
             **result.baseline_metrics,
+            **(
+                {"rules_test_roc_auc": result.rules.test_roc_auc}
+                if result.rules.test_roc_auc is not None
+                else {}
+            ),
             **{f"rows_{n}": float(c) for n, c in row_counts.items()},
             "decision_threshold": result.threshold,
             **(
@@ -140,6 +151,7 @@ def build_run(
         documents={
             "search_trials.json": [t.__dict__ for t in trained.trials],
             "dataset.json": params.dataset.model_dump(),
+            RULES_FILE: result.rules.to_dict(),
             "model_card.md": render_model_card(
                 name=settings.model_name,
                 record=record,
@@ -165,6 +177,7 @@ def log_and_register(settings: Settings, run: TrainingRun) -> ChampionInfo:
         settings,
         model=run.model,
         input_example=run.input_example,
+        rules=run.rules,
         params=run.params,
         metrics=run.metrics,
         tags=tags,

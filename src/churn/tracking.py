@@ -17,6 +17,8 @@ from mlflow.environment_variables import MLFLOW_TRACKING_URI
 from mlflow.models import infer_signature
 from sklearn.pipeline import Pipeline
 
+from churn.fallback_rules import FILE_NAME as RULES_FILE
+from churn.fallback_rules import FallbackRules
 from churn.settings import Settings
 
 # Pinned requirements for the logged model. Listing them avoids MLflow's requirement inference,
@@ -78,6 +80,7 @@ def log_training_run(
     *,
     model: Pipeline,
     input_example: pd.DataFrame,
+    rules: FallbackRules,
     params: Mapping[str, Any],
     metrics: Mapping[str, float],
     tags: Mapping[str, str],
@@ -87,8 +90,10 @@ def log_training_run(
 ) -> tuple[str, str]:
     """Log one training run and its model; returns ``(run_id, model_uri)``.
 
-    The model is logged with a signature inferred from raw input rows (the id column included:
-    serving sends it, the pipeline ignores it) and a few example rows.
+    The model is logged with a signature inferred from raw input rows (the configured feature
+    columns, and the id column when there is one: serving sends it, the pipeline ignores it), a
+    few example rows, and the fallback rules beside it (``extra_files/fallback_rules.json`` in
+    the model's folder, so whoever downloads the model version has them).
     """
     exp_id = experiment_id(client, settings)
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name) as run:
@@ -105,15 +110,17 @@ def log_training_run(
                 )
                 mlflow.log_artifact(str(Path(tmp) / name))
         proba = model.predict_proba(input_example)[:, 1]
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(input_example, proba),
-            input_example=input_example,
-            pip_requirements=model_requirements(),
-            pyfunc_predict_fn="predict_proba",
-            skops_trusted_types=TRUSTED_MODEL_TYPES,
-        )
+        with tempfile.TemporaryDirectory() as tmp:
+            info = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                signature=infer_signature(input_example, proba),
+                input_example=input_example,
+                pip_requirements=model_requirements(),
+                pyfunc_predict_fn="predict_proba",
+                skops_trusted_types=TRUSTED_MODEL_TYPES,
+                extra_files=[str(rules.write(Path(tmp) / RULES_FILE))],
+            )
     return run.info.run_id, info.model_uri
 
 

@@ -139,9 +139,12 @@ def live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
     started: list[LiveServer] = []
 
     def start(
-        project: Path, env: dict[str, str] | None = None, python: str | Path = sys.executable
+        project: Path,
+        env: dict[str, str] | None = None,
+        python: str | Path = sys.executable,
+        ready: float = 90,
     ) -> LiveServer:
-        server = start_server(project, tmp_path, env, python=python)
+        server = start_server(project, tmp_path, env, ready, python=python)
         started.append(server)
         return server
 

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from serving.app import create_app
-from serving.rules import FALLBACK_VERSION
+from serving.model import FALLBACK_VERSION, UNKNOWN_PRIOR
 
 API_KEY = "unit-test-key-42"
 ROOT = Path(__file__).resolve().parents[2]
@@ -183,13 +183,26 @@ def test_rules_are_served_without_a_champion_and_ready_says_degraded(client: Tes
     assert 'churn_fallback_total{reason="no_model"}' in metrics
 
 
-def test_rules_direction_month_to_month_is_riskier_than_two_year(client: TestClient) -> None:
-    records = [with_(Contract="Month-to-month"), with_(Contract="Two year")]
+def test_with_no_rules_cached_the_prior_rate_rule_scores_everyone_alike_and_says_so(
+    client: TestClient,
+) -> None:
+    """No champion, no cache, no training split to count churners in: every record gets the
+    documented unknown prior, and /ready, /version and /metrics name the prior-rate rule."""
+    records = [with_(Contract="Month-to-month"), with_(Contract="Two year", tenure=70)]
     p = [
         x["churn_probability"]
         for x in client.post("/predict", json={"records": records}).json()["predictions"]
     ]
-    assert p[0] > p[1]
+    assert p == pytest.approx([UNKNOWN_PRIOR, UNKNOWN_PRIOR])
+    ready = client.get("/ready").json()
+    assert "prior-rate rule: every customer scores 0.500" in ready["reason"]
+    assert ready["fallback"].startswith("prior-rate rule")
+    assert client.get("/version").json()["scorer"] == "prior-rate"
+    metrics = client.get("/metrics").text
+    assert 'churn_model_info{scorer="prior-rate",source="rules",version="fallback-rules"} 1.0' in (
+        metrics
+    )
+    assert 'churn_fallback_rules_info{kind="prior-rate",test_roc_auc=""} 1.0' in metrics
 
 
 def test_a_client_request_id_is_echoed(client: TestClient) -> None:

@@ -50,3 +50,13 @@ def test_model_input_example_carries_no_personal_data(valid, params):
     assert "Churn" not in example.columns
     assert not set(example["customerID"]) & set(valid["customerID"])
     assert len(example) == 5 and set(params.dataset.feature_columns) <= set(example.columns)
+
+
+def test_model_input_example_holds_only_the_id_and_the_configured_features(valid, params):
+    """Columns the config does not name (a row number, an internal key, a column that leaks the
+    label) never reach the example, so never the logged model's signature either."""
+    from churn.promotion import input_example
+
+    extra = valid.assign(RowNumber=range(len(valid)), InternalRef="x", AccountClosed=valid["Churn"])
+    example = input_example(extra, params)
+    assert list(example.columns) == [params.dataset.id_column, *params.dataset.feature_columns]

@@ -15,7 +15,10 @@ from churn.scoring.columns import Columns, numeric_column
 class Scorer(Protocol):
     """Anything that turns raw feature columns into churn probabilities."""
 
-    kind: str
+    @property
+    def kind(self) -> str:
+        """What scores: ``compiled``, ``pipeline``, ``rules`` or ``prior-rate``."""
+        ...
 
     def score(self, columns: Columns, n: int) -> np.ndarray:
         """Churn probability of each of the ``n`` rows, as float64."""
