@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -78,8 +79,38 @@ class ServingMetrics:
             "churn_prediction_log_errors", "Failed prediction-log writes.", registry=r
         )
         self.log_queue = Gauge(
-            "churn_prediction_log_queue", "Batches waiting to be written.", registry=r
+            "churn_prediction_log_queue",
+            "Rows acknowledged and waiting in memory to be journaled.",
+            registry=r,
         )
+        self.log_journal = Gauge(
+            "churn_prediction_log_journal_rows",
+            "Rows journaled on local disk and waiting for the store.",
+            registry=r,
+        )
+        self.log_state = Gauge(
+            "churn_prediction_log_state",
+            "The prediction log's state (value 1): ok, behind, failing or shedding.",
+            ["state"],
+            registry=r,
+        )
+        self.log_shed = Counter(
+            "churn_prediction_log_shed",
+            "Requests refused with a 503 because the prediction log's queue was full.",
+            registry=r,
+        )
+        self.log_lost_rows = Counter(
+            "churn_prediction_log_lost_rows",
+            "Acknowledged rows that neither the journal nor the store kept.",
+            registry=r,
+        )
+
+    def set_log_health(self, health: Any) -> None:
+        """The prediction log's state (a ``serving.predlog.LogHealth``) as of now."""
+        self.log_state.clear()
+        self.log_state.labels(health.state).set(1)
+        self.log_queue.set(health.queued_rows)
+        self.log_journal.set(health.journal_rows)
 
     def set_model(
         self, version: str, source: str, scorer: str, rules: FallbackRules | None = None

@@ -1,25 +1,56 @@
-"""The prediction log writer: every scored record, appended to the store off the request path."""
+"""The prediction log: every acknowledged prediction, journaled on local disk, then appended to
+the store, off the request path.
+
+The guarantee (docs/serving.md, "Prediction log"):
+
+* ``submit`` refuses a batch (the request gets a 503) when the rows waiting in memory would pass
+  ``max_queued_rows``: the service never acknowledges what it cannot keep, and memory is bounded
+  whatever the store does.
+* The journal thread writes what was submitted to a segment file in the journal directory every
+  ``flush_seconds`` (a whole file, renamed into place): from then on a crash of the process
+  (``kill -9``) loses nothing. Only the rows of the last ``flush_seconds`` (plus the time to write
+  them) live in memory alone.
+* The store thread moves segments into the store, oldest first, and deletes each once its
+  transaction committed. When the store refuses, the segments wait on disk and the thread retries;
+  a restart replays them (the next process adopts the segments of a dead one).
+* ``close`` (the lifespan's exit, after SIGTERM) journals everything still queued, delivers what
+  the store takes within its timeout and leaves the rest journaled for the next start.
+
+Rows are lost only when the journal disk *and* the store both refuse them at shutdown: then the
+count is logged at ERROR and counted in ``churn_prediction_log_lost_rows_total``.
+"""
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import fcntl
+import itertools
 import logging
+import os
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import orjson
 
-from churn.prediction_store import ROW_COLUMNS, PredictionStore
+from churn.prediction_store import PredictionStore
 from serving.metrics import ServingMetrics
 
 log = logging.getLogger(__name__)
 
 _ORJSON = orjson.OPT_SERIALIZE_NUMPY
+_STOP = object()
+_LOCK = "owner.lock"
+# How recently a refused submit keeps the log in the "shedding" state on /ready.
+_SHED_MEMORY_SECONDS = 2.0
 
 
 @dataclass
@@ -37,15 +68,48 @@ class ScoredBatch:
     unseen: list[list[str]] | None
 
 
-_STOP = object()
+@dataclass(frozen=True)
+class LogHealth:
+    """What ``/ready`` and ``/metrics`` say about the log.
+
+    ``state``: ``ok``; ``behind`` (rows journaled, waiting for the store); ``failing`` (the last
+    store or journal write failed: rows wait on disk, or in memory if the journal failed);
+    ``shedding`` (the queue is full: ``/predict`` answers 503).
+    """
+
+    state: Literal["ok", "behind", "failing", "shedding"]
+    queued_rows: int
+    journal_rows: int
+    last_error: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "queued_rows": self.queued_rows,
+            "journal_rows": self.journal_rows,
+            "last_error": self.last_error,
+        }
+
+
+@dataclass
+class _Segment:
+    path: Path
+    rows: int
 
 
 class PredictionLog:
-    """A background writer: ``submit`` only enqueues; a thread inserts in batches.
+    """A bounded queue, a journal on local disk and a writer into the store (see the module).
 
-    ``close`` drains the queue before it returns, so a graceful shutdown loses nothing that was
-    acknowledged. Rows that cannot be written even then are spilled to a JSON-lines file next to
-    the SQLite database (or in the working directory) so they can be replayed.
+    Args:
+        store: where rows end up.
+        metrics: the service's metrics.
+        journal_dir: where segments wait for the store (in a folder per store URL); default
+            ``store.journal_dir()``.
+        max_queued_rows: rows waiting in memory above which ``submit`` refuses.
+        flush_seconds: how often queued rows are journaled (the ``kill -9`` window).
+        batch_rows: rows per journal segment at most (a full one is written at once).
+        deliver_rows: rows per store transaction at most when segments have piled up.
+        retry_seconds: the wait after a failed store write.
     """
 
     def __init__(
@@ -53,77 +117,199 @@ class PredictionLog:
         store: PredictionStore,
         metrics: ServingMetrics,
         *,
+        journal_dir: Path | None = None,
+        max_queued_rows: int = 100_000,
+        flush_seconds: float = 0.1,
         batch_rows: int = 2000,
-        flush_seconds: float = 0.25,
+        deliver_rows: int = 20_000,
+        retry_seconds: float = 1.0,
     ) -> None:
         self.store = store
         self._metrics = metrics
-        self._batch_rows = batch_rows
+        self.journal_root = (journal_dir or store.journal_dir()) / store.journal_key()
+        self._max_queued_rows = max_queued_rows
         self._flush_seconds = flush_seconds
+        self._batch_rows = batch_rows
+        self._deliver_rows = deliver_rows
+        self._retry_seconds = retry_seconds
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        # Rows waiting to be written: one JSON array of rows per scored batch, and their count.
-        self._pending: list[bytes] = []
-        self._pending_rows = 0
+        self._counts = threading.Lock()
+        self._queued_rows = 0  # submitted, not yet journaled (or stored)
+        self._refused_at = -1e9
+        self._journal_error: str | None = None
+        self._store_error: str | None = None
+        self._backlog: collections.deque[_Segment] = collections.deque()
+        self._backlog_changed = threading.Condition()
+        self._journal_rows = 0
+        self._seq = itertools.count()
+        self._dir: Path | None = None
+        self._lock_fh: Any = None
+        self._stop_delivery_at: float | None = None
+        self._journal_thread: threading.Thread | None = None
+        self._store_thread: threading.Thread | None = None
+
+    # -- the service's side -----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Create the tables if needed and start the writer thread."""
-        self.store.create_tables()
-        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
-        self._thread.start()
+        """Take a journal directory, adopt the segments of dead processes, start both threads.
 
-    def submit(self, batch: ScoredBatch) -> None:
-        """Enqueue a scored batch (never blocks)."""
+        Creating the tables may fail (the store is down): the service starts anyway, rows wait
+        in the journal, and ``/ready`` says so.
+        """
+        self._dir = self._claim_journal()
+        try:
+            self.store.create_tables()
+        except Exception as exc:
+            self._failed("store", exc)
+        self._journal_thread = threading.Thread(
+            target=self._journal_loop, name="prediction-journal", daemon=True
+        )
+        self._store_thread = threading.Thread(
+            target=self._store_loop, name="prediction-log", daemon=True
+        )
+        self._journal_thread.start()
+        self._store_thread.start()
+
+    def submit(self, batch: ScoredBatch) -> bool:
+        """Enqueue a scored batch (never blocks); False, keeping nothing, if the queue is full."""
+        rows = len(batch.proba)
+        with self._counts:
+            if self._queued_rows + rows > self._max_queued_rows:
+                self._refused_at = time.monotonic()
+                self._metrics.log_shed.inc()
+                return False
+            self._queued_rows += rows
         self._queue.put(batch)
+        return True
 
-    def close(self, timeout: float = 30.0) -> None:
-        """Write everything submitted so far, then stop the writer."""
-        if self._thread is None:
+    def health(self) -> LogHealth:
+        """The log's state now (for ``/ready`` and ``/metrics``)."""
+        queued, journal = self._queued_rows, self._journal_rows
+        error = self._journal_error or self._store_error
+        state: Literal["ok", "behind", "failing", "shedding"] = "ok"
+        if time.monotonic() - self._refused_at < _SHED_MEMORY_SECONDS:
+            state = "shedding"
+        elif error is not None:
+            state = "failing"
+        elif journal > self._deliver_rows:
+            state = "behind"
+        return LogHealth(state, queued, journal, error)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Journal everything submitted, deliver what the store takes within ``timeout``
+        seconds, and stop; what the store did not take stays journaled for the next start."""
+        if self._journal_thread is None or self._store_thread is None:
             return
         self._queue.put(_STOP)
-        self._thread.join(timeout)
-        if self._thread.is_alive():  # pragma: no cover - a database that hangs for 30 s
-            log.error("prediction log writer did not finish within %.0f s", timeout)
-        self._thread = None
+        self._journal_thread.join()
+        with self._backlog_changed:
+            self._stop_delivery_at = time.monotonic() + timeout
+            self._backlog_changed.notify_all()
+        self._store_thread.join(timeout + 60)  # a transaction already sent may take a while
+        if self._journal_rows:
+            log.warning(
+                "prediction log: %d rows stay journaled in %s (the store did not take them: "
+                "%s); the next start replays them",
+                self._journal_rows,
+                self._dir,
+                self._store_error,
+            )
+        self._journal_thread = self._store_thread = None
+        if self._lock_fh is not None:
+            self._lock_fh.close()  # releases the flock: another process may adopt what is left
         self.store.close()
 
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            try:
-                stopping = self._cycle()
-            except Exception:
-                # A batch that cannot be turned into rows must not end the writer: later
-                # acknowledged predictions still have to be written.
-                log.exception("prediction log writer: a batch failed and was dropped")
-                self._metrics.log_errors.inc()
+    # -- the journal thread -----------------------------------------------------------------------
 
-    def _cycle(self) -> bool:
-        """Turn queued batches into rows for one flush interval, then write them in one
-        transaction; True at stop.
-
-        Rows are built as batches arrive (a few microseconds each) and written together: a
-        commit per request would cost the process far more CPU, taken from the requests.
-        """
+    def _journal_loop(self) -> None:
+        pending: list[bytes] = []  # one JSON array of rows per batch
+        pending_rows = 0
         stopping = False
-        deadline = time.monotonic() + self._flush_seconds
-        while self._pending_rows < self._batch_rows:
+        while True:
+            deadline = time.monotonic() + self._flush_seconds
+            while not stopping and pending_rows < self._batch_rows:
+                wait = deadline - time.monotonic() if pending else 1.0
+                try:
+                    item = self._queue.get(timeout=max(wait, 0.0))
+                except queue.Empty:
+                    if pending:
+                        break
+                    deadline = time.monotonic() + self._flush_seconds
+                    continue
+                if item is _STOP:
+                    stopping = True
+                    break
+                try:
+                    rows = self._rows(item)
+                    pending.append(orjson.dumps(rows, option=_ORJSON))
+                except Exception:  # the contract makes this unreachable; never fail the rest
+                    log.exception("prediction log: a batch could not be serialised: lost")
+                    self._metrics.log_errors.inc()
+                    self._metrics.log_lost_rows.inc(len(item.proba))
+                    self._release(len(item.proba))
+                    continue
+                pending_rows += len(rows)
+            if pending and self._keep(pending, pending_rows):
+                self._release(pending_rows)
+                pending, pending_rows = [], 0
+            self._metrics.log_queue.set(self._queued_rows)
+            if stopping:
+                for _ in range(3):  # the journal and the store both refused: last attempts
+                    if not pending:
+                        break
+                    time.sleep(self._retry_seconds)
+                    if self._keep(pending, pending_rows):
+                        self._release(pending_rows)
+                        pending, pending_rows = [], 0
+                if pending:
+                    self._give_up(pending_rows)
+                    self._release(pending_rows)
+                return
+            if pending:  # the journal and the store both refused: retry, let the queue fill
+                time.sleep(self._retry_seconds)
+
+    def _keep(self, pending: list[bytes], rows: int) -> bool:
+        """Journal the batches (or, if the disk refuses, store them directly); True if kept."""
+        assert self._dir is not None
+        seq = next(self._seq)
+        path = self._dir / f"n-{seq:012d}-{rows}.jsonl"
+        tmp = path.with_suffix(".tmp")
+        try:
+            with tmp.open("wb") as fh:
+                fh.write(b"\n".join(pending))
+            tmp.rename(path)  # a segment is whole or absent, even after kill -9
+        except Exception as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            self._failed("journal", exc)
             try:
-                item = self._queue.get(timeout=max(deadline - time.monotonic(), 0.0))
-            except queue.Empty:
-                break
-            if item is _STOP:
-                stopping = True
-                break
-            # Serialised here, batch by batch: a batch that cannot be is dropped on its own
-            # (see _run) instead of failing every write after it.
-            rows = self._rows(item)
-            self._pending.append(orjson.dumps(rows, option=_ORJSON))
-            self._pending_rows += len(rows)
-        self._metrics.log_queue.set(self._queue.qsize())
-        if self._pending:
-            self._write(final=stopping)
-        return stopping
+                self.store.insert_rows(_payload(pending).decode())
+            except Exception as store_exc:
+                self._failed("store", store_exc)
+                return False
+            self._metrics.log_rows.inc(rows)
+            return True
+        self._journal_error = None
+        with self._backlog_changed:
+            self._backlog.append(_Segment(path, rows))
+            self._journal_rows += rows
+            self._metrics.log_journal.set(self._journal_rows)
+            self._backlog_changed.notify_all()
+        return True
+
+    def _give_up(self, rows: int) -> None:
+        log.error(
+            "prediction log: %d acknowledged rows LOST: neither the journal (%s) nor the store "
+            "(%s) took them at shutdown",
+            rows,
+            self._journal_error,
+            self._store_error,
+        )
+        self._metrics.log_lost_rows.inc(rows)
+
+    def _release(self, rows: int) -> None:
+        with self._counts:
+            self._queued_rows -= rows
 
     def _rows(self, batch: ScoredBatch) -> list[tuple[Any, ...]]:
         """Rows as tuples in the store's ``ROW_COLUMNS`` order."""
@@ -152,29 +338,90 @@ class PredictionLog:
             )
         return rows
 
-    def _write(self, final: bool) -> None:
-        for attempt in range(3 if final else 1):
-            try:
-                # Everything pending as one JSON array: one statement (see insert_statement).
-                payload = b"[" + b",".join(rows[1:-1] for rows in self._pending) + b"]"
-                self.store.insert_rows(payload.decode())
-            except Exception:
-                log.exception("prediction log write failed (attempt %d)", attempt + 1)
-                self._metrics.log_errors.inc()
-                time.sleep(0.2 * (attempt + 1))
-                continue
-            self._metrics.log_rows.inc(self._pending_rows)
-            self._pending, self._pending_rows = [], 0
-            return
-        if final or self._pending_rows > 1_000_000:  # keep memory bounded while the DB is down
-            self._spill()
+    # -- the store thread -------------------------------------------------------------------------
 
-    def _spill(self) -> None:
-        target = self.store.spill_path()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("ab") as fh:
-            for rows in self._pending:
-                for row in orjson.loads(rows):
-                    fh.write(orjson.dumps(dict(zip(ROW_COLUMNS, row, strict=True))) + b"\n")
-        log.error("spilled %d prediction-log rows to %s", self._pending_rows, target)
-        self._pending, self._pending_rows = [], 0
+    def _store_loop(self) -> None:
+        while True:
+            with self._backlog_changed:
+                while not self._backlog and self._stop_delivery_at is None:
+                    self._backlog_changed.wait()
+                if not self._backlog:
+                    return
+                if self._stop_delivery_at and time.monotonic() > self._stop_delivery_at:
+                    return
+                chunk = [self._backlog[0]]
+                for segment in itertools.islice(self._backlog, 1, None):
+                    if sum(s.rows for s in chunk) + segment.rows > self._deliver_rows:
+                        break
+                    chunk.append(segment)
+            if self._deliver(chunk):
+                continue
+            with self._backlog_changed:  # wait before retrying; close() wakes us up
+                self._backlog_changed.wait(self._retry_seconds)
+
+    def _deliver(self, chunk: list[_Segment]) -> bool:
+        """One transaction for the chunk's segments; delete them once committed."""
+        try:
+            payload = _payload([line for s in chunk for line in s.path.read_bytes().split(b"\n")])
+            self.store.insert_rows(payload.decode())
+        except Exception as exc:
+            self._failed("store", exc)
+            return False
+        self._store_error = None
+        rows = sum(s.rows for s in chunk)
+        for segment in chunk:
+            with contextlib.suppress(OSError):
+                segment.path.unlink()
+        with self._backlog_changed:
+            for _ in chunk:
+                self._backlog.popleft()
+            self._journal_rows -= rows
+            self._metrics.log_journal.set(self._journal_rows)
+        self._metrics.log_rows.inc(rows)
+        return True
+
+    def _failed(self, where: str, exc: BaseException) -> None:
+        message = f"{where}: {type(exc).__name__}: {exc}".splitlines()[0][:300]
+        if where == "journal":
+            self._journal_error = message
+        else:
+            self._store_error = message
+        log.error("prediction log write failed (%s)", message)
+        self._metrics.log_errors.inc()
+
+    # -- the journal directory --------------------------------------------------------------------
+
+    def _claim_journal(self) -> Path:
+        """This process's own folder under the journal root (held by a flock while it lives),
+        with the segments of folders whose owner is gone moved in first, oldest first."""
+        root = self.journal_root
+        mine = root / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        mine.mkdir(parents=True)
+        self._lock_fh = (mine / _LOCK).open("wb")
+        fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        adopted = 0
+        for other in sorted(p for p in root.iterdir() if p.is_dir() and p != mine):
+            with (other / _LOCK).open("ab") as fh:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live process owns it
+                for segment in sorted(other.glob("*.jsonl")):
+                    target = mine / f"a-{other.name}-{segment.name}"
+                    segment.rename(target)
+                    rows = int(segment.stem.rsplit("-", 1)[1])
+                    self._backlog.append(_Segment(target, rows))
+                    adopted += rows
+                for leftover in other.iterdir():
+                    leftover.unlink()
+                other.rmdir()
+        self._journal_rows = adopted
+        self._metrics.log_journal.set(adopted)
+        if adopted:
+            log.warning("prediction log: replaying %d journaled rows of an earlier run", adopted)
+        return mine
+
+
+def _payload(lines: Sequence[bytes]) -> bytes:
+    """One JSON array of every row in ``lines`` (each a JSON array of rows)."""
+    return b"[" + b",".join(line[1:-1] for line in lines if len(line) > 2) + b"]"

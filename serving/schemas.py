@@ -9,7 +9,6 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    StrictInt,
     StringConstraints,
     TypeAdapter,
 )
@@ -22,6 +21,10 @@ from churn.params import DatasetConfig
 MAX_LEVEL_LENGTH = 64
 MAX_ID_LENGTH = 64
 UnseenText = Annotated[str, StringConstraints(max_length=MAX_LEVEL_LENGTH)]
+# What the prediction store can hold (a JSON integer is a 64-bit one in SQLite, PostgreSQL and
+# orjson): a bigger one could be scored but not logged, so the contract refuses it (422).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+StoredInt = Annotated[int, Field(strict=True, ge=INT64_MIN, le=INT64_MAX)]
 
 
 def _numeric_type(spec: Any) -> Any:
@@ -29,7 +32,10 @@ def _numeric_type(spec: Any) -> Any:
     # "29.85" or the Telco export's blank " "; send null for a missing nullable value.
     base: Any = int if spec.integer else float
     constraints: dict[str, Any] = {"ge": spec.min, "le": spec.max, "strict": not spec.integer}
-    if not spec.integer:
+    if spec.integer:  # an unbounded side still has to fit the store
+        constraints["ge"] = INT64_MIN if spec.min is None else spec.min
+        constraints["le"] = INT64_MAX if spec.max is None else spec.max
+    else:  # finite: NaN and infinities (1e999 parses as one) are refused
         constraints["allow_inf_nan"] = False
     annotated: Any = Annotated[base, Field(**constraints)]
     if spec.integer:
@@ -49,7 +55,7 @@ def _no_text(value: Any) -> Any:
 def _categorical_type(levels: list[Any]) -> Any:
     known: Any = Literal[tuple(levels)]
     if all(isinstance(level, bool | int) for level in levels):
-        return Annotated[known | StrictInt, BeforeValidator(_no_text)]
+        return Annotated[known | StoredInt, BeforeValidator(_no_text)]
     return known | UnseenText
 
 

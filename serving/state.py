@@ -51,7 +51,12 @@ class ServingState:
         self.api_key = api_key
         self.metrics = ServingMetrics()
         store = PredictionStore(settings.prediction_log_url, settings.labels_url, hash_key)
-        self.predlog = PredictionLog(store, self.metrics)
+        self.predlog = PredictionLog(
+            store,
+            self.metrics,
+            journal_dir=settings.prediction_journal_dir,
+            max_queued_rows=settings.prediction_log_max_queued_rows,
+        )
         self.unseen = UnseenLevels(params.dataset)
         # What answers a request the served model fails on: its own fallback rules, else the
         # prior-rate rule (replaced with the model, in ``set_model``).

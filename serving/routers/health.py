@@ -16,13 +16,21 @@ class Health(BaseModel):
     status: Literal["ok"]
 
 
+class PredictionLogState(BaseModel):
+    state: Literal["ok", "behind", "failing", "shedding"]
+    queued_rows: int
+    journal_rows: int
+    last_error: str | None
+
+
 class Readiness(BaseModel):
-    status: Literal["ready", "degraded", "loading"]
+    status: Literal["ready", "degraded", "loading", "overloaded"]
     model_version: str | None = None
     source: str | None = None
     reason: str | None = None
     fallback: str | None = None
     last_registry_check: dict[str, Any] = {}
+    prediction_log: PredictionLogState | None = None
 
 
 class Version(BaseModel):
@@ -50,24 +58,43 @@ async def health() -> dict[str, str]:
 @router.get(
     "/ready",
     response_model=Readiness,
-    responses={503: {"model": Readiness, "description": "No model loaded yet."}},
+    responses={
+        503: {
+            "model": Readiness,
+            "description": "No model loaded yet, or the prediction log's queue is full "
+            "(`overloaded`: /predict answers 503).",
+        }
+    },
 )
 async def ready(state: State, response: Response) -> Readiness:
-    """Ready when a model is loaded; ``degraded`` when it is the cached copy or the rules, or when
-    the plain pipeline serves it because the compiled scorer cannot (``reason`` says why).
+    """Ready when a model is loaded; ``degraded`` when it is the cached copy or the rules, when
+    the plain pipeline serves it because the compiled scorer cannot, or when prediction-log
+    writes fail (``reason`` says why); ``overloaded`` (503) while the log sheds load.
     ``fallback`` says what answers when the model cannot: learned rules (their columns and test
     ROC AUC) or the prior-rate rule (one score for everyone)."""
     model = state.model
+    log = state.predlog.health()
+    log_state = PredictionLogState(**log.as_dict())
     if model is None:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-        return Readiness(status="loading")
+        return Readiness(status="loading", prediction_log=log_state)
+    reasons = [model.status_reason] if model.status_reason else []
+    if log.state in ("failing", "shedding"):
+        reasons.append(f"prediction log {log.state}: {log.last_error or 'queue full'}")
+    status_: Literal["ready", "degraded", "overloaded"] = "ready"
+    if model.degraded or log.state == "failing":
+        status_ = "degraded"
+    if log.state == "shedding":
+        status_ = "overloaded"
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return Readiness(
-        status="degraded" if model.degraded else "ready",
+        status=status_,
         model_version=model.version,
         source=model.source,
-        reason=model.status_reason,
+        reason="; ".join(reasons) or None,
         fallback=state.rules.rules_summary,
         last_registry_check=state.last_check,
+        prediction_log=log_state,
     )
 
 

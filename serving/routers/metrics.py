@@ -12,5 +12,7 @@ router = APIRouter(tags=["health"])
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
 async def metrics(state: State) -> Response:
-    """Requests and latency per endpoint, score distribution, model version, fallbacks."""
+    """Requests and latency per endpoint, score distribution, model version, fallbacks, the
+    prediction log's state."""
+    state.metrics.set_log_health(state.predlog.health())
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -60,7 +60,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         "description": "The body is not JSON (`json_invalid`) or a field is invalid: "
         "`detail[].loc` names it, `msg` says why."
     },
-    503: {"description": "The model is not loaded yet (the service is starting)."},
+    503: {
+        "description": "The model is not loaded yet (the service is starting), or the prediction "
+        "log's queue is full (retry after `Retry-After` seconds): nothing was kept."
+    },
 }
 
 
@@ -111,7 +114,7 @@ def build_router(parser: RequestParser) -> APIRouter:
         request_id: str = request.scope["state"]["request_id"]
         started: float = request.scope["state"]["started"]
         id_column = state.dataset.id_column
-        state.predlog.submit(
+        kept = state.predlog.submit(
             ScoredBatch(
                 logged_at=datetime.now(UTC),
                 request_id=request_id,
@@ -124,6 +127,12 @@ def build_router(parser: RequestParser) -> APIRouter:
                 unseen=unseen,
             )
         )
+        if not kept:  # never acknowledge what the log cannot keep (docs/serving.md)
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                "the prediction log is full; retry later",
+                headers={"Retry-After": "1"},
+            )
         content = orjson.dumps(
             {"model_version": served.version, "request_id": request_id, "predictions": predictions}
         )

@@ -218,13 +218,19 @@ class PredictionStore:
         with self.engine(self.predictions_url).begin() as conn:
             conn.exec_driver_sql(insert_statement(self.dialect), (rows_json,))
 
-    def spill_path(self) -> Path:
-        """Where rows go when the database refuses them at shutdown (to replay by hand)."""
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    def journal_dir(self) -> Path:
+        """Where the service journals rows before the store takes them (next to a SQLite file,
+        else ``prediction-journal`` in the working directory), unless settings name one."""
         url = self.predictions_url
         if url.startswith("sqlite:///"):
-            return Path(url.removeprefix("sqlite:///")).parent / f"undelivered-{stamp}.jsonl"
-        return Path.cwd() / f"undelivered-predictions-{stamp}.jsonl"
+            db = Path(url.removeprefix("sqlite:///"))
+            return db.parent / f"{db.stem}.journal"
+        return Path.cwd() / "prediction-journal"
+
+    def journal_key(self) -> str:
+        """A name for this store's journal folder (the URL's digest: a journal is only ever
+        replayed into the store it was written for, and the URL's password is not shown)."""
+        return hashlib.sha256(self.predictions_url.encode()).hexdigest()[:16]
 
     def read_window(
         self,

@@ -80,6 +80,17 @@ class Settings(BaseSettings):
     prediction_log_url: str = Field(
         "", description="SQLAlchemy URL of the prediction log; default SQLite under data/."
     )
+    prediction_journal_dir: Path | None = Field(
+        None,
+        description="Local folder where acknowledged predictions wait for the prediction log's "
+        "database (replayed at the next start); default: beside a SQLite log, else "
+        "./prediction-journal. Relative paths are in project_dir.",
+    )
+    prediction_log_max_queued_rows: int = Field(
+        100_000,
+        ge=1000,
+        description="Rows waiting in memory for the journal above which /predict answers 503.",
+    )
     served_alias: str = Field(
         "champion",
         pattern=r"^[A-Za-z0-9_-]+$",
@@ -121,6 +132,8 @@ class Settings(BaseSettings):
             "params_path": root / self.params_path,
             "model_cache_dir": root / self.model_cache_dir,
             "reports_dir": root / self.reports_dir,
+            "prediction_journal_dir": self.prediction_journal_dir
+            and root / self.prediction_journal_dir,
             "tracking_uri": self.tracking_uri or f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
         }
         log_url = self.prediction_log_url or (

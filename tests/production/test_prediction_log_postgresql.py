@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import secrets
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -53,7 +55,8 @@ def _batch(n: int = 9, version: str = "4") -> ScoredBatch:
 
 def _write(database: str, *batches: ScoredBatch) -> PredictionStore:
     store = PredictionStore(database, database, KEY)
-    log = PredictionLog(store, ServingMetrics())
+    journal = Path(tempfile.mkdtemp(prefix="churn-journal-"))
+    log = PredictionLog(store, ServingMetrics(), journal_dir=journal)
     log.start()
     for batch in batches:
         log.submit(batch)

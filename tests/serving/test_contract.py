@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -277,3 +279,64 @@ class TestAuth:
     ) -> None:
         with pytest.raises(ValueError, match="placeholder"):
             bare_settings(environment="production", api_key="changeme", id_hash_key="k" * 32)
+
+
+def _boundaries() -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]:
+    """``(accepted, refused)`` (column, value) pairs: each numeric column's range ends and one
+    step past them, and the 64-bit ends of the integer-coded categorical column."""
+    from churn.params import load_params
+    from serving.schemas import INT64_MAX, INT64_MIN
+
+    dataset = load_params(ROOT / "params.yaml").dataset
+    accepted: list[tuple[str, Any]] = []
+    refused: list[tuple[str, Any]] = []
+    for name, spec in dataset.numeric.items():
+        step = 1 if spec.integer else 1e-6
+        assert spec.min is not None and spec.max is not None  # the project's params.yaml
+        accepted += [(name, spec.min), (name, spec.max)]
+        refused += [(name, spec.min - step), (name, spec.max + step)]
+    for name, levels in dataset.categorical.items():
+        if all(isinstance(level, int) for level in levels):
+            accepted += [(name, INT64_MIN), (name, INT64_MAX)]
+            refused += [(name, INT64_MIN - 1), (name, INT64_MAX + 1), (name, 10**20)]
+    return accepted, refused
+
+
+ACCEPTED_ENDS, REFUSED_ENDS = _boundaries()
+
+
+@pytest.mark.parametrize(
+    ("column", "value"), REFUSED_ENDS, ids=[f"{c}={v}" for c, v in REFUSED_ENDS]
+)
+def test_a_value_past_what_the_store_or_model_accepts_is_a_422(
+    client: TestClient, column: str, value: Any
+) -> None:
+    """Among 9 valid records, one value one step out of range refuses the whole request."""
+    r = client.post("/predict", json={"records": [GOOD] * 9 + [with_(**{column: value})]})
+    assert r.status_code == 422, r.text
+    assert any(column in map(str, d["loc"]) for d in r.json()["detail"])
+
+
+@pytest.mark.parametrize("raw", ["1e999", "-1e999", "NaN", "Infinity"])
+def test_a_non_finite_number_is_a_422(client: TestClient, raw: str) -> None:
+    record = json.dumps(GOOD).replace('"MonthlyCharges": 29.85', f'"MonthlyCharges": {raw}')
+    body = f'{{"records": [{record}]}}'
+    r = client.post("/predict", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+
+
+def test_every_accepted_boundary_value_is_stored(bare_settings: Callable[..., Any]) -> None:
+    """The range ends and the 64-bit ends are answered 200 and reach the prediction log."""
+    settings = bare_settings()
+    records = [with_(customerID=f"edge-{i}", **{c: v}) for i, (c, v) in enumerate(ACCEPTED_ENDS)]
+    with TestClient(create_app(settings)) as c:
+        r = c.post("/predict", json={"records": records})
+        assert r.status_code == 200, r.text
+    db = settings.prediction_log_url.removeprefix("sqlite:///")
+    stored = [
+        json.loads(f)
+        for (f,) in sqlite3.connect(db).execute("SELECT features FROM predictions ORDER BY id")
+    ]
+    assert [s[c] for s, (c, _) in zip(stored, ACCEPTED_ENDS, strict=True)] == [
+        v for _, v in ACCEPTED_ENDS
+    ]

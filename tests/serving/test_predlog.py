@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import threading
 import time
@@ -168,16 +169,73 @@ def test_a_batch_that_cannot_be_written_is_dropped_alone(tmp_path: Path) -> None
     assert "churn_prediction_log_errors_total 1.0" in generate_latest(metrics.registry).decode()
 
 
-def test_rows_the_database_refuses_at_shutdown_are_spilled_to_a_file(tmp_path: Path) -> None:
+def _stored(db: Path) -> list[str]:
+    rows = sqlite3.connect(db).execute("SELECT request_id FROM predictions").fetchall()
+    return sorted(r for (r,) in rows)
+
+
+def test_rows_the_database_refuses_stay_journaled_and_the_next_start_replays_them(
+    tmp_path: Path,
+) -> None:
+    """The store refuses every write, then shutdown: nothing is lost, the next start stores it."""
+    db = tmp_path / "log.db"
+    metrics = ServingMetrics()
+    log = PredictionLog(
+        PredictionStore(f"sqlite:///{db}", f"sqlite:///{db}", KEY), metrics, retry_seconds=0.05
+    )
+    log.start()
+    sqlite3.connect(db).execute("DROP TABLE predictions")  # every insert fails from now on
+    for i in range(5):
+        assert log.submit(_batch(600, seed=i, request_id=f"r{i}"))
+    deadline = time.monotonic() + 10
+    while log.health().state != "failing" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    health = log.health()
+    assert health.state == "failing" and "no such table" in str(health.last_error)
+    log.close(timeout=0.5)
+    assert (
+        not sqlite3.connect(db)
+        .execute("SELECT name FROM sqlite_master WHERE name = 'predictions'")
+        .fetchall()
+    )
+    assert len(list(log.journal_root.rglob("*.jsonl"))) >= 1
+    text = generate_latest(metrics.registry).decode()
+    assert "churn_prediction_log_lost_rows_total 0.0" in text
+
+    again = _log(f"sqlite:///{db}")  # a new process on the same store: replays the journal
+    again.start()
+    again.close()
+    assert _stored(db) == sorted(f"r{i}" for i in range(5) for _ in range(600))
+    assert not list(again.journal_root.rglob("*.jsonl"))
+
+
+def test_a_full_queue_refuses_the_batch_and_says_so(tmp_path: Path) -> None:
+    """Nothing drains the queue (not started): past max_queued_rows, submit refuses."""
+    metrics = ServingMetrics()
+    log = PredictionLog(
+        PredictionStore("sqlite://", "sqlite://", KEY), metrics, max_queued_rows=1000
+    )
+    assert log.submit(_batch(600)) and log.submit(_batch(400))
+    assert not log.submit(_batch(1))
+    assert log.health().state == "shedding" and log.health().queued_rows == 1000
+    assert "churn_prediction_log_shed_total 1.0" in generate_latest(metrics.registry).decode()
+
+
+def test_a_journal_disk_that_refuses_writes_falls_back_to_the_store(tmp_path: Path) -> None:
+    """ENOSPC on the journal: rows go straight to the store, and /ready hears of the failure."""
     db = tmp_path / "log.db"
     log = _log(f"sqlite:///{db}")
     log.start()
-    sqlite3.connect(db).execute("DROP TABLE predictions")  # every insert fails from now on
-    batch = _batch(6, seed=3)
-    log.submit(batch)
+    assert log._dir is not None
+    journal = log._dir  # the journal's folder becomes a file: every segment write fails
+    shutil.rmtree(journal)
+    journal.write_text("not a folder")
+    log.submit(_batch(50, request_id="direct"))
+    deadline = time.monotonic() + 10
+    while log.health().last_error is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "journal" in str(log.health().last_error)
     log.close()
-    (spilled,) = tmp_path.glob("undelivered-*.jsonl")
-    records = [json.loads(line) for line in spilled.read_text().splitlines()]
-    assert [r["customer_hash"] for r in records] == _hashes(list(batch.ids))
-    assert [r["churn_probability"] for r in records] == batch.proba.tolist()
-    assert records[0]["features"] == {c: batch.columns[c][0] for c in batch.columns}
+    journal.unlink()
+    journal.mkdir()
+    assert _stored(db) == ["direct"] * 50
