@@ -12,8 +12,10 @@ from evidently import BinaryClassification, DataDefinition, Dataset, Report
 from evidently.core.report import Snapshot
 from evidently.metrics import (
     DriftedColumnsCount,
+    F1Score,
     MissingValueCount,
     OutListValueCount,
+    Precision,
     Recall,
     RocAuc,
     RowCount,
@@ -55,14 +57,47 @@ class DataChecks:
 
 
 @dataclass(frozen=True)
+class Confusion:
+    """The confusion matrix at one decision threshold (1 = churned)."""
+
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+
+    @classmethod
+    def at(cls, labels: pd.Series, scores: pd.Series, threshold: float) -> Confusion:
+        """Counts of ``labels`` (0/1) against ``scores >= threshold``, as the service decides."""
+        actual = labels.to_numpy() == 1
+        predicted = scores.to_numpy() >= threshold
+        return cls(
+            tp=int((actual & predicted).sum()),
+            fp=int((~actual & predicted).sum()),
+            fn=int((actual & ~predicted).sum()),
+            tn=int((~actual & ~predicted).sum()),
+        )
+
+
+@dataclass(frozen=True)
 class QualityChecks:
-    """Classification quality on the labelled part of the window, next to the reference's."""
+    """Classification quality on the labelled part of the window, next to the reference's.
+
+    Every figure that depends on a threshold (precision, recall, F1, the confusion matrices) is
+    at the champion's decision threshold, ``threshold``, the one the service decides with.
+    """
 
     labelled_rows: int
     roc_auc: float
     recall: float
     reference_roc_auc: float
     reference_recall: float
+    threshold: float | None = None
+    precision: float | None = None
+    f1: float | None = None
+    reference_precision: float | None = None
+    reference_f1: float | None = None
+    confusion: Confusion | None = None
+    reference_confusion: Confusion | None = None
 
 
 @dataclass
@@ -191,7 +226,12 @@ def check_data(
 def check_quality(
     reference: pd.DataFrame, labelled: pd.DataFrame, threshold: float, html: Path | None = None
 ) -> QualityChecks:
-    """ROC AUC and recall (at the champion's decision threshold) on labelled traffic.
+    """ROC AUC, and precision, recall, F1 and the confusion matrix at the champion's decision
+    threshold, on labelled traffic and on the champion's test split.
+
+    Evidently draws a metric's confusion matrix at 0.5 whatever the metric's threshold, which
+    would contradict the recall above it: the report leaves those widgets out, and the matrices
+    at the champion's threshold are in the summary at its top (:func:`add_summary`).
 
     Args:
         reference: the champion's test split with its scores and true labels (``churn_label``):
@@ -208,8 +248,11 @@ def check_quality(
         ],
     )
     roc_auc = RocAuc()
-    recall = Recall(probas_threshold=threshold)
-    snapshot = Report([roc_auc, recall]).run(
+    at = {"probas_threshold": threshold, "conf_matrix": False}
+    precision = Precision(**at, pr_curve=True)
+    recall = Recall(**at, pr_table=True)
+    f1 = F1Score(**at)
+    snapshot = Report([roc_auc, precision, recall, f1]).run(
         Dataset.from_pandas(labelled[[TARGET, SCORE_COLUMN]], data_definition=definition),
         Dataset.from_pandas(reference[[TARGET, SCORE_COLUMN]], data_definition=definition),
     )
@@ -218,12 +261,21 @@ def check_quality(
         snapshot.save_html(str(html))
     current_auc, reference_auc = _pair(snapshot, roc_auc)
     current_recall, reference_recall = _pair(snapshot, recall)
+    current_precision, reference_precision = _pair(snapshot, precision)
+    current_f1, reference_f1 = _pair(snapshot, f1)
     return QualityChecks(
         labelled_rows=len(labelled),
         roc_auc=current_auc,
         recall=current_recall,
         reference_roc_auc=reference_auc,
         reference_recall=reference_recall,
+        threshold=threshold,
+        precision=current_precision,
+        f1=current_f1,
+        reference_precision=reference_precision,
+        reference_f1=reference_f1,
+        confusion=Confusion.at(labelled[TARGET], labelled[SCORE_COLUMN], threshold),
+        reference_confusion=Confusion.at(reference[TARGET], reference[SCORE_COLUMN], threshold),
     )
 
 

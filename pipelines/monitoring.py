@@ -14,6 +14,7 @@ from churn.params import load_params
 from churn.prediction_store import PredictionStore
 from churn.settings import Settings, get_settings
 from monitoring import job, report
+from monitoring import summary as report_summary
 from monitoring.job import MonitoringOutcome
 from pipelines.timing import StageTimer
 from pipelines.training import TrainingSummary, training_flow
@@ -123,6 +124,14 @@ def monitoring_flow(
         )
         outcome.training = timed(
             "retrain", start_training, settings, settings.project_dir, training_deployment
+        )
+    if outcome.checks is not None:
+        report_summary.add_to_reports(
+            outcome.checks.html,
+            outcome.decision,
+            outcome.checks,
+            champion,
+            outcome.summary()["window"],
         )
     timed("record", record_task, settings, outcome, now)
     store.close()

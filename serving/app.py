@@ -15,6 +15,7 @@ from fastapi.responses import Response
 
 from churn.params import load_params
 from churn.settings import Settings, get_settings
+from serving.docs import create_documented_app, document_examples
 from serving.middleware import ServiceMiddleware
 from serving.routers import admin, health, metrics, predict
 from serving.schemas import RequestParser
@@ -57,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     await poller
             await asyncio.to_thread(state.predlog.close)
 
-    app = FastAPI(
+    app = create_documented_app(
         title="churn-mlops prediction service",
         version="1",
         summary="Churn probabilities from the registry's champion, with documented fallbacks.",
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.add_exception_handler(RequestValidationError, _validation_error)
     predict.document_request(app, parser)
+    document_examples(app, state)
     max_body = settings.max_body_bytes or settings.max_records * _BYTES_PER_RECORD
     app.add_middleware(ServiceMiddleware, metrics=state.metrics, max_body=max_body)
     return app

@@ -100,3 +100,37 @@ def trained_project(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) 
     project = fork_project(tmp_path_factory.mktemp("trained") / "project", SMALL)
     summary = training_flow(str(project), push=True)
     return project, summary
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture
+def offline_page(tmp_path: Path) -> Iterator[Any]:
+    """A headless Chromium page (Debian's ``chromium`` package, driven by playwright) that can
+    reach 127.0.0.1 and nothing else: every other request is aborted and listed in
+    ``page.blocked``, so a page that needs the internet shows it."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"no {CHROMIUM}: install Debian's chromium package (.ci/run does)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    blocked: list[str] = []
+
+    def route(r: Any) -> None:
+        host = r.request.url.split("/")[2] if "://" in r.request.url else ""
+        if host.split(":")[0] in ("127.0.0.1", "localhost") or r.request.url.startswith(
+            ("data:", "blob:", "file:")
+        ):
+            r.continue_()
+        else:
+            blocked.append(r.request.url)
+            r.abort("internetdisconnected")
+
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.route("**/*", route)
+        page.blocked = blocked
+        try:
+            yield page
+        finally:
+            browser.close()

@@ -87,7 +87,7 @@ def start_server(
     project: Path,
     log_dir: Path,
     env: dict[str, str] | None = None,
-    ready: float = 90,
+    ready: float = 240,  # a cold start on a busy 2-core machine has taken more than 90 s
     python: str | Path = sys.executable,
 ) -> LiveServer:
     """Start ``churn serve`` on a free loopback port and wait until /health answers."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from churn.data.generator import COLUMNS
 from serving.app import create_app
 from serving.model import FALLBACK_VERSION, UNKNOWN_PRIOR
 
@@ -220,13 +222,28 @@ def test_a_request_id_longer_than_the_log_column_is_replaced(client: TestClient)
 
 
 def test_openapi_shows_levels_ranges_and_an_example(client: TestClient) -> None:
-    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    document = client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
     record = schemas["CustomerRecord"]
     contract = record["properties"]["Contract"]["anyOf"][0]
     assert contract["enum"] == ["Month-to-month", "One year", "Two year"]
     assert record["properties"]["tenure"]["maximum"] == 120
     assert schemas["PredictRequest"]["properties"]["records"]["maxItems"] == 50
-    assert schemas["PredictRequest"]["examples"]
+    operation = document["paths"]["/predict"]["post"]
+    example = operation["requestBody"]["content"]["application/json"]["example"]["records"][0]
+    # The data's column order (the generator's, as in the Telco CSV), and a valid record.
+    assert list(example) == [c for c in COLUMNS if c in example]
+    assert client.post("/predict", json={"records": [example]}).status_code == 200
+    answer = operation["responses"]["200"]["content"]["application/json"]["example"]
+    assert answer["model_version"] == FALLBACK_VERSION
+
+
+def test_docs_pages_load_their_assets_from_the_service(client: TestClient) -> None:
+    for page in ("/docs", "/redoc"):
+        text = client.get(page).text
+        assert "cdn" not in text.lower() and "https://" not in text, page
+        for asset in re.findall(r'(?:src|href)="(/[^"]+)"', text):
+            assert client.get(asset).status_code == 200, asset
 
 
 def test_openapi_documents_the_predict_body_and_key(client: TestClient) -> None:

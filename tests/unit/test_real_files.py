@@ -178,7 +178,8 @@ def test_csv_options_are_checked(key, value):
 
 
 def test_the_service_contract_needs_no_id_when_the_data_set_has_none(params):
-    from serving.schemas import RequestParser, example_record
+    from serving.docs import example_record
+    from serving.schemas import RequestParser
 
     dataset = params.dataset.model_copy(update={"id_column": None, "pii_columns": []})
     record = example_record(dataset)
