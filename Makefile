@@ -21,6 +21,17 @@ PORT ?= 8000
 # Local state of the tools stays inside the project (git-ignored).
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export UV_PYTHON ?= 3.11
+# Install compiled bytecode: a process then skips compiling every module it imports (about
+# 40 % of `make train` where PYTHONDONTWRITEBYTECODE is set, as in containers and CI).
+export UV_COMPILE_BYTECODE ?= 1
+
+# Flows report to one local Prefect server (API + UI), started in the background by the first
+# target that runs a flow and reused after (`make prefect-server`; `make stop` ends it). Without
+# it each process starts Prefect's temporary server (7-13 s). Set PREFECT_API_URL to use another.
+PREFECT_PORT ?= 4200
+LOCAL_PREFECT_API := http://127.0.0.1:$(PREFECT_PORT)/api
+export PREFECT_API_URL ?= $(LOCAL_PREFECT_API)
+PREFECT_PID := $(PREFECT_HOME)/server.pid
 
 .PHONY: help
 help: ## Show this help
@@ -42,7 +53,7 @@ install: $(STAMP) ## Install the locked environment into .venv (uv sync --frozen
 
 ##@ Training
 .PHONY: train
-train: $(STAMP) ## Run the training flow: data stages -> featurize -> train -> evaluate -> register -> promotion gate
+train: $(STAMP) prefect-server ## Run the training flow: data stages -> featurize -> train -> evaluate -> register -> promotion gate
 	$(RUN) churn train
 
 .PHONY: init-dataset
@@ -67,14 +78,36 @@ rollback: $(STAMP) ## Move the champion back (TO=<version>, default: the previou
 	$(RUN) churn rollback $${TO:+--to "$$TO"} $${BY:+--by "$$BY"} $${REASON:+--reason "$$REASON"}
 
 .PHONY: ui
-ui: $(STAMP) ## Start the MLflow UI (:5000) and the Prefect UI (:4200) locally; Ctrl-C stops both
+ui: $(STAMP) prefect-server ## Start the MLflow UI (:5000); the Prefect UI is the running server's (:4200). Ctrl-C stops MLflow
 	@uri=$$($(RUN) python -c 'from churn.settings import get_settings; print(get_settings().tracking_uri)'); \
 	echo "MLflow UI  http://127.0.0.1:5000  ($$uri)"; \
-	echo "Prefect UI http://127.0.0.1:4200  (runs from $(PREFECT_HOME))"; \
-	$(RUN) mlflow server --backend-store-uri "$$uri" --workers 1 --port 5000 & mlflow_pid=$$!; \
-	$(RUN) prefect server start --port 4200 & prefect_pid=$$!; \
-	trap 'kill $$mlflow_pid $$prefect_pid 2>/dev/null; wait' INT TERM EXIT; \
-	wait
+	echo "Prefect UI $${PREFECT_API_URL%/api}  (every flow run; \`make stop\` ends the server)"; \
+	exec $(RUN) mlflow server --backend-store-uri "$$uri" --workers 1 --port 5000
+
+# Reuse the server when it answers; else start it detached (its log: $(PREFECT_HOME)/server.log)
+# and wait for its health check. A PREFECT_API_URL other than the local one is left alone.
+.PHONY: prefect-server
+prefect-server: $(STAMP) ## Start the local Prefect server (API + UI, :4200) in the background, or reuse the running one
+	@if [ "$$PREFECT_API_URL" != "$(LOCAL_PREFECT_API)" ]; then exit 0; fi; \
+	health="$(LOCAL_PREFECT_API)/health"; \
+	if curl -fsS -m 2 "$$health" >/dev/null 2>&1; then exit 0; fi; \
+	mkdir -p "$(PREFECT_HOME)"; \
+	echo ">> starting the Prefect server on $(LOCAL_PREFECT_API) (log: $(PREFECT_HOME)/server.log; make stop ends it)"; \
+	nohup $(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT) \
+		>"$(PREFECT_HOME)/server.log" 2>&1 </dev/null & echo $$! >"$(PREFECT_PID)"; \
+	for _ in $$(seq 180); do \
+		curl -fsS -m 2 "$$health" >/dev/null 2>&1 && exit 0; \
+		kill -0 "$$(cat "$(PREFECT_PID)")" 2>/dev/null || { tail -n 30 "$(PREFECT_HOME)/server.log"; rm -f "$(PREFECT_PID)"; echo "the Prefect server exited (log above)"; exit 1; }; \
+		sleep 1; \
+	done; \
+	echo "the Prefect server did not answer $$health within 180 s (log: $(PREFECT_HOME)/server.log)"; exit 1
+
+.PHONY: stop
+stop: ## Stop the local Prefect server that `make prefect-server` started
+	@if [ -f "$(PREFECT_PID)" ]; then \
+		pid=$$(cat "$(PREFECT_PID)"); rm -f "$(PREFECT_PID)"; \
+		if kill "$$pid" 2>/dev/null; then echo "Prefect server (pid $$pid) stopped"; else echo "Prefect server was not running"; fi; \
+	else echo "no Prefect server started by make (no $(PREFECT_PID))"; fi
 
 ##@ Continuous training (the steps of .github/workflows/train.yml, in this order)
 # Free-text values (VERSION, BY, REASON, DIGEST, ...) reach the commands as environment variables
@@ -88,7 +121,7 @@ pull-data: $(STAMP) ## Pull the data version dvc.lock records from the DVC remot
 	$(RUN) churn pull-data $${DATA_TAG:+--expect "$$DATA_TAG"}
 
 .PHONY: train-challenger
-train-challenger: $(STAMP) ## Train on the pulled data without moving the champion: the gate decides and records approved or rejected
+train-challenger: $(STAMP) prefect-server ## Train on the pulled data without moving the champion: the gate decides and records approved or rejected
 	$(RUN) churn train --no-promote --frozen-data
 
 .PHONY: check-challenger
@@ -129,7 +162,7 @@ bench-serve: $(STAMP) ## Benchmark the service against `mlflow models serve` (ne
 
 ##@ Monitoring
 .PHONY: monitor
-monitor: $(STAMP) ## Monitor recent traffic vs the champion's training data (Evidently); retrain on drift or decay (RETRAIN=0: never)
+monitor: $(STAMP) prefect-server ## Monitor recent traffic vs the champion's training data (Evidently); retrain on drift or decay (RETRAIN=0: never)
 	$(RUN) churn monitor $(if $(filter 0 false no,$(RETRAIN)),--no-retrain,)
 
 .PHONY: simulate
@@ -137,11 +170,11 @@ simulate: $(STAMP) ## Send generated customers to the running API, then their la
 	$(RUN) churn simulate --url http://127.0.0.1:$(PORT) --drift $(or $(DRIFT),none) --rows $(or $(ROWS),2000)
 
 .PHONY: deployments
-deployments: $(STAMP) ## Register training (weekly) and monitoring (hourly) as Prefect deployments and run them (needs `make ui`)
-	PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:4200/api} $(RUN) churn deployments
+deployments: $(STAMP) prefect-server ## Register training (weekly) and monitoring (hourly) as Prefect deployments on the Prefect server and run them
+	$(RUN) churn deployments
 
 .PHONY: demo
-demo: $(STAMP) ## The whole loop in a throw-away project: train, serve, traffic, monitor, drift, retrain, hot swap
+demo: $(STAMP) prefect-server ## The whole loop in a throw-away project: train, serve, traffic, monitor, drift, retrain, hot swap
 	$(RUN) churn demo
 
 .PHONY: bench-real-data
@@ -149,7 +182,7 @@ bench-real-data: $(STAMP) ## Bring-your-own-data figures: init-dataset + trainin
 	$(RUN) churn bench real-data $${TRIALS:+--trials "$$TRIALS"}
 
 .PHONY: bench-monitor
-bench-monitor: $(STAMP) ## Benchmark monitoring: 100k and 1M logged predictions, sampling power, false alarms
+bench-monitor: $(STAMP) prefect-server ## Benchmark monitoring: 100k and 1M logged predictions, sampling power, false alarms
 	$(RUN) churn bench monitor
 
 ##@ Privacy
@@ -191,7 +224,7 @@ test: $(STAMP) ## Run the whole suite (what CI runs); real-data and production t
 	$(RUN) pytest
 
 .PHONY: clean
-clean: ## Back to a fresh clone's state: data, feedback, prediction log, model cache, reports, MLflow, Prefect, DVC cache and remote
+clean: stop ## Back to a fresh clone's state: data, feedback, prediction log, model cache, reports, MLflow, Prefect, DVC cache and remote
 	rm -rf data/raw data/validated data/splits data/feedback data/predictions data/labels \
 		.serving-cache reports mlruns .prefect .dvcstore .dvc/cache .dvc/tmp \
 		.pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -88,6 +88,10 @@ class MonitoringOutcome:
             else:
                 lines.append(f"  retrain via {t['via']}: flow run {t['flow_run_id']} {t['state']}")
         lines.append(f"  reports: {self.report_dir}; mlflow run {self.mlflow_run_id}")
+        if self.seconds:
+            lines.append(
+                "  stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in self.seconds.items())
+            )
         return "\n".join(lines)
 
 

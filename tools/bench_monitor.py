@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import resource
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from tools.fork import deep_merge, fork_project
+from tools.fork import CHURN, deep_merge, fork_project
 
 # A champion whose training split has about 10,000 rows (65 % of the generated rows).
 BENCH_OVERRIDES: dict[str, Any] = {
@@ -70,29 +71,39 @@ def fill_log(project: Path, rows: int, seed: int, drift: Any = None) -> float:
     return time.perf_counter() - started
 
 
-def _measure_in_child(project: Path) -> dict[str, float]:
-    """Run the monitoring flow in a fresh process; its wall time and peak memory (RSS)."""
-    code = (
-        "import json, resource, time\n"
-        "from prefect import flow\n"
-        "from pipelines.monitoring import monitoring_flow\n"
-        "flow(lambda: None, name='warm-up')()  # start Prefect's temporary server first\n"
-        "t = time.perf_counter()\n"
-        f"out = monitoring_flow({str(project)!r}, retrain=False)\n"
-        "print('BENCH' + json.dumps({'flow_s': time.perf_counter() - t,"
-        " 'rows_checked': out.decision.window_rows, 'sampled': out.window.sampled,"
-        " 'drifted_share': out.decision.drifted_share,"
-        " 'peak_rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,"
-        " 'stages': out.seconds}))\n"
-    )
+def _measure_in_child(project: Path, temporary_prefect: bool = False) -> dict[str, Any]:
+    """Run ``churn monitor --no-retrain`` (what ``make monitor`` runs) as a fresh process.
+
+    End to end: interpreter start, imports, the flow (with the Prefect server that
+    PREFECT_API_URL names, else Prefect's temporary one) and exit; the process's own peak
+    memory (RSS, from ``wait4``: its children, e.g. a temporary Prefect server, count apart).
+    ``temporary_prefect``: without PREFECT_API_URL, as a process that starts its own server.
+    """
+    env = dict(os.environ)
+    if temporary_prefect:
+        env.pop("PREFECT_API_URL", None)
     started = time.perf_counter()
-    proc = subprocess.run(  # noqa: S603 - our own interpreter
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    line = next(x for x in proc.stdout.splitlines() if x.startswith("BENCH"))
-    result: dict[str, Any] = json.loads(line[5:])
-    result["process_s"] = time.perf_counter() - started
-    return result
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [*CHURN, "-C", str(project), "monitor", "--no-retrain"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    if proc.returncode != 0:
+        raise RuntimeError(f"churn monitor failed ({proc.returncode}):\n{text[-3000:]}")
+    stages = re.search(r"stage seconds: (.*)", text)
+    return {
+        "process_s": round(elapsed, 1),
+        "peak_rss_mib": round(usage.ru_maxrss / 1024),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+        "stages": stages.group(1).strip() if stages else None,
+    }
 
 
 def false_alarms(project: Path, seeds: int, rows: int) -> dict[str, Any]:
@@ -157,6 +168,10 @@ def run(seeds: int = 50, skip_million: bool = False, echo: Any = print) -> dict[
             run = _measure_in_child(project)
             results[f"{rows}"] = {"fill_log_s": round(fill_s, 1), **run}
             echo(f"{rows:>9,} predictions: {json.dumps(results[f'{rows}'])}")
+            if rows == 100_000 and os.environ.get("PREFECT_API_URL"):
+                alone = _measure_in_child(project, temporary_prefect=True)
+                results["100000_temporary_prefect"] = alone
+                echo(f"  the same, Prefect's temporary server: {json.dumps(alone)}")
         for rows in (5_000, 100_000):
             fa = false_alarms(project, seeds, rows)
             results[f"false_alarms_{rows}"] = fa

@@ -1,7 +1,9 @@
-"""``churn bench serve``: our service against ``mlflow models serve`` on the same champion.
+"""``churn bench serve``: our service against ``mlflow models serve`` and the HTTP floor.
 
-Both servers run one worker on loopback; the same load generator (wrk, else an async httpx
-client) sends the same requests, alternating A/B for several rounds. Also printed: the in-process
+The floor (``tools/floor_server.py``) is the same stack as ours (uvicorn, uvloop, httptools,
+FastAPI) with a /predict that answers a constant. All servers run one worker on loopback; the
+same load generator (wrk, else an async httpx client) sends the same requests, alternating the
+order over several rounds. Also printed: the in-process
 time to score one row (the floor under the HTTP numbers) and batch scoring of a large file
 against the bare booster predicting the already encoded matrix.
 """
@@ -101,7 +103,7 @@ def wrk(url: str, body: bytes, connections: int, seconds: float, headers: dict[s
                 shutil.which("wrk") or "wrk",
                 "-t1",
                 f"-c{connections}",
-                f"-d{seconds:g}s",
+                f"-d{max(1, round(seconds))}s",  # wrk takes whole seconds
                 "--latency",
                 "-s",
                 script.name,
@@ -249,7 +251,7 @@ def run(
             "MLFLOW_TRACKING_URI": settings.tracking_uri,
         }
         env.pop("CHURN_API_KEY", None)
-        p_ours, p_peer = free_port(), free_port()
+        p_ours, p_peer, p_floor = free_port(), free_port(), free_port()
         # -C: the project benchmarked, whatever CHURN_PROJECT_DIR or the working directory say.
         ours_cmd = [*CHURN, "-C", str(project_dir), "serve", "--port", str(p_ours)]
         ours_cmd += ["--log-level", "warning"]
@@ -258,10 +260,21 @@ def run(
             "-m", f"models:/{settings.model_name}@champion",
             "--env-manager", "local", "-w", "1", "-p", str(p_peer), "-h", "127.0.0.1",
         ]  # fmt: skip
-        targets = {"ours": f"http://127.0.0.1:{p_ours}/predict"}
-        bodies = {"ours": ours_body}
+        floor_cmd = [
+            sys.executable, "-m", "uvicorn", "tools.floor_server:app", "--port", str(p_floor),
+            "--workers", "1", "--loop", "uvloop", "--http", "httptools",
+            "--log-level", "warning", "--no-access-log",
+        ]  # fmt: skip
+        targets = {
+            "ours": f"http://127.0.0.1:{p_ours}/predict",
+            "floor": f"http://127.0.0.1:{p_floor}/predict",
+        }
+        bodies = {"ours": ours_body, "floor": ours_body}
         results: dict[tuple[str, int], list[Load]] = {}
-        with server(ours_cmd, env, f"http://127.0.0.1:{p_ours}/ready"):
+        with (
+            server(ours_cmd, env, f"http://127.0.0.1:{p_ours}/ready"),
+            server(floor_cmd, env, f"http://127.0.0.1:{p_floor}/ready"),
+        ):
             ctx = server(peer_cmd, env, f"http://127.0.0.1:{p_peer}/ping") if peer else None
             with ctx if ctx is not None else _nothing():
                 if peer:
@@ -275,6 +288,8 @@ def run(
                     for name in order:
                         res = load(targets[name], bodies[name][1], connections, seconds, headers)
                         results.setdefault((name, 1), []).append(res)
+                        if name == "floor":  # the floor's answer does not depend on the rows
+                            continue
                         res = load(targets[name], bodies[name][1000], 1, seconds / 2, headers)
                         results.setdefault((name, 1000), []).append(res)
         floor, pipeline_ms = floor_one_row(project_dir)
@@ -303,6 +318,11 @@ def run(
             str(agg.errors),
         )
     console.print(table)
+    ratio = best[("ours", 1)].rps / best[("floor", 1)].rps
+    console.print(
+        f"single-row req/s ratio ours/floor (same stack, constant answer): [bold]{ratio:.2f}x[/] "
+        "(target >= 0.6x)"
+    )
     if ("mlflow", 1) in best:
         ratio = best[("ours", 1)].rps / best[("mlflow", 1)].rps
         console.print(f"single-row req/s ratio ours/mlflow: [bold]{ratio:.1f}x[/] (target >= 10x)")
@@ -332,6 +352,8 @@ def _check_same_scores(
     """Both servers must give the same probability, or the comparison means nothing."""
     scores = {}
     for name, url in targets.items():
+        if name == "floor":
+            continue
         answer = httpx.post(url, content=bodies[name][1], headers=headers, timeout=30).json()
         if name == "ours":
             scores[name] = answer["predictions"][0]["churn_probability"]
