@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -17,6 +18,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 console = Console(stderr=True, soft_wrap=True)  # paths and messages are never cut
 
@@ -211,7 +213,7 @@ def init_dataset(
         raise _fail(exc, 2) from None
     except FileNotFoundError:
         raise _fail(f"{settings.params_path} not found (use --project-dir)", 2) from None
-    out = Console(soft_wrap=True)
+    out = Console(soft_wrap=True, markup=False, highlight=False)  # names and levels as they are
     out.print(_profile_table(profile))
     ds = profile.dataset
     excluded = [f"{c.name} ({c.role})" for c in profile.columns if c.role in ("pii", "ignored")]
@@ -226,8 +228,8 @@ def init_dataset(
             f"- removed, as they name columns or levels this data lacks: {', '.join(removed)}"
         )
     if not write:
-        start, end = text.index("\ningest:"), text.index("\nvalidate:")
-        out.print(text[start:end], markup=False, highlight=False)
+        blocks = re.findall(r"^(?:ingest|dataset):\n(?:[ #].*\n|\n)*", text, flags=re.MULTILINE)
+        out.print("".join(blocks))
         out.print("--dry-run: params.yaml unchanged")
         return
     settings.params_path.write_text(text)
@@ -252,7 +254,8 @@ def _profile_table(profile: Any) -> Table:
         table.add_column(name, overflow="fold")
     style = {"label": "bold", "id": "cyan", "pii": "magenta", "ignored": "yellow"}
     for c in profile.columns:
-        table.add_row(c.name, c.role, c.kind, c.summary, c.why, style=style.get(c.role))
+        cells = [Text(x) for x in (c.name, c.role, c.kind, c.summary, c.why)]
+        table.add_row(*cells, style=style.get(c.role))
     return table
 
 

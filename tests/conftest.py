@@ -65,13 +65,27 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             pytest.fail(f"prefect server not up after 300 s:\n{log.read_text()[-3000:]}")
         time.sleep(0.5)
     os.environ["PREFECT_API_URL"] = url
+    _refresh_prefect_settings()
     yield url
     os.environ.pop("PREFECT_API_URL", None)
+    _refresh_prefect_settings()
     proc.terminate()
     try:
         proc.wait(30)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+def _refresh_prefect_settings() -> None:
+    """Make flows run in this process see the environment as it is now.
+
+    Prefect reads its settings once, when it is imported (at collection, before any fixture):
+    without this, in-process flows ignored ``PREFECT_API_URL`` and each test process started a
+    temporary server of its own (which times out on a loaded machine).
+    """
+    from prefect.context import refresh_global_settings_context
+
+    refresh_global_settings_context()
 
 
 @pytest.fixture(autouse=True)

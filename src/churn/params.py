@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -25,7 +26,7 @@ def label_text(value: object) -> str:
     ``True``, ``"True"`` and ``"true"`` are one label; so are ``1``, ``1.0`` and ``"1"``.
     Other text is compared as written (stripped; ``VRAI`` is not ``vrai``).
     """
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    if isinstance(value, bool | np.bool_):
         return "true" if value else "false"
     if isinstance(value, int | float) or hasattr(value, "dtype"):
         number = float(value)  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,14 @@ def test_init_dataset_dry_run_leaves_params_unchanged_and_errors_name_the_values
     assert result.exit_code == 0, result.output
     assert "dataset:" in result.output and "--dry-run: params.yaml unchanged" in result.output
     assert (tmp_path / "params.yaml").read_text() == before
+
+
+def test_a_monotone_entry_for_a_missing_column_fails_train_before_anything_runs(tmp_path):
+    text = (ROOT / "params.yaml").read_text()
+    text = text.replace("Contract: {Month-to-month: 1, Two year: -1}", "Plan: {gold: -1}")
+    (tmp_path / "params.yaml").write_text(text)
+    started = time.perf_counter()
+    result = _run("-C", str(tmp_path), "train")
+    assert result.exit_code == 2
+    assert "train.monotone.Plan" in result.output and "remove the entry" in result.output
+    assert time.perf_counter() - started < 5  # no Prefect, no data stage

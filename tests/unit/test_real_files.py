@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -95,7 +96,16 @@ def test_a_glob_that_matches_nothing_is_named(tmp_path):
 
 @pytest.mark.parametrize(
     ("configured", "held"),
-    [("True", True), (True, True), (True, "True"), (1, "1"), ("1", 1), ("VRAI", "VRAI")],
+    [
+        ("True", True),
+        (True, True),
+        (True, "True"),
+        ("true", np.True_),
+        (1, "1"),
+        ("1", 1),
+        (1, np.int64(1)),
+        ("VRAI", "VRAI"),
+    ],
 )
 def test_labels_are_compared_as_data_not_as_yaml_types(configured, held):
     assert label_text(configured) == label_text(held)
