@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -205,8 +205,7 @@ def fit_rules(
     ranked = sorted(rules, key=lambda r: r.information_value, reverse=True)
     useful = [r for r in ranked if r.information_value >= MIN_INFORMATION_VALUE]
     kept = (useful or ranked[:1])[:max_columns]
-    draft = FallbackRules("rules", rate, float(logit(rate)), 1.0, 0.5, kept)
-    total_valid = _total_points(draft, valid)
+    total_valid = _total_points(kept, valid)
     yv = np.asarray(y_valid, dtype=np.int64)
     intercept, scale = float(logit(rate)), 1.0
     if len(np.unique(yv)) == 2 and np.ptp(total_valid) > 0:
@@ -215,27 +214,18 @@ def fit_rules(
     calibrated = FallbackRules("rules", rate, intercept, scale, 0.5, kept, train_rows=len(train))
     proba_valid = calibrated.score_frame(valid)
     threshold = choose_threshold(yv, proba_valid, costs) if len(yv) else 0.5
-    return FallbackRules(
-        "rules",
-        rate,
-        intercept,
-        scale,
-        threshold,
-        kept,
-        valid_roc_auc=_auc(yv, proba_valid),
-        train_rows=len(train),
-    )
+    return replace(calibrated, decision_threshold=threshold, valid_roc_auc=_auc(yv, proba_valid))
 
 
 def with_test_auc(rules: FallbackRules, test: pd.DataFrame, y_test: np.ndarray) -> FallbackRules:
     """The rules with their ROC AUC on the held-out ``test`` rows recorded."""
     auc = _auc(np.asarray(y_test), rules.score_frame(test))
-    return FallbackRules(**{**rules.__dict__, "test_roc_auc": auc})
+    return replace(rules, test_roc_auc=auc)
 
 
-def _total_points(rules: FallbackRules, frame: pd.DataFrame) -> np.ndarray:
+def _total_points(rules: Sequence[ColumnRule], frame: pd.DataFrame) -> np.ndarray:
     total = np.zeros(len(frame), dtype=np.float64)
-    for rule in rules.columns:
+    for rule in rules:
         total += rule.points(frame[rule.column], len(frame))
     return total
 

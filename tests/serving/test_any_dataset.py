@@ -8,7 +8,9 @@ label. The real training flow (Prefect, DVC, MLflow) trains on it; real servers 
 
 from __future__ import annotations
 
+import json
 import shutil
+import sqlite3
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -139,10 +141,11 @@ def held_out(project: Path) -> tuple[list[dict[str, Any]], np.ndarray]:
 
 
 def test_only_the_id_and_configured_features_travel_with_the_model(
-    bank_project: Path, live_server: Callable[..., Any]
+    bank_project: Path, live_server: Callable[..., Any], tmp_path: Path
 ) -> None:
     """The logged model's signature and input example (read back from the MLflow store), the
-    service's request schema and the monitoring reference hold no unconfigured column."""
+    service's request schema, its prediction log and the monitoring reference hold no
+    unconfigured column."""
     import mlflow
     from mlflow.models import Model
 
@@ -162,9 +165,23 @@ def test_only_the_id_and_configured_features_travel_with_the_model(
     assert set(example.columns) == expected
     assert (local / "extra_files" / "fallback_rules.json").is_file()
 
-    server = live_server(bank_project, ready=READY)
+    log_db = tmp_path / "log.db"
+    server = live_server(
+        bank_project, {"CHURN_PREDICTION_LOG_URL": f"sqlite:///{log_db}"}, ready=READY
+    )
     schema = httpx.get(server.url + "/openapi.json").json()["components"]["schemas"]
     assert set(schema["CustomerRecord"]["properties"]) == expected
+    # A client that sends whole raw rows (label and unconfigured columns too) is answered, and
+    # the prediction log keeps only the configured features.
+    raw = pd.read_parquet(bank_project / "data" / "splits" / "test.parquet").head(5)
+    assert set(UNCONFIGURED) <= set(raw.columns)
+    rows = json.loads(raw.to_json(orient="records"))
+    assert httpx.post(server.url + "/predict", json={"records": rows}).status_code == 200
+    server.stop()  # a graceful stop flushes the log
+    with sqlite3.connect(log_db) as db:
+        logged = [json.loads(f) for (f,) in db.execute("SELECT features FROM predictions")]
+    assert len(logged) == 5
+    assert all(set(f) == expected - {BANK_DATASET["id_column"]} for f in logged), logged[0]
 
     reference = load_reference(
         client, settings.model_name, bank_project, settings_dataset(bank_project), max_rows=1000
