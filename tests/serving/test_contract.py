@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -281,3 +282,25 @@ class TestAuth:
     ) -> None:
         with pytest.raises(ValueError, match="placeholder"):
             bare_settings(environment="production", api_key="changeme", id_hash_key="k" * 32)
+
+
+def test_metrics_export_the_cost_of_predictions_from_the_process_counters(
+    client: TestClient,
+) -> None:
+    """CPU-seconds per 1,000 predictions = the process's CPU time over the records scored."""
+    client.post("/predict", json={"records": [GOOD] * 20})
+    deadline = time.monotonic() + 10
+    while True:  # the log writer counts scores off the request path
+        text = client.get("/metrics").text
+        values = {
+            m.group(1): float(m.group(2))
+            for m in re.finditer(r"^(churn_[a-z0-9_]+) ([0-9.e+-]+)$", text, re.M)
+        }
+        if values.get("churn_prediction_probability_count", 0) >= 20 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    count = values["churn_prediction_probability_count"]
+    cpu = values["churn_process_cpu_seconds_total"]
+    assert count >= 20 and 0 < cpu <= time.process_time()
+    per_1000 = values["churn_cpu_seconds_per_1000_predictions"]
+    assert per_1000 == pytest.approx(cpu / count * 1000, rel=1e-6)
