@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
@@ -304,3 +305,25 @@ def test_metrics_export_the_cost_of_predictions_from_the_process_counters(
     assert count >= 20 and 0 < cpu <= time.process_time()
     per_1000 = values["churn_cpu_seconds_per_1000_predictions"]
     assert per_1000 == pytest.approx(cpu / count * 1000, rel=1e-6)
+
+
+def test_the_docs_example_of_another_data_set_follows_its_config() -> None:
+    """A data set that is not the template's gets a valid example from its config alone."""
+    from churn.params import DatasetConfig
+    from serving.docs import example_record
+    from serving.schemas import RequestParser
+
+    dataset = DatasetConfig.model_validate(
+        {
+            "id_column": "id",
+            "label_column": "Churn",
+            "positive_label": 1,
+            "negative_label": 0,
+            "numeric": {"Seconds of Use": {"min": 0, "max": 20000, "integer": True}},
+            "categorical": {"Tariff Plan": [1, 2], "Status": [1, 2]},
+        }
+    )
+    record = example_record(dataset)
+    assert list(record) == ["id", "Seconds of Use", "Tariff Plan", "Status"]
+    parsed = RequestParser(dataset, 10).parse(orjson.dumps({"records": [record]}))
+    assert parsed == [record]
