@@ -10,6 +10,7 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from churn import versioning
 from churn.params import load_params
 from churn.prediction_store import PredictionStore
 from churn.settings import Settings, get_settings
@@ -52,7 +53,10 @@ def start_training(
             "state": state.name if state else "unknown",
             "promoted": None,
         }
-    summary: TrainingSummary = training_flow(str(project_dir), force_ingest=True)
+    # The retrain's data version lives on its model version, its MLflow run and the DVC remote;
+    # the clone's dvc.lock stays as committed (docs/monitoring.md, "Where a retrain's data lives").
+    with versioning.lock_kept(project_dir):
+        summary: TrainingSummary = training_flow(str(project_dir), force_ingest=True)
     return {"via": "subflow", **asdict(summary)}
 
 

@@ -139,6 +139,8 @@ def build_run(
         documents={
             "search_trials.json": [t.__dict__ for t in trained.trials],
             "dataset.json": params.dataset.model_dump(),
+            # The data version in full: `dvc pull` with this file brings the run's data back.
+            "dvc.lock": (settings.project_dir / "dvc.lock").read_text(),
             "model_card.md": render_model_card(
                 name=settings.model_name,
                 record=record,
