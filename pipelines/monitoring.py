@@ -17,6 +17,7 @@ from churn.settings import Settings, get_settings
 from monitoring import job, report
 from monitoring import summary as report_summary
 from monitoring.job import MonitoringOutcome
+from pipelines import artifacts
 from pipelines.timing import StageTimer
 from pipelines.training import TrainingSummary, training_flow
 
@@ -139,7 +140,14 @@ def monitoring_flow(
         )
     timed("record", record_task, settings, outcome, now)
     store.close()
-    print(outcome.format())
+    text = outcome.format()
+    print(text)
+    html = outcome.checks.html if outcome.checks else {}
+    artifacts.publish(
+        lambda: artifacts.monitoring_links(settings, outcome.mlflow_run_id, html),
+        f"```\n{text}\n```",
+        key="monitoring",
+    )
     return outcome
 
 
