@@ -118,7 +118,11 @@ def log_training_run(
         for split, (frame, md5, path) in (datasets or {}).items():
             # No `source`: MLflow warns that a local path "can be interpreted in multiple
             # ways"; the split's path is fixed by churn.layout and logged as the input's tag.
-            split_input = from_pandas(frame, name=split, digest=md5)
+            # The input records the split's schema and size, not its rows; integer columns are
+            # described as doubles, as MLflow advises, since inferring an integer column warns
+            # that it cannot hold a missing value (the model's own signature is declared).
+            described = frame.astype(dict.fromkeys(frame.select_dtypes("integer").columns, float))
+            split_input = from_pandas(described, name=split, digest=md5)
             mlflow.log_input(split_input, context=split, tags={"path": path})
         mlflow.log_params({k: _param(v) for k, v in params.items()})
         mlflow.log_metrics(dict(metrics))
