@@ -220,7 +220,7 @@ format: $(STAMP) ## Format the code and apply safe lint fixes
 	$(RUN) ruff check --fix .
 
 .PHONY: test
-test: $(STAMP) ## Run the whole suite (what CI runs); real-data and production tests say why they skip
+test: $(STAMP) ## Run the whole suite (what CI runs); real-data, production and browser tests say why they skip
 	$(RUN) pytest
 
 .PHONY: clean

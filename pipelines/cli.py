@@ -859,6 +859,8 @@ def simulate(
     """
     import time
 
+    import httpx
+
     from churn.prediction_store import PredictionStore
 
     sim = _tool("simulate")
@@ -870,7 +872,21 @@ def simulate(
     settings = _settings(ctx)
     customers = sim.make_customers(rows, seed, kind)
     api_key, _ = settings.serving_secrets()
-    sent = sim.send_traffic(url, customers, batch_size=batch_size, api_key=api_key)
+    try:
+        sent = sim.send_traffic(url, customers, batch_size=batch_size, api_key=api_key)
+    except httpx.ConnectError:
+        raise _fail(
+            f"no prediction service answers at {url}: start one with `make serve` "
+            "(another terminal), or pass the running one's --url (make simulate PORT=...)"
+        ) from None
+    except httpx.HTTPStatusError as exc:
+        status = exc.response.status_code
+        hint = (
+            "set CHURN_API_KEY to the service's key"
+            if status == 401
+            else exc.response.text[:200].strip()
+        )
+        raise _fail(f"{url}/predict answered {status}: {hint}") from None
     console.print(
         f"sent {rows} customers ({kind.value} drift) in {sent.requests} requests, "
         f"{sent.seconds:.1f} s; model versions {sorted(sent.model_versions)}"

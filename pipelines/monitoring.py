@@ -10,12 +10,14 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from churn import versioning
 from churn.params import load_params
 from churn.prediction_store import PredictionStore
 from churn.settings import Settings, get_settings
 from monitoring import job, report
 from monitoring import summary as report_summary
 from monitoring.job import MonitoringOutcome
+from pipelines import artifacts
 from pipelines.timing import StageTimer
 from pipelines.training import TrainingSummary, training_flow
 
@@ -52,7 +54,10 @@ def start_training(
             "state": state.name if state else "unknown",
             "promoted": None,
         }
-    summary: TrainingSummary = training_flow(str(project_dir), force_ingest=True)
+    # The retrain's data version lives on its model version, its MLflow run and the DVC remote;
+    # the clone's dvc.lock stays as committed (docs/monitoring.md, "Where a retrain's data lives").
+    with versioning.lock_kept(project_dir):
+        summary: TrainingSummary = training_flow(str(project_dir), force_ingest=True)
     return {"via": "subflow", **asdict(summary)}
 
 
@@ -135,7 +140,14 @@ def monitoring_flow(
         )
     timed("record", record_task, settings, outcome, now)
     store.close()
-    print(outcome.format())
+    text = outcome.format()
+    print(text)
+    html = outcome.checks.html if outcome.checks else {}
+    artifacts.publish(
+        lambda: artifacts.monitoring_links(settings, outcome.mlflow_run_id, html),
+        f"```\n{text}\n```",
+        key="monitoring",
+    )
     return outcome
 
 

@@ -16,6 +16,7 @@ from churn.params import DatasetConfig, Params, load_params
 from churn.scoring import check_serving
 from churn.settings import Settings, get_settings
 from churn.train import TrainedModels
+from pipelines import artifacts
 from pipelines.timing import StageTimer
 
 # Data stages go through DVC, which reuses their cached outputs when nothing they depend on
@@ -190,7 +191,13 @@ def training_flow(
         serving_check=check,
         seconds=timed.seconds,
     )
-    print(format_summary(summary, settings.model_name))
+    text = format_summary(summary, settings.model_name)
+    print(text)
+    artifacts.publish(
+        lambda: artifacts.training_links(settings, summary.run_id, summary.version),
+        f"```\n{text}\n```",
+        key="training",
+    )
     return summary
 
 

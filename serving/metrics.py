@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
@@ -104,6 +109,7 @@ class ServingMetrics:
             "Acknowledged rows that neither the journal nor the store kept.",
             registry=r,
         )
+        r.register(RequestCost(self.probability))
 
     def set_log_health(self, health: Any) -> None:
         """The prediction log's state (a ``serving.predlog.LogHealth``) as of now."""
@@ -134,6 +140,31 @@ class ServingMetrics:
             self.predictions.labels(version, "stay").inc(len(decisions) - n_churn)
 
 
+class RequestCost(Collector):
+    """What predictions cost, from the process's own counters: CPU-seconds used so far
+    (``time.process_time``: user + system, every thread) and per 1,000 predictions scored.
+
+    The ratio is over the process's life, start-up, polling and the log writer included: the
+    cost of running the service per prediction, not only of the scoring call.
+    """
+
+    def __init__(self, scores: ArrayHistogram) -> None:
+        self._scores = scores
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        cpu = time.process_time()
+        yield CounterMetricFamily(
+            "churn_process_cpu_seconds", "CPU time of the service process (user + system).", cpu
+        )
+        predictions = self._scores.count()
+        if predictions:
+            yield GaugeMetricFamily(
+                "churn_cpu_seconds_per_1000_predictions",
+                "CPU-seconds of the process per 1,000 predictions scored since it started.",
+                cpu / predictions * 1000,
+            )
+
+
 class ArrayHistogram(Collector):
     """A Prometheus histogram fed a whole array at a time.
 
@@ -162,6 +193,11 @@ class ArrayHistogram(Collector):
         with self._lock:
             self._counts += counts
             self._sum += total
+
+    def count(self) -> int:
+        """Values observed so far."""
+        with self._lock:
+            return int(self._counts.sum())
 
     def collect(self) -> Iterator[HistogramMetricFamily]:
         with self._lock:

@@ -130,7 +130,11 @@ def load_from_registry(settings: Settings, params: Params, champion: ChampionInf
         RegistryUnavailable: when the model cannot be downloaded or loaded.
     """
     import mlflow
+    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 
+    # MLflow draws a download progress bar on stderr: in a service's log, at start and at every
+    # swap, it is noise (the INFO lines say which version was loaded).
+    MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.set("false")
     version = champion.version
     cache = _cache_dir(settings)
     target = cache / f"v{version}-{uuid.uuid4().hex[:8]}"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -31,9 +32,10 @@ from churn import registry, tracking, versioning
 from churn.champion import ChampionInfo, ServingCheck
 from churn.fallback_rules import FILE_NAME as RULES_FILE
 from churn.fallback_rules import FallbackRules
+from churn.layout import DataLayout
 from churn.model_card import render_model_card
 from churn.model_stages import Evaluation, FeatureSet
-from churn.params import Params
+from churn.params import DatasetConfig, Params
 from churn.settings import Settings
 from churn.train import TrainedModels, score
 
@@ -52,6 +54,9 @@ class TrainingRun:
     metrics: dict[str, float]
     figures: dict[str, Figure] = field(default_factory=dict)
     documents: dict[str, Any] = field(default_factory=dict)
+    # split name -> (frame, DVC md5, path): the run's MLflow dataset inputs
+    datasets: dict[str, tuple[pd.DataFrame, str, str]] = field(default_factory=dict)
+    dataset: DatasetConfig | None = None  # the contract the model's signature is declared from
 
 
 @dataclass
@@ -148,10 +153,14 @@ def build_run(
             ),
         },
         figures=result.figures,
+        datasets=_split_datasets(features, data_files),
+        dataset=params.dataset,
         documents={
             "search_trials.json": [t.__dict__ for t in trained.trials],
             "dataset.json": params.dataset.model_dump(),
             RULES_FILE: result.rules.to_dict(),
+            # The data version in full: `dvc pull` with this file brings the run's data back.
+            "dvc.lock": (settings.project_dir / "dvc.lock").read_text(),
             "model_card.md": render_model_card(
                 name=settings.model_name,
                 record=record,
@@ -162,6 +171,18 @@ def build_run(
             ),
         },
     )
+
+
+def _split_datasets(
+    features: FeatureSet, data_files: dict[str, str]
+) -> dict[str, tuple[pd.DataFrame, str, str]]:
+    """Each split the run used, with its file's DVC md5 (from ``dvc.lock``) and path."""
+    out = {}
+    for name, frame in features.frames.items():
+        path = DataLayout(Path("data")).split(name).as_posix()
+        if path in data_files:
+            out[name] = (frame, data_files[path], path)
+    return out
 
 
 def log_and_register(settings: Settings, run: TrainingRun) -> ChampionInfo:
@@ -184,6 +205,8 @@ def log_and_register(settings: Settings, run: TrainingRun) -> ChampionInfo:
         figures=run.figures,
         documents=run.documents,
         run_name=f"train-{run.record.data_version}",
+        datasets=run.datasets,
+        dataset=run.dataset,
     )
     version = registry.register_challenger(client, settings.model_name, model_uri, run_id, tags)
     return ChampionInfo.from_version(version)

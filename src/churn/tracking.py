@@ -13,12 +13,15 @@ import mlflow
 import pandas as pd
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
+from mlflow.data.pandas_dataset import from_pandas
 from mlflow.environment_variables import MLFLOW_TRACKING_URI
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.types import ColSpec, Schema
 from sklearn.pipeline import Pipeline
 
 from churn.fallback_rules import FILE_NAME as RULES_FILE
 from churn.fallback_rules import FallbackRules
+from churn.params import DatasetConfig
 from churn.settings import Settings
 
 # Pinned requirements for the logged model. Listing them avoids MLflow's requirement inference,
@@ -53,13 +56,29 @@ def connect(settings: Settings) -> MlflowClient:
     return MlflowClient(settings.tracking_uri, settings.tracking_uri)
 
 
+# MLflow 3's UI opens an experiment without this tag in its GenAI view (traces, prompts, token
+# usage); "custom_model_development" is its classic ML view (runs, metrics, models, datasets).
+# The tag and values are the UI's own (ExperimentKind in mlflow/server/js).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+CLASSIC_ML_KIND = "custom_model_development"
+
+
 def experiment_id(client: MlflowClient, settings: Settings, name: str | None = None) -> str:
-    """Id of the named experiment, created with the project's artefact location if missing."""
+    """Id of the named experiment, created with the project's artefact location if missing,
+    and tagged as a classic ML experiment (also one created before the tag existed)."""
     name = name or settings.experiment_name
     experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return str(experiment.experiment_id)
-    return str(client.create_experiment(name, artifact_location=settings.artifact_location))
+    if experiment is None:
+        return str(
+            client.create_experiment(
+                name,
+                artifact_location=settings.artifact_location,
+                tags={EXPERIMENT_KIND_TAG: CLASSIC_ML_KIND},
+            )
+        )
+    if EXPERIMENT_KIND_TAG not in experiment.tags:
+        client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, CLASSIC_ML_KIND)
+    return str(experiment.experiment_id)
 
 
 def model_requirements() -> list[str]:
@@ -87,16 +106,29 @@ def log_training_run(
     figures: Mapping[str, Figure],
     documents: Mapping[str, Any],
     run_name: str | None = None,
+    datasets: Mapping[str, tuple[pd.DataFrame, str, str]] | None = None,
+    dataset: DatasetConfig | None = None,
 ) -> tuple[str, str]:
     """Log one training run and its model; returns ``(run_id, model_uri)``.
 
-    The model is logged with a signature inferred from raw input rows (the configured feature
-    columns, and the id column when there is one: serving sends it, the pipeline ignores it), a
-    few example rows, and the fallback rules beside it (``extra_files/fallback_rules.json`` in
-    the model's folder, so whoever downloads the model version has them).
+    The model is logged with a signature declared from the dataset config (the configured
+    feature columns, and the id column when there is one: serving sends it, the pipeline ignores
+    it), a few example rows, and the fallback rules beside it (``extra_files/fallback_rules.json``
+    in the model's folder, so whoever downloads the model version has them). ``datasets`` maps
+    each split's name to ``(frame, DVC md5, path)``: each is logged as an MLflow dataset input
+    whose digest is the DVC hash, so the UI's Datasets column names the exact data file.
     """
     exp_id = experiment_id(client, settings)
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name) as run:
+        for split, (frame, md5, path) in (datasets or {}).items():
+            # No `source`: MLflow warns that a local path "can be interpreted in multiple
+            # ways"; the split's path is fixed by churn.layout and logged as the input's tag.
+            # The input records the split's schema and size, not its rows; integer columns are
+            # described as doubles, as MLflow advises, since inferring an integer column warns
+            # that it cannot hold a missing value (the model's own signature is declared).
+            described = frame.astype(dict.fromkeys(frame.select_dtypes("integer").columns, float))
+            split_input = from_pandas(described, name=split, digest=md5)
+            mlflow.log_input(split_input, context=split, tags={"path": path})
         mlflow.log_params({k: _param(v) for k, v in params.items()})
         mlflow.log_metrics(dict(metrics))
         mlflow.set_tags(dict(tags))
@@ -114,7 +146,7 @@ def log_training_run(
             info = mlflow.sklearn.log_model(
                 model,
                 name="model",
-                signature=infer_signature(input_example, proba),
+                signature=model_signature(input_example, proba, dataset),
                 input_example=input_example,
                 pip_requirements=model_requirements(),
                 pyfunc_predict_fn="predict_proba",
@@ -122,6 +154,36 @@ def log_training_run(
                 extra_files=[str(rules.write(Path(tmp) / RULES_FILE))],
             )
     return run.info.run_id, info.model_uri
+
+
+def model_signature(
+    input_example: pd.DataFrame, proba: Any, dataset: DatasetConfig | None
+) -> ModelSignature:
+    """The model's signature, its input types declared from the data contract (``params.yaml``).
+
+    Inferred from a few rows, MLflow types the integer columns (``tenure``, the 0/1-coded
+    ``SeniorCitizen``) as integers and warns, at every run, that an integer column cannot hold a
+    missing value. The contract says which columns are integers and which may be missing: an
+    integer column that is not nullable is ``long``, a nullable one ``double``; the id column is
+    an optional string. Columns the contract does not name are inferred.
+    """
+    if dataset is None:
+        return infer_signature(input_example, proba)
+    declared: dict[str, ColSpec] = {}
+    if dataset.id_column:
+        declared[dataset.id_column] = ColSpec("string", dataset.id_column, False)
+    for name, spec in dataset.numeric.items():
+        kind = "long" if spec.integer and not spec.nullable else "double"
+        declared[name] = ColSpec(kind, name, required=True)
+    for name, levels in dataset.categorical.items():
+        coded = all(isinstance(v, int) and not isinstance(v, bool) for v in levels)
+        declared[name] = ColSpec("long" if coded else "string", name, required=True)
+    others = [c for c in input_example.columns if c not in declared]
+    inferred = (
+        {c.name: c for c in infer_signature(input_example[others]).inputs.inputs} if others else {}
+    )
+    inputs = Schema([declared.get(c) or inferred[c] for c in input_example.columns])
+    return ModelSignature(inputs=inputs, outputs=infer_signature(model_output=proba).outputs)
 
 
 def _param(value: Any) -> str:

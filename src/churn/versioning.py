@@ -6,7 +6,7 @@ import contextlib
 import hashlib
 import logging
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,13 +185,41 @@ def data_version(files: dict[str, str]) -> str:
 
 
 def git_commit(project_dir: Path, fallback: str | None = None) -> str:
-    """The checked-out commit, suffixed ``-dirty`` when tracked files have local changes."""
+    """The checked-out commit, suffixed ``-dirty`` when tracked files have local changes.
+
+    ``dvc.lock`` does not count: the commit names the code and the parameters, and the data a
+    run used is named by its own data version (``locked_data_files``, recorded on the model
+    version and logged with its run). A retrain that re-reads the source moves the lock on
+    without changing any code.
+    """
     try:
         sha = _git(project_dir, "rev-parse", "HEAD")
-        dirty = _git(project_dir, "status", "--porcelain", "--untracked-files=no")
+        dirty = _git(
+            project_dir, "status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock"
+        )
     except (OSError, subprocess.CalledProcessError):
         return fallback or "unknown"
     return f"{sha}-dirty" if dirty else sha
+
+
+@contextlib.contextmanager
+def lock_kept(project_dir: Path) -> Iterator[None]:
+    """Run a block that may rewrite ``dvc.lock`` (a retrain's data stages), then put the file
+    back as it was, so that the clone's committed ``dvc.lock`` changes only when a person runs
+    the data stages and commits it.
+
+    The block's own data version is not lost: it is on the model version it registered
+    (``data_version``, ``data_files``), in that version's MLflow run (its ``dvc.lock``) and, when
+    the run pushed, on the DVC remote (``dvc pull`` with that ``dvc.lock`` brings it back).
+    """
+    path = project_dir / "dvc.lock"
+    before = path.read_bytes() if path.exists() else None
+    try:
+        yield
+    finally:
+        if before is not None and path.exists() and path.read_bytes() != before:
+            path.write_bytes(before)
+            log.info("dvc.lock put back as committed; the retrain's lock is in its MLflow run")
 
 
 def _git(project_dir: Path, *args: str) -> str:

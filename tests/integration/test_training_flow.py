@@ -70,6 +70,33 @@ def test_first_run_registers_a_champion_with_its_data_version(trained_project):
     assert f"| ROC AUC | {summary.test_roc_auc:.4f} |" in Path(card).read_text()
 
 
+def test_the_ui_shows_the_run_with_its_datasets_and_links(trained_project):
+    """MLflow opens the experiment in its classic ML view, the run lists its splits as datasets
+    named by their DVC hash, and the Prefect flow run links to the MLflow run and version."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    project, summary = trained_project
+    client = _client(project)
+    experiment = client.get_experiment(client.get_run(summary.run_id).info.experiment_id)
+    assert experiment.tags[tracking.EXPERIMENT_KIND_TAG] == tracking.CLASSIC_ML_KIND
+    run = client.get_run(summary.run_id)
+    record = ChampionInfo.from_version(client.get_model_version("churn", summary.version))
+    inputs = {d.dataset.name: d.dataset for d in run.inputs.dataset_inputs}
+    assert set(inputs) == {"train", "valid", "test"}
+    for split, dataset in inputs.items():
+        assert dataset.digest == record.split_md5(split)
+    assert json.loads(inputs["train"].profile)["num_rows"] == run.data.metrics["rows_train"]
+    with get_client(sync_client=True) as prefect:
+        keys = ArtifactFilterKey(any_=["training-mlflow-run", "training-model-version"])
+        links = prefect.read_artifacts(artifact_filter=ArtifactFilter(key=keys))
+    # The session's Prefect server holds every test's runs: this run's links are among them.
+    urls = {(a.key, str(a.data)) for a in links}
+    assert any(k == "training-mlflow-run" and f"/runs/{summary.run_id}" in u for k, u in urls)
+    version = f"/models/churn/versions/{summary.version}"
+    assert any(k == "training-model-version" and f"{version})" in u for k, u in urls)
+
+
 def test_dvc_is_clean_and_the_remote_holds_the_data(trained_project):
     project, _ = trained_project
     status = subprocess.run(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import subprocess
 from pathlib import Path
 
 import mlflow
@@ -13,7 +15,7 @@ from churn.champion import ChampionInfo
 from churn.data.generator import Drift
 from churn.prediction_store import PredictionStore
 from churn.settings import get_settings
-from churn.versioning import locked_data_files
+from churn.versioning import data_version, locked_data_files
 from pipelines.monitoring import monitoring_flow
 from pipelines.training import training_flow
 from tools.bench_monitor import fill_log
@@ -36,6 +38,9 @@ def loop(tmp_path_factory, prefect_api):
     """Train, serve, then monitor after each step of the traffic's story."""
     project = fork_project(tmp_path_factory.mktemp("loop") / "project", DEMO_OVERRIDES)
     first = training_flow(str(project))
+    # As a person does after `make train`: the data version is committed with the code.
+    git(project, "add", "dvc.lock")
+    git(project, "commit", "-qm", "data")
     settings = get_settings(project_dir=project)
     store = PredictionStore.from_settings(settings)
     steps = {}
@@ -120,7 +125,34 @@ def test_the_reference_is_the_champions_own_data_after_the_workspace_moved_on(lo
     v1 = ChampionInfo.from_version(client.get_model_version("churn", first.version))
     v1_train = v1.split_md5("train")
     assert run.data.tags["reference_md5"] == v1_train
-    assert locked_data_files(project)["data/splits/train.parquet"] != v1_train
+    workspace = project / "data/splits/train.parquet"
+    assert hashlib.md5(workspace.read_bytes()).hexdigest() != v1_train  # noqa: S324 - DVC's md5
+
+
+def git(project: Path, *args: str) -> str:
+    command = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost", *args]
+    return subprocess.run(command, cwd=project, check=True, capture_output=True, text=True).stdout
+
+
+def test_a_retrain_from_monitoring_keeps_the_clone_clean(loop):
+    """The retrain's data version lives on its model version, its MLflow run and the DVC
+    remote; the clone's committed dvc.lock is untouched and the new model's commit is clean."""
+    project, first, steps = loop
+    assert git(project, "status", "--porcelain") == ""
+    client = tracking.connect(get_settings(project_dir=project))
+    new = ChampionInfo.from_version(
+        client.get_model_version("churn", steps["drifted"].training["version"])
+    )
+    head = git(project, "rev-parse", "HEAD").strip()
+    assert new.git_commit == head
+    assert new.data_version != first.data_version
+    assert data_version(locked_data_files(project)) == first.data_version  # as committed
+    # The run holds the retrain's dvc.lock, and the DVC remote its data.
+    lock = Path(client.download_artifacts(new.run_id, "dvc.lock", str(project / "reports")))
+    assert data_version(locked_data_files(lock.parent)) == new.data_version
+    remote = project / ".dvcstore" / "files" / "md5"
+    md5 = new.split_md5("train")
+    assert (remote / md5[:2] / md5[2:]).exists()
 
 
 def test_reports_and_monitoring_runs_are_kept(loop):

@@ -6,10 +6,12 @@ import json
 import re
 import shutil
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
@@ -357,3 +359,45 @@ def test_every_accepted_boundary_value_is_stored(bare_settings: Callable[..., An
     assert [s[c] for s, (c, _) in zip(stored, ACCEPTED_ENDS, strict=True)] == [
         v for _, v in ACCEPTED_ENDS
     ]
+def test_metrics_export_the_cost_of_predictions_from_the_process_counters(
+    client: TestClient,
+) -> None:
+    """CPU-seconds per 1,000 predictions = the process's CPU time over the records scored."""
+    client.post("/predict", json={"records": [GOOD] * 20})
+    deadline = time.monotonic() + 10
+    while True:  # the log writer counts scores off the request path
+        text = client.get("/metrics").text
+        values = {
+            m.group(1): float(m.group(2))
+            for m in re.finditer(r"^(churn_[a-z0-9_]+) ([0-9.e+-]+)$", text, re.M)
+        }
+        if values.get("churn_prediction_probability_count", 0) >= 20 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    count = values["churn_prediction_probability_count"]
+    cpu = values["churn_process_cpu_seconds_total"]
+    assert count >= 20 and 0 < cpu <= time.process_time()
+    per_1000 = values["churn_cpu_seconds_per_1000_predictions"]
+    assert per_1000 == pytest.approx(cpu / count * 1000, rel=1e-6)
+
+
+def test_the_docs_example_of_another_data_set_follows_its_config() -> None:
+    """A data set that is not the template's gets a valid example from its config alone."""
+    from churn.params import DatasetConfig
+    from serving.docs import example_record
+    from serving.schemas import RequestParser
+
+    dataset = DatasetConfig.model_validate(
+        {
+            "id_column": "id",
+            "label_column": "Churn",
+            "positive_label": 1,
+            "negative_label": 0,
+            "numeric": {"Seconds of Use": {"min": 0, "max": 20000, "integer": True}},
+            "categorical": {"Tariff Plan": [1, 2], "Status": [1, 2]},
+        }
+    )
+    record = example_record(dataset)
+    assert list(record) == ["id", "Seconds of Use", "Tariff Plan", "Status"]
+    parsed = RequestParser(dataset, 10).parse(orjson.dumps({"records": [record]}))
+    assert parsed == [record]

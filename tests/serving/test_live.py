@@ -127,6 +127,11 @@ def test_champion_moves_under_load_without_a_failed_request(
         'churn_model_reloads_total{outcome="swapped"} 1.0'
         in httpx.get(server.url + "/metrics").text
     )
+    # The log says what is served and every swap, without MLflow's download progress bars.
+    log = server.output()
+    assert f"serving churn v{before} (registry)" in log
+    assert f"swapped model v{before} -> v{new_version}" in log
+    assert "Downloading artifacts" not in log, log[-3000:]
 
 
 def test_admin_reload_forces_a_check(project_copy: Path, live_server: Callable[..., Any]) -> None:
