@@ -152,7 +152,7 @@ batch-predict: $(STAMP) ## Score a file with the champion: INPUT=customers.parqu
 	$(RUN) churn batch-predict "$(INPUT)" "$(OUTPUT)"
 
 .PHONY: bench-serve
-bench-serve: $(STAMP) ## Benchmark the service against `mlflow models serve` (needs wrk; prints ratios)
+bench-serve: $(STAMP) ## Benchmark the service against the HTTP floor (same stack, constant answer) and `mlflow models serve` (needs wrk; prints ratios)
 	$(RUN) churn bench serve
 
 ##@ Monitoring
@@ -215,7 +215,7 @@ test: $(STAMP) ## Run the whole suite (what CI runs); real-data and production t
 	$(RUN) pytest
 
 .PHONY: clean
-clean: stop ## Back to a fresh clone's state: data, feedback, prediction log, model cache, reports, MLflow, Prefect, DVC cache and remote
+clean: stop ## Stop the Prefect server, then back to a fresh clone's state: data, feedback, prediction log, model cache, reports, MLflow, Prefect, DVC cache and remote
 	rm -rf data/raw data/validated data/splits data/feedback data/predictions data/labels \
 		.serving-cache reports mlruns .prefect .dvcstore .dvc/cache .dvc/tmp \
 		.pytest_cache .mypy_cache .ruff_cache .import_linter_cache
