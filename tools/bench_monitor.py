@@ -172,7 +172,9 @@ def run(seeds: int = 50, skip_million: bool = False, echo: Any = print) -> dict[
                 try:
                     alone: dict[str, Any] = _measure_in_child(project, temporary_prefect=True)
                 except RuntimeError as exc:  # e.g. its start timed out on a busy machine
-                    alone = {"failed": str(exc).splitlines()[-1][:300]}
+                    lines = str(exc).splitlines()
+                    why = [x for x in lines if "rror" in x or "Timed out" in x] or lines[-1:]
+                    alone = {"failed": why[-1].strip()[:300]}
                 results["100000_temporary_prefect"] = alone
                 echo(f"  the same with Prefect's temporary server: {json.dumps(alone)}")
         for rows in (5_000, 100_000):
