@@ -85,13 +85,14 @@ ui: $(STAMP) prefect-server ## Start the MLflow UI (:5000); the Prefect UI is th
 prefect-server: $(STAMP) ## Start the local Prefect server (API + UI, :4200) in the background, or reuse the running one
 	@if [ "$$PREFECT_API_URL" != "$(LOCAL_PREFECT_API)" ]; then exit 0; fi; \
 	health="$(LOCAL_PREFECT_API)/health"; \
-	if curl -fsS -m 2 "$$health" >/dev/null 2>&1; then exit 0; fi; \
+	up() { $(VENV)/bin/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$$health" 2>/dev/null; }; \
+	if up; then exit 0; fi; \
 	mkdir -p "$(PREFECT_HOME)"; \
 	echo ">> starting the Prefect server on $(LOCAL_PREFECT_API) (log: $(PREFECT_HOME)/server.log; make stop ends it)"; \
 	nohup $(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT) \
 		>"$(PREFECT_HOME)/server.log" 2>&1 </dev/null & echo $$! >"$(PREFECT_PID)"; \
 	for _ in $$(seq 180); do \
-		curl -fsS -m 2 "$$health" >/dev/null 2>&1 && exit 0; \
+		up && exit 0; \
 		kill -0 "$$(cat "$(PREFECT_PID)")" 2>/dev/null || { tail -n 30 "$(PREFECT_HOME)/server.log"; rm -f "$(PREFECT_PID)"; echo "the Prefect server exited (log above)"; exit 1; }; \
 		sleep 1; \
 	done; \
