@@ -90,13 +90,14 @@ ui: $(STAMP) prefect-server ## Start the MLflow UI (:5000); the Prefect UI is th
 prefect-server: $(STAMP) ## Start the local Prefect server (API + UI, :4200) in the background, or reuse the running one
 	@if [ "$$PREFECT_API_URL" != "$(LOCAL_PREFECT_API)" ]; then exit 0; fi; \
 	health="$(LOCAL_PREFECT_API)/health"; \
-	if curl -fsS -m 2 "$$health" >/dev/null 2>&1; then exit 0; fi; \
+	up() { $(VENV)/bin/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$$health" 2>/dev/null; }; \
+	if up; then exit 0; fi; \
 	mkdir -p "$(PREFECT_HOME)"; \
 	echo ">> starting the Prefect server on $(LOCAL_PREFECT_API) (log: $(PREFECT_HOME)/server.log; make stop ends it)"; \
 	nohup $(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT) \
 		>"$(PREFECT_HOME)/server.log" 2>&1 </dev/null & echo $$! >"$(PREFECT_PID)"; \
 	for _ in $$(seq 180); do \
-		curl -fsS -m 2 "$$health" >/dev/null 2>&1 && exit 0; \
+		up && exit 0; \
 		kill -0 "$$(cat "$(PREFECT_PID)")" 2>/dev/null || { tail -n 30 "$(PREFECT_HOME)/server.log"; rm -f "$(PREFECT_PID)"; echo "the Prefect server exited (log above)"; exit 1; }; \
 		sleep 1; \
 	done; \
@@ -157,7 +158,7 @@ batch-predict: $(STAMP) ## Score a file with the champion: INPUT=customers.parqu
 	$(RUN) churn batch-predict "$(INPUT)" "$(OUTPUT)"
 
 .PHONY: bench-serve
-bench-serve: $(STAMP) ## Benchmark the service against `mlflow models serve` (needs wrk; prints ratios)
+bench-serve: $(STAMP) ## Benchmark the service against the HTTP floor (same stack, constant answer) and `mlflow models serve` (needs wrk; prints ratios)
 	$(RUN) churn bench serve
 
 ##@ Monitoring
@@ -224,7 +225,7 @@ test: $(STAMP) ## Run the whole suite (what CI runs); real-data, production and 
 	$(RUN) pytest
 
 .PHONY: clean
-clean: stop ## Back to a fresh clone's state: data, feedback, prediction log, model cache, reports, MLflow, Prefect, DVC cache and remote
+clean: stop ## Stop the Prefect server, then back to a fresh clone's state: data, feedback, prediction log, model cache, reports, MLflow, Prefect, DVC cache and remote
 	rm -rf data/raw data/validated data/splits data/feedback data/predictions data/labels \
 		.serving-cache reports mlruns .prefect .dvcstore .dvc/cache .dvc/tmp \
 		.pytest_cache .mypy_cache .ruff_cache .import_linter_cache

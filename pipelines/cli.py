@@ -789,7 +789,7 @@ def monitor(
 def deployments(ctx: typer.Context) -> None:
     """Register weekly training and hourly monitoring as Prefect deployments and serve their runs.
 
-    Needs a Prefect server (PREFECT_API_URL; `make ui` starts one). Runs until stopped.
+    Needs a Prefect server (PREFECT_API_URL; `make prefect-server` starts one). Runs until stopped.
     """
     from prefect import serve as prefect_serve
 
@@ -921,7 +921,8 @@ def bench_serve(
     batch_rows: Annotated[int, typer.Option(help="Rows for the batch comparison.")] = 1_000_000,
     peer: Annotated[bool, typer.Option(help="Also run mlflow models serve.")] = True,
 ) -> None:
-    """The service against `mlflow models serve` on the same champion (wrk; prints ratios)."""
+    """The service against the HTTP floor (same stack, constant answer) and `mlflow models serve`
+    on the same champion (wrk; prints ratios)."""
     _tool("bench_serve").run(ctx.obj.project_dir, seconds, connections, rounds, batch_rows, peer)
 
 

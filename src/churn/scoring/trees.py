@@ -55,14 +55,25 @@ class NumpyTrees:
             roots.append(offset)
             depth = max(depth, _depth(lc, rc))
             offset += len(lc)
-        self.feature = np.concatenate(feature)
-        self.threshold = np.concatenate(threshold)
-        self.left = np.concatenate(left)
-        self.right = np.concatenate(right)
-        self.default_left = np.concatenate(default_left)
-        self.leaf = np.concatenate(leaf)
-        self.roots = np.asarray(roots, dtype=np.int64)
+        # Split nodes first, leaves after (numbered anew): one row then tests the split nodes
+        # alone, about half of all nodes.
+        is_split = np.concatenate(threshold) != np.inf
+        order = np.argsort(~is_split, kind="stable")
+        new = np.empty_like(order)
+        new[order] = np.arange(len(order))
+        self.feature = np.concatenate(feature)[order]
+        self.threshold = np.concatenate(threshold)[order]
+        self.left = new[np.concatenate(left)[order]]
+        self.right = new[np.concatenate(right)[order]]
+        self.default_left = np.concatenate(default_left)[order]
+        self.leaf = np.concatenate(leaf)[order]
+        self.roots = new[np.asarray(roots, dtype=np.int64)]
         self.depth = depth
+        self.n_split = int(is_split.sum())
+        split = slice(0, self.n_split)
+        self._split = (self.feature[split], self.threshold[split], self.default_left[split])
+        self._split_children = (self.left[split], self.right[split])
+        self._leaves = np.arange(self.n_split, len(order))
 
     def margin(self, X: np.ndarray) -> np.ndarray:
         """Raw scores (log-odds) of the rows of ``X`` (float32, encoded features)."""
@@ -81,16 +92,20 @@ class NumpyTrees:
         return self.leaf[node].sum(axis=1) + self.base_margin
 
     def _margin_one(self, x: np.ndarray) -> np.ndarray:
-        """One row: the branch of every node at once, then one gather per level.
+        """One row: the branch of every split node at once, then one gather per level.
 
         A dozen numpy calls instead of the level walk's fifty: for one row the calls' fixed
-        cost, not the arithmetic, is the time (about half the time in a busy server).
+        cost, not the arithmetic, is the time (about half the time in a busy server). Leaves
+        are numbered after the split nodes and are their own child, so only split nodes are
+        tested.
         """
-        value = x[self.feature]
-        go_left = value < self.threshold
+        feature, threshold, default_left = self._split
+        value = x[feature]
+        go_left = value < threshold
         if np.isnan(x).any():
-            go_left |= np.isnan(value) & self.default_left
-        child = np.where(go_left, self.left, self.right)
+            go_left |= np.isnan(value) & default_left
+        left, right = self._split_children
+        child = np.concatenate((np.where(go_left, left, right), self._leaves))
         node = self.roots
         for _ in range(self.depth):
             node = child[node]
