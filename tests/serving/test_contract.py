@@ -359,6 +359,8 @@ def test_every_accepted_boundary_value_is_stored(bare_settings: Callable[..., An
     assert [s[c] for s, (c, _) in zip(stored, ACCEPTED_ENDS, strict=True)] == [
         v for _, v in ACCEPTED_ENDS
     ]
+
+
 def test_metrics_export_the_cost_of_predictions_from_the_process_counters(
     client: TestClient,
 ) -> None:
