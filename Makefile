@@ -221,8 +221,11 @@ format: $(STAMP) ## Format the code and apply safe lint fixes
 	$(RUN) ruff check --fix .
 
 .PHONY: test
-test: $(STAMP) ## Run the whole suite (what CI runs); real-data, production and browser tests say why they skip
-	$(RUN) pytest
+# Test files run in parallel, whole files per worker (their module-scoped servers and stacks stay
+# on one worker). TEST_WORKERS=0 runs everything in this process, in order.
+TEST_WORKERS ?= 2
+test: $(STAMP) ## Run the whole suite (what CI runs; TEST_WORKERS=2 files at a time); real-data, production and browser tests say why they skip
+	$(RUN) pytest -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: clean
 clean: stop ## Stop the Prefect server, then back to a fresh clone's state: data, feedback, prediction log, model cache, reports, MLflow, Prefect, DVC cache and remote
