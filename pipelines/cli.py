@@ -71,25 +71,12 @@ def _fail(message: object, code: int = 1) -> typer.Exit:
 
 
 def _settings(ctx: typer.Context) -> Any:
-    from pydantic import ValidationError
-
-    from churn.settings import get_settings
+    from churn.settings import SettingsError, get_settings
 
     try:
         return get_settings(project_dir=ctx.obj.project_dir)
-    except ValidationError as exc:
-        raise _fail(
-            f"the settings (CHURN_* variables, .env) are invalid: {_reasons(exc)}", 2
-        ) from None
-
-
-def _reasons(exc: Any) -> str:
-    """Each error's field and rule, never the value given (it may be a secret)."""
-    parts = []
-    for error in exc.errors(include_input=False, include_url=False, include_context=False):
-        field = ".".join(str(x) for x in error["loc"])
-        parts.append(f"{field}: {error['msg']}" if field else error["msg"])
-    return "; ".join(parts)
+    except SettingsError as exc:  # names each field and rule, never the value
+        raise _fail(exc, 2) from None
 
 
 def _context(ctx: typer.Context) -> tuple[Any, Any]:
@@ -572,6 +559,10 @@ def serve(
 ) -> None:
     """Serve churn predictions from the registry's champion (one worker; docs at /docs)."""
     settings = _settings(ctx)  # a settings error is reported before anything is imported
+    try:
+        settings.serving_secrets()  # so is a missing key (create_app checks it too)
+    except ValueError as exc:
+        raise _fail(exc, 2) from None
     import uvicorn
 
     from serving.app import create_app
