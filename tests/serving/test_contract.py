@@ -327,3 +327,8 @@ def test_every_accepted_boundary_value_is_stored(bare_settings: Callable[..., An
     assert [s[c] for s, (c, _) in zip(stored, ACCEPTED_ENDS, strict=True)] == [
         v for _, v in ACCEPTED_ENDS
     ]
+
+
+def test_head_health_is_answered_like_get(client: TestClient) -> None:
+    r = client.head("/health")
+    assert r.status_code == 200 and r.content == b""
