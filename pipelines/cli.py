@@ -665,6 +665,13 @@ def forget(
     erased = store.forget(customer_id)
     store.close()
     console.print(f"erased {erased.predictions} predictions and {erased.labels} labels")
+    if not erased.predictions and not erased.labels:
+        # Ids are matched by keyed hash: a different CHURN_ID_HASH_KEY from the service's
+        # matches nothing, and would otherwise look exactly like a customer already erased.
+        console.print(
+            "[yellow]warning:[/] nothing matched this id: either it was never logged (or was "
+            "already erased), or CHURN_ID_HASH_KEY is not the key the service hashed ids with"
+        )
 
 
 @app.command(rich_help_panel=PRIVACY)

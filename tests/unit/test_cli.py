@@ -126,3 +126,13 @@ def test_the_project_comes_from_churn_project_dir_unless_c_names_one(tmp_path, m
     assert f"{tmp_path / 'from-env' / 'params.yaml'} not found" in _run("validate").output
     other = _run("-C", str(tmp_path / "given"), "validate").output
     assert f"{tmp_path / 'given' / 'params.yaml'} not found" in other
+
+
+def test_forget_that_matches_nothing_says_the_key_may_be_wrong(tmp_path, monkeypatch):
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.setenv("CHURN_ID_HASH_KEY", "not-the-service-key-0123456789abcdef")
+    result = _run("-C", str(tmp_path), "forget", "--customer-id", "7590-VHVEG")
+    assert result.exit_code == 0
+    text = " ".join(_plain(result.output).split())
+    assert "erased 0 predictions and 0 labels" in text
+    assert "or CHURN_ID_HASH_KEY is not the key the service hashed ids with" in text
