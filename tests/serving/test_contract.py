@@ -332,3 +332,12 @@ def test_every_accepted_boundary_value_is_stored(bare_settings: Callable[..., An
 def test_head_health_is_answered_like_get(client: TestClient) -> None:
     r = client.head("/health")
     assert r.status_code == 200 and r.content == b""
+
+
+def test_a_non_ascii_request_id_is_replaced_not_garbled(client: TestClient) -> None:
+    r = client.post(
+        "/predict", json={"records": [GOOD]}, headers={"X-Request-ID": "réq-ü-1".encode()}
+    )
+    assert r.status_code == 200
+    given = r.json()["request_id"]
+    assert given == r.headers["X-Request-ID"] and given.isascii() and "q-" not in given
