@@ -7,7 +7,7 @@ named :class:`MonitoringOutcome`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -206,9 +206,15 @@ def judge(
     window: PredictionWindow,
     labelled_rows: int,
     now: datetime,
+    store: PredictionStore | None = None,
 ) -> MonitoringDecision:
-    """The decision, with the cooldown's clock read from the monitoring experiment."""
-    return decide(
+    """The decision, with the cooldown's clock read from the monitoring experiment.
+
+    A ``retrain`` must also win the store's claim (``PredictionStore.claim_retrain``): of
+    monitoring runs deciding at the same time, one retrains and the others report ``cooldown``,
+    and the cooldown starts now, when the decision is made, not when training ends.
+    """
+    decision = decide(
         data,
         quality,
         params.monitor,
@@ -217,6 +223,16 @@ def judge(
         last_retrain_at=last_retrain_at(tracking.connect(settings), settings),
         now=now,
     )
+    if decision.action != "retrain" or store is None:
+        return decision
+    held = store.claim_retrain(now, params.monitor.cooldown_hours)
+    if held is None:
+        return decision
+    reason = (
+        f"cooldown: a retrain was claimed at {held.isoformat(timespec='seconds')} (another "
+        f"monitoring run), less than {params.monitor.cooldown_hours:g} h ago; {decision.reason}"
+    )
+    return replace(decision, action="cooldown", reason=reason)
 
 
 def export_feedback(settings: Settings, params: Params, store: PredictionStore) -> int:

@@ -73,25 +73,12 @@ def _fail(message: object, code: int = 1) -> typer.Exit:
 
 
 def _settings(ctx: typer.Context) -> Any:
-    from pydantic import ValidationError
-
-    from churn.settings import get_settings
+    from churn.settings import SettingsError, get_settings
 
     try:
         return get_settings(project_dir=ctx.obj.project_dir)
-    except ValidationError as exc:
-        raise _fail(
-            f"the settings (CHURN_* variables, .env) are invalid: {_reasons(exc)}", 2
-        ) from None
-
-
-def _reasons(exc: Any) -> str:
-    """Each error's field and rule, never the value given (it may be a secret)."""
-    parts = []
-    for error in exc.errors(include_input=False, include_url=False, include_context=False):
-        field = ".".join(str(x) for x in error["loc"])
-        parts.append(f"{field}: {error['msg']}" if field else error["msg"])
-    return "; ".join(parts)
+    except SettingsError as exc:  # names each field and rule, never the value
+        raise _fail(exc, 2) from None
 
 
 def _context(ctx: typer.Context) -> tuple[Any, Any]:
@@ -711,6 +698,10 @@ def serve(
 ) -> None:
     """Serve churn predictions from the registry's champion (one worker; docs at /docs)."""
     settings = _settings(ctx)  # a settings error is reported before anything is imported
+    try:
+        settings.serving_secrets()  # so is a missing key (create_app checks it too)
+    except ValueError as exc:
+        raise _fail(exc, 2) from None
     import uvicorn
 
     from serving.app import create_app
@@ -813,6 +804,13 @@ def forget(
     erased = store.forget(customer_id)
     store.close()
     console.print(f"erased {erased.predictions} predictions and {erased.labels} labels")
+    if not erased.predictions and not erased.labels:
+        # Ids are matched by keyed hash: a different CHURN_ID_HASH_KEY from the service's
+        # matches nothing, and would otherwise look exactly like a customer already erased.
+        console.print(
+            "[yellow]warning:[/] nothing matched this id: either it was never logged (or was "
+            "already erased), or CHURN_ID_HASH_KEY is not the key the service hashed ids with"
+        )
 
 
 @app.command(rich_help_panel=PRIVACY)

@@ -122,6 +122,7 @@ def monitoring_flow(
                 window=window,
                 labelled_rows=labelled,
                 now=now,
+                store=store,
             )
     if outcome.decision.action == "retrain":
         outcome.feedback_rows = timed(

@@ -74,9 +74,15 @@ _ID_COUNTER = itertools.count(1)
 
 def _request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
-        # At most the prediction log's column width (a longer id would fail the batch insert).
-        if name == b"x-request-id" and 0 < len(value) <= REQUEST_ID_MAX:
-            return value.decode("latin-1")
+        # At most the prediction log's column width (a longer id would fail the batch insert),
+        # and visible ASCII only: other bytes cannot come back unchanged in a header (a UTF-8
+        # id was echoed garbled); such an id is replaced, like a too long one.
+        if (
+            name == b"x-request-id"
+            and 0 < len(value) <= REQUEST_ID_MAX
+            and all(0x21 <= b <= 0x7E for b in value)
+        ):
+            return value.decode("ascii")
     return f"{_ID_PREFIX}-{next(_ID_COUNTER):x}"
 
 

@@ -51,8 +51,12 @@ class Version(BaseModel):
 
 @router.get("/health", response_model=Health)
 async def health() -> dict[str, str]:
-    """The process is alive (it does not look at the model)."""
+    """The process is alive (it does not look at the model). HEAD works too (probes use it)."""
     return {"status": "ok"}
+
+
+# HEAD /health for probes that send it; kept out of the OpenAPI document (it is GET's twin).
+router.add_api_route("/health", health, methods=["HEAD"], include_in_schema=False)
 
 
 @router.get(

@@ -59,6 +59,16 @@ labels_table = sa.Table(
     sa.Column("labelled_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+RETRAIN_CLAIMS = "retrain_claims"
+retrain_claims_table = sa.Table(
+    RETRAIN_CLAIMS,
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False, index=True),
+)
+# A constant key for PostgreSQL's advisory lock around a claim (any 64-bit number works).
+_CLAIM_LOCK_KEY = 0x636875726E  # "churn"
+
 # The order of a prediction row as ``insert_rows`` takes it (a JSON array per row).
 ROW_COLUMNS = (
     "logged_at",
@@ -299,6 +309,40 @@ class PredictionStore:
         return PredictionWindow(
             frame, total, sampled, frame["logged_at"].min(), frame["logged_at"].max()
         )
+
+    # -- retraining ---------------------------------------------------------------------------
+
+    def claim_retrain(self, now: datetime, cooldown_hours: float) -> datetime | None:
+        """Claim the one retrain allowed per cooldown: None when granted (the claim is recorded
+        at ``now``, so the cooldown runs from the decision), else when the holding claim was made.
+
+        Atomic across processes on both dialects: SQLite runs the conditional INSERT under its
+        database write lock; PostgreSQL takes a transaction-level advisory lock first (two
+        READ COMMITTED transactions could otherwise both see no recent claim).
+        """
+        engine = self.engine(self.predictions_url)
+        try:
+            retrain_claims_table.create(engine, checkfirst=True)
+        except sa.exc.DBAPIError:  # another run created it between the check and the CREATE
+            if not self._has(self.predictions_url, retrain_claims_table):
+                raise
+        table = retrain_claims_table
+        since = now - timedelta(hours=cooldown_hours)
+        if self.dialect == "sqlite":  # naive UTC, as for the predictions
+            now = now.astimezone(UTC).replace(tzinfo=None)
+            since = since.astimezone(UTC).replace(tzinfo=None)
+        recent = sa.select(table.c.id).where(table.c.claimed_at > since)
+        insert = table.insert().from_select(
+            ["claimed_at"],
+            sa.select(sa.literal(now, sa.DateTime(timezone=True))).where(~sa.exists(recent)),
+        )
+        with engine.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CLAIM_LOCK_KEY})
+            if conn.execute(insert.returning(table.c.id)).first() is not None:
+                return None
+            held = conn.execute(sa.select(sa.func.max(table.c.claimed_at))).scalar_one()
+        return held if held.tzinfo else held.replace(tzinfo=UTC)
 
     # -- labels ---------------------------------------------------------------------------------
 

@@ -10,12 +10,36 @@ from pathlib import Path
 from typing import Literal
 
 from dotenv import dotenv_values
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger(__name__)
 
-PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "placeholder", "dev"})
+# Values that say "fill me in", compared with case, spaces and punctuation removed
+# ("CHANGE_ME", " change-me " and "changeme" are one placeholder).
+PLACEHOLDER_SECRETS = frozenset(
+    {
+        "",
+        "changeme",
+        "changethis",
+        "secret",
+        "password",
+        "placeholder",
+        "dev",
+        "development",
+        "test",
+        "default",
+        "example",
+        "apikey",
+        "key",
+        "todo",
+        "xxx",
+        "none",
+        "null",
+    }
+)
+MIN_SECRET_LENGTH = 32  # characters; `python -c "import secrets; print(secrets.token_urlsafe(32))"`
+SECRETS = ("api_key", "id_hash_key")
 # CHURN_* variables that other parts read, not Settings: the test suite (tests/, .ci/run) and the
 # pipeline image's entrypoint (deploy/pipeline-entrypoint.sh).
 OTHER_VARIABLES = frozenset({"CHURN_REAL_DATA", "CHURN_TEST_DATABASE_URL", "CHURN_DVC_REMOTE_URL"})
@@ -146,12 +170,22 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _no_placeholder_secrets(self) -> Settings:
+    def _no_weak_secrets(self) -> Settings:
+        """Outside development a key that is set must be strong: the API key guards the admin
+        endpoints, and a guessable id-hash key makes the logged customer hashes reversible by
+        enumerating ids. The message names the variable and the rule, never the value."""
         if self.environment != "development":
-            for name in ("api_key", "id_hash_key"):
+            for name in SECRETS:
                 secret = getattr(self, name)
-                if secret is not None and secret.get_secret_value().lower() in PLACEHOLDER_SECRETS:
-                    raise ValueError(f"CHURN_{name.upper()} is a placeholder; set a real secret")
+                if secret is None:
+                    continue  # required by the service only: see serving_secrets()
+                reason = weak_secret(secret.get_secret_value())
+                if reason:
+                    raise ValueError(
+                        f"CHURN_{name.upper()} {reason} (CHURN_ENVIRONMENT={self.environment}); "
+                        'generate one: python -c "import secrets; '
+                        'print(secrets.token_urlsafe(32))"'
+                    )
         return self
 
     def serving_secrets(self) -> tuple[str | None, bytes]:
@@ -198,6 +232,19 @@ class Settings(BaseSettings):
         return self.project_dir / "data"
 
 
+class SettingsError(ValueError):
+    """Invalid settings: each field and the rule it breaks, never the value given."""
+
+
+def weak_secret(value: str) -> str | None:
+    """Why ``value`` is not acceptable as a key outside development, or None."""
+    if "".join(c for c in value.lower() if c.isalnum()) in PLACEHOLDER_SECRETS:
+        return "is a placeholder"
+    if len(value) < MIN_SECRET_LENGTH:
+        return f"is shorter than {MIN_SECRET_LENGTH} characters"
+    return None
+
+
 def unknown_variables(variables: Mapping[str, str | None]) -> dict[str, str | None]:
     """``CHURN_*`` names no setting reads, each with the closest setting's name (or None).
 
@@ -218,11 +265,31 @@ def get_settings(**overrides: object) -> Settings:
     ``CHURN_*`` variables (in the environment or ``.env``) that name no setting are reported once
     per process, at WARNING, with the closest name.
     """
-    settings = Settings(**overrides)  # type: ignore[arg-type]
     found = {**dotenv_values(".env"), **os.environ} if Path(".env").is_file() else os.environ
     for name, closest in unknown_variables(found).items():
         if name not in _warned:
             _warned.add(name)
             hint = f"; did you mean {closest}?" if closest else ""
+            if closest == "CHURN_ENVIRONMENT":  # the mistake that silently drops every check
+                hint += " (this process runs in the environment CHURN_ENVIRONMENT names, "
+                hint += "default development: keys are NOT required)"
             log.warning("%s is not a setting and is ignored%s", name, hint)
-    return settings
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        # pydantic's own message shows every input (secrets and database passwords included).
+        raise SettingsError(
+            f"the settings (CHURN_* variables, .env) are invalid: {describe_errors(exc)}"
+        ) from None
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """Each error's field and rule, never the value given (it may be a secret)."""
+    parts = []
+    for error in exc.errors(include_input=False, include_url=False, include_context=False):
+        where = ".".join(str(x) for x in error["loc"])
+        if where in Settings.model_fields:
+            where = f"CHURN_{where.upper()}"
+        message = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)

@@ -403,3 +403,17 @@ def test_the_docs_example_of_another_data_set_follows_its_config() -> None:
     assert list(record) == ["id", "Seconds of Use", "Tariff Plan", "Status"]
     parsed = RequestParser(dataset, 10).parse(orjson.dumps({"records": [record]}))
     assert parsed == [record]
+
+
+def test_head_health_is_answered_like_get(client: TestClient) -> None:
+    r = client.head("/health")
+    assert r.status_code == 200 and r.content == b""
+
+
+def test_a_non_ascii_request_id_is_replaced_not_garbled(client: TestClient) -> None:
+    r = client.post(
+        "/predict", json={"records": [GOOD]}, headers={"X-Request-ID": "réq-ü-1".encode()}
+    )
+    assert r.status_code == 200
+    given = r.json()["request_id"]
+    assert given == r.headers["X-Request-ID"] and given.isascii() and "q-" not in given

@@ -189,3 +189,13 @@ def test_a_monotone_entry_for_a_missing_column_fails_train_before_anything_runs(
     assert result.exit_code == 2
     assert "train.monotone.Plan" in result.output and "remove the entry" in result.output
     assert time.perf_counter() - started < 5  # no Prefect, no data stage
+
+
+def test_forget_that_matches_nothing_says_the_key_may_be_wrong(tmp_path, monkeypatch):
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.setenv("CHURN_ID_HASH_KEY", "not-the-service-key-0123456789abcdef")
+    result = _run("-C", str(tmp_path), "forget", "--customer-id", "7590-VHVEG")
+    assert result.exit_code == 0
+    text = " ".join(_plain(result.output).split())
+    assert "erased 0 predictions and 0 labels" in text
+    assert "or CHURN_ID_HASH_KEY is not the key the service hashed ids with" in text

@@ -51,3 +51,55 @@ def test_a_variable_that_names_no_setting_is_reported_with_the_closest_name(
 @pytest.mark.parametrize("name", ["CHURN_API_KEY", "CHURN_TRACKING_URI", "CHURN_REAL_DATA"])
 def test_known_variables_are_not_reported(name):
     assert settings_module.unknown_variables({name: "x"}) == {}
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("a", "is shorter than 32 characters"),
+        ("password", "is a placeholder"),
+        ("CHANGE_ME", "is a placeholder"),
+        (" change-me ", "is a placeholder"),
+        (" ", "is a placeholder"),
+        ("Secret", "is a placeholder"),
+        ("x9f8e7d6c5b4a3", "is shorter than 32 characters"),
+        ("k" * 31, "is shorter than 32 characters"),
+    ],
+)
+def test_weak_keys_are_refused_outside_development_with_the_reason(tmp_path, value, reason):
+    with pytest.raises(settings_module.SettingsError) as caught:
+        get_settings(project_dir=tmp_path, environment="production", api_key=value)
+    message = str(caught.value)
+    assert f"CHURN_API_KEY {reason}" in message and "token_urlsafe(32)" in message
+    if len(value.strip()) > 3:
+        assert value.strip() not in message
+
+
+def test_weak_keys_are_accepted_in_development(tmp_path):
+    assert get_settings(project_dir=tmp_path, api_key="dev").api_key is not None
+
+
+def test_a_settings_error_never_shows_an_input(tmp_path):
+    url = "postgresql+psycopg://app:db-Passw0rd@db/app"
+    with pytest.raises(settings_module.SettingsError) as caught:
+        get_settings(
+            project_dir=tmp_path,
+            environment="production",
+            api_key="secret",
+            id_hash_key="alHmacKey-9f8e7d6c5b4a",
+            prediction_log_url=url,
+            max_records="many",
+        )
+    message = str(caught.value)
+    assert "CHURN_MAX_RECORDS: Input should be a valid integer" in message
+    assert "Passw0rd" not in message and "9f8e7d6c5b4a" not in message
+    assert "input_value" not in message
+
+
+def test_churn_env_is_warned_about_as_the_environment_it_is_not(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(settings_module, "_warned", set())
+    monkeypatch.setenv("CHURN_ENV", "production")
+    with caplog.at_level(logging.WARNING, logger="churn.settings"):
+        assert get_settings(project_dir=tmp_path).environment == "development"
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "did you mean CHURN_ENVIRONMENT?" in warning and "keys are NOT required" in warning
