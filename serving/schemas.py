@@ -24,7 +24,9 @@ UnseenText = Annotated[str, StringConstraints(max_length=MAX_LEVEL_LENGTH)]
 # What the prediction store can hold (a JSON integer is a 64-bit one in SQLite, PostgreSQL and
 # orjson): a bigger one could be scored but not logged, so the contract refuses it (422).
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-StoredInt = Annotated[int, Field(strict=True, ge=INT64_MIN, le=INT64_MAX)]
+# Lax, like an integer numeric column: a JSON number with no fractional part (3.0) is an integer
+# in JSON Schema too; text and booleans are refused before it (``_no_text``).
+StoredInt = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
 
 
 def _numeric_type(spec: Any) -> Any:

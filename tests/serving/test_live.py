@@ -129,7 +129,7 @@ def test_champion_moves_under_load_without_a_failed_request(
     )
     # The log says what is served and every swap, without MLflow's download progress bars.
     log = server.output()
-    assert f"serving churn v{before} (registry)" in log
+    assert f"serving churn v{before} (registry, scorer " in log
     assert f"swapped model v{before} -> v{new_version}" in log
     assert "Downloading artifacts" not in log, log[-3000:]
 
