@@ -16,6 +16,27 @@ import pytest
 
 from tools.fork import fork_project, free_port
 
+# What test modules record for the end of the run (the production stack's servers, versions and
+# timings): printed in the terminal summary, also when the modules ran in pytest-xdist workers.
+RUN_REPORT: dict[str, str] = {}
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: hand the report to the controller
+        workeroutput["run_report"] = dict(RUN_REPORT)
+
+
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    RUN_REPORT.update(getattr(node, "workeroutput", {}).get("run_report", {}))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if RUN_REPORT:
+        terminalreporter.section("production profile: what the tests started")
+        for key, value in RUN_REPORT.items():
+            terminalreporter.write_line(f"{key:<22} {value}")
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:

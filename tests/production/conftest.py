@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import RUN_REPORT
 from tools.fork import free_port
 
 # Read at import, i.e. at collection: the session fixture `_isolated_environment`
@@ -34,15 +35,9 @@ SKIP_REASON = (
 )
 SMALL = {"ingest": {"generator": {"n_rows": 2000, "seed": 7}}, "train": {"search": {"n_trials": 1}}}
 
-# What the stack started, printed at the end of the pytest run (terminal summary).
-REPORT: dict[str, str] = {}
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if REPORT:
-        terminalreporter.section("production profile: what the tests started")
-        for key, value in REPORT.items():
-            terminalreporter.write_line(f"{key:<22} {value}")
+# What the stack started, printed at the end of the pytest run (tests/conftest.py's terminal
+# summary, which also collects it from pytest-xdist's workers).
+REPORT = RUN_REPORT
 
 
 def tail(path: Path, chars: int = 4000) -> str:
