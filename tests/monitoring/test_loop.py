@@ -256,8 +256,11 @@ def test_the_evidently_ui_draws_the_dashboard_over_the_runs(loop, offline_page, 
         page.goto(f"{url}/projects/{pid}")
         for title in dict.fromkeys(t for t, _ in workspace.FIGURES.values()):
             page.get_by_text(title, exact=True).first.wait_for(timeout=30_000)
-        page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
-        assert page.locator(".js-plotly-plot").count() >= 5
+        lines = page.locator(".MuiLineElement-root")  # one drawn line per figure
+        lines.nth(len(workspace.FIGURES) - 1).wait_for(timeout=30_000)
+        assert lines.count() == len(workspace.FIGURES)
+        points = page.locator(".MuiMarkElement-root").count()
+        assert points >= 4 * len(steps)  # a point per run on most lines
         shot = tmp_path / "evidently-dashboard.png"
         page.screenshot(path=str(shot), full_page=True)
         print(f"screenshot ({len(steps) - 1} monitoring runs): {shot}")
