@@ -78,11 +78,16 @@ rollback: $(STAMP) ## Move the champion back (TO=<version>, default: the previou
 	$(RUN) churn rollback $${TO:+--to "$$TO"} $${BY:+--by "$$BY"} $${REASON:+--reason "$$REASON"}
 
 .PHONY: ui
-ui: $(STAMP) prefect-server ## Start the MLflow UI (:5000); the Prefect UI is the running server's (:4200). Ctrl-C stops MLflow
+ui: $(STAMP) prefect-server ## MLflow UI (:5000), Evidently monitoring dashboard (:8001), Prefect UI (:4200, the running server's). Ctrl-C stops MLflow and Evidently
 	@uri=$$($(RUN) python -c 'from churn.settings import get_settings; print(get_settings().tracking_uri)'); \
-	echo "MLflow UI  http://127.0.0.1:5000  ($$uri)"; \
-	echo "Prefect UI $${PREFECT_API_URL%/api}  (every flow run; \`make stop\` ends the server)"; \
-	exec $(RUN) mlflow server --backend-store-uri "$$uri" --workers 1 --port 5000
+	ws=$$($(RUN) python -c 'from churn.settings import get_settings; print(get_settings().evidently_workspace)'); \
+	mkdir -p "$$ws" "$(PREFECT_HOME)"; \
+	$(VENV)/bin/evidently ui --workspace "$$ws" --port 8001 >"$(PREFECT_HOME)/evidently-ui.log" 2>&1 & ev=$$!; \
+	trap 'kill $$ev 2>/dev/null' EXIT INT TERM; \
+	echo "MLflow UI    http://127.0.0.1:5000  ($$uri)"; \
+	echo "Evidently UI http://127.0.0.1:8001  (monitoring runs over time: $$ws; log: $(PREFECT_HOME)/evidently-ui.log)"; \
+	echo "Prefect UI   $${PREFECT_API_URL%/api}  (every flow run; \`make stop\` ends the server)"; \
+	$(RUN) mlflow server --backend-store-uri "$$uri" --workers 1 --port 5000
 
 # Reuse the server when it answers; else start it detached (its log: $(PREFECT_HOME)/server.log)
 # and wait for its health check. A PREFECT_API_URL other than the local one is left alone.

@@ -7,6 +7,7 @@ named :class:`MonitoringOutcome`.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -17,9 +18,11 @@ from churn.params import Params
 from churn.prediction_store import SCORE_COLUMN, PredictionStore, PredictionWindow
 from churn.settings import Settings
 from monitoring import data as mdata
-from monitoring import report
+from monitoring import report, workspace
 from monitoring.decision import MonitoringDecision, decide, insufficient, no_judgement
 from monitoring.tracking import last_retrain_at, log_monitoring_run
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -260,7 +263,7 @@ def record(settings: Settings, outcome: MonitoringOutcome, now: datetime) -> str
         outcome.mlflow_run_id = run_id
         return outcome.summary()
 
-    return log_monitoring_run(
+    run_id = log_monitoring_run(
         tracking.connect(settings),
         settings,
         outcome.decision,
@@ -269,6 +272,42 @@ def record(settings: Settings, outcome: MonitoringOutcome, now: datetime) -> str
         tags={**outcome.reference_tags, **_training_tags(outcome.training)},
         report_dir=Path(outcome.report_dir),
         summary=summary,
+    )
+    try:
+        add_snapshot(settings, outcome, now)
+    except Exception as exc:  # the run is recorded in MLflow; only the dashboard misses it
+        log.warning(
+            "monitoring: the Evidently workspace %s did not take this run's snapshot (%s: %s); "
+            "the MLflow run %s holds its figures",
+            settings.evidently_workspace,
+            type(exc).__name__,
+            exc,
+            run_id,
+        )
+    return run_id
+
+
+def add_snapshot(settings: Settings, outcome: MonitoringOutcome, now: datetime) -> str:
+    """Store the run's figures in the Evidently workspace (the dashboard over time)."""
+    d, quality = outcome.decision, outcome.checks and outcome.checks.quality
+    frame = outcome.window.frame
+    scores = frame.get(SCORE_COLUMN)
+    figures = workspace.run_figures(
+        drifted_share=d.drifted_share,
+        window_rows=d.window_rows,
+        labelled_rows=d.labelled_rows,
+        mean_score=float(scores.mean()) if scores is not None and len(scores) else None,
+        roc_auc=quality.roc_auc if quality else None,
+        recall=quality.recall if quality else None,
+        model_version=outcome.champion_version,
+    )
+    return workspace.add_run(
+        settings.evidently_workspace,
+        figures,
+        at=now,
+        action=d.action,
+        model_version=outcome.champion_version,
+        mlflow_run_id=outcome.mlflow_run_id,
     )
 
 

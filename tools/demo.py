@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from churn.prediction_store import PredictionStore
 from churn.settings import get_settings
@@ -29,21 +33,57 @@ DEMO_OVERRIDES: dict[str, Any] = {
 
 
 class Timeline:
-    """Prints each step with the seconds since the start, and keeps them for the summary."""
+    """Prints each step with the seconds since the start to ``out`` (and to the log, between the
+    libraries' lines), and keeps them for the summary."""
 
-    def __init__(self) -> None:
+    def __init__(self, out: TextIO | None = None) -> None:
         self.start = time.perf_counter()
         self.steps: list[tuple[float, str]] = []
+        self.out = out
 
     def __call__(self, text: str) -> None:
         at = time.perf_counter() - self.start
         self.steps.append((at, text))
-        print(f"[{at:6.1f}s] {text}", flush=True)
+        line = f"[{at:6.1f}s] {text}"
+        print(line, flush=True)
+        if self.out is not None:
+            print(line, file=self.out, flush=True)
+
+
+@contextmanager
+def output_to(log: Path) -> Iterator[TextIO]:
+    """This process's and its children's stdout and stderr (Prefect, DVC, MLflow, uvicorn) go
+    to ``log`` while inside; yields a stream to the terminal for the timeline."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    terminal = os.fdopen(os.dup(saved[0]), "w", buffering=1)
+    with log.open("w") as file:
+        os.dup2(file.fileno(), 1)
+        os.dup2(file.fileno(), 2)
+        try:
+            yield terminal
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            terminal.close()
 
 
 def run_demo(dest: Path, normal_rows: int = 1500, drifted_rows: int = 4000) -> dict[str, Any]:
-    """The whole loop; returns what happened (the tests read it too)."""
-    say = Timeline()
+    """The whole loop, the timeline on the terminal and the libraries' output in
+    ``<dest>/../demo.log``; returns what happened (the tests read it too)."""
+    log = dest.parent / "demo.log"
+    with output_to(log) as terminal:
+        print(f"the libraries' logs: {log}", file=terminal, flush=True)
+        return _run(dest, Timeline(terminal), normal_rows, drifted_rows)
+
+
+def _run(dest: Path, say: Timeline, normal_rows: int, drifted_rows: int) -> dict[str, Any]:
     project = fork_project(dest, DEMO_OVERRIDES)
     say(f"project forked to {project} (own git repo, DVC remote, MLflow store)")
     first = training_flow(str(project))

@@ -136,6 +136,11 @@ class Settings(BaseSettings):
         description="Where monitoring writes HTML and JSON reports; relative paths are in "
         "project_dir.",
     )
+    evidently_workspace: Path = Field(
+        Path("evidently-workspace"),
+        description="Evidently workspace holding one snapshot per monitoring run (the dashboard "
+        "over time, `make ui` :8001); relative paths are in project_dir.",
+    )
     training_deployment: str | None = Field(
         None,
         description="Prefect deployment ('flow/deployment') a drift alarm runs; unset: a subflow.",
@@ -156,6 +161,7 @@ class Settings(BaseSettings):
             "params_path": root / self.params_path,
             "model_cache_dir": root / self.model_cache_dir,
             "reports_dir": root / self.reports_dir,
+            "evidently_workspace": root / self.evidently_workspace,
             "prediction_journal_dir": self.prediction_journal_dir
             and root / self.prediction_journal_dir,
             "tracking_uri": self.tracking_uri or f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",

@@ -5,10 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import mlflow
 import pytest
+from evidently.ui.workspace import Workspace
 
 from churn import registry, tracking
 from churn.champion import ChampionInfo
@@ -16,6 +20,7 @@ from churn.data.generator import Drift
 from churn.prediction_store import PredictionStore
 from churn.settings import get_settings
 from churn.versioning import data_version, locked_data_files
+from monitoring import workspace
 from pipelines.monitoring import monitoring_flow
 from pipelines.training import training_flow
 from tools.bench_monitor import fill_log
@@ -199,3 +204,67 @@ def test_a_retrain_that_is_not_better_is_refused_and_cooldown_prevents_a_storm(t
     assert again.decision.action == "cooldown" and not again.retrained
     assert again.decision.drift_detected
     assert len(client.search_model_versions("name='churn'")) == 2
+
+
+def test_each_monitoring_run_is_a_snapshot_on_the_evidently_dashboard(loop):
+    project, _, steps = loop
+    runs = [s for name, s in steps.items() if name != "served_after"]
+    stored = workspace.runs(get_settings(project_dir=project).evidently_workspace)
+    assert len(stored) == len(runs)  # one snapshot per monitoring run, oldest first
+    for outcome, figures in zip(runs, stored, strict=True):
+        d = outcome.decision
+        assert figures["window_rows"] == d.window_rows
+        assert figures["labelled_rows"] == d.labelled_rows
+        assert figures["drifted_share"] == pytest.approx(d.drifted_share)
+        assert figures["model_version"] == float(outcome.champion_version)
+    drifted = stored[runs.index(steps["drifted"])]
+    assert drifted["roc_auc"] == pytest.approx(steps["drifted"].checks.quality.roc_auc)
+    assert drifted["recall"] == pytest.approx(steps["drifted"].checks.quality.recall)
+    assert stored[-1]["model_version"] > stored[0]["model_version"]  # the swap shows
+    assert "roc_auc" not in stored[runs.index(steps["unlabelled"])]  # no labels, no point
+
+
+@pytest.mark.browser
+def test_the_evidently_ui_draws_the_dashboard_over_the_runs(loop, offline_page, tmp_path):
+    project, _, steps = loop
+    path = get_settings(project_dir=project).evidently_workspace
+    port = free_port()
+    ui = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "evidently"),
+            "ui",
+            "--workspace",
+            str(path),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the Evidently UI did not start in 60 s"
+                time.sleep(0.5)
+        pid = Workspace(str(path)).search_project(workspace.PROJECT_NAME)[0].id
+        page = offline_page
+        page.goto(f"{url}/projects/{pid}")
+        for title in dict.fromkeys(t for t, _ in workspace.FIGURES.values()):
+            page.get_by_text(title, exact=True).first.wait_for(timeout=30_000)
+        lines = page.locator(".MuiLineElement-root")  # one drawn line per figure
+        lines.nth(len(workspace.FIGURES) - 1).wait_for(timeout=30_000)
+        assert lines.count() == len(workspace.FIGURES)
+        points = page.locator(".MuiMarkElement-root").count()
+        assert points >= 4 * len(steps)  # a point per run on most lines
+        shot = tmp_path / "evidently-dashboard.png"
+        page.screenshot(path=str(shot), full_page=True)
+        print(f"screenshot ({len(steps) - 1} monitoring runs): {shot}")
+        assert page.blocked == [], f"the UI tried to reach the internet: {page.blocked}"
+    finally:
+        ui.terminate()
+        ui.wait(timeout=30)

@@ -1,0 +1,126 @@
+"""Monitoring runs over time: one snapshot per run in an Evidently workspace, with its dashboard.
+
+Each run's figures (drift share, ROC AUC and recall on labelled traffic, prediction volume, mean
+score, the served model version) become one snapshot of a small Evidently report over a one-row
+table of those figures, so the workspace's dashboard (``make ui``, :8001) plots each across runs.
+The full HTML reports stay in ``reports_dir``; the service's latency and cost are on ``/metrics``
+(Prometheus and Grafana), which the monitoring job does not read.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+from evidently import DataDefinition, Dataset, Report
+from evidently.metrics import MeanValue
+from evidently.sdk.models import PanelMetric
+from evidently.sdk.panels import line_plot_panel
+from evidently.ui.workspace import Project, Workspace
+
+PROJECT_NAME = "churn monitoring"
+
+# figure -> (panel title, legend); one line plot per title, in this order.
+FIGURES: dict[str, tuple[str, str]] = {
+    "drifted_share": ("Drift share", "share of drifted columns"),
+    "roc_auc": ("Quality on labelled traffic", "ROC AUC"),
+    "recall": ("Quality on labelled traffic", "recall (champion's threshold)"),
+    "window_rows": ("Prediction volume", "predictions in the window"),
+    "labelled_rows": ("Prediction volume", "labelled predictions"),
+    "mean_score": ("Mean score", "mean churn probability"),
+    "model_version": ("Served model version", "champion version"),
+}
+
+
+def run_figures(
+    *,
+    drifted_share: float,
+    window_rows: int,
+    labelled_rows: int,
+    mean_score: float | None,
+    roc_auc: float | None,
+    recall: float | None,
+    model_version: str | None,
+) -> dict[str, float]:
+    """The figures one run plots; a figure the run has no value for is left out."""
+    values: dict[str, float | None] = {
+        "drifted_share": drifted_share,
+        "roc_auc": roc_auc,
+        "recall": recall,
+        "window_rows": float(window_rows),
+        "labelled_rows": float(labelled_rows),
+        "mean_score": mean_score,
+        "model_version": float(model_version)
+        if model_version and model_version.isdigit()
+        else None,
+    }
+    return {k: float(v) for k, v in values.items() if v is not None}
+
+
+def project(workspace: Workspace) -> Project:
+    """The monitoring project, created with its dashboard on first use."""
+    found = workspace.search_project(PROJECT_NAME)
+    if found:
+        return found[0]
+    new = workspace.create_project(PROJECT_NAME, "One snapshot per monitoring run (churn-mlops).")
+    titles = dict.fromkeys(title for title, _ in FIGURES.values())
+    for title in titles:
+        values = [
+            PanelMetric(metric="MeanValue", metric_labels={"column": name}, legend=legend)
+            for name, (t, legend) in FIGURES.items()
+            if t == title
+        ]
+        new.dashboard.add_panel(line_plot_panel(title, values, size="half"))
+    return new
+
+
+def add_run(
+    path: Path,
+    figures: dict[str, float],
+    *,
+    at: datetime,
+    action: str,
+    model_version: str | None,
+    mlflow_run_id: str,
+) -> str:
+    """Store one run's ``figures`` as a snapshot in the workspace at ``path``; returns its id."""
+    path.mkdir(parents=True, exist_ok=True)
+    workspace = Workspace(str(path))
+    columns = list(figures)
+    data = Dataset.from_pandas(
+        pd.DataFrame([figures], columns=columns),
+        data_definition=DataDefinition(numerical_columns=columns),
+    )
+    snapshot = Report([MeanValue(column=c) for c in columns]).run(
+        data,
+        timestamp=at,
+        tags=[f"action:{action}"],
+        metadata={
+            "action": action,
+            "model_version": model_version or "-",
+            "mlflow_run_id": mlflow_run_id,
+        },
+        name=f"monitor-{at:%Y%m%dT%H%M%S}",
+    )
+    return str(workspace.add_run(project(workspace).id, snapshot).id)
+
+
+def runs(path: Path) -> list[dict[str, float]]:
+    """Each stored run's figures, oldest first (what the dashboard plots)."""
+    workspace = Workspace(str(path))
+    found = workspace.search_project(PROJECT_NAME)
+    if not found:
+        return []
+    pid = found[0].id
+    out: list[tuple[datetime, dict[str, float]]] = []
+    for sid in workspace.list_runs(pid):
+        model = workspace.get_run(pid, sid)
+        if model is None:
+            continue
+        figures = {
+            str(r.metric_value_location.metric.params["column"]): float(r.value)
+            for r in model.metric_results.values()
+        }
+        out.append((model.timestamp, figures))
+    return [f for _, f in sorted(out, key=lambda p: p[0])]

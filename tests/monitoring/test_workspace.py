@@ -1,0 +1,40 @@
+"""The Evidently workspace keeps one snapshot per monitoring run, in one project, with figures."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from evidently.ui.workspace import Workspace
+
+from monitoring import workspace
+
+
+def test_runs_are_stored_in_order_in_one_project_with_their_figures(tmp_path: Path) -> None:
+    start = datetime(2026, 1, 5, 9, tzinfo=UTC)
+    added = []
+    for i, (auc, version) in enumerate([(None, "1"), (0.81, "1"), (0.74, "2")]):
+        figures = workspace.run_figures(
+            drifted_share=0.1 * i,
+            window_rows=1000 + i,
+            labelled_rows=0 if auc is None else 400,
+            mean_score=0.2 + i / 100,
+            roc_auc=auc,
+            recall=None if auc is None else auc - 0.1,
+            model_version=version,
+        )
+        # added newest first: the store orders by the runs' own time, not by insertion
+        at = start + timedelta(hours=2 - i)
+        added.append((at, figures))
+        workspace.add_run(
+            tmp_path, figures, at=at, action="none", model_version=version, mlflow_run_id=str(i)
+        )
+    ws = Workspace(str(tmp_path))
+    projects = ws.list_projects()
+    assert [p.name for p in projects] == [workspace.PROJECT_NAME]
+    panels = ws.get_dashboard(projects[0].id).panels
+    assert {p.title for p in panels} == {t for t, _ in workspace.FIGURES.values()}
+    stored = workspace.runs(tmp_path)
+    assert stored == [f for _, f in sorted(added, key=lambda a: a[0])]
+    assert "roc_auc" not in stored[-1] and stored[0]["roc_auc"] == 0.74
+    assert stored[0]["model_version"] == 2.0 and stored[0]["window_rows"] == 1002
