@@ -1,5 +1,5 @@
 """Registry faults on a real ``churn serve``: a corrupt newest cached model with the registry down
-at start.
+at start, and the registry coming back after a degraded start.
 
 Registry down at start with a good cache (the cached champion serves, ``/ready`` degraded) is
 ``tests/serving/test_live.py::test_registry_unreachable_serves_the_cached_champion_then_the_rules``;
@@ -8,7 +8,9 @@ these tests add what happens around it.
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +21,9 @@ import pytest
 
 from churn import registry, tracking
 from churn.settings import get_settings
+from tests.production.conftest import start_service
 from tests.serving.conftest import LiveServer, start_server
+from tools.fork import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -123,6 +127,66 @@ def test_a_corrupt_newest_cached_model_falls_back_to_the_older_cached_copy(
     assert answer.status_code == 200 and answer.json()["model_version"] == older
     log = down.output()
     assert "WARNING" in log and f"skipping the cached copy {current}" in log, log[-3000:]
+
+
+def test_after_a_degraded_start_the_registry_coming_back_is_followed(
+    project: Path, servers: list[LiveServer], tmp_path: Path
+) -> None:
+    """Registry down at start: the cached champion serves (degraded); when the registry answers
+    again, the poller loads its champion and ``/ready`` says ready."""
+    first = _start(project, servers, tmp_path)  # caches the champion
+    champion = _wait_ready(first)["model_version"]
+    first.stop()
+    port = free_port()  # nothing listens here yet: the registry is down
+    server = _start(
+        project,
+        servers,
+        tmp_path,
+        MLFLOW_TRACKING_URI=f"http://127.0.0.1:{port}",
+        CHURN_REGISTRY_TIMEOUT_SECONDS="3",
+        CHURN_RELOAD_INTERVAL_SECONDS="1",
+    )
+    ready = _wait_ready(server)
+    assert ready["status"] == "degraded" and ready["source"] == "cache", ready
+    assert ready["model_version"] == champion, ready
+
+    settings = get_settings(project_dir=project)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "CHURN_"))}
+    mlflow_server = start_service(
+        "mlflow-server",
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            settings.tracking_uri,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        port,
+        clean,
+        tmp_path,
+        project,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            ready = httpx.get(server.url + "/ready", timeout=5).json()
+            if ready["source"] == "registry":
+                break
+            time.sleep(0.5)
+        print(
+            f"\nFAULT | registry down at start, then back | cached v{champion} served, then the "
+            f"registry's | - | - | degraded (cache), then {ready['status']} ({ready['source']})"
+        )
+        assert ready["status"] == "ready" and ready["source"] == "registry", ready
+        assert ready["model_version"] == champion
+        assert f"swapped model v{champion} -> v{champion}" in server.output()
+    finally:
+        mlflow_server.stop()
 
 
 def _records() -> list[dict[str, Any]]:
