@@ -771,7 +771,16 @@ def monitor(
     _context(ctx)
     from pipelines.monitoring import monitoring_flow
 
-    outcome = monitoring_flow(str(ctx.obj.project_dir), retrain=retrain)
+    quiet = _DataErrorsWithoutTraceback()  # e.g. a prediction-log URL naming no file
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        logging.getLogger(name).addFilter(quiet)
+    try:
+        outcome = monitoring_flow(str(ctx.obj.project_dir), retrain=retrain)
+    except Exception as exc:
+        error = _data_error(exc)
+        if error is None:
+            raise
+        raise _fail(error) from exc
     if outcome.training and outcome.training.get("state") not in (None, "Completed"):
         raise typer.Exit(1)
 
@@ -798,11 +807,15 @@ def forget(
     customer_id: Annotated[str, typer.Option("--customer-id", help="The id as the CRM knows it.")],
 ) -> None:
     """Erase one customer from the prediction log and the labels (GDPR art. 17)."""
-    from churn.prediction_store import PredictionStore
+    from churn.prediction_store import MissingStoreError, PredictionStore
 
     store = PredictionStore.from_settings(_settings(ctx))
-    erased = store.forget(customer_id)
-    store.close()
+    try:
+        erased = store.forget(customer_id)
+    except MissingStoreError as exc:
+        raise _fail(exc) from None
+    finally:
+        store.close()
     console.print(f"erased {erased.predictions} predictions and {erased.labels} labels")
     if not erased.predictions and not erased.labels:
         # Ids are matched by keyed hash: a different CHURN_ID_HASH_KEY from the service's
@@ -816,12 +829,16 @@ def forget(
 @app.command(rich_help_panel=PRIVACY)
 def retention(ctx: typer.Context) -> None:
     """Delete predictions older than CHURN_PREDICTION_RETENTION_DAYS (default 90)."""
-    from churn.prediction_store import PredictionStore
+    from churn.prediction_store import MissingStoreError, PredictionStore
 
     settings = _settings(ctx)
     store = PredictionStore.from_settings(settings)
-    deleted = store.apply_retention(settings.prediction_retention_days)
-    store.close()
+    try:
+        deleted = store.apply_retention(settings.prediction_retention_days)
+    except MissingStoreError as exc:
+        raise _fail(exc) from None
+    finally:
+        store.close()
     console.print(
         f"deleted {deleted} predictions older than {settings.prediction_retention_days} days"
     )
@@ -859,7 +876,7 @@ def simulate(
 
     import httpx
 
-    from churn.prediction_store import PredictionStore
+    from churn.prediction_store import MissingStoreError, PredictionStore
 
     sim = _tool("simulate")
     try:
@@ -895,7 +912,10 @@ def simulate(
     if labels_after:
         console.print(f"labels: waiting {labels_after:g} s, as outcomes arrive later")
         time.sleep(labels_after)
-    written = sim.send_labels(PredictionStore.from_settings(settings), customers)
+    try:
+        written = sim.send_labels(PredictionStore.from_settings(settings), customers)
+    except MissingStoreError as exc:
+        raise _fail(exc) from None
     console.print(f"labels: wrote {written} true outcomes to {settings.labels_url}")
 
 

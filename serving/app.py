@@ -38,24 +38,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     parser = RequestParser(params.dataset, settings.max_records)
     state = ServingState(settings, params, api_key, hash_key)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state.predlog.start()
-        await state.load_initial()
+    async def load_then_poll() -> None:
+        """The first load, then the registry poller: in the background, so the port accepts
+        connections from the start (``/health`` 200, ``/ready`` and ``/predict`` 503 while the
+        model loads, which can take a minute when the registry hangs)."""
+        try:
+            await state.load_initial()
+        except Exception:  # load_initial falls back on its own; this is a bug, said loudly
+            log.exception("loading the model failed; /ready stays 503 loading")
+            return
         # Everything loaded so far lives as long as the process: keep it out of the garbage
         # collector's full passes, which otherwise show up as multi-millisecond pauses in p99.
         gc.collect()
         gc.freeze()
-        poller = None
         if settings.reload_interval_seconds > 0:
-            poller = asyncio.create_task(state.poll_registry(), name="registry-poll")
+            await state.poll_registry()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.predlog.start()
+        background = asyncio.create_task(load_then_poll(), name="model-load-and-poll")
         try:
             yield
         finally:
-            if poller is not None:
-                poller.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await poller
+            background.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await background
             await asyncio.to_thread(state.predlog.close)
 
     app = create_documented_app(

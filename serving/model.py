@@ -154,25 +154,55 @@ def load_from_registry(settings: Settings, params: Params, champion: ChampionInf
 
 
 def load_from_cache(settings: Settings, params: Params, reason: str) -> ServedModel | None:
-    """The last champion that loaded, from the local cache; None when there is none."""
+    """The newest cached copy that loads (see :func:`cached_copies`); None when none does.
+
+    A copy that fails (a corrupt file, a missing ``MLmodel``) is skipped with a WARNING and the
+    next older one is tried; the served model's reason names the copy and the ones skipped.
+    """
     import mlflow
 
+    skipped: list[str] = []
+    for folder in cached_copies(settings):
+        try:
+            meta = json.loads((folder / _META).read_text())
+            record = ChampionInfo.from_tags(
+                meta["record"], version=meta["version"], run_id=meta["run_id"]
+            )
+            pipeline = mlflow.sklearn.load_model(meta["model_path"])
+            why = f"{reason}; serving the cached copy {folder.name} of v{record.version}"
+            if skipped:
+                why += f" (newer cached copies failed to load: {', '.join(skipped)})"
+            return _served(
+                settings, params, pipeline, record, "cache", why, model_rules(meta["model_path"])
+            )
+        except Exception as exc:  # whatever is wrong with this copy, an older one may load
+            log.warning(
+                "skipping the cached copy %s: it cannot be loaded (%s: %s)",
+                folder,
+                type(exc).__name__,
+                str(exc)[:300],
+            )
+            skipped.append(f"{folder.name}: {type(exc).__name__}")
+    return None
+
+
+def cached_copies(settings: Settings) -> list[Path]:
+    """The cached copies of the served alias, newest first: the one the ``current`` pointer
+    names (the last that loaded from the registry), then the others, most recent first."""
     cache = _cache_dir(settings)
-    pointer = cache / "current"
-    if not pointer.is_file():
-        return None
+    if not cache.is_dir():
+        return []
+    folders = sorted(
+        (p for p in cache.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True
+    )
     try:
-        folder = cache / pointer.read_text().strip()
-        meta = json.loads((folder / _META).read_text())
-        record = ChampionInfo.from_tags(
-            meta["record"], version=meta["version"], run_id=meta["run_id"]
-        )
-        pipeline = mlflow.sklearn.load_model(meta["model_path"])
-    except Exception:
-        log.exception("the cached champion in %s cannot be loaded", cache)
-        return None
-    rules = model_rules(meta["model_path"])
-    return _served(settings, params, pipeline, record, "cache", reason, rules)
+        current = cache / (cache / "current").read_text().strip()
+    except OSError:
+        return folders
+    if current in folders:
+        folders.remove(current)
+        folders.insert(0, current)
+    return folders
 
 
 def model_rules(model_path: str | Path) -> FallbackRules | None:
@@ -188,14 +218,16 @@ def model_rules(model_path: str | Path) -> FallbackRules | None:
 
 
 def cached_rules(settings: Settings) -> FallbackRules | None:
-    """The rules beside the cached champion, also when the cached model itself cannot load."""
-    pointer = _cache_dir(settings) / "current"
-    try:
-        folder = pointer.parent / pointer.read_text().strip()
-        model_path = json.loads((folder / _META).read_text())["model_path"]
-    except (OSError, ValueError, KeyError):
-        return None
-    return model_rules(model_path)
+    """The rules beside the newest cached copy that has them, also when its model cannot load."""
+    for folder in cached_copies(settings):
+        try:
+            model_path = json.loads((folder / _META).read_text())["model_path"]
+        except (OSError, ValueError, KeyError):
+            continue
+        rules = model_rules(model_path)
+        if rules is not None:
+            return rules
+    return None
 
 
 def prior_rate(settings: Settings, params: Params) -> float | None:

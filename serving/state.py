@@ -50,7 +50,9 @@ class ServingState:
         self.dataset = params.dataset
         self.api_key = api_key
         self.metrics = ServingMetrics()
-        store = PredictionStore(settings.prediction_log_url, settings.labels_url, hash_key)
+        store = PredictionStore(
+            settings.prediction_log_url, settings.labels_url, hash_key, create=True
+        )
         self.predlog = PredictionLog(
             store,
             self.metrics,

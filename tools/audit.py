@@ -5,7 +5,8 @@ says "No known vulnerabilities found" and exits 0: an audit of nothing passes. H
 ``NOT AUDITED``, printed loudly with the count; in CI (``CI`` or ``GITHUB_ACTIONS`` set, where
 the vulnerability service is reachable) it fails the target, as a known vulnerability always does.
 
-    uv run python -m tools.audit
+    uv run python -m tools.audit                     # runs pip-audit, then judges its report
+    uv run python -m tools.audit --report audit.json # judges a report pip-audit already wrote
 """
 
 from __future__ import annotations
@@ -16,10 +17,16 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
-def main() -> int:
-    in_ci = bool(os.environ.get("CI") or os.environ.get("GITHUB_ACTIONS"))
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--report"] and len(args) == 2:
+        return judge(json.loads(Path(args[1]).read_text()))
+    if args:
+        print("usage: python -m tools.audit [--report PIP_AUDIT_JSON]", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "audit.json"
         command = [sys.executable, "-m", "pip_audit", "--progress-spinner", "off"]
@@ -31,10 +38,20 @@ def main() -> int:
             print("NOT AUDITED: pip-audit did not produce a report (see above)", file=sys.stderr)
             return 1
         report = json.loads(out.read_text())
+    return judge(report)
+
+
+def judge(report: dict[str, Any]) -> int:
+    """Print what pip-audit's JSON ``report`` found and did not check; the exit code: 1 for a
+    vulnerability, and for packages not audited in CI (``CI`` or ``GITHUB_ACTIONS`` set)."""
+    in_ci = bool(os.environ.get("CI") or os.environ.get("GITHUB_ACTIONS"))
     # The project itself is installed editable: not a dependency to audit.
     dependencies = [
         d for d in report.get("dependencies", []) if "editable" not in str(d.get("skip_reason"))
     ]
+    if not dependencies:
+        print("NOT AUDITED: pip-audit's report lists no packages", file=sys.stderr)
+        return 1
     vulnerable = [d for d in dependencies if d.get("vulns")]
     skipped = [d for d in dependencies if d.get("skip_reason")]
     checked = len(dependencies) - len(skipped)

@@ -43,7 +43,7 @@ def fill_log(project: Path, rows: int, seed: int, drift: Any = None) -> float:
     tracking.connect(settings)
     model = mlflow.sklearn.load_model(f"models:/{settings.model_name}@champion")
     started = time.perf_counter()
-    log = PredictionLog(PredictionStore.from_settings(settings), ServingMetrics())
+    log = PredictionLog(PredictionStore.from_settings(settings, create=True), ServingMetrics())
     log.start()
     step = 50_000
     for start in range(0, rows, step):

@@ -7,4 +7,5 @@ from __future__ import annotations
 
 
 class DataError(ValueError):
-    """The data, or what ``params.yaml`` says about it, is wrong: the message says what to do."""
+    """The data, what ``params.yaml`` says about it, or a setting naming it (a prediction-log URL)
+    is wrong: the message says what to do."""

@@ -25,6 +25,7 @@ import orjson
 import pandas as pd
 import sqlalchemy as sa
 
+from churn.errors import DataError
 from churn.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -110,10 +111,39 @@ class Erased:
     labels: int
 
 
-def make_engine(url: str) -> sa.Engine:
-    """An engine for the store; SQLite gets its folder created and WAL so readers never block."""
+class MissingStoreError(DataError):
+    """A reader was pointed at a SQLite file that does not exist (most often a wrong URL)."""
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names; None for an in-memory database or another dialect."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def make_engine(
+    url: str, *, create: bool = False, setting: str = "CHURN_PREDICTION_LOG_URL"
+) -> sa.Engine:
+    """An engine for the store; SQLite gets WAL so readers never block.
+
+    Only ``create`` (the service, which writes the log) makes a missing SQLite file and its
+    folder. Anyone else gets :class:`MissingStoreError` naming ``setting``: SQLite would
+    silently create an empty database, and a wrong URL would then read as a log with no
+    traffic ("insufficient data") forever.
+    """
+    db = sqlite_file(url)
+    if db is not None:
+        if create:
+            db.parent.mkdir(parents=True, exist_ok=True)
+        elif not db.exists():
+            raise MissingStoreError(
+                f"no prediction store at {db}: the SQLite file does not exist. Check {setting}: "
+                "it must name the service's database, which the service creates when it "
+                "starts (make serve)."
+            )
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, hide_parameters=True)
 
         @sa.event.listens_for(engine, "connect")
@@ -157,25 +187,34 @@ class PredictionStore:
         predictions_url: SQLAlchemy URL of the predictions table (SQLite or PostgreSQL).
         labels_url: SQLAlchemy URL of the labels table; the predictions' database when equal.
         hash_key: the HMAC key that pseudonymises customer ids (``CHURN_ID_HASH_KEY``).
+        create: create a missing SQLite database (the service, the log's writer, does). Every
+            other user (monitoring, labels, ``churn forget``) reads an existing store: a
+            missing file raises :class:`MissingStoreError` naming the settings to check.
     """
 
-    def __init__(self, predictions_url: str, labels_url: str, hash_key: bytes) -> None:
+    def __init__(
+        self, predictions_url: str, labels_url: str, hash_key: bytes, *, create: bool = False
+    ) -> None:
         self.predictions_url = predictions_url
         self.labels_url = labels_url
+        self.create = create
         self._hmac = hmac.new(hash_key, digestmod=hashlib.sha256)
         self._engines: dict[str, sa.Engine] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> PredictionStore:
+    def from_settings(cls, settings: Settings, *, create: bool = False) -> PredictionStore:
         """The store the settings name, with the service's id-hash key."""
         _, hash_key = settings.serving_secrets()
-        return cls(settings.prediction_log_url, settings.labels_url, hash_key)
+        return cls(settings.prediction_log_url, settings.labels_url, hash_key, create=create)
 
     # -- plumbing -------------------------------------------------------------------------------
 
     def engine(self, url: str) -> sa.Engine:
         if url not in self._engines:
-            self._engines[url] = make_engine(url)
+            setting = (
+                "CHURN_PREDICTION_LOG_URL" if url == self.predictions_url else "CHURN_LABELS_URL"
+            )
+            self._engines[url] = make_engine(url, create=self.create, setting=setting)
         return self._engines[url]
 
     @property

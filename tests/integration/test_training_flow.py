@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -10,11 +11,13 @@ import mlflow
 import pandas as pd
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 from churn import registry, tracking
 from churn.champion import ChampionInfo
 from churn.settings import get_settings
 from churn.versioning import data_version, locked_data_files
+from pipelines.cli import app
 from pipelines.training import training_flow
 
 pytestmark = pytest.mark.integration
@@ -176,6 +179,11 @@ def _rerun_and_worse_model(project, first):
     # Aliases are listed where they point.
     assert history[first.version]["aliases"] == ["champion"]
     assert history[worse.version]["aliases"] == ["challenger"]
+    # ... and by `churn history`, in the aliases column of each version's row.
+    shown = CliRunner().invoke(app, ["-C", str(project), "history"])
+    assert shown.exit_code == 0, shown.output
+    assert re.search(rf"^\W*{first.version}\W+champion\W+promoted\W", shown.output, re.M)
+    assert re.search(rf"^\W*{worse.version}\W+challenger\W+rejected\W", shown.output, re.M)
 
     # Rollback: explicit target, then back to the previous champion by history.
     old, new = registry.rollback(client, "churn", to_version=worse.version)

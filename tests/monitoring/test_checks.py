@@ -85,7 +85,7 @@ def test_quality_on_labelled_traffic_reads_both_sides(reference):
 
 
 def _store(url: str) -> PredictionStore:
-    return PredictionStore(url, url, KEY)
+    return PredictionStore(url, url, KEY, create=True)
 
 
 def _log(url: str, frames: list[pd.DataFrame], version: str = "1") -> None:

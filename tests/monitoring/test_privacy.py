@@ -37,7 +37,7 @@ def _hashes(store: PredictionStore) -> list[str]:
 
 
 def test_forget_erases_one_customer_everywhere_and_nobody_else(tmp_path):
-    store = PredictionStore.from_settings(get_settings(project_dir=tmp_path))
+    store = PredictionStore.from_settings(get_settings(project_dir=tmp_path), create=True)
     now = datetime.now(UTC)
     _log(store, [("1111-AAAAA", now), ("1111-AAAAA", now), ("2222-BBBBB", now)])
     store.write_labels(["1111-AAAAA", "2222-BBBBB"], [True, False])
@@ -49,7 +49,7 @@ def test_forget_erases_one_customer_everywhere_and_nobody_else(tmp_path):
 
 
 def test_retention_deletes_only_old_predictions(tmp_path):
-    store = PredictionStore.from_settings(get_settings(project_dir=tmp_path))
+    store = PredictionStore.from_settings(get_settings(project_dir=tmp_path), create=True)
     now = datetime.now(UTC)
     _log(store, [("old", now - timedelta(days=31)), ("new", now - timedelta(days=29))])
     assert store.apply_retention(30, now=now) == 1

@@ -40,7 +40,9 @@ def _race(url: str, runs: int = 4) -> list[datetime | None]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[str]:
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/log.db"
+        url = f"sqlite:///{tmp_path}/log.db"
+        PredictionStore(url, url, KEY, create=True).create_tables()  # as the service does
+        yield url
         return
     if not PG:
         pytest.skip("CHURN_TEST_DATABASE_URL is not set (the production profile's PostgreSQL)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -60,6 +61,21 @@ def bare_settings(bare_project: Path) -> Callable[..., Any]:
     return make
 
 
+@contextlib.contextmanager
+def loaded_client(app: Any, **kwargs: Any) -> Iterator[Any]:
+    """A ``TestClient`` on ``app`` once its model is loaded (the service loads it in the
+    background: ``/ready`` is 503 ``loading`` until then)."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(app, **kwargs) as client:
+        deadline = time.monotonic() + 240
+        while client.get("/ready").json()["status"] == "loading":
+            if time.monotonic() > deadline:
+                raise TimeoutError("the model did not load in 240 s")
+            time.sleep(0.05)
+        yield client
+
+
 @dataclass
 class LiveServer:
     """A real ``churn serve`` process."""
@@ -89,8 +105,10 @@ def start_server(
     env: dict[str, str] | None = None,
     ready: float = 240,  # a cold start on a busy 2-core machine has taken more than 90 s
     python: str | Path = sys.executable,
+    wait_for_model: bool = True,
 ) -> LiveServer:
-    """Start ``churn serve`` on a free loopback port and wait until /health answers."""
+    """Start ``churn serve`` on a free loopback port; wait until ``/health`` answers and (with
+    ``wait_for_model``) until ``/ready`` is past ``loading``: the model loads in the background."""
     port = free_port()
     log = log_dir / f"server-{port}.log"
     full_env = {
@@ -125,7 +143,10 @@ def start_server(
             raise RuntimeError(f"server exited early:\n{server.output()[-3000:]}")
         try:
             if httpx.get(server.url + "/health", timeout=1).status_code == 200:
-                return server
+                if not wait_for_model:
+                    return server
+                if httpx.get(server.url + "/ready", timeout=1).json()["status"] != "loading":
+                    return server
         except httpx.HTTPError:
             pass
         time.sleep(0.2)

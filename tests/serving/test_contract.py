@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from churn.data.generator import COLUMNS
 from serving.app import create_app
 from serving.model import FALLBACK_VERSION, UNKNOWN_PRIOR
+from tests.serving.conftest import loaded_client
 
 API_KEY = "unit-test-key-42"
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,7 +61,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
         max_records=50,
     )
     app = create_app(settings)
-    with TestClient(app, headers={"X-API-Key": API_KEY}) as c:
+    with loaded_client(app, headers={"X-API-Key": API_KEY}) as c:
         yield c
 
 
@@ -283,7 +284,7 @@ class TestAuth:
     def test_without_a_key_predict_is_open_and_admin_is_closed(
         self, bare_settings: Callable[..., Any]
     ) -> None:
-        with TestClient(create_app(bare_settings())) as c:
+        with loaded_client(create_app(bare_settings())) as c:
             assert c.post("/predict", json={"records": [GOOD]}).status_code == 200
             assert c.post("/admin/reload").status_code == 403
 
@@ -348,7 +349,7 @@ def test_every_accepted_boundary_value_is_stored(bare_settings: Callable[..., An
     """The range ends and the 64-bit ends are answered 200 and reach the prediction log."""
     settings = bare_settings()
     records = [with_(customerID=f"edge-{i}", **{c: v}) for i, (c, v) in enumerate(ACCEPTED_ENDS)]
-    with TestClient(create_app(settings)) as c:
+    with loaded_client(create_app(settings)) as c:
         r = c.post("/predict", json={"records": records})
         assert r.status_code == 200, r.text
     db = settings.prediction_log_url.removeprefix("sqlite:///")

@@ -20,6 +20,7 @@ from schemathesis.generation.modes import GenerationMode
 
 from churn import registry, tracking
 from churn.settings import get_settings
+from tests.serving.conftest import start_server
 
 pytestmark = pytest.mark.integration
 
@@ -185,6 +186,38 @@ def test_registry_unreachable_serves_the_cached_champion_then_the_rules(
     assert ready["status"] == "degraded" and ready["source"] == "rules", ready
     answer = httpx.post(rules.url + "/predict", json=body).json()
     assert answer["model_version"] == "fallback-rules"
+
+
+def test_the_port_answers_while_the_model_loads_and_ready_says_loading(
+    bare_project: Path, tmp_path: Path, records: Callable[..., Any]
+) -> None:
+    """The model loads in the background: from the first accepted connection /health is 200,
+    /ready and /predict 503 ``loading`` (here: 5 s of waiting for a closed registry), then
+    /ready 200."""
+    env = {**CLOSED_REGISTRY, "CHURN_REGISTRY_TIMEOUT_SECONDS": "5"}
+    server = start_server(bare_project, tmp_path, env, ready=240, wait_for_model=False)
+    try:
+        seen: list[tuple[int, str]] = []
+        predict_while_loading = None
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            assert httpx.get(server.url + "/health", timeout=5).status_code == 200
+            r = httpx.get(server.url + "/ready", timeout=5)
+            seen.append((r.status_code, r.json()["status"]))
+            if r.json()["status"] == "loading" and predict_while_loading is None:
+                predict_while_loading = httpx.post(
+                    server.url + "/predict", json={"records": records(1)}, timeout=5
+                )
+            if r.status_code == 200:
+                break
+            time.sleep(0.1)
+    finally:
+        server.stop()
+    assert seen[0] == (503, "loading"), seen[:3]
+    assert seen[-1] == (200, "degraded"), seen[-3:]  # no champion: the rules answer
+    assert set(seen[:-1]) == {(503, "loading")}, seen
+    assert predict_while_loading is not None and predict_while_loading.status_code == 503
+    assert "not loaded yet" in predict_while_loading.text
 
 
 # -- prediction log -------------------------------------------------------------------------

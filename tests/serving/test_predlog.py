@@ -24,7 +24,8 @@ KEY = b"a-test-key-of-32-bytes-or-more!!"
 
 
 def _log(url: str, metrics: ServingMetrics | None = None) -> PredictionLog:
-    return PredictionLog(PredictionStore(url, url, KEY), metrics or ServingMetrics())
+    store = PredictionStore(url, url, KEY, create=True)  # the service's store: the writer
+    return PredictionLog(store, metrics or ServingMetrics())
 
 
 def _hashes(ids: list[str | None]) -> list[str | None]:
@@ -181,7 +182,9 @@ def test_rows_the_database_refuses_stay_journaled_and_the_next_start_replays_the
     db = tmp_path / "log.db"
     metrics = ServingMetrics()
     log = PredictionLog(
-        PredictionStore(f"sqlite:///{db}", f"sqlite:///{db}", KEY), metrics, retry_seconds=0.05
+        PredictionStore(f"sqlite:///{db}", f"sqlite:///{db}", KEY, create=True),
+        metrics,
+        retry_seconds=0.05,
     )
     log.start()
     sqlite3.connect(db).execute("DROP TABLE predictions")  # every insert fails from now on

@@ -8,13 +8,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from fastapi.testclient import TestClient
 
 from churn.params import load_params
 from churn.scoring import CompiledScorer, PipelineScorer, probe_columns
 from churn.settings import get_settings
 from serving.app import create_app
 from serving.model import ServedModel, load_initial
+from tests.serving.conftest import loaded_client
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +65,7 @@ def test_a_model_error_is_answered_by_the_rules_and_counted(
         prediction_log_url=f"sqlite:///{tmp_path / 'log.db'}",
     )
     app = create_app(settings)
-    with TestClient(app) as client:
+    with loaded_client(app) as client:
         state = app.state.serving
         good = client.post("/predict", json={"records": records(2)}).json()
         assert good["model_version"] == state.model.version
@@ -143,7 +143,8 @@ def test_a_champion_the_replay_cannot_serve_is_served_by_the_pipeline_and_ready_
     )
     client.set_registered_model_alias(settings.model_name, registry.CHAMPION, version)
 
-    with caplog.at_level("WARNING", logger="serving.model"), TestClient(create_app(settings)) as c:
+    app = create_app(settings)
+    with caplog.at_level("WARNING", logger="serving.model"), loaded_client(app) as c:
         ready = c.get("/ready").json()
         assert ready["status"] == "degraded" and ready["source"] == "registry", ready
         assert ready["model_version"] == version

@@ -79,11 +79,24 @@ def test_an_invalid_params_key_is_named(tmp_path):
     assert "is invalid" in result.output and "ingest.generator.seed" in result.output
 
 
-def test_forget_on_an_empty_project_reports_zero(tmp_path):
+def test_forget_without_a_prediction_log_names_the_setting_and_creates_nothing(tmp_path):
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     result = _run("-C", str(tmp_path), "forget", "--customer-id", "x")
-    assert result.exit_code == 0, result.output
-    assert "erased 0 predictions and 0 labels" in result.output
+    assert result.exit_code == 1
+    text = " ".join(_plain(result.output).split())
+    assert text.startswith("error: no prediction store at") and "Traceback" not in text
+    assert "CHURN_PREDICTION_LOG_URL" in text
+    assert not (tmp_path / "data").exists()  # a wrong URL does not become an empty log
+
+
+def _service_store(project: Path) -> None:
+    """The prediction store as the service leaves it after its first start (tables, no rows)."""
+    from churn.prediction_store import PredictionStore
+    from churn.settings import get_settings
+
+    store = PredictionStore.from_settings(get_settings(project_dir=project), create=True)
+    store.create_tables()
+    store.close()
 
 
 def test_the_simulator_refuses_an_unknown_drift_and_names_the_choices():
@@ -194,6 +207,7 @@ def test_a_monotone_entry_for_a_missing_column_fails_train_before_anything_runs(
 def test_forget_that_matches_nothing_says_the_key_may_be_wrong(tmp_path, monkeypatch):
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     monkeypatch.setenv("CHURN_ID_HASH_KEY", "not-the-service-key-0123456789abcdef")
+    _service_store(tmp_path)
     result = _run("-C", str(tmp_path), "forget", "--customer-id", "7590-VHVEG")
     assert result.exit_code == 0
     text = " ".join(_plain(result.output).split())
