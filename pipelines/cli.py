@@ -181,7 +181,7 @@ def init_dataset(
     Prints one line per column (role, type, levels or range, why). Then edit what it could not
     know (a time column, codes that are quantities, ranges) and run `make train`.
     """
-    from churn import profiling
+    from churn import params_file, profiling
     from churn.errors import DataError
 
     settings = _settings(ctx)
@@ -195,7 +195,7 @@ def init_dataset(
             profile = profiling.profile_files(
                 files, label, positive=positive, id_column=id_column, written_paths=written
             )
-        text, removed = profiling.render_params(settings.params_path.read_text(), profile)
+        text, removed = params_file.render_params(settings.params_path.read_text(), profile)
     except DataError as exc:
         raise _fail(exc, 2) from None
     except FileNotFoundError:

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from churn.params import IngestParams, Params
-from churn.profiling import ProfileError, profile_files, profile_frame, render_params
+from churn.params_file import render_params
+from churn.profiling import ProfileError, profile_files, profile_frame
 
 ROOT = Path(__file__).resolve().parents[2]
 
