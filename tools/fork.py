@@ -48,7 +48,10 @@ def fork_project(dest: Path, overrides: dict[str, Any] | None = None) -> Path:
     shutil.copy(ROOT / "dvc.yaml", dest / "dvc.yaml")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     (dest / "params.yaml").write_text(yaml.safe_dump(deep_merge(params, overrides or {})))
-    (dest / ".gitignore").write_text("/data/\n/mlruns/\n/.dvcstore/\n/reports/\n/.serving-cache/\n")
+    (dest / ".gitignore").write_text(
+        "/data/\n/mlruns/\n/.dvcstore/\n/reports/\n/.serving-cache/\n/evidently-workspace/\n"
+        "/prediction-journal/\n"
+    )
     git = ["git", "-c", "user.name=demo", "-c", "user.email=demo@localhost"]
     subprocess.run([*git, "init", "-q"], cwd=dest, check=True)  # noqa: S603
     with Repo.init(str(dest)) as repo, repo.config.edit() as conf:

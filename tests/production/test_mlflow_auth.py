@@ -72,7 +72,8 @@ def test_the_compose_tracking_server_refuses_calls_without_the_login(tmp_path: P
         assert http.get(SEARCH, auth=(ADMIN, "wrong")).status_code == 401
         assert http.get(SEARCH, auth=(ADMIN, PASSWORD)).status_code == 200
         os.environ.update(MLFLOW_TRACKING_USERNAME=ADMIN, MLFLOW_TRACKING_PASSWORD=PASSWORD)
-        client = mlflow.MlflowClient(server.url)
+        # Both URIs given: a registry URI set by an earlier test in this process must not win.
+        client = mlflow.MlflowClient(tracking_uri=server.url, registry_uri=server.url)
         client.create_registered_model("churn")
         assert [m.name for m in client.search_registered_models()] == ["churn"]
     finally:
