@@ -19,10 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from churn import registry, tracking
 from churn.settings import get_settings
 from tests.production.conftest import start_service
-from tests.serving.conftest import LiveServer, start_server
+from tests.serving.conftest import LiveServer, register_copy_of_champion, start_server
 from tools.fork import free_port
 
 pytestmark = pytest.mark.integration
@@ -57,19 +56,6 @@ def _start(project: Path, servers: list[LiveServer], log_dir: Path, **env: str) 
     return server
 
 
-def _register_copy_of_champion(project: Path) -> str:
-    """A new registry version with the champion's artefacts and tags; the alias moves to it."""
-    settings = get_settings(project_dir=project)
-    client = tracking.connect(settings)
-    champion = registry.current_champion(client, settings.model_name)
-    assert champion is not None
-    new = registry.register_challenger(
-        client, settings.model_name, champion.source, champion.run_id, dict(champion.tags)
-    )
-    client.set_registered_model_alias(settings.model_name, registry.CHAMPION, new.version)
-    return str(new.version)
-
-
 def _wait_ready(server: LiveServer, timeout: float = 240) -> dict[str, Any]:
     """``/ready`` once a model is loaded (the service answers while it loads)."""
     deadline = time.monotonic() + timeout
@@ -86,7 +72,7 @@ def _cache_two_versions(project: Path, servers: list[LiveServer], log_dir: Path)
     first = _start(project, servers, log_dir)
     ready = _wait_ready(first)
     assert ready["source"] == "registry", first.output()[-3000:]
-    newer = _register_copy_of_champion(project)
+    newer = register_copy_of_champion(project)
     swap = httpx.post(first.url + "/admin/reload", headers=HEADERS, timeout=300).json()
     assert swap["outcome"] == "swapped" and swap["current"] == newer, swap
     first.stop()

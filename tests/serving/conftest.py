@@ -211,6 +211,22 @@ def project_copy(served_project: Path, tmp_path: Path) -> Path:
     return copy
 
 
+def register_copy_of_champion(project: Path) -> str:
+    """A new registry version with the champion's artefacts and tags; the alias moves to it."""
+    from churn import registry, tracking
+    from churn.settings import get_settings
+
+    settings = get_settings(project_dir=project)
+    client = tracking.connect(settings)
+    champion = registry.current_champion(client, settings.model_name)
+    assert champion is not None
+    new = registry.register_challenger(
+        client, settings.model_name, champion.source, champion.run_id, dict(champion.tags)
+    )
+    client.set_registered_model_alias(settings.model_name, registry.CHAMPION, new.version)
+    return str(new.version)
+
+
 def example_records(n: int, seed: int = 1) -> list[dict[str, Any]]:
     """Realistic raw records from the project's generator, as a client would send them."""
     import json

@@ -18,9 +18,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.generation.modes import GenerationMode
 
-from churn import registry, tracking
-from churn.settings import get_settings
-from tests.serving.conftest import start_server
+from tests.serving.conftest import register_copy_of_champion, start_server
 
 pytestmark = pytest.mark.integration
 
@@ -69,19 +67,6 @@ def test_api_matches_its_schema_and_never_answers_5xx(fuzz_server: Any) -> None:
 # -- hot reload under load ------------------------------------------------------------------
 
 
-def _register_copy_of_champion(project: Path) -> str:
-    """A new registry version with the champion's artefacts and tags; the alias moves to it."""
-    settings = get_settings(project_dir=project)
-    client = tracking.connect(settings)
-    champion = registry.current_champion(client, settings.model_name)
-    assert champion is not None
-    new = registry.register_challenger(
-        client, settings.model_name, champion.source, champion.run_id, dict(champion.tags)
-    )
-    client.set_registered_model_alias(settings.model_name, registry.CHAMPION, new.version)
-    return str(new.version)
-
-
 async def _hammer(url: str, body: dict[str, Any], seconds: float, workers: int) -> list[Any]:
     """Closed-loop load: ``workers`` clients posting for ``seconds``; returns every outcome."""
     outcomes: list[Any] = []
@@ -114,7 +99,7 @@ def test_champion_moves_under_load_without_a_failed_request(
     async def scenario() -> tuple[list[Any], str]:
         load = asyncio.create_task(_hammer(server.url, body, seconds=8, workers=8))
         await asyncio.sleep(2)
-        new_version = await asyncio.to_thread(_register_copy_of_champion, project_copy)
+        new_version = await asyncio.to_thread(register_copy_of_champion, project_copy)
         return await load, new_version
 
     outcomes, new_version = asyncio.run(scenario())
@@ -141,7 +126,7 @@ def test_admin_reload_forces_a_check(project_copy: Path, live_server: Callable[.
     assert httpx.post(server.url + "/admin/reload").status_code == 401
     r = httpx.post(server.url + "/admin/reload", headers=HEADERS).json()
     assert r["outcome"] == "unchanged"
-    new_version = _register_copy_of_champion(project_copy)
+    new_version = register_copy_of_champion(project_copy)
     r = httpx.post(server.url + "/admin/reload", headers=HEADERS).json()
     assert r == {
         "outcome": "swapped",
