@@ -263,9 +263,25 @@ class MonitorParams(_Strict):
     retrain: bool = True
 
 
+class EngineParams(_Strict):
+    """Where the stages run: in this process (pandas) or on a Dask cluster (``churn.engine``).
+
+    With ``kind: dask`` and no scheduler address (``CHURN_DASK_SCHEDULER``), a ``LocalCluster``
+    of ``workers`` processes, ``threads_per_worker`` threads and ``memory_limit`` each is started
+    for the run.
+    """
+
+    kind: Literal["pandas", "dask"] = "pandas"
+    workers: int = Field(2, ge=1)
+    threads_per_worker: int = Field(1, ge=1)
+    memory_limit: str = "4GiB"
+    partition_rows: int = Field(500_000, gt=0)
+
+
 class Params(_Strict):
     """Everything in ``params.yaml``."""
 
+    engine: EngineParams = EngineParams()
     ingest: IngestParams = IngestParams()
     dataset: DatasetConfig
     validate_: ValidateParams = Field(ValidateParams(), alias="validate")

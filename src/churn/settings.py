@@ -141,6 +141,12 @@ class Settings(BaseSettings):
         description="Evidently workspace holding one snapshot per monitoring run (the dashboard "
         "over time, `make ui` :8001); relative paths are in project_dir.",
     )
+    # The dask engine (params.yaml `engine.kind: dask`, churn.engine).
+    dask_scheduler: str | None = Field(
+        None,
+        description="Address of a running Dask scheduler (tcp://host:8786); unset: the dask "
+        "engine starts a LocalCluster as params.yaml's `engine` block says.",
+    )
     training_deployment: str | None = Field(
         None,
         description="Prefect deployment ('flow/deployment') a drift alarm runs; unset: a subflow.",

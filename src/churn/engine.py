@@ -1,0 +1,52 @@
+"""Where the stages run: the pandas engine (this process) or a Dask cluster.
+
+``params.yaml``'s ``engine`` block chooses; ``CHURN_DASK_SCHEDULER`` points the dask engine at a
+running scheduler (Kubernetes, a compose service, cloud VMs), else it starts a ``LocalCluster``
+for the run. Stage functions keep one implementation of their logic: the dask path applies the
+same per-frame function to each partition.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from churn.params import EngineParams
+from churn.settings import Settings
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def dask_client(settings: Settings, engine: EngineParams) -> Iterator[Client]:
+    """A client of the configured scheduler, or of a ``LocalCluster`` started (and closed) here."""
+    from distributed import Client, LocalCluster
+
+    if settings.dask_scheduler:
+        log.info("dask engine: connecting to the scheduler at %s", settings.dask_scheduler)
+        with Client(settings.dask_scheduler) as client:
+            yield client
+        return
+    log.info(
+        "dask engine: starting a LocalCluster of %d workers x %d threads, %s memory each",
+        engine.workers,
+        engine.threads_per_worker,
+        engine.memory_limit,
+    )
+    with (
+        LocalCluster(
+            n_workers=engine.workers,
+            threads_per_worker=engine.threads_per_worker,
+            memory_limit=engine.memory_limit,
+            processes=True,
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        log.info("dask engine: LocalCluster at %s", cluster.scheduler_address)
+        yield client
