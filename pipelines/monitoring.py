@@ -56,8 +56,10 @@ def start_training(
         }
     # The retrain's data version lives on its model version, its MLflow run and the DVC remote;
     # the clone's dvc.lock stays as committed (docs/monitoring.md, "Where a retrain's data lives").
+    # retrain=True: the job decided to retrain, so the gate answers even when the re-read data
+    # is what the champion saw (churn.training_cache would otherwise name the old version).
     with versioning.lock_kept(project_dir):
-        summary: TrainingSummary = training_flow(str(project_dir), force_ingest=True)
+        summary: TrainingSummary = training_flow(str(project_dir), force_ingest=True, retrain=True)
     return {"via": "subflow", **asdict(summary)}
 
 
