@@ -31,6 +31,7 @@ check_quality_task = task(name="check-quality", cache_policy=NO_CACHE)(job.check
 decide_task = task(name="decide", cache_policy=NO_CACHE)(job.judge)
 export_feedback_task = task(name="export-feedback", cache_policy=NO_CACHE)(job.export_feedback)
 record_task = task(name="record", retries=1, cache_policy=NO_CACHE)(job.record)
+read_service_task = task(name="read-service", cache_policy=NO_CACHE)(job.read_service)
 
 
 def start_training(
@@ -141,6 +142,8 @@ def monitoring_flow(
             champion,
             outcome.summary()["window"],
         )
+    if settings.service_url:
+        outcome.service = timed("read-service", read_service_task, settings)
     timed("record", record_task, settings, outcome, now)
     store.close()
     text = outcome.format()
