@@ -85,7 +85,5 @@ def test_the_monitoring_run_records_latency_and_cost(service_url, tmp_path, monk
     assert logged["service.predict_p50_ms"] == pytest.approx(outcome.service.predict_p50_ms)
     (stored,) = workspace.runs(settings.evidently_workspace)
     assert stored["latency_p99_ms"] == pytest.approx(outcome.service.predict_p99_ms)
-    assert stored["cpu_per_1000"] == pytest.approx(
-        outcome.service.cpu_seconds_per_1000_predictions
-    )
+    assert stored["cpu_per_1000"] == pytest.approx(outcome.service.cpu_seconds_per_1000_predictions)
     assert "/predict p50" in outcome.format()
