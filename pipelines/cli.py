@@ -65,6 +65,8 @@ def _main(
 ) -> None:
     ctx.obj = _Options(project_dir.resolve())
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # One INFO line per HTTP request (to the Prefect server, MLflow's, the service) is noise.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _fail(message: object, code: int = 1) -> typer.Exit:
