@@ -184,6 +184,7 @@ def load_reference(settings: Settings, params: Params, version: str) -> mdata.Re
         max_rows=params.monitor.max_reference_rows,
         seed=params.monitor.sample_seed,
         version=version,
+        cache_dir=settings.reports_dir / "monitoring" / "reference-cache",
     )
 
 
