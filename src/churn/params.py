@@ -217,7 +217,7 @@ class XGBoostParams(_Strict):
 class RandomForestParams(_Strict):
     """The random forest's starting point; its search explores around it (bounded, seeded)."""
 
-    n_estimators: int = Field(150, gt=0, le=2000)
+    n_estimators: int = Field(120, gt=0, le=2000)
     max_depth: int | None = Field(8, gt=0)
     min_samples_leaf: int = Field(5, ge=1)
     max_features: float = Field(0.5, gt=0, le=1)
@@ -226,7 +226,7 @@ class RandomForestParams(_Strict):
 class SearchParams(_Strict):
     n_trials: int = Field(4, ge=0, le=200)
     # The random forest's own trial count (null: ``n_trials``); its fits cost more per trial.
-    random_forest_trials: int | None = Field(2, ge=0, le=200)
+    random_forest_trials: int | None = Field(1, ge=0, le=200)
 
 
 Candidate = Literal["logistic", "random_forest", "xgboost"]

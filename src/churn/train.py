@@ -37,7 +37,7 @@ _SEARCH_SPACE: dict[str, tuple[float, float, str]] = {
 
 # Bounds of the random forest's search (seeded, on the validation split, like XGBoost's).
 _FOREST_SPACE: dict[str, tuple[float, float, str]] = {
-    "n_estimators": (80, 200, "int"),
+    "n_estimators": (60, 160, "int"),
     "max_depth": (4, 10, "int"),
     "min_samples_leaf": (3, 40, "logint"),
     "max_features": (0.2, 0.8, "lin"),

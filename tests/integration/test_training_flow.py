@@ -155,7 +155,11 @@ def test_rerun_reuses_cached_data_and_the_gate_refuses_models_that_are_not_bette
     finally:
         _set_params(
             project,
-            train={"xgboost": {"n_estimators": 300, "max_depth": 4}, "search": {"n_trials": 1}},
+            train={
+                "xgboost": {"n_estimators": 300, "max_depth": 4},
+                "search": {"n_trials": 1},
+                "candidates": ["logistic", "random_forest", "xgboost"],
+            },
         )
 
 
@@ -164,8 +168,14 @@ def _rerun_and_worse_model(project, first):
     assert again.data_stages_ran == {"ingest": False, "validate": False, "split": False}
     assert not again.promoted and "does not beat champion" in again.reason
 
+    # A worse model: two XGBoost stumps, without the random forest that would win instead.
     _set_params(
-        project, train={"xgboost": {"n_estimators": 2, "max_depth": 1}, "search": {"n_trials": 0}}
+        project,
+        train={
+            "xgboost": {"n_estimators": 2, "max_depth": 1},
+            "search": {"n_trials": 0},
+            "candidates": ["logistic", "xgboost"],
+        },
     )
     worse = training_flow(str(project), push=False)
     assert worse.test_roc_auc < first.test_roc_auc
