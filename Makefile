@@ -184,7 +184,7 @@ demo: $(STAMP) prefect-server ## The whole loop in a throw-away project: train, 
 	$(RUN) churn demo
 
 .PHONY: bench-real-data
-bench-real-data: $(STAMP) ## Bring-your-own-data figures: init-dataset + training on ../shared/data's real files, vs a plain XGBoost
+bench-real-data: $(STAMP) ## Bring-your-own-data figures: init-dataset + training on ../shared/data's real files (the candidates' comparison), vs a plain XGBoost
 	$(RUN) churn bench real-data $${TRIALS:+--trials "$$TRIALS"}
 
 .PHONY: bench-monitor

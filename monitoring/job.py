@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from churn import registry, tracking
+from churn.fairness import segment_metrics
 from churn.params import Params
 from churn.prediction_store import SCORE_COLUMN, PredictionStore, PredictionWindow
 from churn.settings import Settings
@@ -215,7 +216,8 @@ def check_quality(
     params: Params,
     html: Path,
 ) -> tuple[report.QualityChecks | None, int]:
-    """Quality on the labelled part of the window: ``(checks or None, labelled rows)``.
+    """Quality on the labelled part of the window: ``(checks or None, labelled rows)``, with
+    the figures per segment (``fairness.segments``) at the same threshold.
 
     None until ``monitor.min_labelled_rows`` labels (of both classes) have arrived.
     """
@@ -223,7 +225,19 @@ def check_quality(
     if len(labelled) < params.monitor.min_labelled_rows or labelled[report.TARGET].nunique() < 2:
         return None, len(labelled)
     threshold = reference.record.decision_threshold
-    return report.check_quality(reference.test, labelled, threshold, html), len(labelled)
+    checks = report.check_quality(reference.test, labelled, threshold, html)
+    f = params.fairness
+    if f.segments:
+        segments = segment_metrics(
+            mdata.features_frame(labelled, params.dataset),
+            labelled[report.TARGET].to_numpy(),
+            labelled[SCORE_COLUMN].to_numpy(),
+            threshold,
+            f.segments,
+            f.min_rows,
+        )
+        checks = replace(checks, segments=segments.to_dict())
+    return checks, len(labelled)
 
 
 def judge(

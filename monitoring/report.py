@@ -98,6 +98,9 @@ class QualityChecks:
     reference_f1: float | None = None
     confusion: Confusion | None = None
     reference_confusion: Confusion | None = None
+    # Per segment at the same threshold (``churn.fairness.SegmentReport.to_dict``), when
+    # ``fairness.segments`` names columns.
+    segments: dict[str, Any] | None = None
 
 
 @dataclass

@@ -125,7 +125,36 @@ def _quality_block(quality: QualityChecks | None, labelled_rows: int) -> str:
         f"<div style='display:flex;gap:24px;flex-wrap:wrap'>"
         f"<table style='{_TABLE}'><tr><th style='{_CELL}'></th><th style='{_CELL}'>window</th>"
         f"<th style='{_CELL}'>champion's test</th><th style='{_CELL}'>change</th></tr>{rows}"
-        f"</table>{window_matrix}{test_matrix}</div>"
+        f"</table>{window_matrix}{test_matrix}</div>{_segments_block(q.segments)}"
+    )
+
+
+def _segments_block(segments: dict[str, Any] | None) -> str:
+    """The labelled window per segment (``churn.fairness``) and the largest gaps."""
+    if not segments or not segments.get("segments"):
+        return ""
+    head = "".join(
+        f"<th style='{_CELL}'>{h}</th>"
+        for h in ("segment", "rows", "churn rate", "ROC AUC", "recall", "false-positive rate")
+    )
+    rows = "".join(
+        f"<tr><td style='{_CELL};text-align:left'>{html.escape(str(r['column']))} = "
+        f"{html.escape(str(r['level']))}</td><td style='{_CELL}'>{r['rows']:,}</td>"
+        + "".join(
+            f"<td style='{_CELL}'>{_f(r[k])}</td>"
+            for k in ("churn_rate", "roc_auc", "recall", "false_positive_rate")
+        )
+        + "</tr>"
+        for r in segments["segments"]
+    )
+    gaps = ", ".join(
+        f"{html.escape(column)} {_f(g.get('recall'))}" for column, g in segments["gaps"].items()
+    )
+    return (
+        f"<p style='margin:4px 0 0 0'><b>Per segment</b> (<code>fairness.segments</code>, "
+        f"same threshold; gaps count levels with at least {segments['min_rows']} labelled "
+        f"rows). Largest recall gap by column: {gaps}.</p>"
+        f"<table style='{_TABLE}'><tr>{head}</tr>{rows}</table>"
     )
 
 

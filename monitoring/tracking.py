@@ -59,6 +59,9 @@ def log_monitoring_run(
             metrics["roc_auc"] = checks.quality.roc_auc
             metrics["recall"] = checks.quality.recall
             metrics["reference_roc_auc"] = checks.quality.reference_roc_auc
+            for column, gaps in (checks.quality.segments or {}).get("gaps", {}).items():
+                if gaps.get("recall") is not None:
+                    metrics[f"recall_gap.{column}"] = gaps["recall"]
     metrics.update(extra_metrics or {})
     run_tags: dict[str, Any] = {
         "action": decision.action,

@@ -981,7 +981,8 @@ def bench_real_data(
     ] = None,
 ) -> None:
     """init-dataset then training on the shared real files (../shared/data), in a throw-away
-    fork: rows, roles, and the champion's, baseline's and a plain XGBoost's test ROC AUC."""
+    fork: rows, roles, the champion's, baseline's and a plain XGBoost's test ROC AUC, and the
+    candidates' comparison table."""
     module = _tool("real_data")
     unknown = sorted(set(names or []) - set(module.REAL_FILES))
     if unknown:

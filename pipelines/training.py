@@ -9,13 +9,21 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from churn import data_stages, model_stages, promotion, tracking, training_cache, versioning
+from churn import (
+    comparison,
+    data_stages,
+    model_stages,
+    promotion,
+    tracking,
+    training_cache,
+    versioning,
+)
 from churn.champion import ChampionInfo, ServingCheck
 from churn.ingest import source_is_volatile
 from churn.params import DatasetConfig, Params, load_params
 from churn.scoring import check_serving
 from churn.settings import Settings, get_settings
-from churn.train import TrainedModels
+from churn.train import TITLES, TrainedModels
 from pipelines import artifacts
 from pipelines.timing import StageTimer
 
@@ -144,6 +152,10 @@ class TrainingSummary:
     seconds: dict[str, float] = field(default_factory=dict)
     # True: nothing changed since ``version`` was trained (churn.training_cache); no new version.
     reused: bool = False
+    # The candidates side by side (``churn.comparison``) and the one that went to the gate.
+    selected: str = ""
+    comparison: str = ""
+    max_recall_gap: float | None = None
 
 
 @flow(name="churn-training", log_prints=True)
@@ -223,6 +235,9 @@ def training_flow(
         data_stages_ran=ran,
         serving_check=check,
         seconds=timed.seconds,
+        selected=result.selected,
+        comparison=comparison.markdown(result.comparison),
+        max_recall_gap=result.segments.max_recall_gap if result.segments else None,
     )
     return _report(settings, summary)
 
@@ -277,12 +292,24 @@ def format_summary(summary: TrainingSummary, model_name: str) -> str:
         )
     else:
         verdict = "not promoted (champion unchanged)"
-    lines = [
+    lines = []
+    if summary.comparison:
+        lines += [
+            f"Candidates (selected: {TITLES.get(summary.selected, summary.selected)}; test split, "
+            "each at its own cost threshold):",
+            summary.comparison,
+        ]
+    lines += [
         f"{model_name} v{summary.version}: {verdict}",
         f"  reason: {summary.reason}",
         f"  test ROC AUC {summary.test_roc_auc:.4f} (baseline {summary.baseline_test_roc_auc:.4f}, "
         f"fallback rules {_auc(summary.rules_test_roc_auc)})",
         f"  data version {summary.data_version}; mlflow run {summary.run_id}",
+        *(
+            [f"  largest recall gap between segments {summary.max_recall_gap:.3f}"]
+            if summary.max_recall_gap is not None
+            else []
+        ),
         f"  serving scorer: {_scorer_line(summary.serving_check)}",
         "  stage seconds: "
         + ", ".join(

@@ -1,5 +1,6 @@
 """Bring your own data, measured: ``churn init-dataset`` on a real file, then the training flow,
 with no hand-edited configuration, in a throw-away fork; and a plain XGBoost on the same split.
+The candidates' comparison table (``churn.comparison``) is printed with each file's figures.
 
 ``make bench-real-data`` (``churn bench real-data``) prints the figures the README quotes; the
 real-data tests (tests/integration/test_real_data.py) run the same steps and assert on them.
@@ -52,6 +53,8 @@ class RealDataResult:
     promoted: bool
     reason: str
     seconds: float
+    selected: str = ""
+    comparison: str = ""  # the candidates side by side (churn.comparison.markdown)
 
 
 def init_dataset(project: Path, files: list[Path], label: str, *extra: str) -> str:
@@ -105,6 +108,8 @@ def run(file: Path, label: str, dest: Path, n_trials: int | None = None) -> Real
         promoted=summary.promoted,
         reason=summary.reason,
         seconds=time.perf_counter() - started,
+        selected=summary.selected,
+        comparison=summary.comparison,
     )
 
 
@@ -127,6 +132,11 @@ def format_result(result: RealDataResult) -> str:
         f"champion - plain       {gap:+.4f}",
         f"seconds                {result.seconds:.0f} (fork, init-dataset, training flow)",
     ]
+    if result.comparison:
+        lines += [
+            f"candidates (selected: {result.selected}; test split, each at its cost threshold):",
+            result.comparison.rstrip(),
+        ]
     return "\n".join(lines)
 
 

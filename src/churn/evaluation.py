@@ -43,6 +43,7 @@ def diagnostic_plots(
     threshold: float,
     baseline_proba: np.ndarray | None = None,
     importances: dict[str, float] | None = None,
+    importance_kind: str = "XGBoost gain",
 ) -> dict[str, Figure]:
     """ROC, PR, calibration, confusion-matrix and feature-importance figures, by file name."""
     figs: dict[str, Figure] = {}
@@ -92,11 +93,25 @@ def diagnostic_plots(
         fig = Figure(figsize=(6, 6))
         ax = fig.subplots()
         ax.barh([k for k, _ in top], [v for _, v in top])
-        ax.set_xlabel("gain")
-        ax.set_title("Feature importance (XGBoost gain, top 20)")
+        ax.set_xlabel(importance_kind)
+        ax.set_title(f"Feature importance ({importance_kind}, top 20)")
         fig.tight_layout()
         figs["feature_importance.png"] = fig
     return figs
+
+
+def importances(model: object, feature_names: Sequence[str]) -> tuple[dict[str, float] | None, str]:
+    """The model's own importances keyed by encoded feature name, and what they measure.
+
+    XGBoost: gain; a random forest: mean decrease in impurity; a linear model: none.
+    """
+    if type(model).__name__ == "XGBClassifier":
+        return xgboost_importances(model, feature_names), "XGBoost gain"
+    found = getattr(model, "feature_importances_", None)
+    if found is None:
+        return None, ""
+    values = dict(zip(feature_names, map(float, found), strict=True))
+    return values, "random-forest mean decrease in impurity"
 
 
 def xgboost_importances(booster_model: object, feature_names: Sequence[str]) -> dict[str, float]:

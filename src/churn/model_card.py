@@ -5,8 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import pandas as pd
+
+from churn import comparison as compare
 from churn.champion import ChampionInfo
+from churn.fairness import SegmentReport
 from churn.params import Params
+from churn.train import TITLES
 
 
 def render_model_card(
@@ -16,13 +21,19 @@ def render_model_card(
     metrics: Mapping[str, float],
     params: Params,
     row_counts: Mapping[str, int],
-    xgboost_params: Mapping[str, Any],
+    model_params: Mapping[str, Any],
+    selected: str = "xgboost",
+    comparison: pd.DataFrame | None = None,
+    selection_metric: str = "valid_roc_auc",
+    segments: SegmentReport | None = None,
+    value_table: str = "",
 ) -> str:
     """Markdown for ``model_card.md``, logged with every model version.
 
     Everything in it comes from the run: the metrics on the held-out test split and the champion
-    record (threshold, data version, commit). Nothing is typed by hand, so the card cannot
-    drift from the model.
+    record (threshold, data version, commit), the candidates' comparison, the per-segment
+    figures and the business value. Nothing is typed by hand, so the card cannot drift from the
+    model.
     """
     ds = params.dataset
     m = dict(metrics)
@@ -32,8 +43,40 @@ def render_model_card(
 
     rows = " / ".join(f"{k} {v}" for k, v in row_counts.items())
     hyper = ", ".join(
-        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in xgboost_params.items()
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in model_params.items()
     )
+    why = (
+        "\n\n## Why this model\n"
+        + compare.why_this_model(comparison, selection_metric)
+        + "\n\n"
+        + compare.markdown(comparison)
+        if comparison is not None and not comparison.empty
+        else ""
+    )
+    if segments is not None and not segments.table.empty:
+        gap = segments.max_recall_gap
+        limit = params.fairness.max_recall_gap
+        rule = (
+            f"The gate refuses a model whose largest recall gap exceeds {limit:g} "
+            "(`fairness.max_recall_gap`)."
+            if limit is not None
+            else "The gate does not act on these gaps (`fairness.max_recall_gap: null`)."
+        )
+        fair = (
+            "\n## Fairness across segments\n"
+            f"At threshold {record.decision_threshold:.3f} on the test split, per level of "
+            f"{', '.join(f'`{c}`' for c in params.fairness.segments)}; gaps compare levels "
+            f"with at least {segments.min_rows} rows. Largest recall gap: "
+            f"{'n/a' if gap is None else f'{gap:.3f}'}"
+            f"{f' ({segments.worst_column})' if segments.worst_column else ''}. {rule}\n\n"
+            + segments.markdown()
+        )
+    else:
+        fair = (
+            "\n## Fairness across segments\nNot measured: no segment columns configured "
+            "(`fairness.segments` in params.yaml).\n"
+        )
+    worth = f"\n## Business value\n{value_table}" if value_table else ""
     return f"""# Model card: {name}
 
 ## What it does
@@ -48,9 +91,9 @@ Intended use: ranking customers for retention outreach. Not for decisions about 
 human review; not for pricing or credit.
 
 ## Model
-XGBoost ({hyper}) with {params.train.calibration} calibration on the validation split, behind a
-scikit-learn feature pipeline (missing values, derived features, scaling, one-hot encoding).
-Monotone constraints: {params.train.monotone or "none"}.
+{_sentence(TITLES.get(selected, selected))} ({hyper}) with {params.train.calibration} calibration
+on the validation split, behind a scikit-learn feature pipeline (missing values, derived features,
+scaling, one-hot encoding). Monotone constraints: {params.train.monotone or "none"}.{why}
 
 ## Data
 - Data version `{record.data_version}` (hashes in `dvc.lock`; `dvc checkout` at commit
@@ -68,9 +111,13 @@ Monotone constraints: {params.train.monotone or "none"}.
 | precision at threshold | {fig("test_precision")} | {fig("baseline_test_precision")} |
 | recall at threshold | {fig("test_recall")} | {fig("baseline_test_recall")} |
 | F1 at threshold | {fig("test_f1")} | {fig("baseline_test_f1")} |
-
+{fair}{worth}
 ## Limitations
 Trained on one snapshot of customers; its quality decays as customers and prices change, which the
 monitoring job watches. Probabilities are calibrated on the validation split only. Trained at
 {record.trained_at}.
 """
+
+
+def _sentence(title: str) -> str:
+    return title[:1].upper() + title[1:]

@@ -11,16 +11,15 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.pipeline import Pipeline
 
-from churn import evaluation, registry, tracking
+from churn import comparison, evaluation, fairness, registry, tracking, value
 from churn.fallback_rules import FallbackRules, fit_rules, with_test_auc
 from churn.features import build_feature_pipeline, encoded_feature_names
-from churn.params import Params
+from churn.params import BASELINE, Params
 from churn.settings import Settings
 from churn.split import label_vector
 from churn.train import (
     TrainedModels,
     assemble,
-    choose_threshold,
     monotone_constraints,
     score,
     train_models,
@@ -40,6 +39,13 @@ class FeatureSet:
 
 @dataclass
 class Evaluation:
+    """The selected model and the baseline on the test split, and everything measured there.
+
+    ``metrics`` are the selected model's (``test_*``) with its segment gaps (``fairness_*``)
+    and business value (``value_*``); ``candidates`` holds each candidate's own test metrics
+    (its child run in MLflow); ``comparison`` is the side-by-side table.
+    """
+
     model: Pipeline
     baseline: Pipeline
     threshold: float
@@ -47,6 +53,12 @@ class Evaluation:
     baseline_metrics: dict[str, float]
     rules: FallbackRules
     figures: dict[str, Figure] = field(default_factory=dict)
+    selected: str = "xgboost"
+    selection_metric: str = "valid_roc_auc"
+    comparison: pd.DataFrame = field(default_factory=comparison.table)
+    candidates: dict[str, dict[str, float]] = field(default_factory=dict)
+    segments: fairness.SegmentReport | None = None
+    value_table: str = ""
 
 
 def featurize(splits: dict[str, pd.DataFrame], params: Params) -> FeatureSet:
@@ -64,7 +76,7 @@ def featurize(splits: dict[str, pd.DataFrame], params: Params) -> FeatureSet:
 def train(
     features: FeatureSet, params: Params, progress: Callable[[int, int], None] | None = None
 ) -> TrainedModels:
-    """Fit the baseline and the XGBoost search on train, calibrate both on valid."""
+    """Fit every candidate of ``train.candidates`` on train, calibrate on valid, select one."""
     monotone = monotone_constraints(features.feature_names, params.train.monotone)
     return train_models(
         features.X["train"],
@@ -87,39 +99,59 @@ def fallback_rules(features: FeatureSet, params: Params) -> FallbackRules:
 
 
 def evaluate_models(features: FeatureSet, trained: TrainedModels, params: Params) -> Evaluation:
-    """Choose the threshold on valid, then score both candidates once on the test split; learn
-    the fallback rules (``churn.fallback_rules``) and score them on the same split."""
-    threshold = choose_threshold(
-        features.y["valid"],
-        trained.xgboost.predict_proba(features.X["valid"])[:, 1],
-        params.train.costs,
+    """Score every candidate once on the test split, each at its own cost threshold (chosen on
+    valid); measure the selected one per segment and in business value; learn the fallback
+    rules (``churn.fallback_rules``) and score them on the same split."""
+    y_test, X_test, test = features.y["test"], features.X["test"], features.frames["test"]
+    rows, per_candidate, probas = [], {}, {}
+    for name, candidate in trained.candidates.items():
+        threshold = candidate.valid["valid_threshold"]
+        probas[name] = candidate.model.predict_proba(X_test)[:, 1]
+        metrics = evaluation.classification_metrics(y_test, probas[name], threshold)
+        speed = comparison.one_row_ms(
+            assemble(features.pipeline, candidate.model), params.dataset, test
+        )
+        rows.append(comparison.row(candidate, trained.selected, metrics, threshold, speed))
+        per_candidate[name] = {
+            **candidate.valid,
+            **metrics,
+            "fit_seconds": candidate.fit_seconds,
+            "predict_ms_one_row": speed[0],
+            "size_kb": rows[-1]["size_kb"],
+        }
+    chosen = trained.chosen
+    threshold = chosen.valid["valid_threshold"]
+    proba, base_proba = probas[chosen.name], probas[BASELINE]
+    base_threshold = trained.candidates[BASELINE].valid["valid_threshold"]
+    segments = fairness.segment_metrics(
+        test, y_test, proba, threshold, params.fairness.segments, params.fairness.min_rows
     )
-    base_threshold = choose_threshold(
-        features.y["valid"],
-        trained.baseline.predict_proba(features.X["valid"])[:, 1],
-        params.train.costs,
-    )
-    y_test = features.y["test"]
-    proba = trained.xgboost.predict_proba(features.X["test"])[:, 1]
-    base_proba = trained.baseline.predict_proba(features.X["test"])[:, 1]
-    xgb = trained.xgboost.estimator.estimator  # the frozen, uncalibrated booster
+    econ = value.economics(params)
+    worth = value.value_summary(y_test, proba, threshold, econ)
     rules = fallback_rules(features, params)
+    found, kind = evaluation.importances(chosen.estimator, features.feature_names)
+    figures = evaluation.diagnostic_plots(y_test, proba, threshold, base_proba, found, kind)
+    figures.update(value.value_plots(y_test, proba, threshold, econ))
     return Evaluation(
-        model=assemble(features.pipeline, trained.xgboost),
+        model=assemble(features.pipeline, trained.model),
         baseline=assemble(features.pipeline, trained.baseline),
         threshold=threshold,
-        metrics=evaluation.classification_metrics(y_test, proba, threshold),
+        metrics={
+            **evaluation.classification_metrics(y_test, proba, threshold),
+            **segments.metrics(),
+            **worth,
+        },
         baseline_metrics=evaluation.classification_metrics(
             y_test, base_proba, base_threshold, prefix="baseline_test_"
         ),
         rules=rules,
-        figures=evaluation.diagnostic_plots(
-            y_test,
-            proba,
-            threshold,
-            base_proba,
-            evaluation.xgboost_importances(xgb, features.feature_names),
-        ),
+        figures=figures,
+        selected=trained.selected,
+        selection_metric=trained.metric,
+        comparison=comparison.table(rows),
+        candidates=per_candidate,
+        segments=segments,
+        value_table=value.value_markdown(worth, threshold, econ),
     )
 
 

@@ -214,8 +214,34 @@ class XGBoostParams(_Strict):
     reg_lambda: float = Field(1.0, ge=0)
 
 
+class RandomForestParams(_Strict):
+    """The random forest's starting point; its search explores around it (bounded, seeded)."""
+
+    n_estimators: int = Field(120, gt=0, le=2000)
+    max_depth: int | None = Field(8, gt=0)
+    min_samples_leaf: int = Field(5, ge=1)
+    max_features: float = Field(0.5, gt=0, le=1)
+
+
 class SearchParams(_Strict):
     n_trials: int = Field(4, ge=0, le=200)
+    # The random forest's own trial count (null: ``n_trials``); its fits cost more per trial.
+    random_forest_trials: int | None = Field(1, ge=0, le=200)
+
+
+Candidate = Literal["logistic", "random_forest", "xgboost"]
+BASELINE: Candidate = "logistic"
+
+
+class SelectParams(_Strict):
+    """How the model that goes to the gate is chosen among the candidates (never on test).
+
+    ``metric`` is measured on the validation split: ``valid_roc_auc`` and ``valid_pr_auc`` are
+    maximised, ``valid_cost`` (``train.costs`` per validation row at each candidate's own cost
+    threshold) is minimised. The logistic regression is the baseline, never the selected model.
+    """
+
+    metric: Literal["valid_roc_auc", "valid_pr_auc", "valid_cost"] = "valid_roc_auc"
 
 
 class CostParams(_Strict):
@@ -226,12 +252,73 @@ class CostParams(_Strict):
 class TrainParams(_Strict):
     seed: int = 42
     n_jobs: int = Field(1, ge=1)
+    # The models trained and compared; ``logistic`` is the baseline (always fitted: the gate
+    # needs it), the others compete for the gate by ``select``.
+    candidates: list[Candidate] = ["logistic", "random_forest", "xgboost"]
+    select: SelectParams = SelectParams()
     baseline: BaselineParams = BaselineParams()
     xgboost: XGBoostParams = XGBoostParams()
+    random_forest: RandomForestParams = RandomForestParams()
     search: SearchParams = SearchParams()
     monotone: dict[str, dict[str, int]] = {}
     calibration: Literal["sigmoid", "isotonic"] = "sigmoid"
     costs: CostParams = CostParams()
+
+    @property
+    def challengers(self) -> list[Candidate]:
+        """The candidates that may go to the gate (every one but the baseline), in order."""
+        return [c for c in self.candidates if c != BASELINE]
+
+    @model_validator(mode="after")
+    def _has_a_challenger(self) -> TrainParams:
+        if len(set(self.candidates)) != len(self.candidates):
+            raise ValueError(f"train.candidates lists a model twice: {self.candidates}")
+        if BASELINE not in self.candidates:
+            raise ValueError(
+                f"train.candidates must include {BASELINE!r}: the logistic regression is the "
+                f"baseline the selected model must beat (got {self.candidates})"
+            )
+        if not self.challengers:
+            raise ValueError(
+                "train.candidates needs a model besides the logistic-regression baseline "
+                "(random_forest or xgboost): the baseline is what the selected model must beat"
+            )
+        return self
+
+
+class ValueParams(_Strict):
+    """Optional economics on top of ``train.costs`` for the business-value figures.
+
+    With both set, contacting a churner is worth ``offer_acceptance x retained_value`` less the
+    offer (``train.costs.false_positive``), contacting a customer who stays costs the offer;
+    unset, the figures are ``train.costs``' savings against contacting nobody.
+    """
+
+    retained_value: float | None = Field(None, gt=0)
+    offer_acceptance: float | None = Field(None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> ValueParams:
+        if (self.retained_value is None) != (self.offer_acceptance is None):
+            raise ValueError(
+                "value.retained_value and value.offer_acceptance go together: set both, or "
+                "neither (the figures then use train.costs)"
+            )
+        return self
+
+
+class FairnessParams(_Strict):
+    """Per-segment quality (``churn.fairness``): at training, in the model card, in monitoring.
+
+    ``segments`` are categorical columns of the dataset block. Segments with fewer than
+    ``min_rows`` rows (or only one class) are reported but left out of the gaps. With
+    ``max_recall_gap`` set, the gate refuses a model whose largest recall gap between two
+    levels of one column exceeds it (null: report only).
+    """
+
+    segments: list[str] = []
+    min_rows: int = Field(30, ge=1)
+    max_recall_gap: float | None = Field(None, gt=0, le=1)
 
 
 class PromoteParams(_Strict):
@@ -289,6 +376,8 @@ class Params(_Strict):
     features: FeatureParams = FeatureParams()
     train: TrainParams = TrainParams()
     promote: PromoteParams = PromoteParams()
+    fairness: FairnessParams = FairnessParams()
+    value: ValueParams = ValueParams()
     monitor: MonitorParams = MonitorParams()
 
     @model_validator(mode="after")
@@ -309,6 +398,13 @@ class Params(_Strict):
                     "feature columns of the dataset block, or remove the entry (features: {})"
                 )
         categorical = self.dataset.categorical
+        for column in self.fairness.segments:
+            if column not in categorical:
+                raise ValueError(
+                    f"fairness.segments names {column!r}, not a categorical column of the "
+                    f"dataset block (categorical: {sorted(categorical)}); segments are the "
+                    "levels of a categorical column: fix the name or remove it (segments: [])"
+                )
         for column, levels in self.train.monotone.items():
             if column not in categorical:
                 raise ValueError(

@@ -7,7 +7,7 @@ import io
 from typing import Any
 
 from churn.params import DatasetConfig, Params, label_text
-from churn.profiling import CODE_MAX_LEVELS, RANGE_SLACK, DatasetProfile
+from churn.profiling import CODE_MAX_LEVELS, RANGE_SLACK, DatasetProfile, suggest_segments
 
 
 def render_params(text: str, profile: DatasetProfile) -> tuple[str, list[str]]:
@@ -157,7 +157,10 @@ def _num(value: float | None) -> float | int | None:
 
 
 def _prune_features(doc: Any, ds: DatasetConfig) -> list[str]:
-    """Remove ``features`` and ``train.monotone`` entries that name what the data lacks."""
+    """Remove ``features``, ``train.monotone`` and ``fairness.segments`` entries that name what
+    the data lacks (segments left empty get the profile's suggestion, ``suggest_segments``)."""
+    from ruamel.yaml.comments import CommentedSeq
+
     removed = []
     features = doc.get("features") or {}
     for name, pair in list((features.get("ratios") or {}).items()):
@@ -179,6 +182,14 @@ def _prune_features(doc: Any, ds: DatasetConfig) -> list[str]:
             removed.append(f"train.monotone.{column}")
     if "train" in doc and "monotone" in doc["train"] and not monotone:
         _empty(doc["train"], "monotone")
+    fairness = doc.get("fairness") or {}
+    if "segments" in fairness:
+        segments = [c for c in fairness["segments"] or [] if c in ds.categorical]
+        removed += [
+            f"fairness.segments {c}" for c in fairness["segments"] or [] if c not in segments
+        ]
+        segments = segments or suggest_segments(ds)
+        fairness["segments"] = _flow(CommentedSeq(segments))
     return removed
 
 

@@ -57,6 +57,9 @@ PII_TOKENS = frozenset(
     }
 )  # fmt: skip
 ID_TOKENS = frozenset({"id", "uuid", "guid", "identifier"})
+# Words in a categorical column's name that mark a group of customers a model should treat
+# alike: the suggested ``fairness.segments``.
+SEGMENT_TOKENS = frozenset({"gender", "sex", "senior", "age", "marital", "nationality", "race"})
 
 
 class ProfileError(DataError):
@@ -197,6 +200,12 @@ def profile_frame(
             + "; ".join(f"{d.name}: {d.why}" for d in decisions if d.role not in ("label", "id"))
         )
     notes = []
+    segments = suggest_segments(dataset)
+    if segments:
+        notes.append(
+            f"segment columns for fairness.segments: {', '.join(segments)} (their names mark "
+            "groups of customers; the per-segment figures are at training and in monitoring)"
+        )
     duplicates = int(frame.duplicated().sum())
     if duplicates:
         notes.append(
@@ -216,6 +225,11 @@ def profile_frame(
 
 
 # -- the rules --------------------------------------------------------------------------------
+
+
+def suggest_segments(dataset: DatasetConfig) -> list[str]:
+    """Categorical columns whose names mark groups of customers (``SEGMENT_TOKENS``)."""
+    return [name for name in dataset.categorical if _tokens(name) & SEGMENT_TOKENS]
 
 
 def _label(column: pd.Series, name: str, positive: str | None) -> tuple[np.ndarray, Any, Any, str]:

@@ -28,7 +28,7 @@ from mlflow import MlflowClient
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
-from churn import registry, tracking, versioning
+from churn import comparison, registry, tracking, versioning
 from churn.champion import ChampionInfo, ServingCheck
 from churn.fallback_rules import FILE_NAME as RULES_FILE
 from churn.fallback_rules import FallbackRules
@@ -40,6 +40,9 @@ from churn.settings import Settings
 from churn.train import TrainedModels, score
 
 log = logging.getLogger(__name__)
+
+# How each candidate's hyperparameters are named among the run's parameters.
+PARAM_PREFIX = {"logistic": "logreg", "random_forest": "rf", "xgboost": "xgb"}
 
 
 @dataclass
@@ -57,6 +60,8 @@ class TrainingRun:
     # split name -> (frame, DVC md5, path): the run's MLflow dataset inputs
     datasets: dict[str, tuple[pd.DataFrame, str, str]] = field(default_factory=dict)
     dataset: DatasetConfig | None = None  # the contract the model's signature is declared from
+    # candidate -> (params, metrics): one MLflow child run each under the training run
+    children: dict[str, tuple[dict[str, Any], dict[str, float]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -128,8 +133,17 @@ def build_run(
         "costs": params.train.costs.model_dump(),
         "search_trials": params.train.search.n_trials,
         "decision_threshold": result.threshold,
-        **{f"xgb_{k}": v for k, v in trained.xgboost_params.items()},
+        "candidates": params.train.candidates,
+        "selected": trained.selected,
+        "selection_metric": trained.metric,
+        "fairness_segments": params.fairness.segments,
+        **{
+            f"{PARAM_PREFIX[c.name]}_{k}": v
+            for c in trained.candidates.values()
+            for k, v in c.params.items()
+        },
     }
+    comparison_md = comparison.markdown(result.comparison)
     return TrainingRun(
         record=record,
         model=result.model,
@@ -155,8 +169,18 @@ def build_run(
         figures=result.figures,
         datasets=_split_datasets(features, data_files),
         dataset=params.dataset,
+        children={
+            name: (
+                {"candidate": name, **trained.candidates[name].params},
+                result.candidates[name],
+            )
+            for name in trained.candidates
+        },
         documents={
             "search_trials.json": [t.__dict__ for t in trained.trials],
+            "comparison.csv": result.comparison.to_csv(index=False),
+            "comparison.md": comparison_md,
+            **({"fairness.json": result.segments.to_dict()} if result.segments else {}),
             "dataset.json": params.dataset.model_dump(),
             RULES_FILE: result.rules.to_dict(),
             # The data version in full: `dvc pull` with this file brings the run's data back.
@@ -167,7 +191,12 @@ def build_run(
                 metrics={**result.metrics, **result.baseline_metrics},
                 params=params,
                 row_counts=row_counts,
-                xgboost_params=trained.xgboost_params,
+                model_params=trained.chosen.params,
+                selected=trained.selected,
+                comparison=result.comparison,
+                selection_metric=trained.metric,
+                segments=result.segments,
+                value_table=result.value_table,
             ),
         },
     )
@@ -207,6 +236,7 @@ def log_and_register(settings: Settings, run: TrainingRun) -> ChampionInfo:
         run_name=f"train-{run.record.data_version}",
         datasets=run.datasets,
         dataset=run.dataset,
+        children=run.children,
     )
     version = registry.register_challenger(client, settings.model_name, model_uri, run_id, tags)
     return ChampionInfo.from_version(version)
@@ -259,6 +289,8 @@ def gate(
         params.promote,
         champion_version=champ_version,
         champion_note=note,
+        recall_gap=client.get_run(challenger.run_id).data.metrics.get("fairness_max_recall_gap"),
+        max_recall_gap=params.fairness.max_recall_gap,
     )
     recorded = registry.record_decision(
         client, settings.model_name, challenger.version, decision, move_champion=move_champion

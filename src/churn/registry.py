@@ -52,11 +52,16 @@ def decide_promotion(
     params: PromoteParams,
     champion_version: str | None = None,
     champion_note: str = "",
+    recall_gap: float | None = None,
+    max_recall_gap: float | None = None,
 ) -> PromotionDecision:
     """The gate. All ROC AUCs are on the same held-out test split.
 
     A challenger is promoted only if it beats the baseline, and then either beats the champion by
     ``params.margin`` or, when there is no comparable champion, reaches ``params.min_roc_auc``.
+    With ``max_recall_gap`` set (``fairness.max_recall_gap``), a challenger whose largest recall
+    gap between the levels of a segment column (``recall_gap``) exceeds it is refused first; a
+    gap that could not be measured (too few rows per level) does not refuse.
     """
 
     def decision(promote: bool, reason: str) -> PromotionDecision:
@@ -64,6 +69,12 @@ def decide_promotion(
             promote, reason, challenger_auc, baseline_auc, champion_version, champion_auc
         )
 
+    if max_recall_gap is not None and recall_gap is not None and recall_gap > max_recall_gap:
+        return decision(
+            False,
+            f"largest recall gap between segments {recall_gap:.4f} exceeds "
+            f"fairness.max_recall_gap {max_recall_gap:.4f}",
+        )
     if challenger_auc <= baseline_auc:
         return decision(
             False,

@@ -37,6 +37,9 @@ TRUSTED_MODEL_TYPES = [
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
     "sklearn.isotonic.IsotonicRegression",
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._tree.Tree",
     "xgboost.core.Booster",
     "xgboost.sklearn.XGBClassifier",
 ]
@@ -108,6 +111,7 @@ def log_training_run(
     run_name: str | None = None,
     datasets: Mapping[str, tuple[pd.DataFrame, str, str]] | None = None,
     dataset: DatasetConfig | None = None,
+    children: Mapping[str, tuple[Mapping[str, Any], Mapping[str, float]]] | None = None,
 ) -> tuple[str, str]:
     """Log one training run and its model; returns ``(run_id, model_uri)``.
 
@@ -117,6 +121,8 @@ def log_training_run(
     in the model's folder, so whoever downloads the model version has them). ``datasets`` maps
     each split's name to ``(frame, DVC md5, path)``: each is logged as an MLflow dataset input
     whose digest is the DVC hash, so the UI's Datasets column names the exact data file.
+    ``children`` maps each candidate to its ``(params, metrics)``: one nested run each under
+    this one (the parent holds the selected model, the comparison and the registered model).
     """
     exp_id = experiment_id(client, settings)
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name) as run:
@@ -132,6 +138,11 @@ def log_training_run(
         mlflow.log_params({k: _param(v) for k, v in params.items()})
         mlflow.log_metrics(dict(metrics))
         mlflow.set_tags(dict(tags))
+        for name, (child_params, child_metrics) in (children or {}).items():
+            with mlflow.start_run(experiment_id=exp_id, run_name=name, nested=True):
+                mlflow.log_params({k: _param(v) for k, v in child_params.items()})
+                mlflow.log_metrics(dict(child_metrics))
+                mlflow.set_tag("candidate", name)
         with tempfile.TemporaryDirectory() as tmp:
             for name, fig in figures.items():
                 fig.savefig(Path(tmp) / name, dpi=110, bbox_inches="tight")

@@ -1,8 +1,10 @@
-"""Training: logistic-regression baseline, XGBoost with a bounded search, calibration, threshold."""
+"""Training: the candidates (logistic-regression baseline, random forest, XGBoost, each with its
+bounded search), calibration, the selection on validation, and the cost-based threshold."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,13 +12,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.pipeline import Pipeline
 from xgboost import XGBClassifier
 
-from churn.params import CostParams, TrainParams, XGBoostParams
+from churn.params import BASELINE, CostParams, RandomForestParams, TrainParams, XGBoostParams
 
 log = logging.getLogger(__name__)
 
@@ -32,20 +35,78 @@ _SEARCH_SPACE: dict[str, tuple[float, float, str]] = {
 }
 
 
+# Bounds of the random forest's search (seeded, on the validation split, like XGBoost's).
+_FOREST_SPACE: dict[str, tuple[float, float, str]] = {
+    "n_estimators": (60, 160, "int"),
+    "max_depth": (4, 10, "int"),
+    "min_samples_leaf": (3, 40, "logint"),
+    "max_features": (0.2, 0.8, "lin"),
+}
+
+# What each candidate is called in tables, the model card and the run's child runs.
+TITLES = {
+    "logistic": "logistic regression",
+    "random_forest": "random forest",
+    "xgboost": "XGBoost",
+}
+
+
 @dataclass
 class Trial:
     params: dict[str, Any]
     valid_roc_auc: float
+    candidate: str = "xgboost"
+
+
+@dataclass
+class FittedCandidate:
+    """One candidate: calibrated on valid, with its chosen hyperparameters and how it was found.
+
+    ``valid`` holds the selection metrics (``valid_roc_auc``, ``valid_pr_auc``, ``valid_cost``:
+    ``train.costs`` per validation row at the candidate's own cost threshold, ``valid_threshold``).
+    """
+
+    name: str
+    model: CalibratedClassifierCV
+    params: dict[str, Any]
+    trials: list[Trial]
+    fit_seconds: float
+    valid: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def estimator(self) -> Any:
+        """The fitted, uncalibrated model inside the calibration."""
+        return self.model.estimator.estimator
 
 
 @dataclass
 class TrainedModels:
-    """Fitted, calibrated candidates and what the search saw."""
+    """Every fitted, calibrated candidate (in ``train.candidates`` order) and the selected one.
 
-    xgboost: CalibratedClassifierCV
-    baseline: CalibratedClassifierCV
-    xgboost_params: dict[str, Any]
-    trials: list[Trial] = field(default_factory=list)
+    ``selected`` is the challenger (never the baseline) with the best ``train.select.metric``
+    on the validation split; ``baseline`` is the logistic regression it must beat.
+    """
+
+    candidates: dict[str, FittedCandidate]
+    selected: str
+    metric: str = "valid_roc_auc"
+
+    @property
+    def chosen(self) -> FittedCandidate:
+        return self.candidates[self.selected]
+
+    @property
+    def model(self) -> CalibratedClassifierCV:
+        """The selected, calibrated model (what goes to the gate)."""
+        return self.chosen.model
+
+    @property
+    def baseline(self) -> CalibratedClassifierCV:
+        return self.candidates[BASELINE].model
+
+    @property
+    def trials(self) -> list[Trial]:
+        return [t for c in self.candidates.values() for t in c.trials]
 
 
 def monotone_constraints(
@@ -68,6 +129,48 @@ def monotone_constraints(
 def fit_baseline(X: np.ndarray, y: np.ndarray, params: TrainParams) -> LogisticRegression:
     """Plain L2 logistic regression on the encoded features."""
     return LogisticRegression(C=params.baseline.C, max_iter=2000).fit(X, y)
+
+
+def fit_forest(
+    X: np.ndarray,
+    y: np.ndarray,
+    values: dict[str, Any],
+    seed: int,
+    monotone: tuple[int, ...],
+    n_jobs: int = 1,
+) -> RandomForestClassifier:
+    """One random-forest fit (with the same monotone constraints as XGBoost, when any)."""
+    model = RandomForestClassifier(
+        **values,
+        random_state=seed,
+        n_jobs=n_jobs,
+        monotonic_cst=list(monotone) if any(monotone) else None,
+    )
+    return model.fit(X, y)
+
+
+def search_forest(
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_valid: np.ndarray,
+    y_valid: np.ndarray,
+    params: TrainParams,
+    monotone: tuple[int, ...],
+) -> tuple[RandomForestClassifier, list[Trial]]:
+    """The configured forest, then ``search.random_forest_trials`` seeded neighbours; the best
+    by validation ROC AUC (as for XGBoost: the test split stays untouched)."""
+    n_trials = params.search.random_forest_trials
+    n_trials = params.search.n_trials if n_trials is None else n_trials
+    rng = np.random.default_rng(params.seed + 1)
+    grid = [params.random_forest.model_dump()]
+    grid += [_sample(rng, _FOREST_SPACE, RandomForestParams) for _ in range(n_trials)]
+    return _best_of(
+        "random_forest",
+        grid,
+        lambda v: fit_forest(X_train, y_train, v, params.seed, monotone, params.n_jobs),
+        X_valid,
+        y_valid,
+    )
 
 
 def fit_xgboost(
@@ -105,22 +208,38 @@ def search_xgboost(
     The search is seeded and bounded; trials are scored by ROC AUC on the validation split only,
     so the test split stays untouched until evaluation.
     """
-    candidates = [params.xgboost.model_dump()]
+    grid = [params.xgboost.model_dump()]
     rng = np.random.default_rng(params.seed)
-    candidates += [_sample(rng) for _ in range(params.search.n_trials)]
-    best: tuple[float, XGBClassifier] | None = None
+    grid += [_sample(rng, _SEARCH_SPACE, XGBoostParams) for _ in range(params.search.n_trials)]
+    return _best_of(
+        "xgboost",
+        grid,
+        lambda v: fit_xgboost(X_train, y_train, v, params.seed, monotone, params.n_jobs),
+        X_valid,
+        y_valid,
+        progress,
+    )
+
+
+def _best_of(
+    name: str,
+    grid: list[dict[str, Any]],
+    fit: Callable[[dict[str, Any]], Any],
+    X_valid: np.ndarray,
+    y_valid: np.ndarray,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Any, list[Trial]]:
+    best: tuple[float, Any] | None = None
     trials: list[Trial] = []
-    for i, values in enumerate(candidates):
-        model = fit_xgboost(X_train, y_train, values, params.seed, monotone, params.n_jobs)
+    for i, values in enumerate(grid):
+        model = fit(values)
         score = float(roc_auc_score(y_valid, model.predict_proba(X_valid)[:, 1]))
-        trials.append(Trial(params=values, valid_roc_auc=score))
-        log.info(
-            "xgboost trial %d/%d: valid ROC AUC %.4f %s", i + 1, len(candidates), score, values
-        )
+        trials.append(Trial(params=values, valid_roc_auc=score, candidate=name))
+        log.info("%s trial %d/%d: valid ROC AUC %.4f %s", name, i + 1, len(grid), score, values)
         if best is None or score > best[0]:
             best = (score, model)
         if progress:
-            progress(i + 1, len(candidates))
+            progress(i + 1, len(grid))
     assert best is not None
     return best[1], trials
 
@@ -141,16 +260,74 @@ def train_models(
     monotone: tuple[int, ...] = (),
     progress: Callable[[int, int], None] | None = None,
 ) -> TrainedModels:
-    """Fit and calibrate both candidates on already-encoded matrices."""
-    xgb, trials = search_xgboost(X_train, y_train, X_valid, y_valid, params, monotone, progress)
-    baseline = fit_baseline(X_train, y_train, params)
-    best = max(trials, key=lambda t: t.valid_roc_auc)
-    return TrainedModels(
-        xgboost=calibrate(xgb, X_valid, y_valid, params.calibration),
-        baseline=calibrate(baseline, X_valid, y_valid, params.calibration),
-        xgboost_params=best.params,
-        trials=trials,
+    """Fit, calibrate and measure every candidate on already-encoded matrices; select one.
+
+    Each candidate is searched and fitted on train, calibrated on valid, and measured on valid
+    (``FittedCandidate.valid``); the selected model is the challenger with the best
+    ``params.select.metric``. Nothing here sees the test split.
+    """
+    fitted: dict[str, FittedCandidate] = {}
+    for name in params.candidates:
+        start = time.perf_counter()
+        trials: list[Trial] = []
+        if name == "xgboost":
+            model, trials = search_xgboost(
+                X_train, y_train, X_valid, y_valid, params, monotone, progress
+            )
+            chosen = max(trials, key=lambda t: t.valid_roc_auc).params
+        elif name == "random_forest":
+            model, trials = search_forest(X_train, y_train, X_valid, y_valid, params, monotone)
+            chosen = max(trials, key=lambda t: t.valid_roc_auc).params
+        else:
+            model = fit_baseline(X_train, y_train, params)
+            chosen = params.baseline.model_dump()
+        calibrated = calibrate(model, X_valid, y_valid, params.calibration)
+        seconds = time.perf_counter() - start
+        proba = calibrated.predict_proba(X_valid)[:, 1]
+        fitted[name] = FittedCandidate(
+            name=name,
+            model=calibrated,
+            params=chosen,
+            trials=trials,
+            fit_seconds=seconds,
+            valid=validation_metrics(y_valid, proba, params.costs),
+        )
+        log.info(
+            "%s: valid ROC AUC %.4f, fitted in %.1f s",
+            TITLES[name],
+            fitted[name].valid["valid_roc_auc"],
+            seconds,
+        )
+    selected = select(fitted, params.select.metric)
+    return TrainedModels(candidates=fitted, selected=selected, metric=params.select.metric)
+
+
+def validation_metrics(y: np.ndarray, proba: np.ndarray, costs: CostParams) -> dict[str, float]:
+    """What the selection may use: ROC AUC, PR AUC, and the cost per row at the cost threshold."""
+    threshold = choose_threshold(y, proba, costs)
+    pred = proba >= threshold
+    cost = costs.false_negative * np.sum(~pred & (y == 1)) + costs.false_positive * np.sum(
+        pred & (y == 0)
     )
+    return {
+        "valid_roc_auc": float(roc_auc_score(y, proba)),
+        "valid_pr_auc": float(average_precision_score(y, proba)),
+        "valid_cost": float(cost / max(len(y), 1)),
+        "valid_threshold": threshold,
+    }
+
+
+def select(candidates: dict[str, FittedCandidate], metric: str) -> str:
+    """The challenger (any candidate but the baseline) with the best validation ``metric``.
+
+    ``valid_cost`` is minimised, the others maximised; a tie goes to the earlier candidate in
+    ``train.candidates``. The baseline is never selected: it is what the selection must beat.
+    """
+    sign = -1.0 if metric == "valid_cost" else 1.0
+    challengers = [c for c in candidates.values() if c.name != BASELINE]
+    if not challengers:
+        raise ValueError("no candidate besides the baseline to select (see train.candidates)")
+    return max(challengers, key=lambda c: sign * c.valid[metric]).name
 
 
 def choose_threshold(y_true: np.ndarray, proba: np.ndarray, costs: CostParams) -> float:
@@ -185,13 +362,19 @@ def score(model: Pipeline, frame: pd.DataFrame) -> np.ndarray:
     return np.asarray(model.predict_proba(frame)[:, 1], dtype="float64")
 
 
-def _sample(rng: np.random.Generator) -> dict[str, Any]:
+def _sample(
+    rng: np.random.Generator,
+    space: dict[str, tuple[float, float, str]],
+    kind_of: type[XGBoostParams] | type[RandomForestParams],
+) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for name, (lo, hi, kind) in _SEARCH_SPACE.items():
+    for name, (lo, hi, kind) in space.items():
         if kind == "int":
             values[name] = int(rng.integers(int(lo), int(hi) + 1))
         elif kind == "log":
             values[name] = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+        elif kind == "logint":
+            values[name] = round(float(np.exp(rng.uniform(np.log(lo), np.log(hi)))))
         else:
             values[name] = float(rng.uniform(lo, hi))
-    return XGBoostParams(**values).model_dump()
+    return kind_of(**values).model_dump()

@@ -42,7 +42,8 @@ def _train_and_compare(project: Path, name: str) -> None:
     plain = plain_xgboost_auc(project, params)
     print(
         f"{name}: champion test ROC AUC {summary.test_roc_auc:.4f}, baseline "
-        f"{summary.baseline_test_roc_auc:.4f}, plain XGBoost on the same split {plain:.4f}"
+        f"{summary.baseline_test_roc_auc:.4f}, plain XGBoost on the same split {plain:.4f}\n"
+        f"{summary.comparison}"
     )
     assert summary.promoted, summary.reason
     assert summary.test_roc_auc >= plain - 0.005

@@ -64,13 +64,36 @@ def test_first_run_registers_a_champion_with_its_data_version(trained_project):
     assert run.data.metrics["test_roc_auc"] == pytest.approx(summary.test_roc_auc)
     assert run.data.metrics["rows_train"] > 0 and run.data.tags["git_commit"]
     plots = {a.path for a in client.list_artifacts(champion.run_id, "plots")}
-    assert plots == {
+    assert plots >= {
         f"plots/{n}.png"
-        for n in ("roc_curve", "pr_curve", "calibration", "confusion_matrix", "feature_importance")
+        for n in (
+            *("roc_curve", "pr_curve", "calibration", "confusion_matrix", "feature_importance"),
+            *("value_curve", "lift_gain"),
+        )
     }
     assert champion.tags["promotion.decision"] == "promoted"
-    card = client.download_artifacts(champion.run_id, "model_card.md")
-    assert f"| ROC AUC | {summary.test_roc_auc:.4f} |" in Path(card).read_text()
+    card = Path(client.download_artifacts(champion.run_id, "model_card.md")).read_text()
+    assert f"| ROC AUC | {summary.test_roc_auc:.4f} |" in card
+    assert "## Why this model" in card and "## Fairness across segments" in card
+    assert "## Business value" in card and "| contact everyone |" in card
+    # One child run per candidate, and the comparison table, whose selected row is the champion.
+    children = client.search_runs(
+        [run.info.experiment_id], f"tags.mlflow.parentRunId = '{champion.run_id}'"
+    )
+    assert {c.data.tags["candidate"] for c in children} == {"logistic", "random_forest", "xgboost"}
+    table = pd.read_csv(client.download_artifacts(champion.run_id, "comparison.csv"))
+    selected = table.loc[table["role"] == "selected"].iloc[0]
+    assert selected["candidate"] == summary.selected == run.data.params["selected"]
+    assert selected["test_roc_auc"] == pytest.approx(summary.test_roc_auc)
+    base = table.loc[table["candidate"] == "logistic"].iloc[0]
+    assert base["role"] == "baseline"
+    assert base["test_roc_auc"] == pytest.approx(summary.baseline_test_roc_auc)
+    by_child = {c.data.tags["candidate"]: c.data.metrics for c in children}
+    for r in table.to_dict("records"):
+        assert by_child[r["candidate"]]["test_roc_auc"] == pytest.approx(r["test_roc_auc"])
+        assert r["predict_ms_one_row"] > 0 and r["size_kb"] > 0 and r["fit_seconds"] > 0
+    assert "| random forest |" in summary.comparison and "| XGBoost |" in summary.comparison
+    assert 0 <= run.data.metrics["fairness_max_recall_gap"] <= 1
 
 
 def test_the_ui_shows_the_run_with_its_datasets_and_links(trained_project):
@@ -155,7 +178,11 @@ def test_rerun_reuses_cached_data_and_the_gate_refuses_models_that_are_not_bette
     finally:
         _set_params(
             project,
-            train={"xgboost": {"n_estimators": 300, "max_depth": 4}, "search": {"n_trials": 1}},
+            train={
+                "xgboost": {"n_estimators": 300, "max_depth": 4},
+                "search": {"n_trials": 1},
+                "candidates": ["logistic", "random_forest", "xgboost"],
+            },
         )
 
 
@@ -174,8 +201,14 @@ def _rerun_and_worse_model(project, first):
     assert not again.reused and again.version != first.version
     assert not again.promoted and "does not beat champion" in again.reason
 
+    # A worse model: two XGBoost stumps, without the random forest that would win instead.
     _set_params(
-        project, train={"xgboost": {"n_estimators": 2, "max_depth": 1}, "search": {"n_trials": 0}}
+        project,
+        train={
+            "xgboost": {"n_estimators": 2, "max_depth": 1},
+            "search": {"n_trials": 0},
+            "candidates": ["logistic", "xgboost"],
+        },
     )
     worse = training_flow(str(project), push=False)  # new params: a new fingerprint
     assert not worse.reused and worse.test_roc_auc < first.test_roc_auc

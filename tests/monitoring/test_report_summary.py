@@ -114,3 +114,29 @@ def test_report_summary_is_visible_in_a_browser_offline(
     page.goto((out / "data_drift.html").as_uri())
     assert page.locator("#churn-monitoring-summary").is_visible()
     assert page.blocked == [], f"the report tried to reach the internet: {page.blocked}"
+
+
+def test_the_summary_shows_the_labelled_window_per_segment(reports: Any, tmp_path: Path) -> None:
+    """``fairness.segments`` on labelled traffic: the figures of ``churn.fairness`` at the
+    champion's threshold, one row per level, with the largest recall gap per column."""
+    from dataclasses import replace
+
+    from churn.fairness import segment_metrics
+
+    out, checks, decision = reports
+    window = _frame(600, 4)
+    segments = segment_metrics(
+        window, window[TARGET].to_numpy(), window[SCORE_COLUMN].to_numpy(), THRESHOLD,
+        ["gender", "SeniorCitizen"], 30,
+    )  # fmt: skip
+    page = tmp_path / "classification.html"
+    page.write_text((out / "classification.html").read_text())
+    quality = replace(checks.quality, segments=segments.to_dict())
+    add_to_reports({"classification": page}, decision, Checks(checks.data, quality), "3", {})
+    text = page.read_text()
+    assert "<b>Per segment</b>" in text
+    for r in segments.records():
+        assert f"{r['column']} = {r['level']}</td><td style" in text
+        assert f">{r['rows']:,}</td>" in text
+    gap = segments.gaps["SeniorCitizen"]["recall"]
+    assert f"SeniorCitizen {gap:.3f}" in text

@@ -34,8 +34,12 @@ pytestmark = [
 
 MODEL = "churn"
 GIT = ["git", "-c", "user.name=ct-test", "-c", "user.email=ct-test@localhost"]
-# A model the gate must refuse against the first one: two stumps, no search.
-WORSE = {"xgboost": {"n_estimators": 2, "max_depth": 1}, "search": {"n_trials": 0}}
+# A model the gate must refuse against the first one: two stumps, no search, no random forest.
+WORSE = {
+    "xgboost": {"n_estimators": 2, "max_depth": 1},
+    "search": {"n_trials": 0},
+    "candidates": ["logistic", "xgboost"],
+}
 DATA_OUTPUTS = ("data/raw", "data/validated", "data/splits")
 
 
@@ -282,6 +286,7 @@ def refused(stack: Stack, release: Release) -> Refused:
     params = yaml.safe_load(path.read_text())
     params["train"]["xgboost"].update(WORSE["xgboost"])
     params["train"]["search"].update(WORSE["search"])
+    params["train"]["candidates"] = WORSE["candidates"]
     path.write_text(yaml.safe_dump(params))
     shell(stack, *GIT, "commit", "-qam", "a worse model")
     trained = churn(stack, "train", "--no-promote", "--frozen-data")

@@ -50,3 +50,11 @@ def test_unknown_key_is_refused(tmp_path):
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ValidationError, match="n_trees"):
         load_params(path)
+
+
+def test_a_segment_column_must_be_a_categorical_column(params):
+    """fairness.segments names levels of a categorical column; the error names the key."""
+    raw = params.model_dump(by_alias=True)
+    raw["fairness"]["segments"] = ["tenure"]
+    with pytest.raises(ValueError, match=r"fairness\.segments names 'tenure'"):
+        type(params).model_validate(raw)

@@ -128,3 +128,21 @@ def test_levels_that_yaml_would_read_as_booleans_stay_text():
     profile = profile_frame(frame, "Exited", ingest=source)
     rendered, _ = render_params((ROOT / "params.yaml").read_text(), profile)
     assert yaml.safe_load(rendered)["dataset"]["categorical"]["Country"] == ["No", "Yes"]
+
+
+def test_segments_the_data_lacks_are_removed_and_group_columns_suggested():
+    """fairness.segments: the template's gender and SeniorCitizen are not in this data; a
+    categorical column named for a group of customers (``Gender``) is suggested instead."""
+    frame = _frame().assign(Gender=lambda f: np.where(f.index % 2 == 0, "F", "M"))
+    source = IngestParams(kind="file", path="data/clients.csv")
+    profile = profile_frame(frame, "Exited", ingest=source)
+    assert any("fairness.segments: Gender" in note for note in profile.notes)
+    rendered, removed = render_params((ROOT / "params.yaml").read_text(), profile)
+    params = Params.model_validate(yaml.safe_load(rendered))
+    assert params.fairness.segments == ["Gender"]
+    assert {"fairness.segments gender", "fairness.segments SeniorCitizen"} <= set(removed)
+    # Without such a column, the list is left empty (nothing is measured per segment).
+    rendered, _ = render_params(
+        (ROOT / "params.yaml").read_text(), profile_frame(_frame(), "Exited", ingest=source)
+    )
+    assert Params.model_validate(yaml.safe_load(rendered)).fairness.segments == []

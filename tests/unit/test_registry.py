@@ -37,3 +37,14 @@ def test_incomparable_champion_falls_back_to_first_model_rules():
         champion_note="champion v2 cannot score this test data",
     )
     assert d.promote and d.reason.startswith("champion v2 cannot score")
+
+
+def test_the_gate_refuses_a_recall_gap_above_the_configured_limit_and_only_then():
+    """fairness.max_recall_gap: off (None) by default; a gap that could not be measured does
+    not refuse."""
+    assert decide_promotion(0.85, 0.80, None, GATE, recall_gap=0.30).promote
+    refused = decide_promotion(0.85, 0.80, None, GATE, recall_gap=0.15, max_recall_gap=0.10)
+    assert not refused.promote and "recall gap" in refused.reason
+    assert "0.1500" in refused.reason and "fairness.max_recall_gap 0.1000" in refused.reason
+    assert decide_promotion(0.85, 0.80, None, GATE, recall_gap=0.05, max_recall_gap=0.10).promote
+    assert decide_promotion(0.85, 0.80, None, GATE, recall_gap=None, max_recall_gap=0.10).promote

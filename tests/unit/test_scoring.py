@@ -8,8 +8,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.feature_selection import VarianceThreshold
 from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import GaussianNB
 from sklearn.pipeline import Pipeline
 
 from churn.data.generator import generate_customers
@@ -52,8 +55,12 @@ def fit(
         steps.append(("extra", extra_step))
         X = {n: extra_step.transform(x) for n, x in X.items()}
     y = {n: label_vector(f, params.dataset).to_numpy() for n, f in splits.items()}
-    base = model or fit_xgboost(
-        X["train"], y["train"], {"n_estimators": 40, "max_depth": 3}, seed=0, monotone=()
+    base = (
+        model
+        if model is not None
+        else fit_xgboost(
+            X["train"], y["train"], {"n_estimators": 40, "max_depth": 3}, seed=0, monotone=()
+        )
     )
     if model is not None:
         base.fit(X["train"], y["train"])
@@ -101,12 +108,37 @@ def test_the_replay_follows_any_configured_ratios_and_counts(
     assert check.max_abs_diff < 1e-6
 
 
-def test_another_model_is_compiled_through_its_own_predict_proba(
+@pytest.mark.parametrize(
+    ("model", "path"),
+    [
+        (LogisticRegression(max_iter=2000), "logistic-regression coefficients"),
+        (
+            RandomForestClassifier(n_estimators=30, max_depth=6, random_state=0),
+            "random-forest trees",
+        ),
+    ],
+    ids=["logistic", "random_forest"],
+)
+@pytest.mark.parametrize("calibration", ["sigmoid", "isotonic"])
+def test_the_other_candidates_are_compiled_too(
+    params: Params, splits: dict[str, pd.DataFrame], model: Any, path: str, calibration: str
+) -> None:
+    """The logistic regression and the random forest (the training candidates besides XGBoost):
+    their own raw score replayed with numpy, within 1e-6 of the pipeline on every path."""
+    pipeline = fit(params, splits, calibration, model=clone(model))
+    scorer = compile_pipeline(pipeline, params.dataset)
+    assert isinstance(scorer, CompiledScorer)
+    assert scorer.model_path == f"{path}, {calibration} calibration"
+    check = check_serving(pipeline, params.dataset, splits["test"])
+    assert check.scorer == "compiled" and check.max_abs_diff is not None, check.reason
+    assert check.max_abs_diff < 1e-6
+
+
+def test_a_model_the_replay_does_not_know_is_compiled_through_its_own_predict_proba(
     params: Params, splits: dict[str, pd.DataFrame]
 ) -> None:
-    """A calibrated logistic regression instead of XGBoost: the replayed matrix, the model's own
-    ``predict_proba``."""
-    pipeline = fit(params, splits, model=LogisticRegression(max_iter=2000))
+    """Any other classifier: the replayed matrix, the model's own ``predict_proba``."""
+    pipeline = fit(params, splits, model=GaussianNB())
     scorer = compile_pipeline(pipeline, params.dataset)
     assert isinstance(scorer, CompiledScorer)
     assert scorer.model_path == "CalibratedClassifierCV.predict_proba"

@@ -62,3 +62,68 @@ def test_search_tries_the_configured_point_plus_n_trials_and_keeps_the_best():
     from sklearn.metrics import roc_auc_score
 
     assert roc_auc_score(y[200:], model.predict_proba(X[200:])[:, 1]) == pytest.approx(best)
+
+
+def _candidate(name, **valid):
+    from churn.train import FittedCandidate
+
+    return FittedCandidate(
+        name=name, model=None, params={}, trials=[], fit_seconds=0.0, valid=valid
+    )
+
+
+@pytest.mark.parametrize(
+    ("metric", "expected"),
+    [
+        ("valid_roc_auc", "xgboost"),
+        ("valid_pr_auc", "random_forest"),
+        ("valid_cost", "random_forest"),
+    ],
+)
+def test_the_selection_follows_the_configured_metric_and_never_picks_the_baseline(metric, expected):
+    """The baseline has the best figure on every metric here, and is still not selected."""
+    from churn.train import select
+
+    fitted = {
+        "logistic": _candidate("logistic", valid_roc_auc=0.90, valid_pr_auc=0.80, valid_cost=0.1),
+        "random_forest": _candidate(
+            "random_forest", valid_roc_auc=0.84, valid_pr_auc=0.66, valid_cost=0.40
+        ),
+        "xgboost": _candidate("xgboost", valid_roc_auc=0.85, valid_pr_auc=0.65, valid_cost=0.45),
+    }
+    assert select(fitted, metric) == expected
+
+
+def test_train_models_fits_every_candidate_and_selects_the_best_challenger_on_valid():
+    from churn.train import train_models
+
+    rng = np.random.default_rng(4)
+    X = rng.random((600, 5)).astype("float32")
+    y = (X[:, 0] * X[:, 1] + 0.2 * rng.random(600) > 0.35).astype(int)
+    params = TrainParams(
+        search={"n_trials": 1, "random_forest_trials": 1},
+        xgboost={"n_estimators": 30},
+        random_forest={"n_estimators": 20},
+        select={"metric": "valid_pr_auc"},
+    )
+    trained = train_models(X[:400], y[:400], X[400:], y[400:], params, (0,) * 5)
+    assert list(trained.candidates) == ["logistic", "random_forest", "xgboost"]
+    challengers = [trained.candidates["random_forest"], trained.candidates["xgboost"]]
+    best = max(challengers, key=lambda c: c.valid["valid_pr_auc"])
+    assert trained.selected == best.name and trained.model is best.model
+    assert type(trained.candidates["logistic"].estimator).__name__ == "LogisticRegression"
+    assert trained.baseline is trained.candidates["logistic"].model
+    # Two trials each (the configured point + one), tagged by candidate; the baseline has none.
+    assert [t.candidate for t in trained.trials] == ["random_forest"] * 2 + ["xgboost"] * 2
+    for c in trained.candidates.values():
+        thr = choose_threshold(y[400:], c.model.predict_proba(X[400:])[:, 1], params.costs)
+        assert c.valid["valid_threshold"] == pytest.approx(thr) and c.fit_seconds > 0
+
+
+def test_candidates_must_name_the_baseline_and_a_challenger():
+    with pytest.raises(ValueError, match="must include 'logistic'"):
+        TrainParams(candidates=["xgboost"])
+    with pytest.raises(ValueError, match="needs a model besides the logistic-regression baseline"):
+        TrainParams(candidates=["logistic"])
+    with pytest.raises(ValueError, match="twice"):
+        TrainParams(candidates=["logistic", "xgboost", "xgboost"])

@@ -27,3 +27,20 @@ def test_the_tree_walk_equals_the_booster_with_missing_values(booster: xgb.Boost
     X[0, [0, 2]] = np.nan
     expected = booster.inplace_predict(X, validate_features=False)
     np.testing.assert_allclose(NumpyTrees(booster).predict_proba(X), expected, atol=1e-6)
+
+
+def test_the_numpy_forest_matches_the_random_forest_one_row_and_many() -> None:
+    """scikit-learn's rule (left when x <= threshold), the mean of the trees' leaf shares."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    from churn.scoring import NumpyForest
+
+    rng = np.random.default_rng(3)
+    X = rng.random((400, 5)).astype("float32")
+    y = (X[:, 0] + 0.5 * X[:, 1] + 0.3 * rng.random(400) > 0.9).astype(int)
+    forest = RandomForestClassifier(n_estimators=25, max_depth=7, random_state=0).fit(X, y)
+    walk = NumpyForest(forest)
+    want = forest.predict_proba(X)[:, 1]
+    assert np.max(np.abs(walk.predict_proba(X) - want)) < 1e-12
+    for i in range(20):
+        assert walk.predict_proba(X[i : i + 1])[0] == pytest.approx(want[i], abs=1e-12)

@@ -16,7 +16,7 @@ from churn.scoring.columns import (
 )
 from churn.scoring.reference import PipelineScorer, Scorer
 from churn.scoring.replay import CompiledScorer, NotCompilable
-from churn.scoring.trees import NotSupported, NumpyTrees
+from churn.scoring.trees import NotSupported, NumpyForest, NumpyTrees
 
 __all__ = [
     "TOLERANCE",
@@ -24,6 +24,7 @@ __all__ = [
     "CompiledScorer",
     "NotCompilable",
     "NotSupported",
+    "NumpyForest",
     "NumpyTrees",
     "PipelineScorer",
     "Scorer",

@@ -19,7 +19,7 @@ from churn.scoring.columns import (
     level_index,
     numeric_column,
 )
-from churn.scoring.trees import NotSupported, NumpyTrees
+from churn.scoring.trees import NotSupported, NumpyForest, NumpyTrees
 
 # Up to this many rows the numpy tree walk beats XGBoost's own predict (measured: 8 rows
 # 0.07 vs 0.19 ms, 64 rows 0.40 vs 0.25 ms).
@@ -37,9 +37,10 @@ class CompiledScorer:
     ``ColumnTransformer`` of ``StandardScaler`` and ``OneHotEncoder(handle_unknown="ignore")``,
     then the model. The feature steps are not re-implemented: it calls the fitted steps' own
     arithmetic (``FillMissing.values_``, ``DerivedFeatures.derive``), and reads the encoder's
-    fitted statistics and categories. The model: for a calibrated XGBoost (sigmoid or
-    isotonic), the booster and the calibrators; for anything else, the model's own
-    ``predict_proba`` on the replayed matrix. Any other step raises :class:`NotCompilable`.
+    fitted statistics and categories. The model: for a calibrated XGBoost, random forest or
+    logistic regression (sigmoid or isotonic), its raw score and the calibrators; for anything
+    else, the model's own ``predict_proba`` on the replayed matrix. Any other step raises
+    :class:`NotCompilable`.
 
     ``churn.scoring.check`` compares it with the real pipeline, at training (the test split)
     and at load (probe rows), before it is used.
@@ -69,7 +70,7 @@ class CompiledScorer:
         encode = steps[at]
         self._blocks = self._encoder_blocks(encode)
         self.n_features = sum(width for _, _, width, _ in self._blocks)
-        self._predict, self.model_path = _model_predict(model)
+        self._predict, self.model_path, self._dtype = _model_predict(model)
         self._scale_plan: list[tuple[int, str, float, float]] = []
         self._onehot_plan: list[tuple[int, str, dict[Any, int]]] = []
         self._categories: dict[str, dict[Any, int]] = {}
@@ -116,7 +117,8 @@ class CompiledScorer:
         return blocks
 
     def encode(self, columns: Columns, n: int) -> np.ndarray:
-        """The encoded float32 matrix the model was trained on."""
+        """The encoded matrix the model sees: float32 for the tree models (they compare in
+        float32), float64 for the others (as the pipeline's transform hands them over)."""
         if n <= ROW_BY_ROW:
             return self._encode_rows(columns, n)
         values: dict[str, Any] = dict(columns)
@@ -135,7 +137,7 @@ class CompiledScorer:
                     values[c] = np.where(missing, fill, col) if missing.any() else col
             else:
                 values.update(step.derive(values, n))
-        X = np.zeros((n, self.n_features), dtype=np.float32)
+        X = np.zeros((n, self.n_features), dtype=self._dtype)
         offset = 0
         for kind, cols, width, state in self._blocks:
             if kind == "scale":
@@ -163,7 +165,7 @@ class CompiledScorer:
                 values.update({k: v.tolist() for k, v in step.derive(values, n).items()})
         for c in self._raw_numbers:
             values[c] = numeric_column(values[c]).tolist()
-        X = np.empty((n, self.n_features), dtype=np.float32)
+        X = np.empty((n, self.n_features), dtype=self._dtype)
         for i in range(n):
             row = [0.0] * self.n_features
             for pos, c, mean, scale in self._scale_plan:
@@ -189,15 +191,21 @@ def _flatten(pipeline: Any) -> list[Any]:
     return [pipeline]
 
 
-def _model_predict(model: Any) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
-    """The fastest exact ``X -> P(churn)`` for the final estimator, and what it uses.
+def _model_predict(
+    model: Any,
+) -> tuple[Callable[[np.ndarray], np.ndarray], str, type[np.floating[Any]]]:
+    """The fastest exact ``X -> P(churn)`` for the final estimator, what it uses, and the
+    matrix's dtype it needs.
 
-    A binary ``CalibratedClassifierCV`` around XGBoost is taken apart: its booster (the numpy
-    tree walk for up to ``TREE_ROWS`` rows with sigmoid calibration) and its calibrators, as
+    A binary ``CalibratedClassifierCV`` around one of the training candidates is taken apart:
+    the fitted model's raw score and the calibrators, combined as
     ``CalibratedClassifierCV.predict_proba`` combines them (the mean over its classifiers).
-    Isotonic calibration gets the booster's own float32 output and the calibrator's own
-    ``predict``: a piecewise-linear map can be steep, so only its exact input is safe.
-    Anything else is the model's own ``predict_proba`` on the replayed matrix.
+    The raw score: for XGBoost, the numpy tree walk for up to ``TREE_ROWS`` rows with sigmoid
+    calibration, else the booster; for a random forest, the numpy walk of its trees for up to
+    ``TREE_ROWS`` rows with sigmoid calibration, else its own ``predict_proba``; for a logistic
+    regression, its linear score. Isotonic calibration gets the model's own raw output and the
+    calibrator's own ``predict``: a piecewise-linear map can be steep, so only its exact input
+    is safe. Anything else is the model's own ``predict_proba`` on the replayed matrix.
     """
     from sklearn.calibration import CalibratedClassifierCV, _SigmoidCalibration
     from sklearn.isotonic import IsotonicRegression
@@ -205,14 +213,14 @@ def _model_predict(model: Any) -> tuple[Callable[[np.ndarray], np.ndarray], str]
     def generic(X: np.ndarray) -> np.ndarray:
         return np.asarray(model.predict_proba(X)[:, 1], dtype=np.float64)
 
-    fallback = (generic, f"{type(model).__name__}.predict_proba")
+    fallback = (generic, f"{type(model).__name__}.predict_proba", np.float64)
     if not isinstance(model, CalibratedClassifierCV) or len(model.classes_) != 2:
         return fallback
-    parts: list[tuple[Any, NumpyTrees | None, tuple[int, int], Any]] = []
-    methods = set()
+    parts: list[tuple[Callable[[np.ndarray], np.ndarray], Any]] = []
+    methods, kinds, dtypes = set(), set(), set()
     for cc in model.calibrated_classifiers_:
         inner = getattr(cc.estimator, "estimator", cc.estimator)  # FrozenEstimator wraps
-        if type(inner).__name__ != "XGBClassifier" or len(cc.calibrators) != 1:
+        if len(cc.calibrators) != 1:
             return fallback
         calibrator = cc.calibrators[0]
         if isinstance(calibrator, _SigmoidCalibration):
@@ -221,35 +229,80 @@ def _model_predict(model: Any) -> tuple[Callable[[np.ndarray], np.ndarray], str]
             methods.add("isotonic")
         else:
             return fallback
+        raw = _raw_score(inner, sigmoid=isinstance(calibrator, _SigmoidCalibration))
+        if raw is None:
+            return fallback
+        kinds.add(raw[1])
+        dtypes.add(raw[2])
+        parts.append((raw[0], calibrator))
+    if len(dtypes) != 1:
+        return fallback
+
+    def calibrated(X: np.ndarray) -> np.ndarray:
+        out = np.zeros(0)
+        for i, (raw, calibrator) in enumerate(parts):
+            score = raw(X)
+            if isinstance(calibrator, _SigmoidCalibration):
+                q = expit(-(calibrator.a_ * score + calibrator.b_))
+            else:
+                q = np.asarray(calibrator.predict(score), dtype=np.float64)
+            out = q if i == 0 else out + q
+        if len(parts) > 1:  # the mean, as CalibratedClassifierCV takes it
+            out /= len(parts)
+        return np.asarray(out, dtype=np.float64)
+
+    path = f"{'/'.join(sorted(kinds))}, {'/'.join(sorted(methods))} calibration"
+    return calibrated, path, dtypes.pop()
+
+
+def _raw_score(
+    inner: Any, *, sigmoid: bool
+) -> tuple[Callable[[np.ndarray], np.ndarray], str, type[np.floating[Any]]] | None:
+    """``X -> the score the calibrator was fitted on`` for a known model, the name of that
+    path and the dtype the model computes in (trees: float32; linear: float64), or None."""
+    kind = type(inner).__name__
+    if kind == "XGBClassifier":
         try:
             iterations = (0, int(inner.best_iteration) + 1)
         except AttributeError:
             iterations = (0, 0)
         booster = inner.get_booster()
         trees: NumpyTrees | None = None
-        if isinstance(calibrator, _SigmoidCalibration):
+        if sigmoid:
             try:
                 trees = NumpyTrees(booster, iterations)
             except NotSupported:
                 trees = None
-        parts.append((booster, trees, iterations, calibrator))
-    if not parts:
-        return fallback
 
-    def calibrated(X: np.ndarray) -> np.ndarray:
-        out = np.zeros(0)
-        for i, (booster, trees, iterations, calibrator) in enumerate(parts):
+        def xgb(X: np.ndarray) -> np.ndarray:
             if trees is not None and X.shape[0] <= TREE_ROWS:
-                q = expit(-(calibrator.a_ * trees.predict_proba(X) + calibrator.b_))
-            else:
-                p = booster.inplace_predict(X, iteration_range=iterations, validate_features=False)
-                if isinstance(calibrator, _SigmoidCalibration):
-                    q = expit(-(calibrator.a_ * np.asarray(p, dtype=np.float64) + calibrator.b_))
-                else:
-                    q = np.asarray(calibrator.predict(p), dtype=np.float64)
-            out = q if i == 0 else out + q
-        if len(parts) > 1:  # the mean, as CalibratedClassifierCV takes it
-            out /= len(parts)
-        return np.asarray(out, dtype=np.float64)
+                return trees.predict_proba(X)
+            p = booster.inplace_predict(X, iteration_range=iterations, validate_features=False)
+            return np.asarray(p, dtype=np.float64) if sigmoid else np.asarray(p)
 
-    return calibrated, f"XGBoost booster, {'/'.join(sorted(methods))} calibration"
+        return xgb, "XGBoost booster", np.float32
+    if kind == "RandomForestClassifier":
+        forest: NumpyForest | None = None
+        if sigmoid:
+            try:
+                forest = NumpyForest(inner)
+            except NotSupported:
+                forest = None
+
+        def rf(X: np.ndarray) -> np.ndarray:
+            if forest is not None and X.shape[0] <= TREE_ROWS and not np.isnan(X).any():
+                return forest.predict_proba(X)
+            return np.asarray(inner.predict_proba(X)[:, 1], dtype=np.float64)
+
+        return rf, "random-forest trees", np.float32
+    if kind == "LogisticRegression" and getattr(inner, "coef_", np.zeros((2, 0))).shape[0] == 1:
+        coef = np.asarray(inner.coef_[0], dtype=np.float64)
+        intercept = float(inner.intercept_[0])
+
+        def linear(X: np.ndarray) -> np.ndarray:
+            if not sigmoid:
+                return np.asarray(inner.decision_function(X), dtype=np.float64)
+            return np.asarray(X @ coef + intercept, dtype=np.float64)
+
+        return linear, "logistic-regression coefficients", np.float64
+    return None

@@ -125,3 +125,61 @@ def _depth(left: np.ndarray, right: np.ndarray) -> int:
         depth += 1
         frontier = nxt
     return depth
+
+
+class NumpyForest:
+    """A fitted scikit-learn random forest's trees as flat arrays: the mean of the trees' leaf
+    churn shares, as ``RandomForestClassifier.predict_proba`` takes it, for a few rows.
+
+    The same walk as :class:`NumpyTrees` (a row goes left when ``x <= threshold``, scikit-learn's
+    rule, compared in float64 as scikit-learn compares its float32 input). Rows with a missing
+    value are not its business: scikit-learn's routing of them depends on what each split saw
+    at fit, so the caller gives those rows to the forest itself.
+    """
+
+    def __init__(self, forest: Any) -> None:
+        if len(getattr(forest, "classes_", ())) != 2 or getattr(forest, "n_outputs_", 1) != 1:
+            raise NotSupported("not a binary, single-output forest")
+        feature, threshold, left, right, leaf, roots = [], [], [], [], [], []
+        depth, offset = 0, 0
+        for estimator in forest.estimators_:
+            tree = estimator.tree_
+            lc = np.asarray(tree.children_left, dtype=np.int64)
+            rc = np.asarray(tree.children_right, dtype=np.int64)
+            is_leaf = lc == -1
+            own = np.arange(len(lc))
+            left.append(np.where(is_leaf, own, lc) + offset)
+            right.append(np.where(is_leaf, own, rc) + offset)
+            feature.append(np.where(is_leaf, 0, tree.feature).astype(np.int64))
+            # A leaf's threshold is +inf, so x <= inf keeps it where it is (a self loop anyway).
+            threshold.append(np.where(is_leaf, np.inf, tree.threshold).astype(np.float64))
+            value = np.asarray(tree.value[:, 0, :], dtype=np.float64)
+            leaf.append(np.where(is_leaf, value[:, 1] / value.sum(axis=1), 0.0))
+            roots.append(offset)
+            depth = max(depth, int(tree.max_depth))
+            offset += len(lc)
+        self.feature = np.concatenate(feature)
+        self.threshold = np.concatenate(threshold)
+        self.left = np.concatenate(left)
+        self.right = np.concatenate(right)
+        self.leaf = np.concatenate(leaf)
+        self.roots = np.asarray(roots, dtype=np.int64)
+        self.depth = depth
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """P(positive class) for each row of ``X`` (float32, encoded features, none missing)."""
+        n = X.shape[0]
+        X = np.asarray(X, dtype=np.float64)
+        if n == 1:
+            # Every node's branch at once, then one gather per level (as NumpyTrees does).
+            child = np.where(X[0, self.feature] <= self.threshold, self.left, self.right)
+            node = self.roots
+            for _ in range(self.depth):
+                node = child[node]
+            return np.asarray([self.leaf[node].mean()])
+        node = np.broadcast_to(self.roots, (n, len(self.roots))).copy()
+        rows = np.arange(n)[:, None]
+        for _ in range(self.depth):
+            go_left = X[rows, self.feature[node]] <= self.threshold[node]
+            node = np.where(go_left, self.left[node], self.right[node])
+        return np.asarray(self.leaf[node].mean(axis=1), dtype=np.float64)
