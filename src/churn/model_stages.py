@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.pipeline import Pipeline
 
-from churn import evaluation, registry, tracking
+from churn import evaluation, explain, registry, tracking
 from churn.fallback_rules import FallbackRules, fit_rules, with_test_auc
 from churn.features import build_feature_pipeline, encoded_feature_names
 from churn.params import Params
@@ -104,8 +104,9 @@ def evaluate_models(features: FeatureSet, trained: TrainedModels, params: Params
     base_proba = trained.baseline.predict_proba(features.X["test"])[:, 1]
     xgb = trained.xgboost.estimator.estimator  # the frozen, uncalibrated booster
     rules = fallback_rules(features, params)
+    model = assemble(features.pipeline, trained.xgboost)
     return Evaluation(
-        model=assemble(features.pipeline, trained.xgboost),
+        model=model,
         baseline=assemble(features.pipeline, trained.baseline),
         threshold=threshold,
         metrics=evaluation.classification_metrics(y_test, proba, threshold),
@@ -119,7 +120,8 @@ def evaluate_models(features: FeatureSet, trained: TrainedModels, params: Params
             threshold,
             base_proba,
             evaluation.xgboost_importances(xgb, features.feature_names),
-        ),
+        )
+        | explain.summary_figures(model, features.frames["test"], params.dataset),
     )
 
 
