@@ -59,13 +59,14 @@ def options(body: dict[str, Any], request: Request) -> int | None:
             if flag not in _TRUE | _FALSE:
                 raise _query_error("explain", "Input should be a valid boolean (true or false)")
             wanted = wanted or flag in _TRUE
-        if "top_k" in query and top_k is None:
+        if "top_k" in query:  # checked also when the body's explain_top_k wins
             try:
-                top_k = int(query["top_k"])
+                asked: int | None = int(query["top_k"])
             except ValueError:
-                top_k = None
-            if top_k is None or not 1 <= top_k <= MAX_TOP_K:
+                asked = None
+            if asked is None or not 1 <= asked <= MAX_TOP_K:
                 raise _query_error("top_k", f"Input should be an integer from 1 to {MAX_TOP_K}")
+            top_k = asked if top_k is None else top_k
     return (top_k or DEFAULT_TOP_K) if wanted else None
 
 

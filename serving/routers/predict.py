@@ -21,6 +21,10 @@ of median req/s 0.75, 0.77, 0.79, 0.89) and its 1000-row p50 was 28-37 ms agains
 target is 25 ms); it also answers a body that is not UTF-8 with a 400, not the contract's 422.
 The rule (issue #9): keep the fast path when the idiomatic one costs more than 10 %.
 
+Reasons for each score (``explain`` in the body or the query, ``serving/explain.py``) are a
+separate step taken only when a request asks for them: without them the path costs one length
+check of the validated body and of the query string.
+
 ``document_request`` adds the body's schemas to the OpenAPI document, so ``/docs``,
 ``/openapi.json`` and the schema tests see the same contract a declared body would give, and a
 bad body still gets FastAPI's 422 shape. Tested in ``tests/serving/test_contract.py`` (auth,

@@ -66,7 +66,14 @@ def test_first_run_registers_a_champion_with_its_data_version(trained_project):
     plots = {a.path for a in client.list_artifacts(champion.run_id, "plots")}
     assert plots == {
         f"plots/{n}.png"
-        for n in ("roc_curve", "pr_curve", "calibration", "confusion_matrix", "feature_importance")
+        for n in (
+            "roc_curve",
+            "pr_curve",
+            "calibration",
+            "confusion_matrix",
+            "feature_importance",
+            "explanations_summary",  # each field's mean |contribution| (churn.explain)
+        )
     }
     assert champion.tags["promotion.decision"] == "promoted"
     card = client.download_artifacts(champion.run_id, "model_card.md")

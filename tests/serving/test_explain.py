@@ -87,10 +87,13 @@ def test_without_explain_the_response_is_exactly_the_old_one(server: Any, record
     ("query", "name"),
     [("explain=maybe", "explain"), ("explain=true&top_k=0", "top_k"), ("top_k=x", "top_k")],
 )
+@pytest.mark.parametrize("body_top_k", [{}, {"explain_top_k": 2}])
 def test_a_bad_query_flag_is_a_422_naming_it(
-    server: Any, records: Any, query: str, name: str
+    server: Any, records: Any, query: str, name: str, body_top_k: dict[str, int]
 ) -> None:
-    r = httpx.post(f"{server.url}/predict?{query}", json={"records": records(1)}, timeout=30)
+    """Also when the body's explain_top_k would win over ?top_k=."""
+    body = {"records": records(1), **body_top_k}
+    r = httpx.post(f"{server.url}/predict?{query}", json=body, timeout=30)
     assert r.status_code == 422
     assert r.json()["detail"][0]["loc"] == ["query", name]
 
@@ -111,7 +114,9 @@ def test_openapi_documents_the_flags_and_the_unit(server: Any) -> None:
     assert "log-odds" in params["explain"]["description"]
     request = document["components"]["schemas"]["PredictRequest"]["properties"]
     assert {"explain", "explain_top_k"} <= set(request)
-    assert "Explanation" in document["components"]["schemas"]
+    # /docs shows the served model's explanation of the example customer
+    (example,) = document["components"]["schemas"]["Explanation"]["examples"]
+    assert example["method"] == "treeshap" and example["up"] + example["down"]
 
 
 class _Broken:
