@@ -239,3 +239,49 @@ def test_the_training_summary_ranks_fields_by_mean_absolute_contribution(
     (figure,) = figures.values()
     labels = [t.get_text() for t in figure.axes[0].get_yticklabels()]
     assert labels[-1] == next(iter(means))  # the largest at the top
+
+
+def test_the_numpy_tables_give_xgboosts_own_treeshap_for_a_few_rows(
+    params: Params, splits: dict[str, pd.DataFrame], fitted: dict[str, Any]
+) -> None:
+    """A request of up to FEW_ROWS rows is explained from ``churn.treeshap``'s tables: the same
+    contributions and bias as ``pred_contribs``, row by row."""
+    from churn.explain import FEW_ROWS
+
+    test = splits["test"].head(FEW_ROWS)
+    booster = fitted["xgboost"].get_booster()
+    explainer = explainer_for(fitted["xgboost_pipeline"], params.dataset)
+    raw = booster.predict(xgb.DMatrix(fitted["X"]["test"][:FEW_ROWS]), pred_contribs=True)
+    names = encoded_feature_names(fitted["features"])
+    for n in range(1, FEW_ROWS + 1):
+        explanations = explainer.explain(columns_of(test.head(n), params), n)
+        np.testing.assert_allclose(explanations.base, raw[:n, -1], atol=1e-5)
+        for r, reason in enumerate(explanations.reasons):
+            own = [
+                j
+                for j, c in enumerate(names)
+                if c == reason.name or c.startswith(f"{reason.name}_")
+            ]
+            np.testing.assert_allclose(
+                explanations.contributions[:, r], raw[:n, own].sum(axis=1), atol=1e-5
+            )
+
+
+def test_the_tables_handle_deep_trees_repeated_features_and_missing_values() -> None:
+    """Depth 6, a feature tested several times on one path, NaN sent down the default branch:
+    still XGBoost's numbers."""
+    from churn.treeshap import TreeShap
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(600, 5)).astype(np.float32)
+    y = (X[:, 0] + np.sin(3 * X[:, 0]) + X[:, 1] * X[:, 2] > 0).astype(int)
+    X[rng.random(X.shape) < 0.1] = np.nan
+    model = xgb.XGBClassifier(n_estimators=30, max_depth=6, n_jobs=1).fit(X, y)
+    booster = model.get_booster()
+    shap = TreeShap(booster, 5)
+    assert max(g.d for g in shap.groups) >= 3
+    rows = X[:20]
+    contributions, bias = shap.contributions(rows)
+    reference = booster.predict(xgb.DMatrix(rows), pred_contribs=True)
+    np.testing.assert_allclose(contributions, reference[:, :-1], atol=1e-5)
+    np.testing.assert_allclose(bias, reference[:, -1], atol=1e-5)
