@@ -5,9 +5,9 @@ for every row, where ``margin`` is the log-odds the model computes *before* cali
 (calibration maps it to the served probability, monotonically, so a positive contribution always
 pushes the churn probability up). How the contributions are computed depends on the model:
 
-* **XGBoost** (``treeshap``): the booster's exact TreeSHAP (``pred_contribs=True``, or for a
-  few rows the same numbers from ``churn.treeshap``), whose contributions and bias add up to the
-  booster's margin by construction;
+* **XGBoost** (``treeshap``): the booster's exact TreeSHAP (XGBoost's ``pred_contribs=True``
+  numbers, computed from ``churn.treeshap``'s tables, several times quicker), whose
+  contributions and bias add up to the booster's margin by construction;
 * **logistic regression** (``linear``): coefficient x (encoded value - its mean). A scaled
   column's training mean is 0; a one-hot column's "mean" is ``1 / levels`` (the encoder does not
   keep the levels' frequencies), so a categorical field contributes its level's coefficient
@@ -53,9 +53,6 @@ UNIT_NOTE = (
 )
 
 Method = Literal["treeshap", "linear", "rules"]
-# Up to this many rows TreeSHAP comes from the numpy tables (``churn.treeshap``, ~5x quicker
-# than XGBoost's pred_contribs for one row); above, from XGBoost (quicker per row in bulk).
-FEW_ROWS = 4
 
 
 class NotExplainable(Exception):
@@ -344,8 +341,9 @@ def _model_contributions(model: Any, centre: np.ndarray) -> tuple[Any, Method]:
 
 
 def _treeshap(model: Any, n_features: int) -> Any:
-    """TreeSHAP of a fitted XGBClassifier: the numpy tables (``churn.treeshap``) for up to
-    ``FEW_ROWS`` rows, XGBoost's own ``pred_contribs`` for more (the same numbers)."""
+    """TreeSHAP of a fitted XGBClassifier: from the numpy tables (``churn.treeshap``), or from
+    XGBoost's own ``pred_contribs`` (the same numbers, several times slower) for an ensemble
+    too large for tables."""
     import xgboost as xgb
 
     booster = model.get_booster()
@@ -356,11 +354,11 @@ def _treeshap(model: Any, n_features: int) -> Any:
     try:
         tables: TreeShap | None = TreeShap(booster, n_features, iterations)
     except TooDeep as exc:
-        log.info("TreeSHAP by XGBoost's pred_contribs for every request size: %s", exc)
+        log.info("TreeSHAP by XGBoost's pred_contribs (slower): %s", exc)
         tables = None
 
     def contributions(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if tables is not None and X.shape[0] <= FEW_ROWS:
+        if tables is not None:
             return tables.contributions(X)
         out = booster.predict(
             xgb.DMatrix(X, nthread=1), pred_contribs=True, iteration_range=iterations

@@ -33,6 +33,8 @@ from scipy.special import logit
 # XGBoost's own pred_contribs instead. 300 trees of depth 6 fit; 600 do not.
 MAX_PATH_FEATURES = 10
 MAX_TABLE = 6_000_000
+# Rows explained at once (the look-ups take rows x leaves x d numbers).
+BLOCK_ROWS = 256
 
 
 class TooDeep(Exception):
@@ -45,10 +47,12 @@ class _Group:
 
     d: int
     table: np.ndarray  # (leaves, 2**d, d): each path feature's contribution, per pattern
-    features: np.ndarray  # (leaves, d): the encoded column of each path position
+    leaves: np.ndarray  # 0..leaves-1
+    bits: np.ndarray  # 2**k for path position k
+    scatter: Any  # sparse (features, leaves * d): which encoded column each position is
+    slot_starts: np.ndarray  # where each (leaf, position)'s tests start among the tests
     # the path tests, flat: which (leaf, position) a test belongs to, its column, threshold,
     # whether the path goes left, and where a missing value goes
-    test_slot: np.ndarray
     test_feature: np.ndarray
     test_threshold: np.ndarray
     test_left: np.ndarray
@@ -80,28 +84,25 @@ class TreeShap:
         size = sum(len(leaves) * 2**d * d for d, leaves in by_d.items())
         if size > MAX_TABLE:
             raise TooDeep(f"the tables would hold {size:,} numbers (at most {MAX_TABLE:,})")
-        self.groups = [_group(d, leaves) for d, leaves in sorted(by_d.items()) if d > 0]
+        self.groups = [_group(d, leaves, n_features) for d, leaves in sorted(by_d.items()) if d > 0]
         # leaves reached with no test (a stump) only add to the bias
 
     def contributions(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(contributions (n, features), bias (n,))``: ``bias + sum = margin`` per row."""
         n = X.shape[0]
         out = np.zeros((n, self.n_features), dtype=np.float64)
-        for g in self.groups:
-            x = X[:, g.test_feature]  # (n, tests)
-            passed = np.where(np.isnan(x), g.test_default_left, x < g.test_threshold) == g.test_left
-            slots = g.features.size
-            failed = np.zeros((n, slots), dtype=np.int64)
-            for i in range(n):  # n is small here: the caller sends few rows
-                failed[i] = np.bincount(g.test_slot, weights=~passed[i], minlength=slots)
-            ones = (failed == 0).reshape(n, -1, g.d)  # (n, leaves, d)
-            pattern = ones @ (1 << np.arange(g.d))  # (n, leaves)
-            leaves = np.arange(g.table.shape[0])
-            for i in range(n):
-                picked = g.table[leaves, pattern[i]]  # (leaves, d)
-                out[i] += np.bincount(
-                    g.features.ravel(), weights=picked.ravel(), minlength=self.n_features
-                )
+        for start in range(0, n, BLOCK_ROWS):  # bounded memory: (rows, leaves, d) at a time
+            rows = X[start : start + BLOCK_ROWS]
+            for g in self.groups:
+                x = rows[:, g.test_feature]  # (rows, tests)
+                went_left = np.where(np.isnan(x), g.test_default_left, x < g.test_threshold)
+                passed = went_left == g.test_left
+                # a path feature is passed when all its tests are (tests sorted by slot)
+                ones = np.logical_and.reduceat(passed, g.slot_starts, axis=1)
+                pattern = ones.reshape(len(rows), -1, g.d) @ g.bits  # (rows, leaves)
+                picked = g.table[g.leaves, pattern]  # (rows, leaves, d)
+                # each position's contribution added to its encoded column: (features, rows)
+                out[start : start + len(rows)] += (g.scatter @ picked.reshape(len(rows), -1).T).T
         return out, np.full(n, self.bias)
 
 
@@ -138,7 +139,9 @@ def _leaf_paths(tree: dict[str, Any]) -> list[tuple[float, list[tuple[int, float
     return out
 
 
-def _group(d: int, leaves: list[tuple[float, list[tuple[int, float, list[Any]]]]]) -> _Group:
+def _group(
+    d: int, leaves: list[tuple[float, list[tuple[int, float, list[Any]]]]], n_features: int
+) -> _Group:
     if d > MAX_PATH_FEATURES:
         raise TooDeep(f"a path tests {d} distinct features (at most {MAX_PATH_FEATURES})")
     n = len(leaves)
@@ -169,11 +172,21 @@ def _group(d: int, leaves: list[tuple[float, list[tuple[int, float, list[Any]]]]
                 thr.append(t)
                 go_left.append(gl)
                 dflt.append(dl)
+    from scipy.sparse import csr_matrix
+
+    features = np.array([[pf for pf, _, _ in path] for _, path in leaves], dtype=np.int64)
+    scatter = csr_matrix(
+        (np.ones(features.size), (features.ravel(), np.arange(features.size))),
+        shape=(n_features, features.size),
+    )
+    slots = np.asarray(slot, dtype=np.int64)
     return _Group(
         d,
         table,
-        np.array([[pf for pf, _, _ in path] for _, path in leaves], dtype=np.int64),
-        np.array(slot, dtype=np.int64),
+        np.arange(n),
+        1 << np.arange(d),
+        scatter,
+        np.flatnonzero(np.r_[True, slots[1:] != slots[:-1]]),
         np.array(feat, dtype=np.int64),
         np.array(thr, dtype=np.float32),
         np.array(go_left, dtype=bool),

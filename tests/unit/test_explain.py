@@ -244,10 +244,9 @@ def test_the_training_summary_ranks_fields_by_mean_absolute_contribution(
 def test_the_numpy_tables_give_xgboosts_own_treeshap_for_a_few_rows(
     params: Params, splits: dict[str, pd.DataFrame], fitted: dict[str, Any]
 ) -> None:
-    """A request of up to FEW_ROWS rows is explained from ``churn.treeshap``'s tables: the same
+    """A request of one to a few rows (``churn.treeshap``'s tables, as for any size): the same
     contributions and bias as ``pred_contribs``, row by row."""
-    from churn.explain import FEW_ROWS
-
+    FEW_ROWS = 4
     test = splits["test"].head(FEW_ROWS)
     booster = fitted["xgboost"].get_booster()
     explainer = explainer_for(fitted["xgboost_pipeline"], params.dataset)
@@ -280,7 +279,7 @@ def test_the_tables_handle_deep_trees_repeated_features_and_missing_values() -> 
     booster = model.get_booster()
     shap = TreeShap(booster, 5)
     assert max(g.d for g in shap.groups) >= 3
-    rows = X[:20]
+    rows = X[:300]  # more than one block of rows
     contributions, bias = shap.contributions(rows)
     reference = booster.predict(xgb.DMatrix(rows), pred_contribs=True)
     np.testing.assert_allclose(contributions, reference[:, :-1], atol=1e-5)
