@@ -158,12 +158,12 @@ serve: $(STAMP) ## Serve the champion on :8000 (PORT=, HOST= override; docs at /
 	$(RUN) churn serve --host $(or $(HOST),127.0.0.1) --port $(PORT)
 
 .PHONY: batch-predict
-batch-predict: $(STAMP) ## Score a file with the champion: INPUT=customers.parquet OUTPUT=scores.parquet
-	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make batch-predict INPUT=<csv|parquet> OUTPUT=<csv|parquet>"; exit 2; }
-	$(RUN) churn batch-predict "$(INPUT)" "$(OUTPUT)"
+batch-predict: $(STAMP) ## Score a file with the champion: INPUT=customers.parquet OUTPUT=scores.parquet [EXPLAIN=1: add each score's top reasons]
+	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make batch-predict INPUT=<csv|parquet> OUTPUT=<csv|parquet> [EXPLAIN=1]"; exit 2; }
+	$(RUN) churn batch-predict "$(INPUT)" "$(OUTPUT)" $(if $(EXPLAIN),--explain)
 
 .PHONY: bench-serve
-bench-serve: $(STAMP) ## Benchmark the service against the HTTP floor (same stack, constant answer) and `mlflow models serve` (needs wrk; prints ratios)
+bench-serve: $(STAMP) ## Benchmark the service against the HTTP floor (same stack, constant answer) and `mlflow models serve`, and /predict with and without explain (needs wrk; prints ratios)
 	$(RUN) churn bench serve
 
 ##@ Monitoring

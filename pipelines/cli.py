@@ -740,6 +740,17 @@ def batch_predict(
     input_path: Annotated[Path, typer.Argument(help="CSV or Parquet file of customers.")],
     output_path: Annotated[Path, typer.Argument(help="Where to write scores (.csv/.parquet).")],
     chunk_rows: Annotated[int, typer.Option(min=1, help="Rows scored at a time.")] = 100_000,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="Add each score's reasons: reason_up_1..k and reason_down_1..k columns, each "
+            "'Contract = Month-to-month: +0.21' (log-odds before calibration). Slower.",
+        ),
+    ] = False,
+    top_k: Annotated[
+        int, typer.Option(min=1, max=50, help="Reasons per direction with --explain.")
+    ] = 5,
 ) -> None:
     """Score a file with the registry's champion (else the cached copy, else the rules)."""
     from serving.batch import score_file
@@ -747,7 +758,9 @@ def batch_predict(
     logging.getLogger().setLevel(logging.WARNING)
     settings = _settings(ctx)
     try:
-        summary = score_file(settings, input_path, output_path, chunk_rows)
+        summary = score_file(
+            settings, input_path, output_path, chunk_rows, explain_top_k=top_k if explain else None
+        )
     except (ValueError, FileNotFoundError) as exc:
         raise _fail(exc, 2) from None
     note = "" if summary.source == "registry" else f" [yellow]({summary.source} fallback)[/]"

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from churn.explain import Explainer, NotExplainable, explainer_for
 from churn.params import Params, load_params
 from churn.scoring import CompiledScorer, UnseenLevels
 from churn.settings import Settings
@@ -98,15 +99,32 @@ def score_file(
     chunk_rows: int = 100_000,
     model: ServedModel | None = None,
     progress: bool = True,
+    explain_top_k: int | None = None,
 ) -> BatchSummary:
     """Score every row of ``input_path`` into ``output_path`` (CSV or Parquet by extension).
 
     The output holds the id column (when present), ``churn_probability``, ``churn`` and
-    ``model_version``, in input order.
+    ``model_version``, in input order. With ``explain_top_k``, also the reasons of each score
+    (``churn.explain``): ``reason_up_1..k`` and ``reason_down_1..k``, each
+    ``"Contract = Month-to-month: +0.21"`` (log-odds before calibration), empty when a row has
+    fewer reasons that way.
+
+    Raises:
+        ValueError: a file that is not CSV or Parquet, lacks feature columns or has no rows;
+            with ``explain_top_k``, a model that cannot be explained (nothing is written).
     """
     params = load_params(settings.params_path)
     model = model or load_initial(settings, params)
     ds = params.dataset
+    explainer: Explainer | None = None
+    if explain_top_k is not None:
+        try:
+            explainer = explainer_for(model.scorer, ds)
+        except NotExplainable as exc:
+            raise ValueError(
+                f"--explain: v{model.version} ({model.source}) cannot be explained: {exc}; "
+                "score without --explain"
+            ) from None
     wanted = [*([ds.id_column] if ds.id_column else []), *ds.feature_columns]
     unseen_levels = UnseenLevels(ds)
     unseen: dict[str, int] = {}
@@ -135,13 +153,16 @@ def score_file(
                 c for c, levels in ds.categorical.items() if all(isinstance(x, str) for x in levels)
             ]
 
-            def write(ids: np.ndarray | None, proba: np.ndarray) -> None:
+            def write(
+                ids: np.ndarray | None, proba: np.ndarray, reasons: dict[str, list[str]]
+            ) -> None:
                 nonlocal writer
                 out = pd.DataFrame(
                     {
                         "churn_probability": proba,
                         "churn": proba >= model.threshold,
                         "model_version": model.version,
+                        **reasons,
                     }
                 )
                 if ids is not None and ds.id_column:
@@ -156,28 +177,34 @@ def score_file(
 
             # Two-stage pipeline: the booster (which releases the GIL) scores chunk k in a worker
             # thread while this thread reads and encodes chunk k+1 and writes chunk k-1.
-            pending: tuple[np.ndarray | None, Future[np.ndarray]] | None = None
+            pending: tuple[np.ndarray | None, Future[np.ndarray], dict[str, list[str]]] | None
+            pending = None
             with ThreadPoolExecutor(1, thread_name_prefix="batch-score") as pool:
                 for chunk in read_chunks(input_path, wanted, chunk_rows, text_levels):
                     n = len(chunk)
                     cols = _columns(chunk, params)
+                    X = None
                     if isinstance(model.scorer, CompiledScorer):
-                        future = pool.submit(model.scorer.predict, model.scorer.encode(cols, n))
+                        X = model.scorer.encode(cols, n)
+                        future = pool.submit(model.scorer.predict, X)
                     else:
                         future = pool.submit(model.scorer.score, cols, n)
+                    reasons: dict[str, list[str]] = {}
+                    if explainer is not None and explain_top_k is not None:
+                        reasons = explainer.explain(cols, n, X).texts(explain_top_k)
                     for c, mask in unseen_levels.masks(cols, n).items():
                         unseen[c] = unseen.get(c, 0) + int(mask.sum())
                     if pending is not None:
-                        write(pending[0], pending[1].result())
+                        write(pending[0], pending[1].result(), pending[2])
                     ids = (
                         chunk[ds.id_column].to_numpy()
                         if ds.id_column and ds.id_column in chunk
                         else None
                     )
-                    pending = (ids, future)
+                    pending = (ids, future, reasons)
                     rows += n
                 if pending is not None:
-                    write(pending[0], pending[1].result())
+                    write(pending[0], pending[1].result(), pending[2])
     except BaseException:
         # No half-written output and no open file handle left behind.
         if writer is not None:

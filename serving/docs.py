@@ -10,7 +10,9 @@ The examples are added to the OpenAPI document when it is asked for, not when th
   that agree with each other (a generated customer when the dataset config is the template's,
   otherwise one derived from the config: see :func:`example_record`);
 * the response is what the served model answers for that request right now (its version, the
-  score and the decision at its threshold), so it is never the generic ``"string"``.
+  score and the decision at its threshold), so it is never the generic ``"string"``;
+* the ``Explanation`` schema's example is that customer's explanation by the served model
+  (what ``?explain=true`` adds to each prediction).
 """
 
 from __future__ import annotations
@@ -100,6 +102,10 @@ def document_examples(app: FastAPI, state: ServingState) -> None:
         if answer is not None:
             ok = operation["responses"]["200"]["content"]["application/json"]
             ok["example"] = answer
+        explained = _example_explanation(state, record)
+        schema = document.get("components", {}).get("schemas", {}).get("Explanation")
+        if explained is not None and schema is not None:
+            schema["examples"] = [explained]
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -123,3 +129,14 @@ def _example_answer(state: ServingState, record: dict[str, Any]) -> dict[str, An
             {"churn_probability": round(proba, 4), "churn": bool(proba >= model.threshold)}
         ],
     }
+
+
+def _example_explanation(state: ServingState, record: dict[str, Any]) -> dict[str, Any] | None:
+    """The served model's explanation of ``record`` (top 3 each way); None before a model."""
+    from serving.explain import explain_rows
+
+    model = state.model
+    if model is None:
+        return None
+    columns = {c: [record[c]] for c in state.dataset.feature_columns}
+    return explain_rows(model, state.dataset, columns, 1, 3)[0]

@@ -14,6 +14,7 @@ from pydantic import (
 )
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
+from churn.explain import DEFAULT_TOP_K, MAX_TOP_K, UNIT_NOTE
 from churn.params import DatasetConfig
 
 # A categorical value that is not one of the configured levels is accepted (and flagged), but it
@@ -61,6 +62,37 @@ def _categorical_type(levels: list[Any]) -> Any:
     return known | UnseenText
 
 
+class Reason(BaseModel):
+    """One field's contribution to a score (``explain``)."""
+
+    field: str = Field(description="The customer's field, or a derived feature's name.")
+    value: Any = Field(description="The customer's value of the field (null when missing).")
+    contribution: float = Field(description=f"In log-odds: {UNIT_NOTE}.")
+    text: str = Field(examples=["Contract = Month-to-month: +0.21"])
+    derived_from: dict[str, Any] | None = Field(
+        default=None,
+        description="For a derived feature (features.ratios/counts in params.yaml): the "
+        "customer's fields it is computed from, with their values.",
+    )
+
+
+class Explanation(BaseModel):
+    """Why this score (``explain``): the fields pushing it up and down, largest first."""
+
+    method: Literal["treeshap", "linear", "rules"] | None = Field(
+        description="XGBoost's exact TreeSHAP, coefficient x (value - mean) for a logistic "
+        "regression, or the fallback rules' points; null when the model cannot be explained."
+    )
+    unit: Literal["log-odds"] | None = Field(description=UNIT_NOTE)
+    base: float | None = Field(description="The log-odds before any field (bias, intercept).")
+    margin: float | None = Field(description="base + every field's contribution (log-odds).")
+    up: list[Reason] = Field(description="Up to top_k fields raising the churn probability.")
+    down: list[Reason] = Field(description="Up to top_k fields lowering it.")
+    note: str | None = Field(
+        default=None, description="Why there is no explanation (e.g. the model kind)."
+    )
+
+
 class Prediction(BaseModel):
     """The score of one record."""
 
@@ -69,6 +101,9 @@ class Prediction(BaseModel):
     unseen_categories: list[str] = Field(
         default_factory=list,
         description="Columns whose value is not a known level (encoded as 'none of the levels').",
+    )
+    explanation: Explanation | None = Field(
+        default=None, description="Only with explain (body or query): why this score."
     )
 
 
@@ -117,7 +152,30 @@ def build_request_models(dataset: DatasetConfig, max_records: int) -> tuple[Any,
     record.__pydantic_config__ = ConfigDict(extra="ignore")
     request = typed_dict(
         "PredictRequest",
-        {"records": Annotated[list[record], Field(min_length=1, max_length=max_records)]},  # type: ignore[valid-type]
+        {
+            "records": Annotated[list[record], Field(min_length=1, max_length=max_records)],  # type: ignore[valid-type]
+            # Optional reasons for each score (serving/explain.py); ?explain=true does the same.
+            "explain": NotRequired[
+                Annotated[
+                    bool,
+                    Field(
+                        strict=True,
+                        description="Return each record's top reasons (the explanation).",
+                    ),
+                ]
+            ],
+            "explain_top_k": NotRequired[
+                Annotated[
+                    int,
+                    Field(
+                        ge=1,
+                        le=MAX_TOP_K,
+                        description=f"Reasons per direction with explain (default "
+                        f"{DEFAULT_TOP_K}); ?top_k= does the same.",
+                    ),
+                ]
+            ],
+        },
     )
     # The example is on the /predict operation (serving/docs.py): pydantic would sort its keys.
     request.__pydantic_config__ = ConfigDict(extra="ignore")
@@ -142,8 +200,17 @@ class RequestParser:
             pydantic.ValidationError: the body is not JSON (``json_invalid``) or breaks the
                 contract; each error's ``loc`` names the field.
         """
-        records: list[dict[str, Any]] = self._adapter.validate_json(body)["records"]
+        records: list[dict[str, Any]] = self.validate(body)["records"]
         return records
+
+    def validate(self, body: bytes) -> dict[str, Any]:
+        """The validated body: ``records``, and ``explain``/``explain_top_k`` when sent.
+
+        Raises:
+            pydantic.ValidationError: as :meth:`parse`.
+        """
+        validated: dict[str, Any] = self._adapter.validate_json(body)
+        return validated
 
     def openapi_schemas(self) -> dict[str, Any]:
         """``components.schemas`` entries for the request (``PredictRequest`` refers to

@@ -3,7 +3,9 @@
 The floor (``tools/floor_server.py``) is the same stack as ours (uvicorn, uvloop, httptools,
 FastAPI) with a /predict that answers a constant. All servers run one worker on loopback; the
 same load generator (wrk, else an async httpx client) sends the same requests, alternating the
-order over several rounds. Also printed: the in-process
+order over several rounds. Our service is measured twice: plain, and with ``?explain=true`` (the
+reasons of each score, ``churn.explain``), under load and on one connection (a request's own
+latency, no queueing behind others). Also printed: the in-process
 time to score one row (the floor under the HTTP numbers) and batch scoring of a large file
 against the bare booster predicting the already encoded matrix.
 """
@@ -161,8 +163,10 @@ def httpx_load(
     return asyncio.run(run())
 
 
-def floor_one_row(project_dir: Path) -> tuple[float, float]:
-    """Median in-process time (ms) to score one row: our scorer, and the sklearn pipeline."""
+def floor_one_row(project_dir: Path) -> tuple[float, float, float]:
+    """Median in-process time (ms) for one row: our scorer, the sklearn pipeline, and our
+    scorer's explanation of it (the reasons ``?explain=true`` returns)."""
+    from churn.explain import DEFAULT_TOP_K, explainer_for
     from churn.scoring import PipelineScorer
     from serving.model import load_initial
 
@@ -183,13 +187,15 @@ def floor_one_row(project_dir: Path) -> tuple[float, float]:
         return statistics.median(samples) * 1e3
 
     ours = median_ms(lambda: model.scorer.score(cols, 1), 2000)
+    explainer = explainer_for(model.scorer, params.dataset)
+    explained = median_ms(lambda: explainer.explain(cols, 1).record(0, DEFAULT_TOP_K), 500)
     pipeline = getattr(model.scorer, "pipeline", None)
     if pipeline is None:
         import mlflow
 
         pipeline = mlflow.sklearn.load_model(f"models:/{settings.model_name}@champion")
     reference = PipelineScorer(pipeline, params.dataset)
-    return ours, median_ms(lambda: reference.score(cols, 1), 200)
+    return ours, median_ms(lambda: reference.score(cols, 1), 200), explained
 
 
 def batch_vs_booster(project_dir: Path, rows: int, workdir: Path) -> tuple[float, float]:
@@ -267,9 +273,13 @@ def run(
         ]  # fmt: skip
         targets = {
             "ours": f"http://127.0.0.1:{p_ours}/predict",
+            "explain": f"http://127.0.0.1:{p_ours}/predict?explain=true",
             "floor": f"http://127.0.0.1:{p_floor}/predict",
         }
-        bodies = {"ours": ours_body, "floor": ours_body}
+        bodies = {"ours": ours_body, "explain": ours_body, "floor": ours_body}
+        # The one-row request measured alone (one connection): its own latency, with and
+        # without explain; under load the p50 is mostly the wait behind the other connections.
+        alone = ("ours", "explain")
         results: dict[tuple[str, int], list[Load]] = {}
         with (
             server(ours_cmd, env, f"http://127.0.0.1:{p_ours}/ready"),
@@ -288,15 +298,19 @@ def run(
                     for name in order:
                         res = load(targets[name], bodies[name][1], connections, seconds, headers)
                         results.setdefault((name, 1), []).append(res)
-                        if name == "floor":  # the floor's answer does not depend on the rows
+                        if name in alone:
+                            res = load(targets[name], bodies[name][1], 1, seconds / 2, headers)
+                            results.setdefault((f"{name}, 1 connection", 1), []).append(res)
+                        if name in ("floor", "explain"):  # one-row figures only
                             continue
                         res = load(targets[name], bodies[name][1000], 1, seconds / 2, headers)
                         results.setdefault((name, 1000), []).append(res)
-        floor, pipeline_ms = floor_one_row(project_dir)
+        floor, pipeline_ms, explain_ms = floor_one_row(project_dir)
         batch_rps, bare_rps = batch_vs_booster(project_dir, batch_rows, Path(tmp))
 
     table = Table(
-        title=f"POST /predict, {connections} connections (1-row) / 1 connection (1000-row)"
+        title=f"POST /predict, {connections} connections (1-row) / 1 connection (1000-row); "
+        "explain: ?explain=true"
     )
     for col in ("server", "rows/request", "req/s", "p50 ms", "p99 ms", "errors"):
         table.add_column(col, justify="right")
@@ -332,8 +346,21 @@ def run(
         f"single-row p99: {best[('ours', 1)].p99_ms:.2f} ms (target <= 10); "
         f"1000-row p50: {best[('ours', 1000)].p50_ms:.2f} ms (target <= 25)"
     )
+    plain, explained = best[("ours, 1 connection", 1)], best[("explain, 1 connection", 1)]
     console.print(
-        f"in-process one-row floor: {floor:.3f} ms (the sklearn pipeline: {pipeline_ms:.2f} ms)"
+        f"single-row with explain, 1 connection: p50 {explained.p50_ms:.2f} ms, p99 "
+        f"{explained.p99_ms:.2f} ms (target p50 < 5); without: p50 {plain.p50_ms:.2f} ms, p99 "
+        f"{plain.p99_ms:.2f} ms; p50 ratio {explained.p50_ms / plain.p50_ms:.2f}x"
+    )
+    loaded = best[("explain", 1)]
+    console.print(
+        f"single-row with explain, {connections} connections: p50 {loaded.p50_ms:.2f} ms, p99 "
+        f"{loaded.p99_ms:.2f} ms, {loaded.rps:,.0f} req/s "
+        f"({loaded.rps / best[('ours', 1)].rps:.2f}x the plain req/s)"
+    )
+    console.print(
+        f"in-process one-row floor: {floor:.3f} ms (the sklearn pipeline: {pipeline_ms:.2f} ms); "
+        f"its explanation: {explain_ms:.3f} ms"
     )
     console.print(
         f"batch scoring {batch_rows:,} rows: {batch_rps:,.0f} rows/s; bare booster on the encoded "
@@ -352,7 +379,7 @@ def _check_same_scores(
     """Both servers must give the same probability, or the comparison means nothing."""
     scores = {}
     for name, url in targets.items():
-        if name == "floor":
+        if name in ("floor", "explain"):
             continue
         answer = httpx.post(url, content=bodies[name][1], headers=headers, timeout=30).json()
         if name == "ours":

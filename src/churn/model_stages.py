@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.pipeline import Pipeline
 
-from churn import comparison, evaluation, fairness, registry, tracking, value
+from churn import comparison, evaluation, explain, fairness, registry, tracking, value
 from churn.fallback_rules import FallbackRules, fit_rules, with_test_auc
 from churn.features import build_feature_pipeline, encoded_feature_names
 from churn.params import BASELINE, Params
@@ -132,8 +132,10 @@ def evaluate_models(features: FeatureSet, trained: TrainedModels, params: Params
     found, kind = evaluation.importances(chosen.estimator, features.feature_names)
     figures = evaluation.diagnostic_plots(y_test, proba, threshold, base_proba, found, kind)
     figures.update(value.value_plots(y_test, proba, threshold, econ))
+    model = assemble(features.pipeline, trained.model)
+    figures.update(explain.summary_figures(model, features.frames["test"], params.dataset))
     return Evaluation(
-        model=assemble(features.pipeline, trained.model),
+        model=model,
         baseline=assemble(features.pipeline, trained.baseline),
         threshold=threshold,
         metrics={

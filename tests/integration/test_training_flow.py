@@ -68,7 +68,7 @@ def test_first_run_registers_a_champion_with_its_data_version(trained_project):
         f"plots/{n}.png"
         for n in (
             *("roc_curve", "pr_curve", "calibration", "confusion_matrix", "feature_importance"),
-            *("value_curve", "lift_gain"),
+            *("value_curve", "lift_gain", "explanations_summary"),
         )
     }
     assert champion.tags["promotion.decision"] == "promoted"
