@@ -70,6 +70,11 @@ class Prediction(BaseModel):
         default_factory=list,
         description="Columns whose value is not a known level (encoded as 'none of the levels').",
     )
+    model_version: str | None = Field(
+        None,
+        description="The version that scored this record, in canary mode only (params.yaml "
+        "live.mode: canary), where the champion and the challenger share the traffic.",
+    )
 
 
 class PredictResponse(BaseModel):
