@@ -39,6 +39,9 @@ class MonitoringOutcome:
     feedback_rows: int = 0
     training: dict[str, Any] | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    # Champion against challenger on labelled live traffic (``monitoring.live``), and what a
+    # promotion from that evidence did; None when live.mode is off.
+    live: dict[str, Any] | None = None
 
     @property
     def retrained(self) -> bool:
@@ -64,6 +67,7 @@ class MonitoringOutcome:
             "checks": self.checks.as_dict() if self.checks else None,
             "feedback_rows": self.feedback_rows,
             "training": self.training,
+            "live": self.live,
             "mlflow_run_id": self.mlflow_run_id,
             "seconds": self.seconds,
         }
@@ -90,6 +94,8 @@ class MonitoringOutcome:
                 )
             else:
                 lines.append(f"  retrain via {t['via']}: flow run {t['flow_run_id']} {t['state']}")
+        if self.live:
+            lines.extend("  " + line for line in str(self.live.get("text", "")).splitlines())
         lines.append(f"  reports: {self.report_dir}; mlflow run {self.mlflow_run_id}")
         if self.seconds:
             lines.append(

@@ -585,15 +585,29 @@ def promote(
     reason: Annotated[
         str | None, typer.Option(help="Why, for a forced promotion (recorded on the version).")
     ] = None,
+    from_live: Annotated[
+        bool,
+        typer.Option(
+            help="Promote the challenger only if live traffic proves it better: each model has "
+            "live.min_labelled_rows labelled predictions in the monitoring window and the "
+            "interval of the ROC AUC difference lies above 0 (the evidence is recorded)."
+        ),
+    ] = False,
 ) -> None:
     """Move the champion to a version whose recorded gate decision (and checks) allow it.
 
     Services following the champion pick it up by themselves. Without --force it refuses a
     version the gate rejected, one whose checks failed, and one the gate compared with a
-    champion that has since been replaced.
+    champion that has since been replaced. With --from-live it also refuses a challenger that
+    live traffic (params.yaml live) has not proven better, and says what is missing.
     """
     from churn import registry, tracking
 
+    if from_live:
+        if force or version is not None:
+            raise _fail("--from-live promotes the live challenger: drop --force and --version", 2)
+        _promote_from_live(ctx, by)
+        return
     settings = _settings(ctx)
     client = tracking.connect(settings)
     try:
@@ -619,6 +633,38 @@ def promote(
     else:
         moved = "from none" if previous is None else f"from v{previous}"
         console.print(f"champion moved {moved} to v{new}" + (" (forced)" if force else ""))
+
+
+def _promote_from_live(ctx: typer.Context, by: str | None) -> None:
+    """``churn promote --from-live``: compare on the prediction store's window, then promote."""
+    from datetime import UTC, datetime
+
+    from churn import registry
+    from churn.live import NotProven
+    from churn.prediction_store import MissingStoreError, PredictionStore
+    from monitoring import job
+    from monitoring import live as mlive
+
+    settings, params = _context(ctx)
+    store = PredictionStore.from_settings(settings)
+    try:
+        with console.status("comparing champion and challenger on labelled live traffic..."):
+            comparison = mlive.compare_live(
+                settings, params, store, datetime.now(UTC), job.champion_version(settings)
+            )
+        console.print(comparison.format())
+        who = by or "churn promote --from-live"
+        previous, new = mlive.promote_from_live(settings, comparison, by=who)
+    except (mlive.NoLiveEvidence, MissingStoreError, NotProven) as exc:
+        raise _fail(exc) from None
+    except (LookupError, registry.PromotionRefused) as exc:
+        raise _fail(exc) from None
+    finally:
+        store.close()
+    console.print(
+        f"champion moved from v{previous} to v{new} on live evidence (recorded on the version as "
+        "promotion.live.*)"
+    )
 
 
 @app.command("record-image", rich_help_panel=CT)
@@ -761,12 +807,20 @@ def monitor(
             show_default=False,
         ),
     ] = None,
+    promote_from_live: Annotated[
+        bool,
+        typer.Option(
+            help="Also promote the live challenger when the window's labelled traffic proves "
+            "it better (as `churn promote --from-live`)."
+        ),
+    ] = False,
 ) -> None:
     """Compare recent traffic with the champion's training data; retrain on drift or decay.
 
     Reads the window of the prediction store named in params.yaml (monitor.window), writes an
     Evidently HTML report and a JSON summary under reports/monitoring/, logs the run to the MLflow
-    experiment churn-monitoring, and prints the decision.
+    experiment churn-monitoring, and prints the decision. With live.mode shadow or canary it also
+    compares the champion and the challenger on the window's labelled traffic.
     """
     _context(ctx)
     from pipelines.monitoring import monitoring_flow
@@ -775,7 +829,9 @@ def monitor(
     for name in ("prefect.task_runs", "prefect.flow_runs"):
         logging.getLogger(name).addFilter(quiet)
     try:
-        outcome = monitoring_flow(str(ctx.obj.project_dir), retrain=retrain)
+        outcome = monitoring_flow(
+            str(ctx.obj.project_dir), retrain=retrain, promote_from_live=promote_from_live
+        )
     except Exception as exc:
         error = _data_error(exc)
         if error is None:
