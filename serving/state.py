@@ -88,6 +88,9 @@ class ServingState:
     async def load_initial(self) -> None:
         """Start-up load (registry, else cache, else rules) without blocking the event loop."""
         model = await asyncio.to_thread(load_initial, self.settings, self.params)
+        if self.live is not None:  # before the champion is set: /ready means both are loaded
+            status = await asyncio.to_thread(self.live.load, model.version)
+            log.info("live %s: %s", self.live.mode, status)
         self.set_model(model)
         log.info(
             "serving %s v%s (%s, scorer %s); fallback: %s",
@@ -97,7 +100,6 @@ class ServingState:
             model.scorer.kind,
             self.rules.rules_summary,
         )
-        await self.reload_challenger()
 
     async def reload_challenger(self) -> None:
         """Load, keep or drop the challenger (live.mode shadow or canary) against the champion."""

@@ -139,7 +139,9 @@ def build_router(parser: RequestParser) -> APIRouter:
             kept = state.predlog.submit(batch)
         else:
             kept = all(state.predlog.submit(part) for part in canary.log_batches(batch))
-            for p, version in zip(predictions, canary.versions, strict=True):
+        if live is not None and live.mode == "canary":  # each record says who answered it
+            versions = canary.versions if canary is not None else [served.version] * n
+            for p, version in zip(predictions, versions, strict=True):
                 p["model_version"] = version
         if not kept:  # never acknowledge what the log cannot keep (docs/serving.md)
             raise HTTPException(
