@@ -138,6 +138,10 @@ check-challenger: $(STAMP) ## Check the challenger (gate decision, id invariance
 promote-challenger: $(STAMP) ## Make the challenger champion when the gate approved it and its checks passed
 	$(RUN) churn promote --require-checks
 
+.PHONY: promote-live
+promote-live: $(STAMP) ## Make the live challenger champion only when labelled live traffic proves it better (params.yaml live; BY= is recorded)
+	$(RUN) churn promote --from-live $${BY:+--by "$$BY"}
+
 .PHONY: job-summary
 job-summary: $(STAMP) ## The run's Markdown summary of the challenger (VERSION=; SUMMARY=<file> appends, e.g. $GITHUB_STEP_SUMMARY)
 	$(RUN) churn job-summary $${VERSION:+--version "$$VERSION"} $${SUMMARY:+--output "$$SUMMARY"}
@@ -165,6 +169,10 @@ batch-predict: $(STAMP) ## Score a file with the champion: INPUT=customers.parqu
 .PHONY: bench-serve
 bench-serve: $(STAMP) ## Benchmark the service against the HTTP floor (same stack, constant answer) and `mlflow models serve` (needs wrk; prints ratios)
 	$(RUN) churn bench serve
+
+.PHONY: bench-shadow
+bench-shadow: $(STAMP) ## The service with a shadow challenger running against without one (p50/p99, req/s; a throw-away fork)
+	$(RUN) churn bench serve --shadow
 
 ##@ Monitoring
 .PHONY: monitor

@@ -994,10 +994,22 @@ def bench_serve(
     rounds: Annotated[int, typer.Option(help="A/B rounds (alternating); medians are printed.")] = 3,
     batch_rows: Annotated[int, typer.Option(help="Rows for the batch comparison.")] = 1_000_000,
     peer: Annotated[bool, typer.Option(help="Also run mlflow models serve.")] = True,
+    shadow: Annotated[
+        bool,
+        typer.Option(
+            help="Instead: the service with a shadow challenger running against without one, "
+            "in a throw-away fork under reports/bench-shadow (trains it first)."
+        ),
+    ] = False,
 ) -> None:
     """The service against the HTTP floor (same stack, constant answer) and `mlflow models serve`
-    on the same champion (wrk; prints ratios)."""
-    _tool("bench_serve").run(ctx.obj.project_dir, seconds, connections, rounds, batch_rows, peer)
+    on the same champion (wrk; prints ratios); with --shadow, the cost of a shadow challenger."""
+    module = _tool("bench_serve")
+    if shadow:
+        dest = (ctx.obj.project_dir / "reports" / "bench-shadow" / "project").resolve()
+        module.run_shadow(dest, seconds, connections, rounds)
+        return
+    module.run(ctx.obj.project_dir, seconds, connections, rounds, batch_rows, peer)
 
 
 @bench.command("monitor")
