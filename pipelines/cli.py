@@ -980,9 +980,16 @@ def demo(
     dest: Annotated[Path, typer.Option(help="Where the demo's own project goes (replaced).")] = (
         Path("reports/demo/project")
     ),
+    live: Annotated[
+        bool,
+        typer.Option(
+            help="The retrain runs as a shadow challenger, promoted from live evidence; "
+            "--no-live: the gate promotes it directly (the monitoring flow's own retrain)."
+        ),
+    ] = True,
 ) -> None:
     """The whole loop on a throw-away copy: train, serve, traffic, monitor, drift, retrain, swap."""
-    result = _tool("demo").run_demo(dest.resolve())
+    result = _tool("demo").run_demo(dest.resolve(), live=live)
     console.print(f"demo finished in {result['seconds']:.0f} s")
 
 
