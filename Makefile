@@ -171,7 +171,7 @@ bench-serve: $(STAMP) ## Benchmark the service against the HTTP floor (same stac
 	$(RUN) churn bench serve
 
 .PHONY: bench-shadow
-bench-shadow: $(STAMP) ## The service with a shadow challenger running against without one (p50/p99, req/s; a throw-away fork)
+bench-shadow: $(STAMP) prefect-server ## The service with a shadow challenger running against without one (p50/p99, req/s; a throw-away fork)
 	$(RUN) churn bench serve --shadow
 
 ##@ Monitoring

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -356,6 +357,8 @@ def run_shadow(
     """
     from pipelines.training import training_flow
 
+    # The load generator runs in this process: a log line per request would be measured too.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     project = fork_project(dest, {"train": {"search": {"n_trials": 1}}})
     training_flow(str(project))
     challenger = register_approved_challenger(project)
