@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +76,7 @@ def load_reference(
     max_rows: int,
     seed: int = 0,
     version: str | None = None,
+    cache_dir: Path | None = None,
 ) -> Reference:
     """The champion's own training split (and test split), found by the hashes on its run.
 
@@ -88,6 +90,9 @@ def load_reference(
         version: the champion version the caller already read (the window's), so that a
             promotion in between cannot pair one version's traffic with another's data; by
             default the version the champion alias points at now.
+        cache_dir: keep the scored reference here, keyed by version, the splits' md5 and the
+            sample, so the next run against the same champion (the hourly job) reads two
+            Parquet files instead of loading and running the model.
 
     Raises:
         NoChampion: when no version carries the champion alias.
@@ -101,6 +106,13 @@ def load_reference(
     if champion is None:
         raise NoChampion(f"model {model_name!r} has no champion yet; run the training flow first")
     record = ChampionInfo.from_version(champion)
+    key = (
+        f"v{champion.version}-{record.split_md5('train')[:12]}-"
+        f"{record.split_md5('test')[:12]}-{max_rows}-{seed}"
+    )
+    cached = _cached_reference(cache_dir, key, record)
+    if cached is not None:
+        return cached
     train = pd.read_parquet(open_versioned_file(project_dir, record.split_md5("train")))
     test = pd.read_parquet(open_versioned_file(project_dir, record.split_md5("test")))
     if len(train) > max_rows:
@@ -114,7 +126,37 @@ def load_reference(
     reference_test[TARGET] = (
         (label_texts(test[dataset.label_column]) == positive).astype("int64").to_numpy()
     )
-    return Reference(record=record, train=reference_train, test=reference_test)
+    reference = Reference(record=record, train=reference_train, test=reference_test)
+    if cache_dir is not None:
+        _cache_reference(cache_dir, key, reference)
+    return reference
+
+
+def _cached_reference(cache_dir: Path | None, key: str, record: ChampionInfo) -> Reference | None:
+    if cache_dir is None:
+        return None
+    paths = [cache_dir / f"{key}-{part}.parquet" for part in ("train", "test")]
+    if not all(p.is_file() for p in paths):
+        return None
+    try:
+        train, test = (pd.read_parquet(p) for p in paths)
+    except (OSError, ValueError) as exc:  # a torn or foreign file: score again
+        log.warning("monitoring: cached reference %s unreadable (%s); scoring again", key, exc)
+        return None
+    log.info("monitoring: reference of v%s read from the cache (%s)", record.version, cache_dir)
+    return Reference(record=record, train=train, test=test)
+
+
+def _cache_reference(cache_dir: Path, key: str, reference: Reference) -> None:
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    for part, frame in (("train", reference.train), ("test", reference.test)):
+        path = cache_dir / f"{key}-{part}.parquet"
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        frame.to_parquet(tmp, index=False)
+        tmp.replace(path)
+    for old in cache_dir.glob("*.parquet"):  # one champion's reference is kept
+        if not old.name.startswith(f"{key}-"):
+            old.unlink(missing_ok=True)
 
 
 def feedback_rows(store: PredictionStore, dataset: DatasetConfig, max_rows: int) -> pd.DataFrame:

@@ -8,7 +8,7 @@ named :class:`MonitoringOutcome`.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from churn.params import Params
 from churn.prediction_store import SCORE_COLUMN, PredictionStore, PredictionWindow
 from churn.settings import Settings
 from monitoring import data as mdata
-from monitoring import report, workspace
+from monitoring import report, service, workspace
 from monitoring.decision import MonitoringDecision, decide, insufficient, no_judgement
 from monitoring.tracking import last_retrain_at, log_monitoring_run
 
@@ -39,6 +39,8 @@ class MonitoringOutcome:
     feedback_rows: int = 0
     training: dict[str, Any] | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    # The service's latency and cost (CHURN_SERVICE_URL), None when unset or unreachable.
+    service: service.ServiceFigures | None = None
     # Champion against challenger on labelled live traffic (``monitoring.live``), and what a
     # promotion from that evidence did; None when live.mode is off.
     live: dict[str, Any] | None = None
@@ -69,6 +71,7 @@ class MonitoringOutcome:
             "training": self.training,
             "live": self.live,
             "mlflow_run_id": self.mlflow_run_id,
+            "service": asdict(self.service) if self.service else None,
             "seconds": self.seconds,
         }
 
@@ -94,6 +97,8 @@ class MonitoringOutcome:
                 )
             else:
                 lines.append(f"  retrain via {t['via']}: flow run {t['flow_run_id']} {t['state']}")
+        if self.service:
+            lines.append("  service: " + _service_line(self.service))
         if self.live:
             lines.extend("  " + line for line in str(self.live.get("text", "")).splitlines())
         lines.append(f"  reports: {self.report_dir}; mlflow run {self.mlflow_run_id}")
@@ -102,6 +107,26 @@ class MonitoringOutcome:
                 "  stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in self.seconds.items())
             )
         return "\n".join(lines)
+
+
+def _service_line(figures: service.ServiceFigures) -> str:
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f} ms"
+
+    cost = figures.cpu_seconds_per_1000_predictions
+    return (
+        f"/predict p50 {ms(figures.predict_p50_ms)}, p99 {ms(figures.predict_p99_ms)} over "
+        f"{figures.predict_requests:,} requests; "
+        + ("no predictions yet" if cost is None else f"{cost:.3f} CPU-s per 1,000 predictions")
+        + " (since the service started)"
+    )
+
+
+def read_service(settings: Settings) -> service.ServiceFigures | None:
+    """The service's latency and cost from its ``/metrics`` (``CHURN_SERVICE_URL``), or None."""
+    if not settings.service_url:
+        return None
+    return service.read(settings.service_url)
 
 
 def with_retrain(params: Params, retrain: bool | None) -> Params:
@@ -165,6 +190,7 @@ def load_reference(settings: Settings, params: Params, version: str) -> mdata.Re
         max_rows=params.monitor.max_reference_rows,
         seed=params.monitor.sample_seed,
         version=version,
+        cache_dir=settings.reports_dir / "monitoring" / "reference-cache",
     )
 
 
@@ -278,6 +304,7 @@ def record(settings: Settings, outcome: MonitoringOutcome, now: datetime) -> str
         tags={**outcome.reference_tags, **_training_tags(outcome.training)},
         report_dir=Path(outcome.report_dir),
         summary=summary,
+        extra_metrics=outcome.service.metrics() if outcome.service else None,
     )
     try:
         add_snapshot(settings, outcome, now)
@@ -306,6 +333,7 @@ def add_snapshot(settings: Settings, outcome: MonitoringOutcome, now: datetime) 
         roc_auc=quality.roc_auc if quality else None,
         recall=quality.recall if quality else None,
         model_version=outcome.champion_version,
+        service=outcome.service,
     )
     return workspace.add_run(
         settings.evidently_workspace,

@@ -148,6 +148,27 @@ def _column_drift(snapshot: Snapshot, metric: ValueDrift) -> ColumnDrift:
     )
 
 
+def as_categories(
+    current: pd.DataFrame, reference: pd.DataFrame, dataset: DatasetConfig
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both frames with each categorical column as one shared pandas ``category`` dtype.
+
+    The levels are the column's declared levels and every value either frame holds (an unseen
+    level stays itself, and is counted as unseen). Evidently's counting, missing-value and
+    unique-value passes over text columns held as Python objects took most of a 100k-row check;
+    on categories the same figures come out several times faster (``make bench-monitor`` times
+    the whole run).
+    """
+    current, reference = current.copy(), reference.copy()
+    for name, levels in dataset.categorical.items():
+        seen = pd.concat([current[name], reference[name]], ignore_index=True).dropna().unique()
+        known = list(dict.fromkeys([*levels, *seen]))
+        dtype = pd.CategoricalDtype(known)
+        current[name] = current[name].astype(dtype)
+        reference[name] = reference[name].astype(dtype)
+    return current, reference
+
+
 def check_data(
     reference: pd.DataFrame,
     current: pd.DataFrame,
@@ -193,9 +214,12 @@ def check_data(
         [rows, share, *drift.values(), *missing.values(), *unseen.values()], include_tests=True
     )
     definition = data_definition(dataset)
+    current, reference = as_categories(
+        current[[*features, SCORE_COLUMN]], reference[[*features, SCORE_COLUMN]], dataset
+    )
     snapshot = report.run(
-        Dataset.from_pandas(current[[*features, SCORE_COLUMN]], data_definition=definition),
-        Dataset.from_pandas(reference[[*features, SCORE_COLUMN]], data_definition=definition),
+        Dataset.from_pandas(current, data_definition=definition),
+        Dataset.from_pandas(reference, data_definition=definition),
     )
     if html is not None:
         html.parent.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ def log_monitoring_run(
     tags: Mapping[str, str],
     report_dir: Path,
     summary: Callable[[str], dict[str, Any]],
+    extra_metrics: Mapping[str, float] | None = None,
 ) -> str:
     """One run in the monitoring experiment per monitoring job; returns its id.
 
@@ -36,7 +37,8 @@ def log_monitoring_run(
     (so it names the run it is logged in) and logged with the HTML reports of ``report_dir``.
 
     Metrics are single values stamped with the run's time, so the MLflow UI plots each of them
-    (``drifted_share``, ``drift.<column>``, ``roc_auc`` ...) across runs as a time series.
+    (``drifted_share``, ``drift.<column>``, ``roc_auc`` ...) across runs as a time series;
+    ``extra_metrics`` (the service's ``service.*`` latency and cost) are logged with them.
     """
     exp = experiment_id(client, settings, settings.monitoring_experiment_name)
     metrics: dict[str, float] = {
@@ -57,6 +59,7 @@ def log_monitoring_run(
             metrics["roc_auc"] = checks.quality.roc_auc
             metrics["recall"] = checks.quality.recall
             metrics["reference_roc_auc"] = checks.quality.reference_roc_auc
+    metrics.update(extra_metrics or {})
     run_tags: dict[str, Any] = {
         "action": decision.action,
         "reason": decision.reason[:5000],

@@ -3,8 +3,10 @@
 Each run's figures (drift share, ROC AUC and recall on labelled traffic, prediction volume, mean
 score, the served model version) become one snapshot of a small Evidently report over a one-row
 table of those figures, so the workspace's dashboard (``make ui``, :8001) plots each across runs.
-The full HTML reports stay in ``reports_dir``; the service's latency and cost are on ``/metrics``
-(Prometheus and Grafana), which the monitoring job does not read.
+With ``CHURN_SERVICE_URL`` set, the service's ``/predict`` latency and CPU cost per 1,000
+predictions (``monitoring.service``) are plotted too. The full HTML reports stay in ``reports_dir``.
+A workspace made before a panel existed keeps its dashboard: delete the project (or the
+workspace folder) to get the new panels.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from evidently.sdk.models import PanelMetric
 from evidently.sdk.panels import line_plot_panel
 from evidently.ui.workspace import Project, Workspace
 
+from monitoring.service import ServiceFigures
+
 PROJECT_NAME = "churn monitoring"
 
 # figure -> (panel title, legend); one line plot per title, in this order.
@@ -30,6 +34,9 @@ FIGURES: dict[str, tuple[str, str]] = {
     "labelled_rows": ("Prediction volume", "labelled predictions"),
     "mean_score": ("Mean score", "mean churn probability"),
     "model_version": ("Served model version", "champion version"),
+    "latency_p50_ms": ("Service latency (/predict, ms, since start)", "p50"),
+    "latency_p99_ms": ("Service latency (/predict, ms, since start)", "p99"),
+    "cpu_per_1000": ("Service cost", "CPU-seconds per 1,000 predictions"),
 }
 
 
@@ -42,6 +49,7 @@ def run_figures(
     roc_auc: float | None,
     recall: float | None,
     model_version: str | None,
+    service: ServiceFigures | None = None,
 ) -> dict[str, float]:
     """The figures one run plots; a figure the run has no value for is left out."""
     values: dict[str, float | None] = {
@@ -54,6 +62,9 @@ def run_figures(
         "model_version": float(model_version)
         if model_version and model_version.isdigit()
         else None,
+        "latency_p50_ms": service.predict_p50_ms if service else None,
+        "latency_p99_ms": service.predict_p99_ms if service else None,
+        "cpu_per_1000": service.cpu_seconds_per_1000_predictions if service else None,
     }
     return {k: float(v) for k, v in values.items() if v is not None}
 

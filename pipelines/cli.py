@@ -65,6 +65,8 @@ def _main(
 ) -> None:
     ctx.obj = _Options(project_dir.resolve())
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # One INFO line per HTTP request (to the Prefect server, MLflow's, the service) is noise.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _fail(message: object, code: int = 1) -> typer.Exit:
@@ -318,6 +320,15 @@ def train(
             "the source; fail if the data stages would change the data version.",
         ),
     ] = False,
+    retrain: Annotated[
+        bool,
+        typer.Option(
+            "--retrain",
+            help="Train even when nothing changed: by default a run whose data version, "
+            "params.yaml, code and libraries match a registered version stops after the data "
+            "stages and names that version (--no-promote always trains).",
+        ),
+    ] = False,
 ) -> None:
     """Run the training flow: data stages, training, evaluation, promotion gate (Prefect)."""
     _context(ctx)  # fail fast on a broken params.yaml, before Prefect starts
@@ -333,6 +344,7 @@ def train(
             push=push,
             promote=promote,
             frozen_data=frozen_data,
+            retrain=retrain,
         )
     except Exception as exc:  # Prefect logged the reason (the traceback unless a data problem)
         raise _fail(_data_error(exc) or exc) from exc

@@ -34,6 +34,7 @@ check_quality_task = task(name="check-quality", cache_policy=NO_CACHE)(job.check
 decide_task = task(name="decide", cache_policy=NO_CACHE)(job.judge)
 export_feedback_task = task(name="export-feedback", cache_policy=NO_CACHE)(job.export_feedback)
 record_task = task(name="record", retries=1, cache_policy=NO_CACHE)(job.record)
+read_service_task = task(name="read-service", cache_policy=NO_CACHE)(job.read_service)
 
 
 @task(name="compare-live", cache_policy=NO_CACHE)
@@ -88,8 +89,10 @@ def start_training(
         }
     # The retrain's data version lives on its model version, its MLflow run and the DVC remote;
     # the clone's dvc.lock stays as committed (docs/monitoring.md, "Where a retrain's data lives").
+    # retrain=True: the job decided to retrain, so the gate answers even when the re-read data
+    # is what the champion saw (churn.training_cache would otherwise name the old version).
     with versioning.lock_kept(project_dir):
-        summary: TrainingSummary = training_flow(str(project_dir), force_ingest=True)
+        summary: TrainingSummary = training_flow(str(project_dir), force_ingest=True, retrain=True)
     return {"via": "subflow", **asdict(summary)}
 
 
@@ -179,6 +182,8 @@ def monitoring_flow(
             champion,
             outcome.summary()["window"],
         )
+    if settings.service_url:
+        outcome.service = timed("read-service", read_service_task, settings)
     timed("record", record_task, settings, outcome, now)
     store.close()
     text = outcome.format()

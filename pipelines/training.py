@@ -9,7 +9,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from churn import data_stages, model_stages, promotion, versioning
+from churn import data_stages, model_stages, promotion, tracking, training_cache, versioning
 from churn.champion import ChampionInfo, ServingCheck
 from churn.ingest import source_is_volatile
 from churn.params import DatasetConfig, Params, load_params
@@ -44,6 +44,19 @@ def validate_task(settings: Settings, params: Params) -> bool:
 def split_task(settings: Settings, params: Params) -> bool:
     run = partial(data_stages.split, settings, params)
     return versioning.reproduce_stage("split", settings.project_dir, run)
+
+
+@task(name="reuse-check", cache_policy=NO_CACHE)
+def reuse_check_task(settings: Settings, params: Params) -> tuple[str, ChampionInfo | None]:
+    """The training fingerprint, and the registered version that already has it (or None)."""
+    files = versioning.locked_data_files(settings.project_dir)
+    fingerprint = training_cache.fingerprint(params, files)
+    found = training_cache.find_trained(
+        tracking.connect(settings), settings.model_name, fingerprint
+    )
+    if found is None:
+        return fingerprint, None
+    return fingerprint, ChampionInfo.from_version(found)
 
 
 @task(name="featurize", cache_policy=NO_CACHE)
@@ -92,6 +105,13 @@ def register_task(settings: Settings, run: promotion.TrainingRun) -> ChampionInf
     return promotion.log_and_register(settings, run)
 
 
+@task(name="remember", cache_policy=NO_CACHE)
+def remember_task(settings: Settings, version: str, fingerprint: str) -> None:
+    tracking.connect(settings).set_model_version_tag(
+        settings.model_name, version, training_cache.TAG, fingerprint
+    )
+
+
 @task(name="gate", cache_policy=NO_CACHE)
 def gate_task(
     settings: Settings,
@@ -119,8 +139,11 @@ class TrainingSummary:
     # The fallback rules' ROC AUC on the same test split (None with one class in it).
     rules_test_roc_auc: float | None
     data_stages_ran: dict[str, bool]
-    serving_check: ServingCheck
+    # None when nothing was trained (``reused``) and the version predates the check.
+    serving_check: ServingCheck | None
     seconds: dict[str, float] = field(default_factory=dict)
+    # True: nothing changed since ``version`` was trained (churn.training_cache); no new version.
+    reused: bool = False
 
 
 @flow(name="churn-training", log_prints=True)
@@ -130,6 +153,7 @@ def training_flow(
     push: bool = True,
     promote: bool = True,
     frozen_data: bool = False,
+    retrain: bool = False,
 ) -> TrainingSummary:
     """Ingest -> validate -> split -> featurize -> train -> evaluate -> check serving ->
     push data -> record -> register -> gate.
@@ -146,6 +170,10 @@ def training_flow(
             file, URL or SQL source is not re-read, and the run fails if the data stages change
             the data version (a stage DVC re-runs must give the same files, as the validation
             report does, which lives in the workspace only and is not pulled).
+        retrain: train even when a registered version already has this run's training
+            fingerprint (the same data, ``params.yaml``, code and libraries:
+            ``churn.training_cache``); by default such a run stops after the data stages.
+            With ``promote=False`` (the continuous-training job's challenger) it always trains.
     """
     settings = get_settings(project_dir=Path(project_dir))
     params = load_params(settings.params_path)
@@ -168,6 +196,9 @@ def training_flow(
                 f"moved the data from version {locked} to {now}; commit the dvc.lock that "
                 "`make data` writes, `dvc push`, and tag that commit (`make tag-data`)"
             )
+    fingerprint, reused = timed("reuse-check", reuse_check_task, settings, params)
+    if reused is not None and promote and not retrain:
+        return _report(settings, _reused_summary(reused, fingerprint, ran, timed.seconds))
     features = timed("featurize", featurize_task, settings, params)
     trained = timed("train", train_task, features, params)
     result = timed("evaluate", evaluate_task, features, trained, params)
@@ -176,6 +207,8 @@ def training_flow(
         timed("push-data", push_task, root)
     run = timed("record", record_task, settings, params, features, trained, result, check)
     challenger = timed("register", register_task, settings, run)
+    assert challenger.version is not None
+    timed("remember", remember_task, settings, challenger.version, fingerprint)
     registered = timed("gate", gate_task, settings, params, features, challenger, promote)
     summary = TrainingSummary(
         version=registered.version,
@@ -191,6 +224,36 @@ def training_flow(
         serving_check=check,
         seconds=timed.seconds,
     )
+    return _report(settings, summary)
+
+
+def _reused_summary(
+    record: ChampionInfo, fingerprint: str, ran: dict[str, bool], seconds: dict[str, float]
+) -> TrainingSummary:
+    assert record.version is not None and record.run_id is not None
+    return TrainingSummary(
+        version=record.version,
+        promoted=False,
+        reason=(
+            f"nothing changed since v{record.version} was trained (same data version "
+            f"{record.data_version}, params.yaml, code and libraries: training fingerprint "
+            f"{fingerprint}); not trained again: `churn train --retrain` trains anyway"
+        ),
+        approved=False,
+        run_id=record.run_id,
+        data_version=record.data_version,
+        test_roc_auc=record.test_roc_auc,
+        baseline_test_roc_auc=record.baseline_test_roc_auc,
+        rules_test_roc_auc=record.rules_test_roc_auc,
+        data_stages_ran=ran,
+        serving_check=record.serving_check,
+        seconds=seconds,
+        reused=True,
+    )
+
+
+def _report(settings: Settings, summary: TrainingSummary) -> TrainingSummary:
+    """Print the summary and give the flow run its artefact (links and the same text)."""
     text = format_summary(summary, settings.model_name)
     print(text)
     artifacts.publish(
@@ -203,7 +266,9 @@ def training_flow(
 
 def format_summary(summary: TrainingSummary, model_name: str) -> str:
     """A short, readable account of the run and where the time went."""
-    if summary.promoted:
+    if summary.reused:
+        verdict = "unchanged, not trained again"
+    elif summary.promoted:
         verdict = "PROMOTED to champion"
     elif summary.approved:
         verdict = (
@@ -232,7 +297,9 @@ def _auc(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
-def _scorer_line(check: ServingCheck) -> str:
+def _scorer_line(check: ServingCheck | None) -> str:
+    if check is None:
+        return "not recorded on this version"
     if check.compiled:
         return f"compiled (max |difference| {check.max_abs_diff:.1e} on {check.rows} test rows)"
     return f"pipeline (slower): {check.reason}"

@@ -41,6 +41,10 @@ def fork_project(dest: Path, overrides: dict[str, Any] | None = None) -> Path:
     """A throw-away copy of the template with its own git repo, DVC remote and MLflow store."""
     from dvc.repo import Repo
 
+    from churn.versioning import dvc_logs_once
+
+    dvc_logs_once()
+
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)

@@ -141,6 +141,11 @@ class Settings(BaseSettings):
         description="Evidently workspace holding one snapshot per monitoring run (the dashboard "
         "over time, `make ui` :8001); relative paths are in project_dir.",
     )
+    service_url: str | None = Field(
+        None,
+        description="Base URL of the prediction service (http://api:8000); each monitoring run "
+        "records its /predict latency and CPU cost per 1,000 predictions from its /metrics.",
+    )
     # The dask engine (params.yaml `engine.kind: dask`, churn.engine).
     dask_scheduler: str | None = Field(
         None,

@@ -16,6 +16,16 @@ import yaml
 log = logging.getLogger(__name__)
 
 
+def dvc_logs_once() -> None:
+    """Call after importing DVC: its lines are printed by its own handlers only.
+
+    ``import dvc`` gives the ``dvc`` logger handlers of its own and leaves it propagating, so a
+    process whose root logger also has a handler (Prefect's, the demo's log file) printed every
+    DVC line twice ("Initialized DVC repository.", the lock updates).
+    """
+    logging.getLogger("dvc").propagate = False
+
+
 class VersioningError(RuntimeError):
     """DVC or git could not do what was asked."""
 
@@ -35,6 +45,8 @@ def reproduce_stage(
     """
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
+
+    dvc_logs_once()
 
     # DVC resolves stage names and its run cache against the working directory, as its CLI
     # does, so the stage is collected and committed from inside the project.
@@ -58,6 +70,8 @@ def push_data(project_dir: Path) -> int:
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
+    dvc_logs_once()
+
     try:
         with contextlib.chdir(project_dir), Repo(".") as repo:
             return int(repo.push())
@@ -74,6 +88,8 @@ def pull_data(project_dir: Path) -> int:
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
+    dvc_logs_once()
+
     try:
         with contextlib.chdir(project_dir), Repo(".") as repo:
             result = repo.pull()
@@ -87,6 +103,8 @@ def missing_on_remote(project_dir: Path) -> list[str]:
     lists as ``new`` or ``missing``), sorted."""
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
+
+    dvc_logs_once()
 
     try:
         with contextlib.chdir(project_dir), Repo(".") as repo:
@@ -252,6 +270,8 @@ def open_versioned_file(project_dir: Path, md5: str) -> Path:
         raise VersioningError(f"{md5!r} is not a DVC md5")
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
+
+    dvc_logs_once()
 
     try:
         with contextlib.chdir(project_dir), Repo(".") as repo:

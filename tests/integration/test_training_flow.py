@@ -160,17 +160,26 @@ def test_rerun_reuses_cached_data_and_the_gate_refuses_models_that_are_not_bette
 
 
 def _rerun_and_worse_model(project, first):
-    again = training_flow(str(project), push=False)
+    client = _client(project)
+    n_versions = len(client.search_model_versions("name='churn'"))
+    unchanged = training_flow(str(project), push=False)
+    # Nothing changed: no training, no new version; the summary names the version trained so.
+    assert unchanged.reused and unchanged.version == first.version
+    assert "nothing changed since v" + first.version in unchanged.reason
+    assert "train" not in unchanged.seconds and not unchanged.promoted
+    assert len(client.search_model_versions("name='churn'")) == n_versions
+
+    again = training_flow(str(project), push=False, retrain=True)
     assert again.data_stages_ran == {"ingest": False, "validate": False, "split": False}
+    assert not again.reused and again.version != first.version
     assert not again.promoted and "does not beat champion" in again.reason
 
     _set_params(
         project, train={"xgboost": {"n_estimators": 2, "max_depth": 1}, "search": {"n_trials": 0}}
     )
-    worse = training_flow(str(project), push=False)
-    assert worse.test_roc_auc < first.test_roc_auc
+    worse = training_flow(str(project), push=False)  # new params: a new fingerprint
+    assert not worse.reused and worse.test_roc_auc < first.test_roc_auc
     assert not worse.promoted
-    client = _client(project)
     assert str(registry.current_champion(client, "churn").version) == first.version
     assert str(client.get_model_version_by_alias("churn", "challenger").version) == worse.version
     history = {r["version"]: r for r in registry.history(client, "churn")}

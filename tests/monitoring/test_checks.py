@@ -13,7 +13,7 @@ from churn.data.generator import Drift, generate_customers
 from churn.params import MonitorParams, load_params
 from churn.prediction_store import SCORE_COLUMN, PredictionStore
 from monitoring.data import features_frame, join_labels
-from monitoring.report import TARGET, check_data, check_quality
+from monitoring.report import TARGET, as_categories, check_data, check_quality
 from serving.metrics import ServingMetrics
 from serving.predlog import PredictionLog, ScoredBatch
 
@@ -161,3 +161,17 @@ def test_labels_arriving_late_are_joined_by_hashed_id(tmp_path):
     store.write_labels([customer], [not bool(first[TARGET].iloc[0])])
     latest = store.read_labels([store.hash_id(customer)])
     assert len(latest) == 1 and latest["churned"].iloc[0] != bool(first[TARGET].iloc[0])
+
+
+def test_categories_are_shared_by_both_frames_and_keep_every_value(reference):
+    current = _frame(300, seed=5)
+    current.loc[:9, "PaymentMethod"] = "Crypto"  # unseen by the contract and the reference
+    current.loc[10:14, "Contract"] = np.nan
+    as_current, as_reference = as_categories(current, reference, DATASET)
+    for name in DATASET.categorical:
+        assert as_current[name].dtype == as_reference[name].dtype
+        assert as_current[name].astype(object).equals(current[name].astype(object))
+        assert as_reference[name].astype(object).equals(reference[name].astype(object))
+    assert "Crypto" in as_current["PaymentMethod"].cat.categories
+    assert as_current["Contract"].isna().sum() == 5
+    assert as_current["MonthlyCharges"].equals(current["MonthlyCharges"])  # numbers untouched
