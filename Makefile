@@ -176,8 +176,8 @@ bench-shadow: $(STAMP) prefect-server ## The service with a shadow challenger ru
 
 ##@ Monitoring
 .PHONY: monitor
-monitor: $(STAMP) prefect-server ## Monitor recent traffic vs the champion's training data (Evidently); retrain on drift or decay (RETRAIN=0: never)
-	$(RUN) churn monitor $(if $(filter 0 false no,$(RETRAIN)),--no-retrain,)
+monitor: $(STAMP) prefect-server ## Monitor recent traffic vs the champion's training data (Evidently); retrain on drift or decay (RETRAIN=0: never; PROMOTE_LIVE=1: promote a live challenger proven better)
+	$(RUN) churn monitor $(if $(filter 0 false no,$(RETRAIN)),--no-retrain,) $(if $(filter 1 true yes,$(PROMOTE_LIVE)),--promote-from-live,)
 
 .PHONY: simulate
 simulate: $(STAMP) ## Send generated customers to the running API, then their labels (DRIFT=none|charges|contract|new-category|competitor|strong ROWS=)
