@@ -138,6 +138,10 @@ check-challenger: $(STAMP) ## Check the challenger (gate decision, id invariance
 promote-challenger: $(STAMP) ## Make the challenger champion when the gate approved it and its checks passed
 	$(RUN) churn promote --require-checks
 
+.PHONY: promote-live
+promote-live: $(STAMP) ## Make the live challenger champion only when labelled live traffic proves it better (params.yaml live; BY= is recorded)
+	$(RUN) churn promote --from-live $${BY:+--by "$$BY"}
+
 .PHONY: job-summary
 job-summary: $(STAMP) ## The run's Markdown summary of the challenger (VERSION=; SUMMARY=<file> appends, e.g. $GITHUB_STEP_SUMMARY)
 	$(RUN) churn job-summary $${VERSION:+--version "$$VERSION"} $${SUMMARY:+--output "$$SUMMARY"}
@@ -166,10 +170,14 @@ batch-predict: $(STAMP) ## Score a file with the champion: INPUT=customers.parqu
 bench-serve: $(STAMP) ## Benchmark the service against the HTTP floor (same stack, constant answer) and `mlflow models serve`, and /predict with and without explain (needs wrk; prints ratios)
 	$(RUN) churn bench serve
 
+.PHONY: bench-shadow
+bench-shadow: $(STAMP) prefect-server ## The service with a shadow challenger running against without one (p50/p99, req/s; a throw-away fork)
+	$(RUN) churn bench serve --shadow
+
 ##@ Monitoring
 .PHONY: monitor
-monitor: $(STAMP) prefect-server ## Monitor recent traffic vs the champion's training data (Evidently); retrain on drift or decay (RETRAIN=0: never)
-	$(RUN) churn monitor $(if $(filter 0 false no,$(RETRAIN)),--no-retrain,)
+monitor: $(STAMP) prefect-server ## Monitor recent traffic vs the champion's training data (Evidently); retrain on drift or decay (RETRAIN=0: never; PROMOTE_LIVE=1: promote a live challenger proven better)
+	$(RUN) churn monitor $(if $(filter 0 false no,$(RETRAIN)),--no-retrain,) $(if $(filter 1 true yes,$(PROMOTE_LIVE)),--promote-from-live,)
 
 .PHONY: simulate
 simulate: $(STAMP) ## Send generated customers to the running API, then their labels (DRIFT=none|charges|contract|new-category|competitor|strong ROWS=)

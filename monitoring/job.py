@@ -42,6 +42,9 @@ class MonitoringOutcome:
     seconds: dict[str, float] = field(default_factory=dict)
     # The service's latency and cost (CHURN_SERVICE_URL), None when unset or unreachable.
     service: service.ServiceFigures | None = None
+    # Champion against challenger on labelled live traffic (``monitoring.live``), and what a
+    # promotion from that evidence did; None when live.mode is off.
+    live: dict[str, Any] | None = None
 
     @property
     def retrained(self) -> bool:
@@ -67,6 +70,7 @@ class MonitoringOutcome:
             "checks": self.checks.as_dict() if self.checks else None,
             "feedback_rows": self.feedback_rows,
             "training": self.training,
+            "live": self.live,
             "mlflow_run_id": self.mlflow_run_id,
             "service": asdict(self.service) if self.service else None,
             "seconds": self.seconds,
@@ -96,6 +100,8 @@ class MonitoringOutcome:
                 lines.append(f"  retrain via {t['via']}: flow run {t['flow_run_id']} {t['state']}")
         if self.service:
             lines.append("  service: " + _service_line(self.service))
+        if self.live:
+            lines.extend("  " + line for line in str(self.live.get("text", "")).splitlines())
         lines.append(f"  reports: {self.report_dir}; mlflow run {self.mlflow_run_id}")
         if self.seconds:
             lines.append(

@@ -597,15 +597,29 @@ def promote(
     reason: Annotated[
         str | None, typer.Option(help="Why, for a forced promotion (recorded on the version).")
     ] = None,
+    from_live: Annotated[
+        bool,
+        typer.Option(
+            help="Promote the challenger only if live traffic proves it better: each model has "
+            "live.min_labelled_rows labelled predictions in the monitoring window and the "
+            "interval of the ROC AUC difference lies above 0 (the evidence is recorded)."
+        ),
+    ] = False,
 ) -> None:
     """Move the champion to a version whose recorded gate decision (and checks) allow it.
 
     Services following the champion pick it up by themselves. Without --force it refuses a
     version the gate rejected, one whose checks failed, and one the gate compared with a
-    champion that has since been replaced.
+    champion that has since been replaced. With --from-live it also refuses a challenger that
+    live traffic (params.yaml live) has not proven better, and says what is missing.
     """
     from churn import registry, tracking
 
+    if from_live:
+        if force or version is not None:
+            raise _fail("--from-live promotes the live challenger: drop --force and --version", 2)
+        _promote_from_live(ctx, by)
+        return
     settings = _settings(ctx)
     client = tracking.connect(settings)
     try:
@@ -631,6 +645,38 @@ def promote(
     else:
         moved = "from none" if previous is None else f"from v{previous}"
         console.print(f"champion moved {moved} to v{new}" + (" (forced)" if force else ""))
+
+
+def _promote_from_live(ctx: typer.Context, by: str | None) -> None:
+    """``churn promote --from-live``: compare on the prediction store's window, then promote."""
+    from datetime import UTC, datetime
+
+    from churn import registry
+    from churn.live import NotProven
+    from churn.prediction_store import MissingStoreError, PredictionStore
+    from monitoring import job
+    from monitoring import live as mlive
+
+    settings, params = _context(ctx)
+    store = PredictionStore.from_settings(settings)
+    try:
+        with console.status("comparing champion and challenger on labelled live traffic..."):
+            comparison = mlive.compare_live(
+                settings, params, store, datetime.now(UTC), job.champion_version(settings)
+            )
+        console.print(comparison.format())
+        who = by or "churn promote --from-live"
+        previous, new = mlive.promote_from_live(settings, comparison, by=who)
+    except (mlive.NoLiveEvidence, MissingStoreError, NotProven) as exc:
+        raise _fail(exc) from None
+    except (LookupError, registry.PromotionRefused) as exc:
+        raise _fail(exc) from None
+    finally:
+        store.close()
+    console.print(
+        f"champion moved from v{previous} to v{new} on live evidence (recorded on the version as "
+        "promotion.live.*)"
+    )
 
 
 @app.command("record-image", rich_help_panel=CT)
@@ -786,12 +832,20 @@ def monitor(
             show_default=False,
         ),
     ] = None,
+    promote_from_live: Annotated[
+        bool,
+        typer.Option(
+            help="Also promote the live challenger when the window's labelled traffic proves "
+            "it better (as `churn promote --from-live`)."
+        ),
+    ] = False,
 ) -> None:
     """Compare recent traffic with the champion's training data; retrain on drift or decay.
 
     Reads the window of the prediction store named in params.yaml (monitor.window), writes an
     Evidently HTML report and a JSON summary under reports/monitoring/, logs the run to the MLflow
-    experiment churn-monitoring, and prints the decision.
+    experiment churn-monitoring, and prints the decision. With live.mode shadow or canary it also
+    compares the champion and the challenger on the window's labelled traffic.
     """
     _context(ctx)
     from pipelines.monitoring import monitoring_flow
@@ -800,7 +854,9 @@ def monitor(
     for name in ("prefect.task_runs", "prefect.flow_runs"):
         logging.getLogger(name).addFilter(quiet)
     try:
-        outcome = monitoring_flow(str(ctx.obj.project_dir), retrain=retrain)
+        outcome = monitoring_flow(
+            str(ctx.obj.project_dir), retrain=retrain, promote_from_live=promote_from_live
+        )
     except Exception as exc:
         error = _data_error(exc)
         if error is None:
@@ -949,9 +1005,16 @@ def demo(
     dest: Annotated[Path, typer.Option(help="Where the demo's own project goes (replaced).")] = (
         Path("reports/demo/project")
     ),
+    live: Annotated[
+        bool,
+        typer.Option(
+            help="The retrain runs as a shadow challenger, promoted from live evidence; "
+            "--no-live: the gate promotes it directly (the monitoring flow's own retrain)."
+        ),
+    ] = True,
 ) -> None:
     """The whole loop on a throw-away copy: train, serve, traffic, monitor, drift, retrain, swap."""
-    result = _tool("demo").run_demo(dest.resolve())
+    result = _tool("demo").run_demo(dest.resolve(), live=live)
     console.print(f"demo finished in {result['seconds']:.0f} s")
 
 
@@ -963,10 +1026,22 @@ def bench_serve(
     rounds: Annotated[int, typer.Option(help="A/B rounds (alternating); medians are printed.")] = 3,
     batch_rows: Annotated[int, typer.Option(help="Rows for the batch comparison.")] = 1_000_000,
     peer: Annotated[bool, typer.Option(help="Also run mlflow models serve.")] = True,
+    shadow: Annotated[
+        bool,
+        typer.Option(
+            help="Instead: the service with a shadow challenger running against without one, "
+            "in a throw-away fork under reports/bench-shadow (trains it first)."
+        ),
+    ] = False,
 ) -> None:
     """The service against the HTTP floor (same stack, constant answer) and `mlflow models serve`
-    on the same champion (wrk; prints ratios)."""
-    _tool("bench_serve").run(ctx.obj.project_dir, seconds, connections, rounds, batch_rows, peer)
+    on the same champion (wrk; prints ratios); with --shadow, the cost of a shadow challenger."""
+    module = _tool("bench_serve")
+    if shadow:
+        dest = (ctx.obj.project_dir / "reports" / "bench-shadow" / "project").resolve()
+        module.run_shadow(dest, seconds, connections, rounds)
+        return
+    module.run(ctx.obj.project_dir, seconds, connections, rounds, batch_rows, peer)
 
 
 @bench.command("monitor")

@@ -11,10 +11,13 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from churn import versioning
+from churn.live import NotProven
 from churn.params import load_params
 from churn.prediction_store import PredictionStore
+from churn.registry import PromotionRefused
 from churn.settings import Settings, get_settings
 from monitoring import job, report
+from monitoring import live as mlive
 from monitoring import summary as report_summary
 from monitoring.job import MonitoringOutcome
 from pipelines import artifacts
@@ -32,6 +35,35 @@ decide_task = task(name="decide", cache_policy=NO_CACHE)(job.judge)
 export_feedback_task = task(name="export-feedback", cache_policy=NO_CACHE)(job.export_feedback)
 record_task = task(name="record", retries=1, cache_policy=NO_CACHE)(job.record)
 read_service_task = task(name="read-service", cache_policy=NO_CACHE)(job.read_service)
+
+
+@task(name="compare-live", cache_policy=NO_CACHE)
+def compare_live_task(
+    settings: Settings,
+    params: Any,
+    store: PredictionStore,
+    now: datetime,
+    champion: str,
+    promote: bool,
+) -> dict[str, Any]:
+    """Champion against challenger on the window's labelled traffic; with ``promote``, the
+    promotion that evidence allows. What is missing is reported, never raised."""
+    try:
+        comparison = mlive.compare_live(settings, params, store, now, champion)
+    except mlive.NoLiveEvidence as exc:
+        return {"text": f"live: {exc}", "comparison": None, "promoted": False}
+    out: dict[str, Any] = {"comparison": comparison.as_dict(), "promoted": False}
+    text = comparison.format()
+    if promote:
+        try:
+            previous, new = mlive.promote_from_live(settings, comparison, by="monitoring flow")
+        except (NotProven, PromotionRefused) as exc:
+            text += f"\n  not promoted: {exc}"
+        else:
+            out["promoted"] = True
+            text += f"\n  PROMOTED from live evidence: champion v{previous} -> v{new}"
+    out["text"] = text
+    return out
 
 
 def start_training(
@@ -66,7 +98,10 @@ def start_training(
 
 @flow(name="churn-monitoring", log_prints=True)
 def monitoring_flow(
-    project_dir: str = ".", retrain: bool | None = None, training_deployment: str | None = None
+    project_dir: str = ".",
+    retrain: bool | None = None,
+    training_deployment: str | None = None,
+    promote_from_live: bool = False,
 ) -> MonitoringOutcome:
     """Compare recent traffic with the champion's training data; retrain when it drifted.
 
@@ -76,6 +111,8 @@ def monitoring_flow(
         retrain: override ``monitor.retrain`` (False: report and decide, never train).
         training_deployment: run a retrain through this Prefect deployment (``flow/name``)
             instead of ``CHURN_TRAINING_DEPLOYMENT``; with neither, training runs as a subflow.
+        promote_from_live: promote the live challenger (``live`` in params.yaml) when the
+            window's labelled traffic proves it better (``churn promote --from-live``).
     """
     settings = get_settings(project_dir=Path(project_dir))
     params = job.with_retrain(load_params(settings.params_path), retrain)
@@ -127,6 +164,9 @@ def monitoring_flow(
                 now=now,
                 store=store,
             )
+    if params.live.mode != "off" and champion is not None:
+        live_args = (settings, params, store, now, champion, promote_from_live)
+        outcome.live = timed("compare-live", compare_live_task, *live_args)
     if outcome.decision.action == "retrain":
         outcome.feedback_rows = timed(
             "export-feedback", export_feedback_task, settings, params, store

@@ -57,6 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.predlog.start()
+        if state.live is not None:
+            state.live.start()
         background = asyncio.create_task(load_then_poll(), name="model-load-and-poll")
         try:
             yield
@@ -64,6 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             background.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await background
+            if state.live is not None:  # its last rows go to the log before the log closes
+                await asyncio.to_thread(state.live.close)
             await asyncio.to_thread(state.predlog.close)
 
     app = create_documented_app(

@@ -109,6 +109,33 @@ class ServingMetrics:
             "Acknowledged rows that neither the journal nor the store kept.",
             registry=r,
         )
+        self.role_rows = Counter(
+            "churn_role_predictions",
+            "Logged predictions by role (champion, challenger: a canary answered, shadow: scored "
+            "off the request path, never returned) and model version.",
+            ["role", "model_version"],
+            registry=r,
+        )
+        self.challenger_info = Gauge(
+            "churn_challenger_info",
+            "The challenger loaded beside the champion (value 1): version and live mode "
+            "(params.yaml live.mode); absent when none is loaded.",
+            ["version", "mode"],
+            registry=r,
+        )
+        self.shadow_failures = Counter(
+            "churn_shadow_failures",
+            "Requests the shadow challenger did not score, by reason: model_error (it raised), "
+            "queue_full (live.shadow_queue requests were waiting), log_full (the prediction log "
+            "refused its rows). The answer was never affected.",
+            ["reason"],
+            registry=r,
+        )
+        self.canary_fallbacks = Counter(
+            "churn_canary_fallback",
+            "Canary records the challenger failed on, answered by the champion instead.",
+            registry=r,
+        )
         r.register(RequestCost(self.probability))
 
     def set_log_health(self, health: Any) -> None:

@@ -41,7 +41,7 @@ from typing import Any, Literal
 import numpy as np
 import orjson
 
-from churn.prediction_store import PredictionStore
+from churn.prediction_store import CHAMPION_ROLE, SHADOW_ROLE, PredictionStore
 from serving.metrics import ServingMetrics
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ class ScoredBatch:
     decisions: np.ndarray
     latency_ms: float
     unseen: list[list[str]] | None
+    role: str = CHAMPION_ROLE  # who scored it: champion, challenger (canary) or shadow
 
 
 @dataclass(frozen=True)
@@ -313,7 +314,9 @@ class PredictionLog:
 
     def _rows(self, batch: ScoredBatch) -> list[tuple[Any, ...]]:
         """Rows as tuples in the store's ``ROW_COLUMNS`` order."""
-        self._metrics.observe_scores(batch.model_version, batch.proba, batch.decisions)
+        self._metrics.role_rows.labels(batch.role, batch.model_version).inc(len(batch.proba))
+        if batch.role != SHADOW_ROLE:  # a shadow score was never answered: not served
+            self._metrics.observe_scores(batch.model_version, batch.proba, batch.decisions)
         names = list(batch.columns)
         values = zip(*(batch.columns[c] for c in names), strict=True)
         at = self.store.timestamp(batch.logged_at)
@@ -334,6 +337,7 @@ class PredictionLog:
                     decisions[i],
                     batch.latency_ms,
                     unseen[i] if unseen and unseen[i] else None,
+                    batch.role,
                 )
             )
         return rows

@@ -105,6 +105,11 @@ class Prediction(BaseModel):
     explanation: Explanation | None = Field(
         default=None, description="Only with explain (body or query): why this score."
     )
+    model_version: str | None = Field(
+        None,
+        description="The version that scored this record, in canary mode only (params.yaml "
+        "live.mode: canary), where the champion and the challenger share the traffic.",
+    )
 
 
 class PredictResponse(BaseModel):

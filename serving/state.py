@@ -11,6 +11,7 @@ from churn.params import Params
 from churn.prediction_store import PredictionStore
 from churn.scoring import UnseenLevels
 from churn.settings import Settings
+from serving.live import LiveChallenger
 from serving.metrics import ServingMetrics
 from serving.model import (
     LOAD_TIMEOUT_FACTOR,
@@ -64,6 +65,13 @@ class ServingState:
         # prior-rate rule (replaced with the model, in ``set_model``).
         self.rules = rules_model(settings, params, "per-request fallback")
         self.model: ServedModel | None = None
+        # The challenger beside the champion (params.yaml live); None when live.mode is off,
+        # so /predict pays nothing for it.
+        self.live = (
+            LiveChallenger(settings, params, self.metrics, self.predlog)
+            if params.live.mode != "off"
+            else None
+        )
         self.last_check: dict[str, Any] = {}
         self._lock = asyncio.Lock()
 
@@ -80,6 +88,9 @@ class ServingState:
     async def load_initial(self) -> None:
         """Start-up load (registry, else cache, else rules) without blocking the event loop."""
         model = await asyncio.to_thread(load_initial, self.settings, self.params)
+        if self.live is not None:  # before the champion is set: /ready means both are loaded
+            status = await asyncio.to_thread(self.live.load, model.version)
+            log.info("live %s: %s", self.live.mode, status)
         self.set_model(model)
         log.info(
             "serving %s v%s (%s, scorer %s); fallback: %s",
@@ -90,8 +101,23 @@ class ServingState:
             self.rules.rules_summary,
         )
 
+    async def reload_challenger(self) -> None:
+        """Load, keep or drop the challenger (live.mode shadow or canary) against the champion."""
+        if self.live is None:
+            return
+        champion = self.model.version if self.model is not None else None
+        status = await asyncio.to_thread(self.live.load, champion)
+        if status != "unchanged":
+            log.info("live %s: %s", self.live.mode, status)
+
     async def reload(self) -> ReloadResult:
-        """Check the registry once; load and swap in the champion when it changed."""
+        """Check the registry once; load and swap in the champion when it changed (and the
+        challenger, when live.mode runs one)."""
+        result = await self._reload_champion()
+        await self.reload_challenger()
+        return result
+
+    async def _reload_champion(self) -> ReloadResult:
         async with self._lock:
             current = self.model
             previous = current.version if current else None

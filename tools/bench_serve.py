@@ -13,7 +13,9 @@ against the bare booster predicting the already encoded matrix.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -30,12 +32,13 @@ from typing import Any
 import httpx
 import numpy as np
 import pandas as pd
+import yaml
 from rich.console import Console
 from rich.table import Table
 
 from churn.params import load_params
 from churn.settings import get_settings
-from tools.fork import CHURN, free_port
+from tools.fork import CHURN, fork_project, free_port, register_approved_challenger
 
 console = Console()
 
@@ -366,6 +369,113 @@ def run(
         f"batch scoring {batch_rows:,} rows: {batch_rps:,.0f} rows/s; bare booster on the encoded "
         f"matrix: {bare_rps:,.0f} rows/s; ratio {batch_rps / bare_rps:.2f} (target >= 0.5)"
     )
+
+
+def run_shadow(
+    dest: Path, seconds: float = 8.0, connections: int = 8, rounds: int = 3
+) -> dict[str, Load]:
+    """The service with a shadow challenger running against the same service without one.
+
+    In a throw-away fork (trained here; the challenger is a copy of the champion, so the shadow
+    scorer costs what the champion costs), two servers on the same registry: one with
+    ``live.mode: off``, one with ``shadow`` (its own params file through CHURN_PARAMS_PATH).
+    The same load alternates between them over ``rounds``; the medians are printed, with the
+    shadow rows each server logged and the shadow failures it counted.
+    """
+    from pipelines.training import training_flow
+
+    # The load generator runs in this process: a log line per request would be measured too.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    project = fork_project(dest, {"train": {"search": {"n_trials": 1}}})
+    training_flow(str(project))
+    challenger = register_approved_challenger(project)
+    load = wrk if shutil.which("wrk") else httpx_load
+    console.print(f"load generator: {'wrk' if load is wrk else 'httpx (wrk not found)'}")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["live"] = {**params.get("live", {}), "mode": "shadow"}
+    (project / "params-shadow.yaml").write_text(yaml.safe_dump(params))
+    one = json.dumps({"records": records(1)}).encode()
+    thousand = json.dumps({"records": records(1000, seed=3)}).encode()
+    headers = {"Content-Type": "application/json"}
+    ports = {"off": free_port(), "shadow": free_port()}
+    base = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("CHURN_", "MLFLOW_"))},
+        "CHURN_RELOAD_INTERVAL_SECONDS": "0",
+    }
+    envs = {
+        name: {
+            **base,
+            "CHURN_PREDICTION_LOG_URL": f"sqlite:///{project / f'bench-{name}.db'}",
+            "CHURN_PARAMS_PATH": str(
+                project / ("params-shadow.yaml" if name == "shadow" else "params.yaml")
+            ),
+        }
+        for name in ports
+    }
+    results: dict[tuple[str, int], list[Load]] = {}
+    with contextlib.ExitStack() as stack:
+        for name, port in ports.items():
+            cmd = [
+                *CHURN,
+                "-C",
+                str(project),
+                "serve",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ]
+            stack.enter_context(server(cmd, envs[name], f"http://127.0.0.1:{port}/ready"))
+        urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        live = httpx.get(urls["shadow"] + "/version", timeout=10).json()["live"]
+        if (live.get("challenger") or {}).get("version") != challenger:
+            raise RuntimeError(f"the shadow server runs no challenger: {live}")
+        for url in urls.values():  # warm-up, not measured
+            load(url + "/predict", one, connections, 2, headers)
+        for r in range(rounds):
+            for name in list(urls) if r % 2 == 0 else list(reversed(urls)):
+                res = load(urls[name] + "/predict", one, connections, seconds, headers)
+                results.setdefault((name, 1), []).append(res)
+                res = load(urls[name] + "/predict", thousand, 1, seconds / 2, headers)
+                results.setdefault((name, 1000), []).append(res)
+        time.sleep(1.0)  # the shadow queue drains
+        metrics = {name: httpx.get(url + "/metrics", timeout=10).text for name, url in urls.items()}
+
+    table = Table(title=f"POST /predict with a shadow challenger (v{challenger}) and without")
+    for col in ("live.mode", "rows/request", "req/s", "p50 ms", "p99 ms", "errors"):
+        table.add_column(col, justify="right")
+    medians: dict[str, Load] = {}
+    for (name, rows), runs in sorted(results.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        agg = Load(
+            statistics.median(x.rps for x in runs),
+            statistics.median(x.p50_ms for x in runs),
+            statistics.median(x.p99_ms for x in runs),
+            sum(x.errors for x in runs),
+        )
+        medians[f"{name}/{rows}"] = agg
+        table.add_row(
+            name, str(rows), f"{agg.rps:,.0f}", f"{agg.p50_ms:.2f}", f"{agg.p99_ms:.2f}",
+            str(agg.errors),
+        )  # fmt: skip
+    console.print(table)
+
+    def counted(text: str, pattern: str) -> float:
+        return sum(float(v) for v in re.findall(pattern + r"[^\n]*\} ([\d.e+]+)", text))
+
+    shadow_rows = counted(metrics["shadow"], r'churn_role_predictions_total\{[^}]*role="shadow"')
+    served_rows = counted(metrics["shadow"], r'churn_role_predictions_total\{[^}]*role="champion"')
+    failures = counted(metrics["shadow"], r"churn_shadow_failures_total\{")
+    console.print(
+        f"shadow server: {served_rows:,.0f} rows answered by the champion, {shadow_rows:,.0f} "
+        f"scored in the shadow, {failures:,.0f} shadow failures (queue full or errors)"
+    )
+    for rows in (1, 1000):
+        off, on = medians[f"off/{rows}"], medians[f"shadow/{rows}"]
+        console.print(
+            f"{rows}-row: p50 {off.p50_ms:.2f} -> {on.p50_ms:.2f} ms, p99 {off.p99_ms:.2f} -> "
+            f"{on.p99_ms:.2f} ms, req/s ratio shadow/off {on.rps / off.rps:.2f}"
+        )
+    return medians
 
 
 @contextmanager

@@ -142,3 +142,29 @@ def wait_for_version(url: str, version: str, timeout_s: float = 60.0) -> float:
             raise TimeoutError(f"the service did not move to v{version} in {timeout_s:.0f} s")
         time.sleep(0.5)
     return time.monotonic() - started
+
+
+def register_approved_challenger(project: Path) -> str:
+    """A new registry version with the champion's artefacts and record under the
+    ``challenger`` alias, approved by the gate against the champion (what `churn train
+    --no-promote` leaves when the gate approves): a challenger that costs what the champion
+    costs to score, for the shadow benchmark."""
+    from churn import registry, tracking
+    from churn.settings import get_settings
+
+    settings = get_settings(project_dir=project)
+    client = tracking.connect(settings)
+    champion = registry.current_champion(client, settings.model_name)
+    if champion is None:
+        raise LookupError(f"{project} has no champion to copy")
+    tags = {k: v for k, v in champion.tags.items() if not k.startswith("promotion.")}
+    new = registry.register_challenger(
+        client, settings.model_name, str(champion.source), str(champion.run_id), tags
+    )
+    decision = registry.PromotionDecision(
+        True, "a copy of the champion, for a benchmark", 0.0, 0.0, str(champion.version)
+    )
+    registry.record_decision(
+        client, settings.model_name, new.version, decision, move_champion=False
+    )
+    return str(new.version)

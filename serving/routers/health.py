@@ -47,6 +47,7 @@ class Version(BaseModel):
     scorer: str
     loaded_at: str
     degraded_reason: str | None
+    live: dict[str, Any] | None = None
 
 
 @router.get("/health", response_model=Health)
@@ -103,6 +104,8 @@ async def ready(state: State, response: Response) -> Readiness:
 
 
 @router.get("/version", response_model=Version)
-async def version(model: Model) -> dict[str, Any]:
-    """Name, version, alias, run id, data version, git commit and training time of the model."""
-    return model.describe()
+async def version(model: Model, state: State) -> dict[str, Any]:
+    """Name, version, alias, run id, data version, git commit and training time of the model;
+    ``live``: the challenger beside it (mode, canary share, the same fields, or why there is
+    none), when params.yaml's live.mode is shadow or canary."""
+    return {**model.describe(), "live": state.live.describe() if state.live else None}

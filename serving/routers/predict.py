@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,6 +47,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from churn.prediction_store import CHALLENGER_ROLE, CHAMPION_ROLE
 from serving import explain
 from serving.deps import API_KEY_HEADER, api_key_header, check_key, served_model
 from serving.predlog import ScoredBatch
@@ -102,11 +104,20 @@ def build_router(parser: RequestParser) -> APIRouter:
         )
         n = len(records)
         columns = {c: [r[c] for r in records] for c in state.dataset.feature_columns}
-        if n > _THREAD_ROWS:
+        live = state.live  # None unless params.yaml's live.mode runs a challenger
+        id_column = state.dataset.id_column
+        ids = [r.get(id_column) for r in records] if id_column else [None] * n
+        canary: Canary | None = None
+        if live is not None and live.mode == "canary":
+            canary = _canary(state, live, model, columns, n, ids)
+        if canary is not None:
+            proba, served, decisions = canary.proba, canary.answered_by, canary.decisions
+        elif n > _THREAD_ROWS:
             proba, served = await run_in_threadpool(_score, state, model, columns, n)
+            decisions = proba >= served.threshold
         else:
             proba, served = _score(state, model, columns, n)
-        decisions = proba >= served.threshold
+            decisions = proba >= served.threshold
         unseen = state.unseen.per_row(columns, n)
         proba_list = proba.tolist()
         decision_list = decisions.tolist()
@@ -123,36 +134,43 @@ def build_router(parser: RequestParser) -> APIRouter:
             for cols in unseen:
                 for c in cols:
                     state.metrics.unseen.labels(c).inc()
-        if top_k is not None:  # the reasons of the model that answered (``served``)
-            args = (served, state.dataset, columns, n, top_k)
+        if top_k is not None:  # the reasons of the model that answered each record
+            args = (served, canary, state.dataset, columns, n, top_k)
             if n > _THREAD_ROWS:
-                reasons = await run_in_threadpool(explain.explain_rows, *args)
+                reasons = await run_in_threadpool(_reasons, *args)
             else:
-                reasons = explain.explain_rows(*args)
+                reasons = _reasons(*args)
             for prediction, reason in zip(predictions, reasons, strict=True):
                 prediction["explanation"] = reason
         request_id: str = request.scope["state"]["request_id"]
         started: float = request.scope["state"]["started"]
-        id_column = state.dataset.id_column
-        kept = state.predlog.submit(
-            ScoredBatch(
-                logged_at=datetime.now(UTC),
-                request_id=request_id,
-                model_version=served.version,
-                ids=[r.get(id_column) for r in records] if id_column else [None] * len(records),
-                columns=columns,
-                proba=proba,
-                decisions=decisions,
-                latency_ms=(time.perf_counter() - started) * 1e3,
-                unseen=unseen,
-            )
+        batch = ScoredBatch(
+            logged_at=datetime.now(UTC),
+            request_id=request_id,
+            model_version=served.version,
+            ids=ids,
+            columns=columns,
+            proba=proba,
+            decisions=decisions,
+            latency_ms=(time.perf_counter() - started) * 1e3,
+            unseen=unseen,
         )
+        if canary is None:
+            kept = state.predlog.submit(batch)
+        else:
+            kept = all(state.predlog.submit(part) for part in canary.log_batches(batch))
+        if live is not None and live.mode == "canary":  # each record says who answered it
+            versions = canary.versions if canary is not None else [served.version] * n
+            for p, version in zip(predictions, versions, strict=True):
+                p["model_version"] = version
         if not kept:  # never acknowledge what the log cannot keep (docs/serving.md)
             raise HTTPException(
                 status.HTTP_503_SERVICE_UNAVAILABLE,
                 "the prediction log is full; retry later",
                 headers={"Retry-After": "1"},
             )
+        if live is not None and live.mode == "shadow":  # scored after the answer, off this path
+            live.shadow(request_id, ids, columns, n)
         content = orjson.dumps(
             {"model_version": served.version, "request_id": request_id, "predictions": predictions}
         )
@@ -213,6 +231,112 @@ def document_request(app: FastAPI, parser: RequestParser) -> None:
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+@dataclass
+class Canary:
+    """A request split between the champion and the challenger (``live.mode: canary``)."""
+
+    proba: np.ndarray
+    decisions: np.ndarray
+    versions: list[str]  # per record: the version that answered
+    answered_by: Any  # the model the response's model_version names (the challenger if all)
+    rows: list[int]  # the challenger's records
+    champion_version: str
+    challenger_version: str
+    challenger: Any = None  # the challenger's served model (its explainer, for its records)
+
+    def log_batches(self, batch: ScoredBatch) -> list[ScoredBatch]:
+        """The request's log rows as one batch per role (each with its model version)."""
+        n = len(self.proba)
+        mine = set(self.rows)
+        parts = []
+        for role, idx, version in (
+            (CHALLENGER_ROLE, self.rows, self.challenger_version),
+            (CHAMPION_ROLE, [i for i in range(n) if i not in mine], self.champion_version),
+        ):
+            if not idx:
+                continue
+            parts.append(
+                replace(
+                    batch,
+                    model_version=version,
+                    role=role,
+                    ids=[batch.ids[i] for i in idx],
+                    columns={c: [v[i] for i in idx] for c, v in batch.columns.items()},
+                    proba=batch.proba[idx],
+                    decisions=batch.decisions[idx],
+                    unseen=None if batch.unseen is None else [batch.unseen[i] for i in idx],
+                )
+            )
+        return parts
+
+
+def _canary(
+    state: Any, live: Any, model: Any, columns: dict[str, list[Any]], n: int, ids: list[Any]
+) -> Canary | None:
+    """Score the canary customers with the challenger, the others with the champion; None when
+    no record falls in the canary (the usual path answers), or the champion is the rules."""
+    challenger = live.model
+    if challenger is None or model.source == "rules":
+        return None
+    rows = live.canary_rows(state.predlog.store.hash_ids(ids))
+    if not rows:
+        return None
+    proba = np.empty(n)
+    decisions = np.empty(n, dtype=bool)
+    versions = [model.version] * n
+    try:
+        part = {c: [v[i] for i in rows] for c, v in columns.items()}
+        mine = challenger.scorer.score(part, len(rows))
+        if mine.shape != (len(rows),) or not np.all(np.isfinite(mine)):
+            raise ValueError(f"the challenger returned {mine.shape} scores, or non-finite ones")
+    except Exception:
+        log.exception(
+            "challenger v%s failed on a canary request; the champion answers", challenger.version
+        )
+        state.metrics.canary_fallbacks.inc(len(rows))
+        return None
+    champion_version = model.version
+    if len(rows) < n:
+        mine_set = set(rows)
+        others = [i for i in range(n) if i not in mine_set]
+        part = {c: [v[i] for i in others] for c, v in columns.items()}
+        theirs, served = _score(state, model, part, len(others))
+        proba[others] = theirs
+        decisions[others] = theirs >= served.threshold
+        for i in others:
+            versions[i] = served.version
+        champion_version = served.version  # the rules, if the champion failed on them
+    else:
+        served = challenger
+    proba[rows] = mine
+    decisions[rows] = mine >= challenger.threshold
+    for i in rows:
+        versions[i] = challenger.version
+    return Canary(
+        proba, decisions, versions, served, rows, champion_version, challenger.version, challenger
+    )
+
+
+def _reasons(
+    served: Any,
+    canary: Canary | None,
+    dataset: Any,
+    columns: dict[str, list[Any]],
+    n: int,
+    top_k: int,
+) -> list[Any]:
+    """Each record's reasons from the model that answered it: in a canary request split between
+    the two models, the challenger's records get the challenger's."""
+    reasons = explain.explain_rows(served, dataset, columns, n, top_k)
+    if canary is None or served is canary.challenger or not canary.rows:
+        return reasons
+    part = {c: [v[i] for i in canary.rows] for c, v in columns.items()}
+    mine = explain.explain_rows(canary.challenger, dataset, part, len(canary.rows), top_k)
+    for i, reason in zip(canary.rows, mine, strict=True):
+        reasons[i] = reason
+    return reasons
 
 
 def _score(state: Any, model: Any, columns: dict[str, list[Any]], n: int) -> tuple[np.ndarray, Any]:

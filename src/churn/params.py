@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Level = str | int
 # A label as the file holds it. bool first, so that YAML `true` stays a boolean (pydantic's lax
@@ -350,6 +350,32 @@ class MonitorParams(_Strict):
     retrain: bool = True
 
 
+class LiveParams(_Strict):
+    """A gate-approved challenger proven on live traffic (``churn.live``, docs/serving.md).
+
+    ``mode``: ``off`` (only the champion is loaded), ``shadow`` (the challenger scores every
+    request off the request path; logged, never returned) or ``canary`` (``canary_share`` of the
+    customers, chosen by the keyed hash of their id, are answered by the challenger).
+    ``churn promote --from-live`` promotes the challenger only when both models have
+    ``min_labelled_rows`` labelled predictions in the monitoring window and the ``confidence``
+    bootstrap interval of the ROC AUC difference (challenger minus champion) lies above 0.
+    """
+
+    mode: Literal["off", "shadow", "canary"] = "off"
+    canary_share: float = Field(0.1, gt=0, lt=1)
+    min_labelled_rows: int = Field(200, gt=0)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    metric: Literal["roc_auc"] = "roc_auc"
+    bootstrap: int = Field(1000, ge=100, le=100_000)
+    shadow_queue: int = Field(1000, gt=0)
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        # YAML 1.1 reads a bare `off` as false: take it as the mode it was meant to be.
+        return "off" if value is False else value
+
+
 class EngineParams(_Strict):
     """Where the stages run: in this process (pandas) or on a Dask cluster (``churn.engine``).
 
@@ -379,6 +405,7 @@ class Params(_Strict):
     fairness: FairnessParams = FairnessParams()
     value: ValueParams = ValueParams()
     monitor: MonitorParams = MonitorParams()
+    live: LiveParams = LiveParams()
 
     @model_validator(mode="after")
     def _features_use_known_columns(self) -> Params:

@@ -34,6 +34,10 @@ PREDICTIONS = "predictions"
 LABELS = "labels"
 REQUEST_ID_MAX = 64  # characters of a client's X-Request-ID that the store (and the API) accept
 SCORE_COLUMN = "churn_probability"  # the score, in the table and in every frame read from it
+# The role of a logged prediction: the champion answered; the challenger answered (a canary);
+# the challenger scored it in the shadow (never returned).
+CHAMPION_ROLE, CHALLENGER_ROLE, SHADOW_ROLE = "champion", "challenger", "shadow"
+ROLES = (CHAMPION_ROLE, CHALLENGER_ROLE, SHADOW_ROLE)
 _CHUNK = 10_000  # ids per IN (...) query: below every database's bound-parameter limit
 
 _metadata = sa.MetaData()
@@ -50,6 +54,9 @@ predictions_table = sa.Table(
     sa.Column("churn", sa.Boolean, nullable=False),
     sa.Column("latency_ms", sa.Float, nullable=False),
     sa.Column("unseen_categories", sa.JSON),
+    # Which model answered, or scored in the shadow (``ROLES``); added in #14, so tables created
+    # before it get the column from ``create_tables`` (their rows were the champion's).
+    sa.Column("role", sa.String(16), nullable=False, server_default=CHAMPION_ROLE),
 )
 labels_table = sa.Table(
     LABELS,
@@ -81,6 +88,7 @@ ROW_COLUMNS = (
     "churn",
     "latency_ms",
     "unseen_categories",
+    "role",
 )
 
 
@@ -167,13 +175,16 @@ def insert_statement(dialect: str) -> str:
     names = ", ".join(ROW_COLUMNS)
     if dialect == "sqlite":
         # json_extract gives objects and arrays back as JSON text, true/false as 1/0.
-        values = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(ROW_COLUMNS)))
+        values = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(ROW_COLUMNS) - 1))
+        # Rows journaled before the role existed have 9 fields: they were the champion's.
+        values += f", COALESCE(json_extract(value, '$[9]'), '{CHAMPION_ROLE}')"
         return f"INSERT INTO {PREDICTIONS} ({names}) SELECT {values} FROM json_each(?)"
     if dialect == "postgresql":
         values = (
             "(r->>0)::timestamptz, r->>1, r->>2, r->>3, r->4, (r->>5)::float8, "
             "(r->>6)::boolean, (r->>7)::float8, "
-            "CASE WHEN json_typeof(r->8) = 'null' THEN NULL ELSE r->8 END"
+            "CASE WHEN json_typeof(r->8) = 'null' THEN NULL ELSE r->8 END, "
+            f"COALESCE(r->>9, '{CHAMPION_ROLE}')"
         )
         rows = "json_array_elements(%s::json) AS r"
         return f"INSERT INTO {PREDICTIONS} ({names}) SELECT {values} FROM {rows}"
@@ -229,12 +240,42 @@ class PredictionStore:
         self._engines.clear()
 
     def create_tables(self) -> None:
-        """Create both tables where missing (idempotent)."""
-        predictions_table.create(self.engine(self.predictions_url), checkfirst=True)
+        """Create both tables where missing, and add the columns a newer release brought to
+        a predictions table an older one created (idempotent)."""
+        engine = self.engine(self.predictions_url)
+        predictions_table.create(engine, checkfirst=True)
+        self._add_missing_columns(engine)
         labels_table.create(self.engine(self.labels_url), checkfirst=True)
+
+    def _add_missing_columns(self, engine: sa.Engine) -> None:
+        """The migration path of the predictions table: ``role`` (#14) is added with its
+        default, so rows logged before it read as the champion's."""
+        present = {c["name"] for c in sa.inspect(engine).get_columns(PREDICTIONS)}
+        if "role" in present:
+            return
+        ddl = (
+            f"ALTER TABLE {PREDICTIONS} ADD COLUMN role VARCHAR(16) NOT NULL "
+            f"DEFAULT '{CHAMPION_ROLE}'"
+        )
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(ddl)
+        except sa.exc.DBAPIError:  # another process added it between the check and the ALTER
+            present = {c["name"] for c in sa.inspect(engine).get_columns(PREDICTIONS)}
+            if "role" not in present:
+                raise
+        log.info(
+            "prediction store: added the role column to %s (rows so far: champion)", PREDICTIONS
+        )
 
     def _has(self, url: str, table: sa.Table) -> bool:
         return sa.inspect(self.engine(url)).has_table(table.name)
+
+    def _has_role_column(self) -> bool:
+        """Whether the predictions table has ``role`` (a reader never migrates a table: the
+        service does, when it starts; until then every row is the champion's)."""
+        engine = self.engine(self.predictions_url)
+        return "role" in {c["name"] for c in sa.inspect(engine).get_columns(PREDICTIONS)}
 
     # -- ids ------------------------------------------------------------------------------------
 
@@ -290,10 +331,12 @@ class PredictionStore:
         seed: int = 0,
         now: datetime | None = None,
         model_version: str | None = None,
+        roles: Sequence[str] | None = None,
     ) -> PredictionWindow:
         """The last ``rows`` predictions (within ``hours``), sampled down to ``max_rows``.
 
-        With ``model_version``, only that version's predictions count.
+        With ``model_version``, only that version's predictions count; with ``roles``, only
+        predictions logged in those roles (``ROLES``).
 
         Only ids are read to find the window; when it is larger than ``max_rows``, a seeded
         uniform sample of them is drawn before any feature JSON is parsed, so memory stays
@@ -310,6 +353,12 @@ class PredictionStore:
             conditions.append(table.c.logged_at >= since)
         if model_version is not None:
             conditions.append(table.c.model_version == model_version)
+        if roles is not None:
+            if not self._has_role_column():
+                if CHAMPION_ROLE not in roles:  # an old table: every row was the champion's
+                    return PredictionWindow.empty()
+            else:
+                conditions.append(table.c.role.in_(list(roles)))
         ids_query = sa.select(table.c.id).where(*conditions).order_by(table.c.id.desc()).limit(rows)
         columns = [
             table.c.id,
@@ -320,6 +369,9 @@ class PredictionStore:
             table.c[SCORE_COLUMN],
             table.c.churn,
         ]
+        has_role = self._has_role_column()
+        if has_role:
+            columns.append(table.c.role)
         found: list[Any] = []
         with self.engine(self.predictions_url).connect() as conn:
             ids = np.fromiter(conn.execute(ids_query).scalars(), dtype=np.int64)
@@ -338,9 +390,10 @@ class PredictionStore:
         if not found:
             return PredictionWindow.empty()
         meta = pd.DataFrame(
-            [r[:4] + r[5:] for r in found],
+            [r[:4] + r[5:7] for r in found],
             columns=["id", "logged_at", "model_version", "customer_hash", SCORE_COLUMN, "churn"],
         )
+        meta["role"] = [r[7] for r in found] if has_role else CHAMPION_ROLE
         features = pd.DataFrame.from_records(
             [orjson.loads(r[4]) if isinstance(r[4], str | bytes) else r[4] for r in found]
         )

@@ -332,6 +332,7 @@ def promote(
     force: bool = False,
     by: str | None = None,
     reason: str | None = None,
+    evidence: Mapping[str, str] | None = None,
 ) -> tuple[str | None, str]:
     """Move ``champion`` to ``version`` when its recorded decision allows it.
 
@@ -340,6 +341,8 @@ def promote(
     ``require_checks`` also refuses a version whose checks never ran (the continuous-training
     job sets it). ``force`` is a human override (a rollback to a version the gate refused, an
     emergency): it needs ``by`` and ``reason``, which are recorded on the version.
+    ``evidence`` (a promotion from live traffic: ``churn.live.LiveComparison.tags``) is
+    recorded as ``promotion.live.*`` tags.
 
     Returns:
         ``(previous_champion_or_None, version)``.
@@ -370,6 +373,8 @@ def promote(
     if force:
         tags["forced_by"] = str(by).strip()
         tags["forced_reason"] = str(reason).strip()
+    for key, value in (evidence or {}).items():
+        tags[f"live.{key}"] = value[:5000]
     for key, value in tags.items():
         client.set_model_version_tag(name, version, _TAG + key, value)
     client.set_registered_model_alias(name, CHAMPION, version)

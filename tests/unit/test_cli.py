@@ -213,3 +213,14 @@ def test_forget_that_matches_nothing_says_the_key_may_be_wrong(tmp_path, monkeyp
     text = " ".join(_plain(result.output).split())
     assert "erased 0 predictions and 0 labels" in text
     assert "or CHURN_ID_HASH_KEY is not the key the service hashed ids with" in text
+
+
+def test_promote_from_live_says_live_mode_is_off_and_moves_nothing(tmp_path):
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    result = _run("-C", str(tmp_path), "promote", "--from-live")
+    assert result.exit_code == 1
+    assert "live.mode is off in params.yaml" in _plain(result.output)
+    assert "set it to shadow or canary" in _plain(result.output)
+    forced = _run("-C", str(tmp_path), "promote", "--from-live", "--force")
+    assert forced.exit_code == 2
+    assert "--from-live promotes the live challenger" in _plain(forced.output)
