@@ -61,3 +61,16 @@ def dask_client(settings: Settings, engine: EngineParams) -> Iterator[Client]:
     ):
         log.info("dask engine: LocalCluster at %s", cluster.scheduler_address)
         yield client
+
+
+@contextmanager
+def session(settings: Settings, engine: EngineParams) -> Iterator[Client | None]:
+    """What a whole run (the training flow) holds open: the dask client, or nothing on pandas.
+
+    The stages inside reuse it (``dask_client``), so one run starts one cluster.
+    """
+    if engine.kind != "dask":
+        yield None
+        return
+    with dask_client(settings, engine) as client:
+        yield client
