@@ -9,7 +9,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from churn import data_stages, model_stages, promotion, versioning
+from churn import dask_train, data_stages, engine, model_stages, promotion, versioning
 from churn.champion import ChampionInfo, ServingCheck
 from churn.ingest import source_is_volatile
 from churn.params import DatasetConfig, Params, load_params
@@ -61,6 +61,27 @@ def evaluate_task(
     features: model_stages.FeatureSet, trained: TrainedModels, params: Params
 ) -> model_stages.Evaluation:
     return model_stages.evaluate_models(features, trained, params)
+
+
+# The dask engine's featurize / train / evaluate (churn.dask_train), on the flow's cluster.
+@task(name="featurize", cache_policy=NO_CACHE)
+def dask_featurize_task(settings: Settings, params: Params) -> dask_train.DaskFeatures:
+    return dask_train.featurize(dask_train.read_splits(settings), params)
+
+
+@task(name="train", cache_policy=NO_CACHE)
+def dask_train_task(
+    settings: Settings, features: dask_train.DaskFeatures, params: Params
+) -> TrainedModels:
+    with engine.dask_client(settings, params.engine) as client:
+        return dask_train.train(client, features, params)
+
+
+@task(name="evaluate", cache_policy=NO_CACHE)
+def dask_evaluate_task(
+    features: dask_train.DaskFeatures, trained: TrainedModels, params: Params
+) -> model_stages.Evaluation:
+    return dask_train.evaluate(features, trained, params)
 
 
 @task(name="check-serving", cache_policy=NO_CACHE)
@@ -149,6 +170,19 @@ def training_flow(
     """
     settings = get_settings(project_dir=Path(project_dir))
     params = load_params(settings.params_path)
+    # engine.kind: dask opens one cluster (or connects to CHURN_DASK_SCHEDULER) for the run.
+    with engine.session(settings, params.engine):
+        return _run(settings, params, force_ingest, push, promote, frozen_data)
+
+
+def _run(
+    settings: Settings,
+    params: Params,
+    force_ingest: bool,
+    push: bool,
+    promote: bool,
+    frozen_data: bool,
+) -> TrainingSummary:
     root = settings.project_dir
     timed = StageTimer()
 
@@ -168,9 +202,15 @@ def training_flow(
                 f"moved the data from version {locked} to {now}; commit the dvc.lock that "
                 "`make data` writes, `dvc push`, and tag that commit (`make tag-data`)"
             )
-    features = timed("featurize", featurize_task, settings, params)
-    trained = timed("train", train_task, features, params)
-    result = timed("evaluate", evaluate_task, features, trained, params)
+    if params.engine.kind == "dask":
+        on_cluster = timed("featurize", dask_featurize_task, settings, params)
+        trained = timed("train", dask_train_task, settings, on_cluster, params)
+        result = timed("evaluate", dask_evaluate_task, on_cluster, trained, params)
+        features = on_cluster.sample  # bounded samples for the serving check, record and gate
+    else:
+        features = timed("featurize", featurize_task, settings, params)
+        trained = timed("train", train_task, features, params)
+        result = timed("evaluate", evaluate_task, features, trained, params)
     check = timed("check-serving", check_serving_task, result, params.dataset, features)
     if push and settings.dvc_push:
         timed("push-data", push_task, root)
