@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,7 +38,7 @@ from xgboost import XGBClassifier
 from churn import evaluation
 from churn.fallback_rules import fit_rules, with_test_auc
 from churn.features import build_feature_pipeline, encoded_feature_names
-from churn.layout import SPLITS, DataLayout
+from churn.layout import SPLITS, DataLayout, parts_of
 from churn.model_stages import Evaluation, FeatureSet
 from churn.params import DatasetConfig, Params, TrainParams
 from churn.settings import Settings
@@ -69,19 +70,36 @@ class DaskFeatures:
     y: dict[str, dd.Series]
 
 
-def read_splits(settings: Settings) -> dict[str, dd.DataFrame]:
-    """The train / valid / test splits as Dask frames (a file or a directory of parts each)."""
+@dataclass
+class Splits:
+    """The train / valid / test splits as Dask frames, and their row counts."""
+
+    frames: dict[str, dd.DataFrame]
+    rows: dict[str, int]
+
+
+def read_splits(settings: Settings) -> Splits:
+    """The splits as Dask frames (a file or a directory of parts each)."""
     import dask.dataframe as dd
 
     layout = DataLayout(settings.data_dir)
-    return {name: dd.read_parquet(str(layout.split(name))) for name in SPLITS}
+    return Splits(
+        frames={name: dd.read_parquet(str(layout.split(name))) for name in SPLITS},
+        rows={name: _row_count(layout.split(name)) for name in SPLITS},
+    )
 
 
-def _sample_rows(frame: dd.DataFrame, rows: int, n_rows: int, seed: int) -> pd.DataFrame:
-    frac = min(1.0, rows / max(n_rows, 1))
-    if frac >= 1.0:
-        return frame.compute().reset_index(drop=True)
-    return frame.sample(frac=frac, random_state=seed).compute().reset_index(drop=True)
+def _sample_rows(frame: dd.DataFrame, rows: int, n_rows: int, seed: int) -> dd.DataFrame:
+    """A seeded sample of about ``rows`` rows (all of them when the split is smaller)."""
+    frac = rows / max(n_rows, 1)
+    return frame if frac >= 1.0 else frame.sample(frac=frac, random_state=seed)
+
+
+def _row_count(path: Path) -> int:
+    """Rows of a split from its Parquet footers (no data read)."""
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(part).metadata.num_rows for part in parts_of(path))
 
 
 def _prepare(part: pd.DataFrame, steps: Pipeline, columns: list[str]) -> pd.DataFrame:
@@ -99,26 +117,29 @@ def _labels(part: pd.DataFrame, dataset: DatasetConfig) -> pd.Series:
     return label_vector(part, dataset).astype("int8")
 
 
-def featurize(frames: dict[str, dd.DataFrame], params: Params) -> DaskFeatures:
+def featurize(splits: Splits, params: Params) -> DaskFeatures:
     """Fit the feature pipeline (sample for structure, Dask aggregates for the statistics) and
-    encode every split per partition."""
+    encode every split per partition. Two passes over the training split: the samples with the
+    fill medians, then the scaler's moments."""
     from dask.base import compute
 
     dataset, engine = params.dataset, params.engine
-    counts = dict(zip(SPLITS, compute(*(frames[n].shape[0] for n in SPLITS)), strict=True))
+    frames, counts = splits.frames, splits.rows
     log.info("dask featurize: split rows %s; samples of <= %d rows", counts, engine.sample_rows)
-    samples = {
-        n: _sample_rows(frames[n], engine.sample_rows, counts[n], params.split.seed + i)
-        for i, n in enumerate(SPLITS)
-    }
-    pipeline = build_feature_pipeline(dataset, params.features).fit(samples["train"])
     train = frames["train"]
+    medians = [c for c, s in dataset.numeric.items() if s.fill_value is None]
+    *sampled, median_values = compute(
+        *(
+            _sample_rows(frames[n], engine.sample_rows, counts[n], params.split.seed + i)
+            for i, n in enumerate(SPLITS)
+        ),
+        [train[c].quantile(0.5) for c in medians],
+    )
+    samples = {n: f.reset_index(drop=True) for n, f in zip(SPLITS, sampled, strict=True)}
+    pipeline = build_feature_pipeline(dataset, params.features).fit(samples["train"])
     # Exact statistics over every training row replace the sample's.
     fill = pipeline.named_steps["fill"]
-    medians = [c for c, s in dataset.numeric.items() if s.fill_value is None]
-    if medians:
-        values = compute(*(train[c].quantile(0.5) for c in medians))
-        fill.values_.update({c: float(v) for c, v in zip(medians, values, strict=True)})
+    fill.values_.update({c: float(v) for c, v in zip(medians, median_values, strict=True)})
     scaler = pipeline.named_steps["encode"].named_transformers_["num"]
     scaled = list(scaler.feature_names_in_)
     steps = pipeline[:2]
@@ -186,10 +207,13 @@ def _proba(part: pd.DataFrame, model: Any) -> pd.Series:
     return pd.Series(model.predict_proba(part.to_numpy())[:, 1], index=part.index, dtype="float64")
 
 
+def _scores(X: dd.DataFrame, model: Any) -> dd.Series:
+    return X.map_partitions(_proba, model, meta=pd.Series(dtype="float64"))
+
+
 def scores(X: dd.DataFrame, model: Any) -> np.ndarray:
     """``model.predict_proba(X)[:, 1]`` computed per partition; only the scores come back."""
-    proba = X.map_partitions(_proba, model, meta=pd.Series(dtype="float64"))
-    return np.asarray(proba.compute(), dtype="float64")
+    return np.asarray(_scores(X, model).compute(), dtype="float64")
 
 
 def train(
@@ -242,15 +266,26 @@ def train(
 
 
 def evaluate(features: DaskFeatures, trained: TrainedModels, params: Params) -> Evaluation:
-    """The pandas engine's ``evaluate_models`` from scores computed on the cluster: threshold
-    on every validation row, metrics on every test row; the fallback rules on the sample."""
+    """The pandas engine's ``evaluate_models`` from scores computed on the cluster (one pass over
+    valid and test for both models): threshold on every validation row, metrics on every test
+    row; the fallback rules on the sample."""
+    from dask.base import compute
+
     sample, costs = features.sample, params.train.costs
-    y_valid = np.asarray(features.y["valid"].compute())
-    y_test = np.asarray(features.y["test"].compute())
-    threshold = choose_threshold(y_valid, scores(features.X["valid"], trained.xgboost), costs)
-    base_threshold = choose_threshold(y_valid, scores(features.X["valid"], trained.baseline), costs)
-    proba = scores(features.X["test"], trained.xgboost)
-    base_proba = scores(features.X["test"], trained.baseline)
+    y_valid, y_test, valid, base_valid, proba, base_proba = (
+        np.asarray(a)
+        for a in compute(
+            features.y["valid"],
+            features.y["test"],
+            *(
+                _scores(features.X[split], model)
+                for split in ("valid", "test")
+                for model in (trained.xgboost, trained.baseline)
+            ),
+        )
+    )
+    threshold = choose_threshold(y_valid, valid, costs)
+    base_threshold = choose_threshold(y_valid, base_valid, costs)
     xgb = trained.xgboost.estimator.estimator
     rules = fit_rules(
         sample.frames["train"],
