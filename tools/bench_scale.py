@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import shutil
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -231,6 +233,13 @@ def run_engine(
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _run_engine_quietly(
+    engine: str, rows: int, workers: int, memory_limit: str
+) -> list[StepResult]:
+    logging.basicConfig(level=logging.WARNING)
+    return run_engine(engine, rows, workers, memory_limit)
+
+
 def table(results: list[StepResult]) -> str:
     """The results as a Markdown table."""
     lines = [
@@ -256,10 +265,14 @@ def run(
     echo: Callable[[str], None] = print,
 ) -> list[StepResult]:
     """Run the steps on each engine and write ``reports/bench-scale-<rows>.json``."""
-    logging.basicConfig(level=logging.WARNING)
     results: list[StepResult] = []
     for engine in engines:
-        results += run_engine(engine, rows, workers, memory_limit, echo=echo)
+        # Each engine in a fresh process: one engine's heap never counts in the other's peak.
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+            results += pool.submit(
+                _run_engine_quietly, engine, rows, workers, memory_limit
+            ).result()
     out = out or ROOT / "reports" / f"bench-scale-{rows}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(

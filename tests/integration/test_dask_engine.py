@@ -52,10 +52,10 @@ def _source(folder: Path) -> Path:
 
 def _overrides(kind: str, source: Path) -> dict[str, Any]:
     return {
-        "engine": {"kind": kind, "partition_rows": PART_ROWS},
+        "engine": {"kind": kind, "partition_rows": PART_ROWS, "sample_rows": 50_000},
         "ingest": {"kind": "file", "path": str(source), "feedback": {"path": None}},
         "split": {"method": "hash"},
-        "train": {"search": {"n_trials": 0}, "xgboost": {"n_estimators": 120}},
+        "train": {"search": {"n_trials": 0}, "xgboost": {"n_estimators": 80}},
     }
 
 
