@@ -195,6 +195,10 @@ demo: $(STAMP) prefect-server ## The whole loop in a throw-away project: train, 
 bench-real-data: $(STAMP) ## Bring-your-own-data figures: init-dataset + training on ../shared/data's real files (the candidates' comparison), vs a plain XGBoost
 	$(RUN) churn bench real-data $${TRIALS:+--trials "$$TRIALS"}
 
+.PHONY: bench-scale
+bench-scale: $(STAMP) ## Benchmark the engines: generate/validate/split/train on pandas vs dask (ROWS=1000000 ENGINES=pandas,dask WORKERS=2)
+	$(RUN) churn bench scale --rows "$${ROWS:-1000000}" --engines "$${ENGINES:-pandas,dask}" --workers "$${WORKERS:-2}"
+
 .PHONY: bench-monitor
 bench-monitor: $(STAMP) prefect-server ## Benchmark monitoring: 100k and 1M logged predictions, sampling power, false alarms
 	$(RUN) churn bench monitor

@@ -1055,6 +1055,24 @@ def bench_monitor(
     _tool("bench_monitor").run(seeds, skip_million, echo=console.print)
 
 
+@bench.command("scale")
+def bench_scale(
+    rows: Annotated[int, typer.Option(min=1000, help="Generated customers.")] = 1_000_000,
+    engines: Annotated[
+        str, typer.Option(help="Comma-separated engines to run, in order: pandas, dask.")
+    ] = "pandas,dask",
+    workers: Annotated[int, typer.Option(min=1, help="LocalCluster workers (dask).")] = 2,
+    memory_limit: Annotated[str, typer.Option(help="Memory limit per worker (dask).")] = "5GiB",
+) -> None:
+    """The training stages (generate, validate, split, train) on each engine: wall time, peak
+    memory of the process and of each dask worker, test ROC AUC (reports/bench-scale-ROWS.json)."""
+    chosen = tuple(e.strip() for e in engines.split(",") if e.strip())
+    unknown = sorted(set(chosen) - {"pandas", "dask"})
+    if unknown or not chosen:
+        raise _fail(f"unknown engine(s) {unknown or engines!r}; choose from pandas, dask", 2)
+    _tool("bench_scale").run(rows, chosen, workers, memory_limit, echo=console.print)
+
+
 @bench.command("real-data")
 def bench_real_data(
     names: Annotated[

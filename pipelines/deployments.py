@@ -25,6 +25,9 @@ def build_deployments(settings: Settings) -> list[Any]:
     ``monitoring`` package it imports.
     """
     project = str(settings.project_dir)
+    # With params.yaml's engine.kind: dask, training runs on the scheduler this process is
+    # configured with (CHURN_DASK_SCHEDULER), named on the deployment so its runs use it too.
+    scheduler = {"CHURN_DASK_SCHEDULER": settings.dask_scheduler} if settings.dask_scheduler else {}
     training = training_flow.to_deployment(
         name=DEPLOYMENT,
         cron=settings.training_schedule,
@@ -32,6 +35,7 @@ def build_deployments(settings: Settings) -> list[Any]:
         description="Retrain on the current data; the promotion gate decides.",
         entrypoint_type=EntrypointType.MODULE_PATH,
         tags=["churn", "training"],
+        job_variables={"env": scheduler} if scheduler else None,
     )
     monitoring = monitoring_flow.to_deployment(
         name=DEPLOYMENT,

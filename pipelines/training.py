@@ -11,7 +11,9 @@ from prefect.cache_policies import NO_CACHE
 
 from churn import (
     comparison,
+    dask_train,
     data_stages,
+    engine,
     model_stages,
     promotion,
     tracking,
@@ -82,6 +84,27 @@ def evaluate_task(
     features: model_stages.FeatureSet, trained: TrainedModels, params: Params
 ) -> model_stages.Evaluation:
     return model_stages.evaluate_models(features, trained, params)
+
+
+# The dask engine's featurize / train / evaluate (churn.dask_train), on the flow's cluster.
+@task(name="featurize", cache_policy=NO_CACHE)
+def dask_featurize_task(settings: Settings, params: Params) -> dask_train.DaskFeatures:
+    return dask_train.featurize(dask_train.read_splits(settings), params)
+
+
+@task(name="train", cache_policy=NO_CACHE)
+def dask_train_task(
+    settings: Settings, features: dask_train.DaskFeatures, params: Params
+) -> TrainedModels:
+    with engine.dask_client(settings, params.engine) as client:
+        return dask_train.train(client, features, params)
+
+
+@task(name="evaluate", cache_policy=NO_CACHE)
+def dask_evaluate_task(
+    features: dask_train.DaskFeatures, trained: TrainedModels, params: Params
+) -> model_stages.Evaluation:
+    return dask_train.evaluate(features, trained, params)
 
 
 @task(name="check-serving", cache_policy=NO_CACHE)
@@ -189,6 +212,20 @@ def training_flow(
     """
     settings = get_settings(project_dir=Path(project_dir))
     params = load_params(settings.params_path)
+    # engine.kind: dask opens one cluster (or connects to CHURN_DASK_SCHEDULER) for the run.
+    with engine.session(settings, params.engine):
+        return _run(settings, params, force_ingest, push, promote, frozen_data, retrain)
+
+
+def _run(
+    settings: Settings,
+    params: Params,
+    force_ingest: bool,
+    push: bool,
+    promote: bool,
+    frozen_data: bool,
+    retrain: bool,
+) -> TrainingSummary:
     root = settings.project_dir
     timed = StageTimer()
 
@@ -211,9 +248,15 @@ def training_flow(
     fingerprint, reused = timed("reuse-check", reuse_check_task, settings, params)
     if reused is not None and promote and not retrain:
         return _report(settings, _reused_summary(reused, fingerprint, ran, timed.seconds))
-    features = timed("featurize", featurize_task, settings, params)
-    trained = timed("train", train_task, features, params)
-    result = timed("evaluate", evaluate_task, features, trained, params)
+    if params.engine.kind == "dask":
+        on_cluster = timed("featurize", dask_featurize_task, settings, params)
+        trained = timed("train", dask_train_task, settings, on_cluster, params)
+        result = timed("evaluate", dask_evaluate_task, on_cluster, trained, params)
+        features = on_cluster.sample  # bounded samples for the serving check, record and gate
+    else:
+        features = timed("featurize", featurize_task, settings, params)
+        trained = timed("train", train_task, features, params)
+        result = timed("evaluate", evaluate_task, features, trained, params)
     check = timed("check-serving", check_serving_task, result, params.dataset, features)
     if push and settings.dvc_push:
         timed("push-data", push_task, root)

@@ -24,9 +24,20 @@ log = logging.getLogger(__name__)
 
 @contextmanager
 def dask_client(settings: Settings, engine: EngineParams) -> Iterator[Client]:
-    """A client of the configured scheduler, or of a ``LocalCluster`` started (and closed) here."""
-    from distributed import Client, LocalCluster
+    """A client of the configured scheduler, or of a ``LocalCluster`` started (and closed) here.
 
+    A client already open in this process (the training flow opens one for all its stages) is
+    reused and left open, so the stages of one run share one cluster.
+    """
+    from distributed import Client, LocalCluster, default_client
+
+    try:
+        current = default_client()
+    except ValueError:  # no client open in this process
+        pass
+    else:
+        yield current
+        return
     if settings.dask_scheduler:
         log.info("dask engine: connecting to the scheduler at %s", settings.dask_scheduler)
         with Client(settings.dask_scheduler) as client:
@@ -49,4 +60,17 @@ def dask_client(settings: Settings, engine: EngineParams) -> Iterator[Client]:
         Client(cluster) as client,
     ):
         log.info("dask engine: LocalCluster at %s", cluster.scheduler_address)
+        yield client
+
+
+@contextmanager
+def session(settings: Settings, engine: EngineParams) -> Iterator[Client | None]:
+    """What a whole run (the training flow) holds open: the dask client, or nothing on pandas.
+
+    The stages inside reuse it (``dask_client``), so one run starts one cluster.
+    """
+    if engine.kind != "dask":
+        yield None
+        return
+    with dask_client(settings, engine) as client:
         yield client

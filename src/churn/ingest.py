@@ -12,13 +12,15 @@ from pathlib import Path
 import httpx
 import pandas as pd
 
-from churn.data.generator import generate_customers
+from churn.data.generator import generate_part, part_sizes
 from churn.errors import DataError
+from churn.layout import clear
 from churn.params import FeedbackSource, IngestParams
 
 log = logging.getLogger(__name__)
 
 SEPARATORS = (",", ";", "\t", "|")
+PART_SUFFIXES = (".parquet", ".pq", ".csv")  # the files of a directory named in ingest.path
 ENCODINGS = ("utf-8", "cp1252", "latin-1")  # latin-1 decodes any bytes: the last resort
 
 
@@ -76,19 +78,28 @@ def _is_decimal_comma(cell: str) -> bool:
     return bool(comma) and head.lstrip("-").isdigit() and tail.isdigit()
 
 
-def read_source(source: IngestParams, *, base_dir: Path, timeout_s: float = 60.0) -> pd.DataFrame:
+def read_source(
+    source: IngestParams,
+    *,
+    base_dir: Path,
+    timeout_s: float = 60.0,
+    partition_rows: int | None = None,
+) -> pd.DataFrame:
     """Read the raw customers frame from the configured source, as it is (no cleaning).
 
     Args:
         source: the ``ingest`` block of ``params.yaml``.
         base_dir: folder that relative file paths are resolved against (the project root).
         timeout_s: HTTP timeout for ``kind: url``.
+        partition_rows: the generator draws its rows in parts of this size
+            (``engine.partition_rows``; ``generate_part``), the same parts the dask engine
+            writes, so that both engines see the same rows. None: one part.
 
     Raises:
         IngestError: with the source named, when it cannot be read.
     """
     try:
-        frame = _read_base(source, base_dir, timeout_s)
+        frame = _read_base(source, base_dir, timeout_s, partition_rows)
     except IngestError:
         raise
     except (OSError, httpx.HTTPError, ValueError) as exc:
@@ -111,9 +122,14 @@ def source_is_volatile(source: IngestParams, base_dir: Path) -> bool:
     return (feedback if feedback.is_absolute() else base_dir / feedback).is_file()
 
 
-def _read_base(source: IngestParams, base_dir: Path, timeout_s: float) -> pd.DataFrame:
+def _read_base(
+    source: IngestParams, base_dir: Path, timeout_s: float, partition_rows: int | None
+) -> pd.DataFrame:
     if source.kind == "generator":
-        return generate_customers(source.generator.n_rows, source.generator.seed)
+        n, seed = source.generator.n_rows, source.generator.seed
+        per_part = partition_rows or n
+        parts = [generate_part(n, seed, i, per_part) for i in range(len(part_sizes(n, per_part)))]
+        return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
     if source.kind == "file":
         return read_files(source_files(source, base_dir), source)
     if source.kind == "url":
@@ -127,12 +143,24 @@ def _read_base(source: IngestParams, base_dir: Path, timeout_s: float) -> pd.Dat
 def source_files(source: IngestParams, base_dir: Path) -> list[Path]:
     """The files ``ingest.path`` names, globs expanded (sorted), relative ones under ``base_dir``.
 
+    A directory stands for its Parquet and CSV files (``PART_SUFFIXES``, sorted): a data set
+    written in parts (``part-00000.parquet``...) is named by its folder.
+
     Raises:
-        IngestError: when an entry names no existing file.
+        IngestError: when an entry names no existing file, or a directory without parts.
     """
     files: list[Path] = []
     for entry in source.paths:
         pattern = entry if Path(entry).is_absolute() else str(base_dir / entry)
+        if Path(pattern).is_dir():
+            parts = sorted(p for p in Path(pattern).iterdir() if p.suffix.lower() in PART_SUFFIXES)
+            if not parts:
+                raise IngestError(
+                    f"ingest.path {entry!r} is a directory without Parquet or CSV files "
+                    f"({', '.join(PART_SUFFIXES)})"
+                )
+            files.extend(parts)
+            continue
         # glob.glob, not Path.glob: the pattern may be absolute.
         matches = sorted(glob.glob(pattern)) if glob.has_magic(entry) else [pattern]  # noqa: PTH207
         found = [Path(m) for m in matches if Path(m).is_file()]
@@ -275,8 +303,7 @@ def write_snapshot(frame: pd.DataFrame, path: Path) -> Path:
     tmp = path.with_suffix(".tmp")
     frame.to_parquet(tmp, index=False)
     tmp.chmod(0o444)
-    if path.exists():
-        path.chmod(0o644)
+    clear(path)  # a file, or the directory of parts the dask engine wrote
     tmp.replace(path)
     log.info("raw snapshot: %d rows x %d columns -> %s", len(frame), frame.shape[1], path)
     return path

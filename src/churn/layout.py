@@ -1,11 +1,38 @@
-"""Where each data stage reads and writes under ``data/`` (the same paths ``dvc.yaml`` declares)."""
+"""Where each data stage reads and writes under ``data/`` (the same paths ``dvc.yaml`` declares).
+
+The pandas engine writes each path as one file; the dask engine writes the same path as a
+directory of parts (``customers.parquet/part-00000.parquet``...), which pandas, Dask and DVC
+(a directory out) all read by the same name.
+"""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 SPLITS = ("train", "valid", "test")
+
+
+def part_name(index: int, suffix: str = ".parquet") -> str:
+    """The file name of part ``index`` of a partitioned output."""
+    return f"part-{index:05d}{suffix}"
+
+
+def parts_of(path: Path) -> list[Path]:
+    """The parts of an output: the file itself, or a directory's ``part-*`` files in order."""
+    if path.is_dir():
+        return sorted(path.glob("part-*"))
+    return [path]
+
+
+def clear(path: Path) -> None:
+    """Remove an output before it is written again, whether a file or a directory of parts."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.chmod(0o644)
+        path.unlink()
 
 
 @dataclass(frozen=True)

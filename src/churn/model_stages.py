@@ -35,6 +35,12 @@ class FeatureSet:
     X: dict[str, np.ndarray]
     y: dict[str, np.ndarray]
     feature_names: list[str]
+    # The splits' full row counts when ``frames`` are samples (the dask engine: churn.dask_train).
+    rows: dict[str, int] = field(default_factory=dict)
+
+    def row_counts(self) -> dict[str, int]:
+        """Rows per split: ``rows``, else the frames' lengths."""
+        return self.rows or {n: len(f) for n, f in self.frames.items()}
 
 
 @dataclass

@@ -185,9 +185,17 @@ class ValidateParams(_Strict):
 
 
 class SplitParams(_Strict):
+    """How validated rows are split.
+
+    ``method``: ``stratified`` (a seeded, label-stratified shuffle of the whole frame), ``hash``
+    (each row's split is decided by a keyed hash of its id or row key: no global shuffle, the same
+    rows on either engine) or ``auto`` (stratified on the pandas engine, hash on the dask engine).
+    """
+
     seed: int = 42
     valid_size: float = Field(0.15, gt=0, lt=0.5)
     test_size: float = Field(0.2, gt=0, lt=0.5)
+    method: Literal["auto", "stratified", "hash"] = "auto"
 
 
 class CountFeature(_Strict):
@@ -389,6 +397,10 @@ class EngineParams(_Strict):
     threads_per_worker: int = Field(1, ge=1)
     memory_limit: str = "4GiB"
     partition_rows: int = Field(500_000, gt=0)
+    # The few things fitted in one process on the dask engine (the logistic-regression baseline,
+    # the fallback rules, the gate's champion comparison, the serving check) use a seeded sample
+    # of at most this many rows per split.
+    sample_rows: int = Field(200_000, gt=0)
 
 
 class Params(_Strict):
@@ -406,6 +418,30 @@ class Params(_Strict):
     value: ValueParams = ValueParams()
     monitor: MonitorParams = MonitorParams()
     live: LiveParams = LiveParams()
+
+    @property
+    def split_method(self) -> Literal["stratified", "hash"]:
+        """The split method in force: ``split.method``, with ``auto`` resolved by the engine."""
+        if self.split.method == "auto":
+            return "hash" if self.engine.kind == "dask" else "stratified"
+        return self.split.method
+
+    @model_validator(mode="after")
+    def _engine_fits_the_split(self) -> Params:
+        if self.engine.kind != "dask":
+            return self
+        if self.split.method == "stratified":
+            raise ValueError(
+                "split.method: stratified needs the whole data set in one process; the dask "
+                "engine splits by a keyed hash of each row's id: set split.method: hash (or auto)"
+            )
+        if self.dataset.time_column:
+            raise ValueError(
+                f"dataset.time_column {self.dataset.time_column!r} asks for a split by time, "
+                "which the dask engine does not do (it splits by a keyed hash of each row's "
+                "id): set dataset.time_column: null, or engine.kind: pandas"
+            )
+        return self
 
     @model_validator(mode="after")
     def _features_use_known_columns(self) -> Params:

@@ -124,7 +124,7 @@ def build_run(
         serving_check=serving_check,
         rules_test_roc_auc=result.rules.test_roc_auc,
     )
-    row_counts = {n: len(f) for n, f in features.frames.items()}
+    row_counts = features.row_counts()
     run_params: dict[str, Any] = {
         "ingest": params.ingest.model_dump(),
         "split": params.split.model_dump(),

@@ -377,6 +377,30 @@ def generate_customers(
     return frame
 
 
+def part_sizes(n_rows: int, partition_rows: int) -> list[int]:
+    """Rows of each part when ``n_rows`` customers are generated ``partition_rows`` at a time."""
+    full, rest = divmod(int(n_rows), int(partition_rows))
+    return [int(partition_rows)] * full + ([rest] if rest else [])
+
+
+def generate_part(n_rows: int, seed: int, index: int, partition_rows: int) -> pd.DataFrame:
+    """Part ``index`` of ``n_rows`` customers generated in parts of ``partition_rows``.
+
+    One part is exactly ``generate_customers(n_rows, seed)`` (the default data set). With several,
+    part ``i`` is drawn with its own seed derived from ``(seed, i)`` and ids prefixed ``i-``
+    (``003-7590-VHVEG``), so ids never collide across parts and no process ever holds more than
+    one part: 10 million customers are 20 independent parts of 500,000. Both engines draw the
+    same parts, so they see the same rows.
+    """
+    sizes = part_sizes(n_rows, partition_rows)
+    if not 0 <= index < len(sizes):
+        raise ValueError(f"part {index} out of range: {n_rows} rows make {len(sizes)} parts")
+    if len(sizes) == 1:
+        return generate_customers(n_rows, seed)
+    part_seed = int(np.random.SeedSequence([int(seed), index]).generate_state(1)[0])
+    return generate_customers(sizes[index], part_seed, id_prefix=f"{index:03d}-")
+
+
 def _validate_call(
     n_rows: object,
     seed: object,
