@@ -150,7 +150,10 @@ def grids(reference: pd.DataFrame, numeric: Iterable[str]) -> dict[str, Grid]:
 
 
 def summarize(
-    frame: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str], grid: Mapping[str, Grid]
+    frame: pd.DataFrame,
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    grid: Mapping[str, Grid],
 ) -> FrameSummary:
     """The summary of one frame (a partition, or a whole in-memory frame)."""
     columns: dict[str, Summary] = {}
@@ -319,9 +322,7 @@ def _value_shares(ref: NumericSummary, cur: NumericSummary) -> tuple[np.ndarray,
     return _level_shares(ref.values, cur.values)
 
 
-def _level_shares(
-    ref: Mapping[Any, int], cur: Mapping[Any, int]
-) -> tuple[np.ndarray, np.ndarray]:
+def _level_shares(ref: Mapping[Any, int], cur: Mapping[Any, int]) -> tuple[np.ndarray, np.ndarray]:
     keys = list({**ref, **cur})
     r = np.array([ref.get(k, 0) for k in keys], np.float64)
     c = np.array([cur.get(k, 0) for k in keys], np.float64)
