@@ -725,18 +725,56 @@ def serve(
 @app.command("batch-predict", rich_help_panel=SERVE)
 def batch_predict(
     ctx: typer.Context,
-    input_path: Annotated[Path, typer.Argument(help="CSV or Parquet file of customers.")],
-    output_path: Annotated[Path, typer.Argument(help="Where to write scores (.csv/.parquet).")],
-    chunk_rows: Annotated[int, typer.Option(min=1, help="Rows scored at a time.")] = 100_000,
+    input_path: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV or Parquet file of customers; with the dask engine also a directory of "
+            "parts or a quoted glob ('data/*.parquet')."
+        ),
+    ],
+    output_path: Annotated[
+        Path,
+        typer.Argument(
+            help="Where to write scores: a .csv/.parquet file; with the dask engine a directory "
+            "of Parquet parts."
+        ),
+    ],
+    chunk_rows: Annotated[
+        int, typer.Option(min=1, help="Rows scored at a time (pandas engine).")
+    ] = 100_000,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            help="pandas (this process) or dask (the cluster of CHURN_DASK_SCHEDULER, else a "
+            "LocalCluster); default: engine.kind in params.yaml.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Score a file with the registry's champion (else the cached copy, else the rules)."""
-    from serving.batch import score_file
+    from serving.batch import EngineMissing, score_file, score_partitioned
 
     logging.getLogger().setLevel(logging.WARNING)
-    settings = _settings(ctx)
+    settings, params = _context(ctx)
+    kind = engine or params.engine.kind
+    if kind not in ("pandas", "dask"):
+        raise _fail(f"--engine: {kind!r} is not an engine; use pandas or dask", 2)
     try:
-        summary = score_file(settings, input_path, output_path, chunk_rows)
-    except (ValueError, FileNotFoundError) as exc:
+        if kind == "dask":
+            from churn.engine import dask_client
+
+            try:
+                client_context = dask_client(settings, params.engine)
+                with client_context as client:
+                    summary = score_partitioned(settings, str(input_path), output_path, client)
+            except ImportError as exc:
+                raise EngineMissing(
+                    f"engine.kind: dask needs {exc.name}, which this environment lacks: install "
+                    "the pipeline extra (uv sync --extra pipeline) or use --engine pandas"
+                ) from None
+        else:
+            summary = score_file(settings, input_path, output_path, chunk_rows)
+    except (ValueError, FileNotFoundError, EngineMissing) as exc:
         raise _fail(exc, 2) from None
     note = "" if summary.source == "registry" else f" [yellow]({summary.source} fallback)[/]"
     console.print(
@@ -761,12 +799,22 @@ def monitor(
             show_default=False,
         ),
     ] = None,
+    current: Annotated[
+        str | None,
+        typer.Option(
+            help="A Parquet window of exported predictions (file, directory of parts or quoted "
+            "glob) instead of the prediction store's; default: monitor.current_path. With "
+            "engine.kind: dask it is judged whole on the cluster.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Compare recent traffic with the champion's training data; retrain on drift or decay.
 
-    Reads the window of the prediction store named in params.yaml (monitor.window), writes an
-    Evidently HTML report and a JSON summary under reports/monitoring/, logs the run to the MLflow
-    experiment churn-monitoring, and prints the decision.
+    Reads the window of the prediction store named in params.yaml (monitor.window), or a Parquet
+    window (--current), writes an Evidently HTML report and a JSON summary under
+    reports/monitoring/, logs the run to the MLflow experiment churn-monitoring, and prints the
+    decision.
     """
     _context(ctx)
     from pipelines.monitoring import monitoring_flow
@@ -775,7 +823,7 @@ def monitor(
     for name in ("prefect.task_runs", "prefect.flow_runs"):
         logging.getLogger(name).addFilter(quiet)
     try:
-        outcome = monitoring_flow(str(ctx.obj.project_dir), retrain=retrain)
+        outcome = monitoring_flow(str(ctx.obj.project_dir), retrain=retrain, current=current)
     except Exception as exc:
         error = _data_error(exc)
         if error is None:

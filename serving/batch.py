@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import logging
 import shutil
 import time
@@ -20,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from churn.params import Params, load_params
+from churn.parts import input_parts
 from churn.scoring import CompiledScorer, UnseenLevels
 from churn.settings import Settings
 from serving.model import ServedModel, load_initial
@@ -252,30 +252,6 @@ def _dask() -> Any:
     return dd
 
 
-def input_parts(source: str | Path) -> list[Path]:
-    """The Parquet or CSV files of ``source``: a file, a directory of parts, or a glob."""
-    text = str(source)
-    if any(ch in text for ch in "*?["):
-        files = sorted(Path(f) for f in glob.glob(text, recursive=True))  # noqa: PTH207 (absolute globs)
-    elif Path(text).is_dir():
-        files = sorted(p for p in Path(text).rglob("*") if p.suffix.lower() in _SUFFIXES)
-    else:
-        files = [Path(text)] if Path(text).exists() else []
-    files = [p for p in files if p.is_file() and p.suffix.lower() in _SUFFIXES]
-    if not files:
-        raise FileNotFoundError(
-            f"{source}: no .parquet or .csv files there; give a file, a directory of parts "
-            "or a glob"
-        )
-    kinds = {p.suffix.lower() == ".csv" for p in files}
-    if len(kinds) > 1:
-        raise ValueError(f"{source}: mixes CSV and Parquet parts; give one kind")
-    return files
-
-
-_SUFFIXES = (".parquet", ".pq", ".csv")
-
-
 def _score_part(
     part: pd.DataFrame, model: ServedModel, params: Params, text_levels: list[str], path: str
 ) -> tuple[int, dict[str, int]]:
@@ -307,6 +283,7 @@ def score_partitioned(
     """
     dd = _dask()
     import dask
+    from dask.delayed import delayed
     from distributed import as_completed
 
     params = load_params(settings.params_path)
@@ -343,12 +320,12 @@ def score_partitioned(
     shared = client.scatter(model, broadcast=True, hash=False)
     parts = frame.to_delayed()
     tasks = [
-        dask.delayed(_score_part, pure=False)(
+        delayed(_score_part, pure=False)(
             part, shared, params, text_levels, str(tmp / f"part-{i:05d}.parquet")
         )
         for i, part in enumerate(parts)
     ]
-    rows, unseen = 0, {}
+    rows, unseen = 0, dict[str, int]()
     try:
         with Progress(
             TextColumn("scoring"),

@@ -35,6 +35,8 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import distance
 
+from churn.errors import DataError
+
 NUMERIC_BINS = 4096
 """Bins of the fine grid over the reference's range of each numeric column."""
 EXACT_VALUES = 20
@@ -283,7 +285,7 @@ def drift(
     for kind, method in (("numeric", num_method), ("categorical", cat_method)):
         if method is not None and method not in DRIFT_METHODS[kind]:
             key = "num_method" if kind == "numeric" else "cat_method"
-            raise ValueError(
+            raise DataError(
                 f"monitor.{key}: {method!r} is not computed by the dask engine, which takes "
                 f"{' or '.join(DRIFT_METHODS[kind])} (or null: Evidently's default); set "
                 f"monitor.{key} to one of those, or use engine.kind: pandas"

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churn.errors import DataError
 from churn.params import load_params
 from churn.settings import get_settings
 from serving.model import ServedModel, load_initial
@@ -65,7 +66,8 @@ def test_partitioned_scoring_equals_in_memory_scoring_row_for_row(
 def test_a_glob_of_parts_and_clear_errors(
     champion: tuple[ServedModel, Any], dask_client: Any, tmp_path: Path
 ) -> None:
-    from serving.batch import input_parts, score_partitioned
+    from churn.parts import input_parts
+    from serving.batch import score_partitioned
 
     model, settings = champion
     write_parts(tmp_path / "in", 3, 400, seed=5)
@@ -82,7 +84,7 @@ def test_a_glob_of_parts_and_clear_errors(
         progress=False,
     )
     assert summary.rows == 1200
-    with pytest.raises(FileNotFoundError, match=r"no \.parquet or \.csv files"):
+    with pytest.raises(DataError, match=r"no \.parquet or \.csv files"):
         input_parts(tmp_path / "nothing-here")
     pd.DataFrame({"gender": ["Male"]}).to_parquet(tmp_path / "narrow.parquet")
     with pytest.raises(ValueError, match="lacks feature columns"):
