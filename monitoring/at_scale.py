@@ -142,4 +142,5 @@ def check_data(
 
 
 def _column_drift(d: drift_stats.Distance) -> report.ColumnDrift:
-    return report.ColumnDrift(d.column, d.method, d.threshold, d.score, d.drifted)
+    method = drift_stats.DISPLAY_NAMES[d.method]
+    return report.ColumnDrift(d.column, method, d.threshold, d.score, d.drifted)

@@ -44,6 +44,12 @@ EXACT_VALUES = 20
 FEW_VALUES = 5
 """At most this many distinct numeric values (both frames): Evidently uses Jensen-Shannon."""
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+DISPLAY_NAMES = {
+    "wasserstein": "Wasserstein distance (normed)",
+    "jensenshannon": "Jensen-Shannon distance",
+    "psi": "PSI",
+}
+"""Evidently's names of the tests (what its reports, and so the pandas engine, call them)."""
 DRIFT_METHODS = {"numeric": ("wasserstein", "psi"), "categorical": ("jensenshannon", "psi")}
 
 
