@@ -158,9 +158,9 @@ serve: $(STAMP) ## Serve the champion on :8000 (PORT=, HOST= override; docs at /
 	$(RUN) churn serve --host $(or $(HOST),127.0.0.1) --port $(PORT)
 
 .PHONY: batch-predict
-batch-predict: $(STAMP) ## Score a file with the champion: INPUT=customers.parquet OUTPUT=scores.parquet
-	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make batch-predict INPUT=<csv|parquet> OUTPUT=<csv|parquet>"; exit 2; }
-	$(RUN) churn batch-predict "$(INPUT)" "$(OUTPUT)"
+batch-predict: $(STAMP) ## Score a file with the champion: INPUT=customers.parquet OUTPUT=scores.parquet [ENGINE=dask: INPUT a directory/glob of parts, OUTPUT a directory]
+	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make batch-predict INPUT=<csv|parquet> OUTPUT=<csv|parquet> [ENGINE=pandas|dask]"; exit 2; }
+	$(RUN) churn batch-predict "$(INPUT)" "$(OUTPUT)" $(if $(ENGINE),--engine $(ENGINE))
 
 .PHONY: bench-serve
 bench-serve: $(STAMP) ## Benchmark the service against the HTTP floor (same stack, constant answer) and `mlflow models serve` (needs wrk; prints ratios)
@@ -168,8 +168,8 @@ bench-serve: $(STAMP) ## Benchmark the service against the HTTP floor (same stac
 
 ##@ Monitoring
 .PHONY: monitor
-monitor: $(STAMP) prefect-server ## Monitor recent traffic vs the champion's training data (Evidently); retrain on drift or decay (RETRAIN=0: never)
-	$(RUN) churn monitor $(if $(filter 0 false no,$(RETRAIN)),--no-retrain,)
+monitor: $(STAMP) prefect-server ## Monitor recent traffic vs the champion's training data (Evidently); retrain on drift or decay (RETRAIN=0: never; CURRENT=<parquet dir>: that window)
+	$(RUN) churn monitor $(if $(filter 0 false no,$(RETRAIN)),--no-retrain,) $(if $(CURRENT),--current "$(CURRENT)")
 
 .PHONY: simulate
 simulate: $(STAMP) ## Send generated customers to the running API, then their labels (DRIFT=none|charges|contract|new-category|competitor|strong ROWS=)

@@ -752,7 +752,7 @@ def batch_predict(
     ] = None,
 ) -> None:
     """Score a file with the registry's champion (else the cached copy, else the rules)."""
-    from serving.batch import EngineMissing, score_file, score_partitioned
+    from serving.batch import EngineMissing, require_dask, score_file, score_partitioned
 
     logging.getLogger().setLevel(logging.WARNING)
     settings, params = _context(ctx)
@@ -763,15 +763,9 @@ def batch_predict(
         if kind == "dask":
             from churn.engine import dask_client
 
-            try:
-                client_context = dask_client(settings, params.engine)
-                with client_context as client:
-                    summary = score_partitioned(settings, str(input_path), output_path, client)
-            except ImportError as exc:
-                raise EngineMissing(
-                    f"engine.kind: dask needs {exc.name}, which this environment lacks: install "
-                    "the pipeline extra (uv sync --extra pipeline) or use --engine pandas"
-                ) from None
+            require_dask()  # a clear error where dask is not installed (the serving image)
+            with dask_client(settings, params.engine) as client:
+                summary = score_partitioned(settings, str(input_path), output_path, client)
         else:
             summary = score_file(settings, input_path, output_path, chunk_rows)
     except (ValueError, FileNotFoundError, EngineMissing) as exc:

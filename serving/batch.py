@@ -238,7 +238,7 @@ class EngineMissing(RuntimeError):
     """The dask engine was asked for where dask is not installed (the serving image)."""
 
 
-def _dask() -> Any:
+def require_dask() -> Any:
     """dask.dataframe, or a clear error: dask is in the ``pipeline`` extra, not the serving one."""
     try:
         import dask.dataframe as dd
@@ -281,7 +281,7 @@ def score_partitioned(
     to each worker once, and written as ``output_dir/part-NNNNN.parquet`` in input order. The
     directory appears whole or not at all; the workers must see both paths (a shared volume).
     """
-    dd = _dask()
+    dd = require_dask()
     import dask
     from dask.delayed import delayed
     from distributed import as_completed

@@ -98,3 +98,16 @@ def test_a_glob_of_parts_and_clear_errors(
         )
     assert not (tmp_path / "o2").exists()
     assert np.isfinite(pd.read_parquet(tmp_path / "o")["churn_probability"]).all()
+
+
+def test_without_dask_the_dask_engine_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The serving image has no dask (the pipeline extra): a message, not an ImportError."""
+    import sys
+
+    from serving.batch import EngineMissing, require_dask
+
+    monkeypatch.setitem(sys.modules, "dask.dataframe", None)  # what an absent package gives
+    with pytest.raises(EngineMissing, match=r"install the pipeline extra .* engine.kind: pandas"):
+        require_dask()
