@@ -74,11 +74,14 @@ class MonitoringOutcome:
     def format(self) -> str:
         """A few lines a person can read in a terminal."""
         d = self.decision
+        data = self.checks.data if self.checks else None
+        if data is not None and data.engine == "dask":
+            how = f", all judged on the dask engine; report on a sample of {data.evidently_rows}"
+        else:
+            how = ", sampled" if self.window.sampled else ""
         lines = [
             f"monitoring: action={d.action} (champion v{self.champion_version or '-'}, "
-            f"{d.window_rows} predictions"
-            + (", sampled" if self.window.sampled else "")
-            + f", {d.labelled_rows} labelled)",
+            f"{d.window_rows} predictions{how}, {d.labelled_rows} labelled)",
             f"  {d.reason}",
         ]
         if d.unseen_columns:
