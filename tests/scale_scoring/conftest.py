@@ -12,9 +12,10 @@ import pytest
 from churn.data.generator import Drift, generate_customers
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def dask_client() -> Iterator[Any]:
-    """``LocalCluster(n_workers=2, threads_per_worker=1)``, as XGBoost's own tests use."""
+    """``LocalCluster(n_workers=2, threads_per_worker=1)``, as XGBoost's own tests use; one per
+    session (per xdist worker): starting the worker processes is the slow part."""
     from distributed import Client, LocalCluster
 
     with (
