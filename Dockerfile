@@ -65,9 +65,9 @@ COPY --from=builder-pipeline /opt/venv /opt/venv
 # A DVC project without git (the image has no .git); deploy/pipeline-entrypoint.sh points its
 # remote at the object store named in the environment before running the command.
 COPY --chown=churn:churn deploy/pipeline-entrypoint.sh /usr/local/bin/pipeline-entrypoint
-# mlflow-auth: the tracking server's user store (docker-compose.yml mounts a volume there; made
-# here so that the volume belongs to the image's user).
-RUN dvc init --no-scm -q && dvc config core.analytics false && mkdir mlflow-auth
+# mlflow-auth: the tracking server's user store, scale: the dask engine's shared parts
+# (docker-compose.yml mounts volumes there; made here so that the volumes belong to the image's user).
+RUN dvc init --no-scm -q && dvc config core.analytics false && mkdir mlflow-auth scale
 ENTRYPOINT ["pipeline-entrypoint"]
 CMD ["churn", "--help"]
 

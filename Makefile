@@ -162,9 +162,9 @@ serve: $(STAMP) ## Serve the champion on :8000 (PORT=, HOST= override; docs at /
 	$(RUN) churn serve --host $(or $(HOST),127.0.0.1) --port $(PORT)
 
 .PHONY: batch-predict
-batch-predict: $(STAMP) ## Score a file with the champion: INPUT=customers.parquet OUTPUT=scores.parquet [EXPLAIN=1: add each score's top reasons]
-	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make batch-predict INPUT=<csv|parquet> OUTPUT=<csv|parquet> [EXPLAIN=1]"; exit 2; }
-	$(RUN) churn batch-predict "$(INPUT)" "$(OUTPUT)" $(if $(EXPLAIN),--explain)
+batch-predict: $(STAMP) ## Score a file with the champion: INPUT=customers.parquet OUTPUT=scores.parquet [EXPLAIN=1: add each score's top reasons] [ENGINE=dask: INPUT a directory/glob of parts, OUTPUT a directory]
+	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make batch-predict INPUT=<csv|parquet> OUTPUT=<csv|parquet> [EXPLAIN=1] [ENGINE=pandas|dask]"; exit 2; }
+	$(RUN) churn batch-predict "$(INPUT)" "$(OUTPUT)" $(if $(EXPLAIN),--explain) $(if $(ENGINE),--engine $(ENGINE))
 
 .PHONY: bench-serve
 bench-serve: $(STAMP) ## Benchmark the service against the HTTP floor (same stack, constant answer) and `mlflow models serve`, and /predict with and without explain (needs wrk; prints ratios)
@@ -176,8 +176,8 @@ bench-shadow: $(STAMP) prefect-server ## The service with a shadow challenger ru
 
 ##@ Monitoring
 .PHONY: monitor
-monitor: $(STAMP) prefect-server ## Monitor recent traffic vs the champion's training data (Evidently); retrain on drift or decay (RETRAIN=0: never; PROMOTE_LIVE=1: promote a live challenger proven better)
-	$(RUN) churn monitor $(if $(filter 0 false no,$(RETRAIN)),--no-retrain,) $(if $(filter 1 true yes,$(PROMOTE_LIVE)),--promote-from-live,)
+monitor: $(STAMP) prefect-server ## Monitor recent traffic vs the champion's training data (Evidently); retrain on drift or decay (RETRAIN=0: never; PROMOTE_LIVE=1: promote a live challenger proven better; CURRENT=<parquet dir>: that window)
+	$(RUN) churn monitor $(if $(filter 0 false no,$(RETRAIN)),--no-retrain,) $(if $(filter 1 true yes,$(PROMOTE_LIVE)),--promote-from-live,) $(if $(CURRENT),--current "$(CURRENT)")
 
 .PHONY: simulate
 simulate: $(STAMP) ## Send generated customers to the running API, then their labels (DRIFT=none|charges|contract|new-category|competitor|strong ROWS=)

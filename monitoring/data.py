@@ -10,11 +10,14 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from mlflow import MlflowClient
 
 from churn import registry
 from churn.champion import ChampionInfo
+from churn.errors import DataError
 from churn.params import DatasetConfig, label_text, label_texts
+from churn.parts import input_parts
 from churn.prediction_store import SCORE_COLUMN, PredictionStore, PredictionWindow
 from churn.versioning import open_versioned_file
 from monitoring.report import TARGET
@@ -48,6 +51,35 @@ def features_frame(frame: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFrame:
     for name in dataset.categorical:
         out[name] = frame[name] if name in frame else pd.Series(np.nan, index=frame.index)
     return out
+
+
+def window_files(source: str | Path) -> list[str]:
+    """The Parquet parts of a window (a file, a directory of parts or a glob)."""
+    files = input_parts(source)
+    if files[0].suffix.lower() == ".csv":
+        raise DataError(
+            f"{source}: a monitoring window is Parquet (exported predictions); convert the CSV "
+            "parts, or point monitor.current_path at the Parquet export"
+        )
+    return [str(p) for p in files]
+
+
+def window_rows(files: list[str]) -> int:
+    """Rows in the window, from the Parquet footers (no data read)."""
+    return sum(int(pq.ParquetFile(f).metadata.num_rows) for f in files)
+
+
+def read_parquet_window(source: str | Path, *, max_rows: int, seed: int = 0) -> PredictionWindow:
+    """A Parquet window read in this process (the pandas engine), sampled to ``max_rows``."""
+    files = window_files(source)
+    frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    if SCORE_COLUMN not in frame:
+        raise DataError(f"{source}: no {SCORE_COLUMN} column (exported predictions have one)")
+    total = len(frame)
+    sampled = total > max_rows
+    if sampled:
+        frame = frame.sample(n=max_rows, random_state=seed).reset_index(drop=True)
+    return PredictionWindow(frame, total, sampled, None, None)
 
 
 def join_labels(window: PredictionWindow, store: PredictionStore) -> pd.DataFrame:

@@ -8,10 +8,13 @@ named :class:`MonitoringOutcome`.
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from churn import registry, tracking
 from churn.fairness import segment_metrics
@@ -79,11 +82,14 @@ class MonitoringOutcome:
     def format(self) -> str:
         """A few lines a person can read in a terminal."""
         d = self.decision
+        data = self.checks.data if self.checks else None
+        if data is not None and data.engine == "dask":
+            how = f", all judged on the dask engine; report on a sample of {data.evidently_rows}"
+        else:
+            how = ", sampled" if self.window.sampled else ""
         lines = [
             f"monitoring: action={d.action} (champion v{self.champion_version or '-'}, "
-            f"{d.window_rows} predictions"
-            + (", sampled" if self.window.sampled else "")
-            + f", {d.labelled_rows} labelled)",
+            f"{d.window_rows} predictions{how}, {d.labelled_rows} labelled)",
             f"  {d.reason}",
         ]
         if d.unseen_columns:
@@ -160,10 +166,25 @@ def no_champion(settings: Settings) -> MonitoringDecision:
 
 
 def read_window(
-    store: PredictionStore, params: Params, now: datetime, version: str
+    store: PredictionStore,
+    params: Params,
+    now: datetime,
+    version: str,
+    current: str | Path | None = None,
 ) -> PredictionWindow:
-    """The champion's own recent predictions (``monitor.window``), sampled to the cap."""
+    """The champion's own recent predictions (``monitor.window``), sampled to the cap.
+
+    With ``current`` (``churn monitor --current``, else ``monitor.current_path``), the window is
+    that Parquet export instead of the store: read here on the pandas engine; on the dask engine
+    only its row count is read here, and :func:`check_data_at_scale` reads it on the cluster.
+    """
     m = params.monitor
+    current = current or m.current_path
+    if current is not None:
+        if params.engine.kind == "dask":
+            rows = mdata.window_rows(mdata.window_files(current))
+            return PredictionWindow(pd.DataFrame(), rows, rows > m.max_current_rows, None, None)
+        return mdata.read_parquet_window(current, max_rows=m.max_current_rows, seed=m.sample_seed)
     return store.read_window(
         m.window.rows,
         hours=m.window.hours,
@@ -213,6 +234,51 @@ def check_data(
     current = mdata.features_frame(window.frame, params.dataset)
     current[SCORE_COLUMN] = window.frame[SCORE_COLUMN].to_numpy()
     return report.check_data(reference.train, current, params.dataset, params.monitor, html)
+
+
+def at_scale(params: Params, current: str | Path | None) -> str | Path | None:
+    """The Parquet window the dask engine reads on the cluster, or None (this process judges).
+
+    The dask engine needs a Parquet window: a window from the prediction store is read (and
+    sampled) in this process, as on the pandas engine, and the log says so.
+    """
+    current = current or params.monitor.current_path
+    if params.engine.kind != "dask":
+        return None
+    if current is None:
+        log.warning(
+            "monitoring: engine.kind is dask but the window comes from the prediction store, "
+            "read and sampled to monitor.max_current_rows in this process; export the window "
+            "as Parquet and give --current (or monitor.current_path) to judge all of it on the "
+            "cluster"
+        )
+    return current
+
+
+def check_data_at_scale(
+    settings: Settings,
+    reference: mdata.Reference,
+    current: str | Path,
+    params: Params,
+    html: Path | None,
+    client: Any = None,
+) -> tuple[report.DataChecks, PredictionWindow]:
+    """The dask engine's data checks: the whole Parquet window summarised on the cluster (the
+    configured scheduler, else a LocalCluster; or ``client``), Evidently's report on a sample.
+
+    Returns the checks and the window with its sample (what the quality check and the
+    dashboard read)."""
+    from monitoring import at_scale
+
+    files = mdata.window_files(current)
+    with ExitStack() as stack:
+        if client is None:
+            from churn.engine import dask_client
+
+            client = stack.enter_context(dask_client(settings, params.engine))
+        ref_summary, summary, window = at_scale.scan(client, files, reference.train, params)
+    checks = at_scale.check_data(reference.train, ref_summary, summary, window, params, html)
+    return checks, window
 
 
 def check_quality(

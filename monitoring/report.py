@@ -54,6 +54,11 @@ class DataChecks:
     drifted_share: float
     missing_share: dict[str, float]
     unseen_share: dict[str, float]
+    # The dask engine (monitoring/at_scale.py) judges the whole window from merged summaries and
+    # gives Evidently a sample of ``evidently_rows`` rows for the HTML report.
+    engine: str = "pandas"
+    evidently_rows: int | None = None
+    column_stats: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -783,9 +783,31 @@ def serve(
 @app.command("batch-predict", rich_help_panel=SERVE)
 def batch_predict(
     ctx: typer.Context,
-    input_path: Annotated[Path, typer.Argument(help="CSV or Parquet file of customers.")],
-    output_path: Annotated[Path, typer.Argument(help="Where to write scores (.csv/.parquet).")],
-    chunk_rows: Annotated[int, typer.Option(min=1, help="Rows scored at a time.")] = 100_000,
+    input_path: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV or Parquet file of customers; with the dask engine also a directory of "
+            "parts or a quoted glob ('data/*.parquet')."
+        ),
+    ],
+    output_path: Annotated[
+        Path,
+        typer.Argument(
+            help="Where to write scores: a .csv/.parquet file; with the dask engine a directory "
+            "of Parquet parts."
+        ),
+    ],
+    chunk_rows: Annotated[
+        int, typer.Option(min=1, help="Rows scored at a time (pandas engine).")
+    ] = 100_000,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            help="pandas (this process) or dask (the cluster of CHURN_DASK_SCHEDULER, else a "
+            "LocalCluster); default: engine.kind in params.yaml.",
+            show_default=False,
+        ),
+    ] = None,
     explain: Annotated[
         bool,
         typer.Option(
@@ -799,15 +821,31 @@ def batch_predict(
     ] = 5,
 ) -> None:
     """Score a file with the registry's champion (else the cached copy, else the rules)."""
-    from serving.batch import score_file
+    from serving.batch import EngineMissing, require_dask, score_file, score_partitioned
 
     logging.getLogger().setLevel(logging.WARNING)
-    settings = _settings(ctx)
+    settings, params = _context(ctx)
+    kind = engine or params.engine.kind
+    if kind not in ("pandas", "dask"):
+        raise _fail(f"--engine: {kind!r} is not an engine; use pandas or dask", 2)
     try:
-        summary = score_file(
-            settings, input_path, output_path, chunk_rows, explain_top_k=top_k if explain else None
-        )
-    except (ValueError, FileNotFoundError) as exc:
+        if kind == "dask":
+            from churn.engine import dask_client
+
+            if explain:
+                raise _fail("--explain runs on the pandas engine; drop --engine dask", 2)
+            require_dask()  # a clear error where dask is not installed (the serving image)
+            with dask_client(settings, params.engine) as client:
+                summary = score_partitioned(settings, str(input_path), output_path, client)
+        else:
+            summary = score_file(
+                settings,
+                input_path,
+                output_path,
+                chunk_rows,
+                explain_top_k=top_k if explain else None,
+            )
+    except (ValueError, FileNotFoundError, EngineMissing) as exc:
         raise _fail(exc, 2) from None
     note = "" if summary.source == "registry" else f" [yellow]({summary.source} fallback)[/]"
     console.print(
@@ -839,13 +877,23 @@ def monitor(
             "it better (as `churn promote --from-live`)."
         ),
     ] = False,
+    current: Annotated[
+        str | None,
+        typer.Option(
+            help="A Parquet window of exported predictions (file, directory of parts or quoted "
+            "glob) instead of the prediction store's; default: monitor.current_path. With "
+            "engine.kind: dask it is judged whole on the cluster.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Compare recent traffic with the champion's training data; retrain on drift or decay.
 
-    Reads the window of the prediction store named in params.yaml (monitor.window), writes an
-    Evidently HTML report and a JSON summary under reports/monitoring/, logs the run to the MLflow
-    experiment churn-monitoring, and prints the decision. With live.mode shadow or canary it also
-    compares the champion and the challenger on the window's labelled traffic.
+    Reads the window of the prediction store named in params.yaml (monitor.window), or a Parquet
+    window (--current), writes an Evidently HTML report and a JSON summary under
+    reports/monitoring/, logs the run to the MLflow experiment churn-monitoring, and prints the
+    decision. With live.mode shadow or canary it also compares the champion and the challenger
+    on the window's labelled traffic.
     """
     _context(ctx)
     from pipelines.monitoring import monitoring_flow
@@ -855,7 +903,10 @@ def monitor(
         logging.getLogger(name).addFilter(quiet)
     try:
         outcome = monitoring_flow(
-            str(ctx.obj.project_dir), retrain=retrain, promote_from_live=promote_from_live
+            str(ctx.obj.project_dir),
+            retrain=retrain,
+            promote_from_live=promote_from_live,
+            current=current,
         )
     except Exception as exc:
         error = _data_error(exc)

@@ -30,6 +30,7 @@ read_window_task = task(
 )(job.read_window)
 load_reference_task = task(name="load-reference", cache_policy=NO_CACHE)(job.load_reference)
 check_data_task = task(name="check-data", cache_policy=NO_CACHE)(job.check_data)
+check_data_at_scale_task = task(name="check-data", cache_policy=NO_CACHE)(job.check_data_at_scale)
 check_quality_task = task(name="check-quality", cache_policy=NO_CACHE)(job.check_quality)
 decide_task = task(name="decide", cache_policy=NO_CACHE)(job.judge)
 export_feedback_task = task(name="export-feedback", cache_policy=NO_CACHE)(job.export_feedback)
@@ -102,6 +103,7 @@ def monitoring_flow(
     retrain: bool | None = None,
     training_deployment: str | None = None,
     promote_from_live: bool = False,
+    current: str | None = None,
 ) -> MonitoringOutcome:
     """Compare recent traffic with the champion's training data; retrain when it drifted.
 
@@ -113,6 +115,9 @@ def monitoring_flow(
             instead of ``CHURN_TRAINING_DEPLOYMENT``; with neither, training runs as a subflow.
         promote_from_live: promote the live challenger (``live`` in params.yaml) when the
             window's labelled traffic proves it better (``churn promote --from-live``).
+        current: a Parquet window (exported predictions: a file, a directory of parts or a
+            glob) instead of the prediction store's (default: ``monitor.current_path``); with
+            ``engine.kind: dask`` it is judged whole on the cluster (docs/monitoring.md).
     """
     settings = get_settings(project_dir=Path(project_dir))
     params = job.with_retrain(load_params(settings.params_path), retrain)
@@ -126,7 +131,8 @@ def monitoring_flow(
         job.no_champion(settings), champion, str(out_dir), seconds=timed.seconds
     )
     if champion is not None:
-        window = timed("read-window", read_window_task, store, params, now, champion)
+        window = timed("read-window", read_window_task, store, params, now, champion, current)
+        scale_window = job.at_scale(params, current)
         outcome.window = window
         small = job.too_small(window, params)
         if small is not None:
@@ -134,14 +140,26 @@ def monitoring_flow(
         else:
             reference = timed("load-reference", load_reference_task, settings, params, champion)
             outcome.reference_tags = job.reference_tags(reference)
-            data = timed(
-                "check-data",
-                check_data_task,
-                reference,
-                window,
-                params,
-                out_dir / "data_drift.html",
-            )
+            if scale_window is not None:
+                data, window = timed(
+                    "check-data",
+                    check_data_at_scale_task,
+                    settings,
+                    reference,
+                    scale_window,
+                    params,
+                    out_dir / "data_drift.html",
+                )
+                outcome.window = window
+            else:
+                data = timed(
+                    "check-data",
+                    check_data_task,
+                    reference,
+                    window,
+                    params,
+                    out_dir / "data_drift.html",
+                )
             quality, labelled = timed(
                 "check-quality",
                 check_quality_task,

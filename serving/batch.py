@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from churn.explain import Explainer, NotExplainable, explainer_for
 from churn.params import Params, load_params
+from churn.parts import input_parts
 from churn.scoring import CompiledScorer, UnseenLevels
 from churn.settings import Settings
 from serving.model import ServedModel, load_initial
@@ -157,16 +160,7 @@ def score_file(
                 ids: np.ndarray | None, proba: np.ndarray, reasons: dict[str, list[str]]
             ) -> None:
                 nonlocal writer
-                out = pd.DataFrame(
-                    {
-                        "churn_probability": proba,
-                        "churn": proba >= model.threshold,
-                        "model_version": model.version,
-                        **reasons,
-                    }
-                )
-                if ids is not None and ds.id_column:
-                    out.insert(0, ds.id_column, ids)
+                out = _output(ids, proba, model, params, reasons)
                 if parquet_out:
                     table = pa.Table.from_pandas(out, preserve_index=False)
                     writer = writer or pq.ParquetWriter(tmp, table.schema)
@@ -192,16 +186,10 @@ def score_file(
                     reasons: dict[str, list[str]] = {}
                     if explainer is not None and explain_top_k is not None:
                         reasons = explainer.explain(cols, n, X).texts(explain_top_k)
-                    for c, mask in unseen_levels.masks(cols, n).items():
-                        unseen[c] = unseen.get(c, 0) + int(mask.sum())
+                    _count_unseen(unseen, unseen_levels, cols, n)
                     if pending is not None:
                         write(pending[0], pending[1].result(), pending[2])
-                    ids = (
-                        chunk[ds.id_column].to_numpy()
-                        if ds.id_column and ds.id_column in chunk
-                        else None
-                    )
-                    pending = (ids, future, reasons)
+                    pending = (_ids(chunk, params), future, reasons)
                     rows += n
                 if pending is not None:
                     write(pending[0], pending[1].result(), pending[2])
@@ -219,7 +207,181 @@ def score_file(
     return BatchSummary(rows, time.perf_counter() - started, model.version, model.source, unseen)
 
 
+def _ids(chunk: pd.DataFrame, params: Params) -> np.ndarray | None:
+    id_column = params.dataset.id_column
+    return chunk[id_column].to_numpy() if id_column and id_column in chunk else None
+
+
+def _count_unseen(
+    unseen: dict[str, int], levels: UnseenLevels, cols: dict[str, np.ndarray | pd.Series], n: int
+) -> None:
+    for c, mask in levels.masks(cols, n).items():
+        unseen[c] = unseen.get(c, 0) + int(mask.sum())
+
+
+def _output(
+    ids: np.ndarray | None,
+    proba: np.ndarray,
+    model: ServedModel,
+    params: Params,
+    reasons: dict[str, list[str]] | None = None,
+) -> pd.DataFrame:
+    """The scored rows: id (when the data has one), score, decision, model version (and the
+    reasons' columns with --explain)."""
+    out = pd.DataFrame(
+        {
+            "churn_probability": proba,
+            "churn": proba >= model.threshold,
+            "model_version": model.version,
+            **(reasons or {}),
+        }
+    )
+    if ids is not None and params.dataset.id_column:
+        out.insert(0, params.dataset.id_column, ids)
+    return out
+
+
+def score_frame(
+    chunk: pd.DataFrame, model: ServedModel, params: Params
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """One frame scored: ``(output rows, unseen-level counts per column)``.
+
+    The same steps :func:`score_file` runs on each chunk (there pipelined over two threads); the
+    dask engine runs this on each partition.
+    """
+    n = len(chunk)
+    cols = _columns(chunk, params)
+    if isinstance(model.scorer, CompiledScorer):
+        proba = model.scorer.predict(model.scorer.encode(cols, n))
+    else:
+        proba = model.scorer.score(cols, n)
+    unseen: dict[str, int] = {}
+    _count_unseen(unseen, UnseenLevels(params.dataset), cols, n)
+    return _output(_ids(chunk, params), proba, model, params), unseen
+
+
 def _count_rows(path: Path) -> int | None:
     if path.suffix.lower() in (".parquet", ".pq"):
         return int(pq.ParquetFile(path).metadata.num_rows)
     return None
+
+
+class EngineMissing(RuntimeError):
+    """The dask engine was asked for where dask is not installed (the serving image)."""
+
+
+def require_dask() -> Any:
+    """dask.dataframe, or a clear error: dask is in the ``pipeline`` extra, not the serving one."""
+    try:
+        import dask.dataframe as dd
+        import distributed  # noqa: F401
+    except ImportError as exc:
+        raise EngineMissing(
+            "engine.kind: dask needs dask[dataframe] and distributed, which this environment "
+            f"lacks ({exc.name}): install the pipeline extra (uv sync --extra pipeline, or run "
+            "the pipeline image), or score with engine.kind: pandas"
+        ) from None
+    return dd
+
+
+def _score_part(
+    part: pd.DataFrame, model: ServedModel, params: Params, text_levels: list[str], path: str
+) -> tuple[int, dict[str, int]]:
+    """Score one partition into its own Parquet file (runs on a worker)."""
+    for c in text_levels:  # what read_chunks's dictionary read gives the pandas path
+        if c in part and not isinstance(part[c].dtype, pd.CategoricalDtype):
+            part[c] = part[c].astype("category")
+    out, unseen = score_frame(part.reset_index(drop=True), model, params)
+    pq.write_table(pa.Table.from_pandas(out, preserve_index=False), path)
+    return len(out), unseen
+
+
+def score_partitioned(
+    settings: Settings,
+    source: str | Path,
+    output_dir: Path,
+    client: Any,
+    *,
+    model: ServedModel | None = None,
+    blocksize: str = "64MiB",
+    progress: bool = True,
+) -> BatchSummary:
+    """The dask engine: every part of ``source`` scored on the cluster into ``output_dir``.
+
+    ``source`` is a Parquet or CSV file, a directory of parts or a glob; each partition is scored
+    by :func:`score_frame` (the per-chunk function of :func:`score_file`) with the champion sent
+    to each worker once, and written as ``output_dir/part-NNNNN.parquet`` in input order. The
+    directory appears whole or not at all; the workers must see both paths (a shared volume).
+    """
+    dd = require_dask()
+    import dask
+    from dask.delayed import delayed
+    from distributed import as_completed
+
+    params = load_params(settings.params_path)
+    model = model or load_initial(settings, params)
+    ds = params.dataset
+    if output_dir.suffix.lower() == ".csv":
+        raise ValueError(f"{output_dir}: the dask engine writes a directory of Parquet parts")
+    files = [str(p) for p in input_parts(source)]
+    wanted = [*([ds.id_column] if ds.id_column else []), *ds.feature_columns]
+    with dask.config.set({"dataframe.convert-string": False}):  # object columns, as pandas reads
+        if files[0].lower().endswith(".csv"):
+            frame = dd.read_csv(
+                files,
+                usecols=lambda c: c in set(wanted),
+                dtype=dict.fromkeys(wanted, "object"),
+                keep_default_na=False,
+                blocksize=blocksize,
+            )
+        else:
+            present = set(pq.read_schema(files[0]).names)
+            frame = dd.read_parquet(files, columns=[c for c in wanted if c in present])
+    missing = [c for c in ds.feature_columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{source}: input lacks feature columns {missing}")
+    text_levels = [
+        c for c, levels in ds.categorical.items() if all(isinstance(x, str) for x in levels)
+    ]
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output_dir.with_name(output_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    started = time.perf_counter()
+    # The champion goes to every worker once; each partition's task refers to that copy.
+    shared = client.scatter(model, broadcast=True, hash=False)
+    parts = frame.to_delayed()
+    tasks = [
+        delayed(_score_part, pure=False)(
+            part, shared, params, text_levels, str(tmp / f"part-{i:05d}.parquet")
+        )
+        for i, part in enumerate(parts)
+    ]
+    rows, unseen = 0, dict[str, int]()
+    try:
+        with Progress(
+            TextColumn("scoring"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("partitions"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not progress,
+        ) as bar:
+            task = bar.add_task("score", total=len(tasks))
+            for future in as_completed(client.compute(tasks)):
+                n, part_unseen = future.result()
+                rows += n
+                for c, k in part_unseen.items():
+                    unseen[c] = unseen.get(c, 0) + k
+                bar.advance(task)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if rows == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ValueError(f"{source} has no rows")
+    if output_dir.exists():
+        shutil.rmtree(output_dir) if output_dir.is_dir() else output_dir.unlink()
+    tmp.replace(output_dir)
+    return BatchSummary(rows, time.perf_counter() - started, model.version, model.source, unseen)

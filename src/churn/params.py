@@ -354,6 +354,7 @@ class MonitorParams(_Strict):
     cooldown_hours: float = Field(24.0, ge=0)
     max_current_rows: int = Field(100_000, gt=0)
     max_reference_rows: int = Field(20_000, gt=0)
+    current_path: str | None = None  # a Parquet window (file, directory, glob), not the store
     sample_seed: int = 0
     retrain: bool = True
 

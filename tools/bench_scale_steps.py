@@ -1,0 +1,269 @@
+"""Batch scoring and monitoring at scale, pandas vs dask: wall time and peak memory per step.
+
+The steps are plain functions returning their figures, for ``tools/bench_scale.py`` (``make
+bench-scale``) to call beside generate, validate and train; run alone, this module trains a
+champion on a throw-away fork and measures both steps at ``--rows`` rows::
+
+    uv run python -m tools.bench_scale_steps --rows 1000000            # pandas and dask
+    uv run python -m tools.bench_scale_steps --rows 10000000 --dask-only
+
+Memory is sampled every 50 ms: this process's resident set (``peak_mib``, and ``delta_mib`` above
+what it held before the step), and each Dask worker process's (``worker_peak_mib``: the largest
+single worker) on the LocalCluster of ``params.yaml``'s ``engine`` block.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import psutil
+
+from tools.bench_monitor import BENCH_OVERRIDES
+from tools.fork import fork_project
+
+MiB = 1024 * 1024
+
+
+class PeakMemory:
+    """The peak resident memory of this process and of each Dask worker process (its children)."""
+
+    def __init__(self, worker_pids: set[int] | None = None, interval_s: float = 0.05) -> None:
+        self.worker_pids = worker_pids or set()
+        self.interval_s = interval_s
+        self.me = psutil.Process()
+        self.before = self.me.memory_info().rss
+        self.peak = self.before
+        self.children: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self.interval_s)
+
+    def _sample(self) -> None:
+        try:
+            self.peak = max(self.peak, self.me.memory_info().rss)
+            for child in self.me.children(recursive=True):
+                if child.pid not in self.worker_pids:
+                    continue  # e.g. Prefect's temporary server
+                try:
+                    rss = child.memory_info().rss
+                except psutil.Error:
+                    continue
+                self.children[child.pid] = max(self.children.get(child.pid, 0), rss)
+        except psutil.Error:
+            pass
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def figures(self) -> dict[str, float]:
+        out = {
+            "peak_mib": round(self.peak / MiB),
+            "delta_mib": round((self.peak - self.before) / MiB),
+        }
+        if self.children:
+            out["worker_peak_mib"] = round(max(self.children.values()) / MiB)
+        return out
+
+
+def worker_pids(client: Any) -> set[int]:
+    """The process ids of the cluster's workers (local ones: a LocalCluster's)."""
+    import os
+
+    return set(client.run(os.getpid).values()) if client is not None else set()
+
+
+def warm_up(client: Any) -> float:
+    """Import the scoring and monitoring code on every worker once; returns seconds.
+
+    A worker pays these imports once in its life; the steps are timed without them.
+    """
+    import importlib
+
+    started = time.perf_counter()
+    client.run(
+        lambda: [importlib.import_module(m) for m in ("serving.batch", "monitoring.at_scale")]
+    )
+    return round(time.perf_counter() - started, 1)
+
+
+@contextmanager
+def measured(figures: dict[str, Any], client: Any = None) -> Iterator[None]:
+    """Fill ``figures`` with the block's wall time and peak memory."""
+    started = time.perf_counter()
+    with PeakMemory(worker_pids(client)) as memory:
+        yield
+    figures["wall_s"] = round(time.perf_counter() - started, 1)
+    figures.update(memory.figures())
+
+
+def write_data(
+    project: Path, folder: Path, rows: int, part_rows: int, seed: int = 11
+) -> dict[str, Path]:
+    """Customers as Parquet parts (``customers/``), and the same rows as a window of exported
+    predictions (``window/``: features and the champion's scores), one part in memory at a time;
+    also one single file of customers for the pandas batch path (up to 2M rows)."""
+    from churn.data.generator import generate_customers
+    from churn.params import load_params
+    from churn.prediction_store import SCORE_COLUMN
+    from churn.settings import get_settings
+    from serving.batch import score_frame
+    from serving.model import load_initial
+
+    settings = get_settings(project_dir=project)
+    params = load_params(settings.params_path)
+    model = load_initial(settings, params)
+    customers, window = folder / "customers", folder / "window"
+    customers.mkdir(parents=True)
+    window.mkdir(parents=True)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    single = folder / "customers.parquet" if rows <= 2_000_000 else None
+    writer: pq.ParquetWriter | None = None
+    for i, start in enumerate(range(0, rows, part_rows)):
+        chunk = generate_customers(min(part_rows, rows - start), seed + i, id_prefix=f"b{i}-")
+        chunk.to_parquet(customers / f"part-{i:05d}.parquet", index=False)
+        if single is not None:
+            table = pa.Table.from_pandas(chunk, preserve_index=False)
+            writer = writer or pq.ParquetWriter(single, table.schema)
+            writer.write_table(table)
+        scored, _ = score_frame(chunk, model, params)
+        chunk["TotalCharges"] = pd.to_numeric(chunk["TotalCharges"], errors="coerce")
+        chunk[SCORE_COLUMN] = scored[SCORE_COLUMN].to_numpy()
+        chunk.drop(columns=["Churn"]).to_parquet(window / f"part-{i:05d}.parquet", index=False)
+    if writer is not None:
+        writer.close()
+    out = {"customers": customers, "window": window}
+    if single is not None:
+        out["single"] = single
+    return out
+
+
+def batch_score_step(
+    project: Path, source: Path, output: Path, engine: str, client: Any = None
+) -> dict[str, Any]:
+    """``churn batch-predict`` on ``engine``: a single file (pandas) or the parts (dask)."""
+    from churn.settings import get_settings
+    from serving.batch import score_file, score_partitioned
+
+    settings = get_settings(project_dir=project)
+    figures: dict[str, Any] = {"engine": engine}
+    with measured(figures, client):
+        if engine == "dask":
+            summary = score_partitioned(settings, source, output, client, progress=False)
+        else:
+            summary = score_file(settings, source, output, progress=False)
+    figures["rows"] = summary.rows
+    return figures
+
+
+def monitor_step(project: Path, window: Path, engine: str, client: Any = None) -> dict[str, Any]:
+    """The monitoring job's data steps on a Parquet window: read (or count), the champion's
+    reference, and the drift checks (Evidently's report included); the decision's figures."""
+    from churn.params import load_params
+    from churn.settings import get_settings
+    from monitoring import job
+
+    settings = get_settings(project_dir=project)
+    params = load_params(settings.params_path)
+    params = params.model_copy(update={"engine": params.engine.model_copy(update={"kind": engine})})
+    version = job.champion_version(settings)
+    assert version is not None
+    now = datetime.now(UTC)
+    figures: dict[str, Any] = {"engine": engine}
+    with tempfile.TemporaryDirectory() as tmp, measured(figures, client):
+        current = job.read_window(None, params, now, version, window)  # type: ignore[arg-type]
+        reference = job.load_reference(settings, params, version)
+        html = Path(tmp) / "data_drift.html"
+        if engine == "dask":
+            data, current = job.check_data_at_scale(
+                settings, reference, window, params, html, client=client
+            )
+        else:
+            data = job.check_data(reference, current, params, html)
+    figures.update(
+        rows=current.total_rows,
+        rows_judged=data.current_rows,
+        evidently_rows=data.evidently_rows or data.current_rows,
+        drifted_columns=data.drifted_columns,
+    )
+    return figures
+
+
+def run(
+    rows: int, part_rows: int = 500_000, dask_only: bool = False, echo: Callable[..., Any] = print
+) -> dict[str, Any]:
+    """Train a champion on a fork, write ``rows`` rows, measure both steps on both engines."""
+    from churn.engine import dask_client
+    from churn.params import load_params
+    from churn.settings import get_settings
+    from pipelines.training import training_flow
+
+    results: dict[str, Any] = {"rows": rows, "part_rows": part_rows}
+    with tempfile.TemporaryDirectory(prefix="bench-scale-steps-") as tmp:
+        project = fork_project(Path(tmp) / "project", BENCH_OVERRIDES)
+        training_flow(str(project), push=False)
+        started = time.perf_counter()
+        data = write_data(project, Path(tmp) / "data", rows, part_rows)
+        results["write_data_s"] = round(time.perf_counter() - started, 1)
+        echo(f"data written in {results['write_data_s']} s")
+        if not dask_only and "single" in data:
+            results["batch_pandas"] = batch_score_step(
+                project, data["single"], Path(tmp) / "scores.parquet", "pandas"
+            )
+            echo(f"batch-score pandas: {json.dumps(results['batch_pandas'])}")
+            results["monitor_pandas"] = monitor_step(project, data["window"], "pandas")
+            echo(f"monitor pandas: {json.dumps(results['monitor_pandas'])}")
+        settings = get_settings(project_dir=project)
+        engine = load_params(settings.params_path).engine
+        results["cluster"] = {
+            "workers": engine.workers,
+            "threads_per_worker": engine.threads_per_worker,
+            "memory_limit": engine.memory_limit,
+        }
+        with dask_client(settings, engine) as client:
+            results["cluster"]["warm_up_s"] = warm_up(client)
+            results["batch_dask"] = batch_score_step(
+                project, data["customers"], Path(tmp) / "scores", "dask", client
+            )
+            echo(f"batch-score dask: {json.dumps(results['batch_dask'])}")
+            results["monitor_dask"] = monitor_step(project, data["window"], "dask", client)
+            echo(f"monitor dask: {json.dumps(results['monitor_dask'])}")
+    out = Path("reports") / f"bench-scale-steps-{rows}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=str))
+    echo(f"written to {out}")
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--part-rows", type=int, default=500_000)
+    parser.add_argument("--dask-only", action="store_true", help="skip the pandas engine")
+    args = parser.parse_args()
+    run(args.rows, args.part_rows, args.dask_only)
+
+
+if __name__ == "__main__":
+    main()
