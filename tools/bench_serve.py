@@ -223,9 +223,14 @@ def batch_vs_booster(project_dir: Path, rows: int, workdir: Path) -> tuple[float
     import mlflow
 
     pipeline = mlflow.sklearn.load_model(f"models:/{settings.model_name}@champion")
-    booster = pipeline[-1].calibrated_classifiers_[0].estimator.estimator.get_booster()
+    # The bare model on the encoded matrix: XGBoost's booster, or another candidate's own
+    # predict_proba (a random forest or a logistic regression selected by train.select).
+    inner = pipeline[-1].calibrated_classifiers_[0].estimator.estimator
     t = time.perf_counter()
-    booster.inplace_predict(X, validate_features=False)
+    if hasattr(inner, "get_booster"):
+        inner.get_booster().inplace_predict(X, validate_features=False)
+    else:
+        inner.predict_proba(X)
     bare = len(frame) / (time.perf_counter() - t)
     return summary.rows_per_second, bare
 

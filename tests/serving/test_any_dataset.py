@@ -109,6 +109,7 @@ def bank_project(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> 
     params["features"] = {}
     params["train"]["monotone"] = {}
     params["train"]["search"] = {"n_trials": 1}
+    params["fairness"]["segments"] = ["Geography"]  # the template's gender is not in this file
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost"]
     subprocess.run([*git, "add", "-A"], cwd=project, check=True)
