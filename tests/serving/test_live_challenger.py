@@ -117,6 +117,7 @@ def test_shadow_scores_every_request_off_the_path_and_is_never_returned(
     server: Callable[..., Any],
     records: Callable[..., list[dict[str, Any]]],
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     project, champion, challenger = live_project
     _with_live(project, mode="shadow")
@@ -172,6 +173,25 @@ def test_shadow_scores_every_request_off_the_path_and_is_never_returned(
     from churn.settings import get_settings
 
     settings = get_settings(project_dir=project)
+    now = registry.current_champion(tracking.connect(settings), settings.model_name)
+    assert now is not None and str(now.version) == champion
+
+    # 40 labels arrive: the monitoring flow compares the two on them, and its promotion option
+    # refuses as the CLI does (40 of 200 labelled rows), leaving the champion where it is
+    from churn.prediction_store import PredictionStore
+    from pipelines.monitoring import monitoring_flow
+
+    monkeypatch.setenv("CHURN_PREDICTION_LOG_URL", env["CHURN_PREDICTION_LOG_URL"])
+    labelled = PredictionStore.from_settings(get_settings(project_dir=project))
+    ids = [r["customerID"] for r in body["records"]]
+    labelled.write_labels(ids, [i % 3 == 0 for i in range(len(ids))])
+    outcome = monitoring_flow(str(project), retrain=False, promote_from_live=True)
+    assert outcome.live is not None and outcome.live["promoted"] is False
+    compared = outcome.live["comparison"]
+    assert compared["champion"]["labelled_rows"] == compared["challenger"]["labelled_rows"] == 40
+    assert compared["paired"] is True
+    assert "live.min_labelled_rows needs 200" in outcome.live["text"]
+    assert "not promoted" in outcome.format()
     now = registry.current_champion(tracking.connect(settings), settings.model_name)
     assert now is not None and str(now.version) == champion
 
