@@ -39,6 +39,7 @@ COMMANDS = [
     ["demo"],
     ["bench", "serve"],
     ["bench", "monitor"],
+    ["bench", "scale"],
 ]
 
 
@@ -63,6 +64,12 @@ def test_every_command_explains_itself(command):
     result = _run(*command, "--help")
     assert result.exit_code == 0, result.output
     assert "Usage: churn " + " ".join(command) in _plain(result.output)
+
+
+def test_bench_scale_names_an_unknown_engine():
+    result = _run("bench", "scale", "--engines", "pandas,spark")
+    assert result.exit_code == 2
+    assert "unknown engine(s) ['spark']; choose from pandas, dask" in _plain(result.output)
 
 
 def test_a_missing_params_file_is_named_before_anything_runs(tmp_path):
