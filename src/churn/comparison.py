@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pickle
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -111,7 +111,9 @@ def markdown(comparison: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def why_this_model(comparison: pd.DataFrame, metric: str) -> str:
+def why_this_model(
+    comparison: pd.DataFrame, metric: str, tolerance: float = 0.0, prefer: Sequence[str] = ()
+) -> str:
     """The model card's paragraph: which candidate was selected, by which rule, over which."""
     by = comparison.set_index("candidate")
     chosen = comparison.loc[comparison["role"] == "selected"].iloc[0]
@@ -127,7 +129,14 @@ def why_this_model(comparison: pd.DataFrame, metric: str) -> str:
     text = (
         f"The {name} was selected among {len(by)} candidates trained on the same splits and "
         f"calibrated the same way, by the rule in `params.yaml` (`train.select.metric: "
-        f"{metric}`, {direction} wins, measured on the validation split, never on test): "
+        f"{metric}`, {direction} wins, measured on the validation split, never on test"
+        + (
+            f"; within {tolerance:g} of the best, the first of `train.select.prefer` "
+            f"({', '.join(TITLES.get(p, p) for p in prefer)})"
+            if tolerance and prefer
+            else ""
+        )
+        + "): "
         f"valid ROC AUC {chosen.valid_roc_auc:.4f}, test ROC AUC {chosen.test_roc_auc:.4f}, "
         f"PR AUC {chosen.test_pr_auc:.4f}, Brier {chosen.test_brier:.4f}."
     )

@@ -47,7 +47,12 @@ def render_model_card(
     )
     why = (
         "\n\n## Why this model\n"
-        + compare.why_this_model(comparison, selection_metric)
+        + compare.why_this_model(
+            comparison,
+            selection_metric,
+            params.train.select.tolerance,
+            params.train.select.prefer,
+        )
         + "\n\n"
         + compare.markdown(comparison)
         if comparison is not None and not comparison.empty

@@ -247,9 +247,15 @@ class SelectParams(_Strict):
     ``metric`` is measured on the validation split: ``valid_roc_auc`` and ``valid_pr_auc`` are
     maximised, ``valid_cost`` (``train.costs`` per validation row at each candidate's own cost
     threshold) is minimised. The logistic regression is the baseline, never the selected model.
+
+    Among the challengers within ``tolerance`` of the best figure, the first one listed in
+    ``prefer`` wins: a difference that small is within the validation split's noise, and the
+    earlier models are smaller, faster to score and explained by exact TreeSHAP.
     """
 
     metric: Literal["valid_roc_auc", "valid_pr_auc", "valid_cost"] = "valid_roc_auc"
+    tolerance: float = Field(0.005, ge=0)
+    prefer: list[Candidate] = ["xgboost", "random_forest"]
 
 
 class CostParams(_Strict):

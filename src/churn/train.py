@@ -298,7 +298,7 @@ def train_models(
             fitted[name].valid["valid_roc_auc"],
             seconds,
         )
-    selected = select(fitted, params.select.metric)
+    selected = select(fitted, params.select.metric, params.select.tolerance, params.select.prefer)
     return TrainedModels(candidates=fitted, selected=selected, metric=params.select.metric)
 
 
@@ -317,17 +317,30 @@ def validation_metrics(y: np.ndarray, proba: np.ndarray, costs: CostParams) -> d
     }
 
 
-def select(candidates: dict[str, FittedCandidate], metric: str) -> str:
+def select(
+    candidates: dict[str, FittedCandidate],
+    metric: str,
+    tolerance: float = 0.0,
+    prefer: Sequence[str] = (),
+) -> str:
     """The challenger (any candidate but the baseline) with the best validation ``metric``.
 
-    ``valid_cost`` is minimised, the others maximised; a tie goes to the earlier candidate in
-    ``train.candidates``. The baseline is never selected: it is what the selection must beat.
+    ``valid_cost`` is minimised, the others maximised. Among the challengers within
+    ``tolerance`` of the best figure, the first in ``prefer`` wins (then the earlier in
+    ``train.candidates``). The baseline is never selected: it is what the selection must beat.
     """
     sign = -1.0 if metric == "valid_cost" else 1.0
     challengers = [c for c in candidates.values() if c.name != BASELINE]
     if not challengers:
         raise ValueError("no candidate besides the baseline to select (see train.candidates)")
-    return max(challengers, key=lambda c: sign * c.valid[metric]).name
+    best = max(sign * c.valid[metric] for c in challengers)
+    near = [c for c in challengers if sign * c.valid[metric] >= best - tolerance]
+    order = list(prefer)
+
+    def rank(c: FittedCandidate) -> tuple[int, int]:
+        return (order.index(c.name) if c.name in order else len(order), challengers.index(c))
+
+    return min(near, key=rank).name
 
 
 def choose_threshold(y_true: np.ndarray, proba: np.ndarray, costs: CostParams) -> float:

@@ -127,3 +127,29 @@ def test_candidates_must_name_the_baseline_and_a_challenger():
         TrainParams(candidates=["logistic"])
     with pytest.raises(ValueError, match="twice"):
         TrainParams(candidates=["logistic", "xgboost", "xgboost"])
+
+
+def test_challengers_within_the_tolerance_go_to_the_preferred_one():
+    """A forest 0.0035 above XGBoost is a tie within 0.005: XGBoost, first of prefer, wins; a
+    forest 0.01 above is not."""
+    from churn.train import select
+
+    def fitted(forest_auc):
+        return {
+            "logistic": _candidate("logistic", valid_roc_auc=0.95),
+            "random_forest": _candidate("random_forest", valid_roc_auc=forest_auc),
+            "xgboost": _candidate("xgboost", valid_roc_auc=0.8560),
+        }
+
+    prefer = ["xgboost", "random_forest"]
+    assert select(fitted(0.8595), "valid_roc_auc", 0.005, prefer) == "xgboost"
+    assert select(fitted(0.8660), "valid_roc_auc", 0.005, prefer) == "random_forest"
+    assert select(fitted(0.8595), "valid_roc_auc", 0.0, prefer) == "random_forest"
+    # valid_cost is minimised: the tolerance counts downwards from the lowest cost.
+    costs = {
+        "logistic": _candidate("logistic", valid_cost=0.1),
+        "random_forest": _candidate("random_forest", valid_cost=0.400),
+        "xgboost": _candidate("xgboost", valid_cost=0.404),
+    }
+    assert select(costs, "valid_cost", 0.005, prefer) == "xgboost"
+    assert select(costs, "valid_cost", 0.001, prefer) == "random_forest"
