@@ -940,6 +940,26 @@ def demo(
     console.print(f"demo finished in {result['seconds']:.0f} s")
 
 
+@app.command(rich_help_panel=TOOLS)
+def screenshots(
+    out: Annotated[Path, typer.Option(help="Where the PNGs go (replaced).")] = Path(
+        "docs/screenshots"
+    ),
+    work: Annotated[
+        Path, typer.Option(help="The throw-away project, its servers' state and logs (replaced).")
+    ] = Path("reports/screenshots"),
+) -> None:
+    """The docs' screenshots, taken again: a throw-away project trained, served and monitored
+    five times, then /docs, a report's summary, the Evidently dashboard, the MLflow run's
+    datasets and the Prefect run's artefacts in headless Chromium (/usr/bin/chromium, offline)."""
+    module = _tool("screenshots")
+    try:
+        shots = module.run(out.resolve(), work.resolve())
+    except module.ScreenshotError as exc:
+        raise _fail(exc) from None
+    console.print(f"{len(shots)} screenshots in {out}")
+
+
 @bench.command("serve")
 def bench_serve(
     ctx: typer.Context,
