@@ -347,9 +347,11 @@ def _decision(report: Path) -> str:
 # -- the pages --------------------------------------------------------------------------------
 
 
-def _shoot(browser: Any, take: Callable[[Any, Stack], None], stack: Stack, path: Path) -> list[str]:
-    """Open a fresh offline page, let ``take`` bring it to the content, photograph it to ``path``;
-    returns what the page tried to load beyond 127.0.0.1 (blocked)."""
+def _shoot(browser: Any, take: Callable[[Any, Stack], bool], stack: Stack, path: Path) -> list[str]:
+    """Open a fresh offline page, let ``take`` bring it to the content, photograph it to ``path``
+    (the whole page when ``take`` says so, else the viewport); returns what the page tried to
+    load beyond 127.0.0.1 (blocked). A page that does not show its content is photographed to
+    ``<name>.failed.png`` for the error message."""
     blocked: list[str] = []
 
     def route(r: Any) -> None:
@@ -363,9 +365,16 @@ def _shoot(browser: Any, take: Callable[[Any, Stack], None], stack: Stack, path:
     try:
         page = context.new_page()
         page.route("**/*", route)
-        take(page, stack)
         path.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(path))
+        try:
+            full_page = take(page, stack)
+        except ScreenshotError as exc:
+            failed = path.with_suffix(".failed.png")
+            page.screenshot(path=str(failed))
+            raise ScreenshotError(f"{path.stem}: {exc} (what it showed: {failed})") from None
+        failed = path.with_suffix(".failed.png")
+        failed.unlink(missing_ok=True)
+        page.screenshot(path=str(path), full_page=full_page)
     finally:
         context.close()
     return blocked
@@ -376,15 +385,15 @@ def _appears(page: Any, locator: Any, what: str) -> Any:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     try:
-        locator.first.wait_for(state="visible", timeout=PAGE_TIMEOUT_S * 1000)
+        locator.filter(visible=True).first.wait_for(state="visible", timeout=PAGE_TIMEOUT_S * 1000)
     except PlaywrightTimeout:
         raise ScreenshotError(
             f"{page.url}: {what} did not appear within {PAGE_TIMEOUT_S:.0f} s"
         ) from None
-    return locator.first
+    return locator.filter(visible=True).first
 
 
-def docs_page(page: Any, stack: Stack) -> None:
+def docs_page(page: Any, stack: Stack) -> bool:
     """The service's /docs, offline: the /predict example sent with "Try it out", its 200."""
     page.goto(f"{stack.service}/docs")
     operation = page.locator("#operations-predict-predict_predict_post")
@@ -402,16 +411,17 @@ def docs_page(page: Any, stack: Stack) -> None:
     page.mouse.wheel(0, 0)
 
 
-def report_summary_page(page: Any, stack: Stack) -> None:
+def report_summary_page(page: Any, stack: Stack) -> bool:
     """The summary at the top of the quality report of the first monitoring run that retrained
     (else the last run)."""
     retrained = [r for r in stack.reports if _decision(r).startswith("retrain")]
     report = (retrained or stack.reports)[-1] / "classification.html"
     page.goto(report.as_uri())
     _appears(page, page.locator("#churn-monitoring-summary"), "the monitoring summary")
+    return False
 
 
-def dashboard_page(page: Any, stack: Stack) -> None:
+def dashboard_page(page: Any, stack: Stack) -> bool:
     """The Evidently workspace's dashboard over the five monitoring runs."""
     from evidently.ui.workspace import Workspace
 
@@ -424,24 +434,41 @@ def dashboard_page(page: Any, stack: Stack) -> None:
         _appears(page, page.get_by_text(title, exact=True), f"the dashboard panel '{title}'")
     lines = page.locator(".MuiLineElement-root")
     _appears(page, lines.nth(len(workspace.FIGURES) - 1), "a drawn line per figure")
+    return True  # every panel
 
 
-def mlflow_run_page(page: Any, stack: Stack) -> None:
-    """The first training run in the MLflow UI, its datasets (the splits, with their DVC md5)."""
+def mlflow_run_page(page: Any, stack: Stack) -> bool:
+    """The first training run in the MLflow UI: its datasets (the splits, each with its DVC md5
+    as digest) opened beside the tags that name the same files."""
     from churn import tracking
 
     settings = get_settings(project_dir=stack.project)
     client = tracking.connect(settings)
     experiment = client.get_experiment_by_name(settings.experiment_name)
-    run = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])[0]
-    page.goto(f"{stack.mlflow}/#/experiments/{experiment.experiment_id}/runs/{run.info.run_id}")
-    for dataset in run.inputs.dataset_inputs:
-        name = dataset.dataset.name
-        _appears(page, page.get_by_text(name, exact=True), f"the run's dataset '{name}'")
+    if experiment is None:
+        raise ScreenshotError(f"no MLflow experiment {settings.experiment_name!r}")
+    eid = experiment.experiment_id
+    run = client.search_runs([eid], order_by=["attributes.start_time ASC"])[0]
+    page.goto(f"{stack.mlflow}/#/experiments/{eid}/runs/{run.info.run_id}")
+    inputs = [d.dataset for d in run.inputs.dataset_inputs]
+    if not inputs:
+        raise ScreenshotError(f"the MLflow run {run.info.run_id} has no dataset inputs")
+    first = inputs[0]
+    _appears(page, page.get_by_text(f"{first.name} ({first.digest})"), f"the dataset {first.name}")
+    with contextlib.suppress(Exception):  # MLflow's assistant panel, when this version has one
+        page.get_by_role("button", name="Close").first.click(timeout=5000)
+    if len(inputs) > 1:  # the others are behind "+N"
+        more = page.get_by_text(f"+{len(inputs) - 1}", exact=True)
+        _appears(page, more, "the other datasets behind +N").click()
+    for dataset in inputs[1:]:
+        label = f"{dataset.name} ({dataset.digest})"
+        _appears(page, page.get_by_text(label), f"the dataset {dataset.name}")
+    return False
 
 
-def prefect_run_page(page: Any, stack: Stack) -> None:
-    """The first training flow run in the Prefect UI, on its Artifacts tab."""
+def prefect_run_page(page: Any, stack: Stack) -> bool:
+    """The first training flow run in the Prefect UI, on its Artifacts tab: the links to its
+    MLflow run and model version, and its summary."""
     found = httpx.post(
         f"{stack.prefect_api}/flow_runs/filter",
         json={"flows": {"name": {"any_": ["churn-training"]}}, "sort": "START_TIME_ASC"},
@@ -453,16 +480,17 @@ def prefect_run_page(page: Any, stack: Stack) -> None:
         )
     ui = stack.prefect_api.removesuffix("/api")
     page.goto(f"{ui}/runs/flow-run/{found[0]['id']}")
-    tab = page.get_by_role("tab", name="Artifacts")
-    _appears(page, tab, "the flow run's Artifacts tab")
-    tab.first.click()
-    _appears(
-        page, page.get_by_text("MLflow run", exact=False), "the link artefact to the MLflow run"
-    )
+    tab = _appears(page, page.get_by_text("Artifacts", exact=True), "the flow run's Artifacts tab")
+    tab.click()
+    for key in ("training-mlflow-run", "training-model-version", "training-summary"):
+        _appears(page, page.get_by_text(key, exact=True), f"the artefact {key}")
+    heading = _appears(page, page.get_by_text("Flow run", exact=True), "the artefacts' heading")
+    heading.evaluate("e => e.scrollIntoView({block: 'start'})")
+    return False
 
 
-# name of the PNG -> what brings the page to the content it shows.
-PAGES: dict[str, Callable[[Any, Stack], None]] = {
+# name of the PNG -> what brings the page to the content it shows (True: photograph the whole page).
+PAGES: dict[str, Callable[[Any, Stack], bool]] = {
     "docs": docs_page,
     "report-summary": report_summary_page,
     "monitoring-dashboard": dashboard_page,
