@@ -191,6 +191,10 @@ deployments: $(STAMP) prefect-server ## Register training (weekly) and monitorin
 demo: $(STAMP) prefect-server ## The whole loop in a throw-away project: train, serve, traffic, monitor, drift, retrain, hot swap
 	$(RUN) churn demo
 
+.PHONY: screenshots
+screenshots: $(STAMP) ## Retake docs/screenshots/*.png: a throw-away project trained, served, monitored 5 times, with its own servers; headless /usr/bin/chromium, offline
+	$(RUN) churn screenshots
+
 .PHONY: bench-real-data
 bench-real-data: $(STAMP) ## Bring-your-own-data figures: init-dataset + training on ../shared/data's real files (the candidates' comparison), vs a plain XGBoost
 	$(RUN) churn bench real-data $${TRIALS:+--trials "$$TRIALS"}

@@ -1064,9 +1064,33 @@ def demo(
         ),
     ] = True,
 ) -> None:
-    """The whole loop on a throw-away copy: train, serve, traffic, monitor, drift, retrain, swap."""
+    """The whole loop on a throw-away copy: train, serve, drifted traffic, monitor, retrain as a
+    challenger, shadow it on live traffic, promote it from live evidence, hot swap."""
     result = _tool("demo").run_demo(dest.resolve(), live=live)
     console.print(f"demo finished in {result['seconds']:.0f} s")
+
+
+@app.command(rich_help_panel=TOOLS)
+def screenshots(
+    out: Annotated[Path, typer.Option(help="Where the PNGs go (replaced).")] = Path(
+        "docs/screenshots"
+    ),
+    work: Annotated[
+        Path, typer.Option(help="The throw-away project, its servers' state and logs (replaced).")
+    ] = Path("reports/screenshots"),
+) -> None:
+    """The docs' screenshots, taken again (headless /usr/bin/chromium, offline).
+
+    A throw-away project is trained, served and monitored five times; then /docs, a report's
+    summary, the Evidently dashboard, the MLflow run's datasets and the Prefect run's artefacts
+    are photographed into --out.
+    """
+    module = _tool("screenshots")
+    try:
+        shots = module.run(out.resolve(), work.resolve())
+    except module.ScreenshotError as exc:
+        raise _fail(exc) from None
+    console.print(f"{len(shots)} screenshots in {out}")
 
 
 @bench.command("serve")

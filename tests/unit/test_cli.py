@@ -37,6 +37,7 @@ COMMANDS = [
     ["retention"],
     ["simulate"],
     ["demo"],
+    ["screenshots"],
     ["bench", "serve"],
     ["bench", "monitor"],
     ["bench", "scale"],
