@@ -19,10 +19,13 @@ from churn.errors import DataError
 from churn.params import DatasetConfig, label_text, label_texts
 from churn.parts import input_parts
 from churn.prediction_store import SCORE_COLUMN, PredictionStore, PredictionWindow
-from churn.versioning import open_versioned_file
+from churn.versioning import versioned_paths
 from monitoring.report import TARGET
 
 log = logging.getLogger(__name__)
+
+# A partitioned test split (the dask engine) is sampled to this many rows for the reference.
+_PARTITIONED_TEST_ROWS = 200_000
 
 
 @dataclass
@@ -145,8 +148,8 @@ def load_reference(
     cached = _cached_reference(cache_dir, key, record)
     if cached is not None:
         return cached
-    train = pd.read_parquet(open_versioned_file(project_dir, record.split_md5("train")))
-    test = pd.read_parquet(open_versioned_file(project_dir, record.split_md5("test")))
+    train = read_split(project_dir, record.split_md5("train"), max_rows, seed)
+    test = read_split(project_dir, record.split_md5("test"), None, seed)
     if len(train) > max_rows:
         train = train.sample(n=max_rows, random_state=seed).reset_index(drop=True)
     model = mlflow.sklearn.load_model(f"models:/{model_name}/{champion.version}")
@@ -162,6 +165,26 @@ def load_reference(
     if cache_dir is not None:
         _cache_reference(cache_dir, key, reference)
     return reference
+
+
+def read_split(project_dir: Path, md5: str, max_rows: int | None, seed: int) -> pd.DataFrame:
+    """A split by its DVC md5: one Parquet file, or a partitioned split's parts (the dask
+    engine's ``.dir`` outputs), each sampled to its share of ``max_rows`` as it is read, so a
+    split of millions of rows never sits whole in this process. ``max_rows`` None: a single
+    file whole, a partitioned split to 200,000 rows (the test reference's quality figures)."""
+    paths = versioned_paths(project_dir, md5)
+    if len(paths) == 1:
+        return pd.read_parquet(paths[0])
+    cap = max_rows or _PARTITIONED_TEST_ROWS
+    sizes = [pq.ParquetFile(p).metadata.num_rows for p in paths]
+    share = min(1.0, cap / max(sum(sizes), 1))
+    frames = []
+    for i, path in enumerate(paths):
+        frame = pd.read_parquet(path)
+        if share < 1.0:
+            frame = frame.sample(frac=share, random_state=seed + i)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
 
 
 def _cached_reference(cache_dir: Path | None, key: str, record: ChampionInfo) -> Reference | None:

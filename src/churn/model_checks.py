@@ -194,6 +194,10 @@ class Candidate:
     test: pd.DataFrame
 
 
+# The checks on a partitioned test split read its first parts up to this many rows.
+_CHECK_ROWS = 200_000
+
+
 def load_candidate(settings: Settings, version: str) -> Candidate:
     """The version's pipeline, and its own test split read back by DVC md5.
 
@@ -206,14 +210,19 @@ def load_candidate(settings: Settings, version: str) -> Candidate:
     client = tracking.connect(settings)
     mv = registry.model_version(client, settings.model_name, version)
     record = ChampionInfo.from_version(mv)
-    test_path = versioning.open_versioned_file(settings.project_dir, record.split_md5("test"))
+    # A partitioned split (the dask engine): its first parts, up to _CHECK_ROWS rows.
+    parts, test = versioning.versioned_paths(settings.project_dir, record.split_md5("test")), []
+    for path in parts:
+        test.append(pd.read_parquet(path))
+        if sum(len(f) for f in test) >= _CHECK_ROWS:
+            break
     model = mlflow.sklearn.load_model(f"models:/{settings.model_name}/{mv.version}")
     return Candidate(
         version=str(mv.version),
         record=record,
         recorded=RecordedDecision.from_version(mv),
         model=model,
-        test=pd.read_parquet(test_path),
+        test=pd.concat(test, ignore_index=True) if len(test) > 1 else test[0],
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import subprocess
 from collections.abc import Callable, Iterator
@@ -266,7 +267,8 @@ def open_versioned_file(project_dir: Path, md5: str) -> Path:
     Raises:
         VersioningError: when neither the cache nor the remote has it.
     """
-    if len(md5) != 32 or any(c not in "0123456789abcdef" for c in md5):
+    digest = md5.removesuffix(".dir")
+    if len(digest) != 32 or any(c not in "0123456789abcdef" for c in digest):
         raise VersioningError(f"{md5!r} is not a DVC md5")
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
@@ -290,3 +292,17 @@ def open_versioned_file(project_dir: Path, md5: str) -> Path:
     if not path.is_file():
         raise VersioningError(f"data object {md5} is neither in the DVC cache nor on the remote")
     return path
+
+
+def versioned_paths(project_dir: Path, md5: str) -> list[Path]:
+    """The files of a DVC output by its md5: the file itself, or a directory output's parts
+    (an ``.dir`` md5: the dask engine's partitioned stages) in their path order.
+
+    Raises:
+        VersioningError: when the cache and the remote lack the output or one of its parts.
+    """
+    if not md5.endswith(".dir"):
+        return [open_versioned_file(project_dir, md5)]
+    manifest = json.loads(open_versioned_file(project_dir, md5).read_text())
+    entries = sorted(manifest, key=lambda entry: entry["relpath"])
+    return [open_versioned_file(project_dir, entry["md5"]) for entry in entries]

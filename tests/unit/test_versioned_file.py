@@ -50,3 +50,28 @@ def test_an_unknown_or_malformed_hash_is_refused(repo):
         open_versioned_file(root, "0" * 32)
     with pytest.raises(VersioningError, match="not a DVC md5"):
         open_versioned_file(root, "../../etc/passwd")
+
+
+def test_a_directory_output_gives_its_parts_in_order_also_from_the_remote(tmp_path):
+    """The dask engine's stages write directories of parts: a ``.dir`` md5 names them all."""
+    import yaml
+
+    from churn.versioning import versioned_paths
+
+    run = lambda *cmd: subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True)  # noqa: E731
+    run("git", "init", "-q")
+    run("dvc", "init", "-q")
+    run("dvc", "config", "core.analytics", "false")
+    run("dvc", "remote", "add", "-d", "local", str(tmp_path / "remote"))
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    for i in (1, 0, 2):  # written out of order: read back by path
+        (parts / f"part-{i:05d}.csv").write_text(f"a\n{i}\n")
+    run("dvc", "add", "-q", "parts")
+    run("dvc", "push", "-q")
+    md5 = yaml.safe_load((tmp_path / "parts.dvc").read_text())["outs"][0]["md5"]
+    assert md5.endswith(".dir")
+    shutil.rmtree(tmp_path / ".dvc" / "cache")
+    shutil.rmtree(parts)
+    found = versioned_paths(tmp_path, md5)
+    assert [p.read_text() for p in found] == ["a\n0\n", "a\n1\n", "a\n2\n"]
