@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,67 +28,10 @@ import pandas as pd
 import psutil
 
 from tools.bench_monitor import BENCH_OVERRIDES
+from tools.bench_scale import MemorySampler
 from tools.fork import fork_project
 
 MiB = 1024 * 1024
-
-
-class PeakMemory:
-    """The peak resident memory of this process and of each Dask worker process (its children)."""
-
-    def __init__(self, worker_pids: set[int] | None = None, interval_s: float = 0.05) -> None:
-        self.worker_pids = worker_pids or set()
-        self.interval_s = interval_s
-        self.me = psutil.Process()
-        self.before = self.me.memory_info().rss
-        self.peak = self.before
-        self.children: dict[int, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._sample()
-            self._stop.wait(self.interval_s)
-
-    def _sample(self) -> None:
-        try:
-            self.peak = max(self.peak, self.me.memory_info().rss)
-            for child in self.me.children(recursive=True):
-                if child.pid not in self.worker_pids:
-                    continue  # e.g. Prefect's temporary server
-                try:
-                    rss = child.memory_info().rss
-                except psutil.Error:
-                    continue
-                self.children[child.pid] = max(self.children.get(child.pid, 0), rss)
-        except psutil.Error:
-            pass
-
-    def __enter__(self) -> PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sample()
-
-    def figures(self) -> dict[str, float]:
-        out = {
-            "peak_mib": round(self.peak / MiB),
-            "delta_mib": round((self.peak - self.before) / MiB),
-        }
-        if self.children:
-            out["worker_peak_mib"] = round(max(self.children.values()) / MiB)
-        return out
-
-
-def worker_pids(client: Any) -> set[int]:
-    """The process ids of the cluster's workers (local ones: a LocalCluster's)."""
-    import os
-
-    return set(client.run(os.getpid).values()) if client is not None else set()
 
 
 def warm_up(client: Any) -> float:
@@ -109,11 +51,15 @@ def warm_up(client: Any) -> float:
 @contextmanager
 def measured(figures: dict[str, Any], client: Any = None) -> Iterator[None]:
     """Fill ``figures`` with the block's wall time and peak memory."""
+    before = psutil.Process().memory_info().rss
     started = time.perf_counter()
-    with PeakMemory(worker_pids(client)) as memory:
+    with MemorySampler(client) as memory:
         yield
     figures["wall_s"] = round(time.perf_counter() - started, 1)
-    figures.update(memory.figures())
+    figures["peak_mib"] = round(memory.process / MiB)
+    figures["delta_mib"] = round((memory.process - before) / MiB)
+    if memory.workers:
+        figures["worker_peak_mib"] = round(max(memory.workers.values()) / MiB)
 
 
 def write_data(
