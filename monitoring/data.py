@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import mlflow
@@ -16,7 +17,7 @@ from mlflow import MlflowClient
 from churn import registry
 from churn.champion import ChampionInfo
 from churn.errors import DataError
-from churn.params import DatasetConfig, label_text, label_texts
+from churn.params import DatasetConfig, MonitorParams, label_text, label_texts
 from churn.parts import input_parts
 from churn.prediction_store import SCORE_COLUMN, PredictionStore, PredictionWindow
 from churn.versioning import versioned_paths
@@ -83,6 +84,26 @@ def read_parquet_window(source: str | Path, *, max_rows: int, seed: int = 0) -> 
     if sampled:
         frame = frame.sample(n=max_rows, random_state=seed).reset_index(drop=True)
     return PredictionWindow(frame, total, sampled, None, None)
+
+
+def store_window(
+    store: PredictionStore,
+    monitor: MonitorParams,
+    now: datetime,
+    version: str,
+    roles: list[str] | None = None,
+) -> PredictionWindow:
+    """``version``'s recent predictions in the store (``monitor.window``, sampled to
+    ``monitor.max_current_rows``), of the given ``roles`` (all by default)."""
+    return store.read_window(
+        monitor.window.rows,
+        hours=monitor.window.hours,
+        max_rows=monitor.max_current_rows,
+        seed=monitor.sample_seed,
+        now=now,
+        model_version=version,
+        roles=roles,
+    )
 
 
 def join_labels(window: PredictionWindow, store: PredictionStore) -> pd.DataFrame:

@@ -185,14 +185,7 @@ def read_window(
             rows = mdata.window_rows(mdata.window_files(current))
             return PredictionWindow(pd.DataFrame(), rows, rows > m.max_current_rows, None, None)
         return mdata.read_parquet_window(current, max_rows=m.max_current_rows, seed=m.sample_seed)
-    return store.read_window(
-        m.window.rows,
-        hours=m.window.hours,
-        max_rows=m.max_current_rows,
-        seed=m.sample_seed,
-        now=now,
-        model_version=version,
-    )
+    return mdata.store_window(store, m, now, version)
 
 
 def too_small(window: PredictionWindow, params: Params) -> MonitoringDecision | None:

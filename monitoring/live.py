@@ -87,16 +87,7 @@ def compare_live(
     role = SHADOW_ROLE if mode == live.SHADOW else CHALLENGER_ROLE
     frames = {}
     for version, roles in ((champion, [CHAMPION_ROLE]), (challenger, [role])):
-        m = params.monitor
-        window = store.read_window(
-            m.window.rows,
-            hours=m.window.hours,
-            max_rows=m.max_current_rows,
-            seed=m.sample_seed,
-            now=now,
-            model_version=version,
-            roles=roles,
-        )
+        window = mdata.store_window(store, params.monitor, now, version, roles)
         labelled = mdata.join_labels(window, store).rename(columns={TARGET: live.LABEL})
         columns = ["customer_hash", SCORE_COLUMN, live.LABEL]
         frames[version] = labelled[columns] if len(labelled) else pd.DataFrame(columns=columns)
