@@ -229,6 +229,10 @@ class RandomForestParams(_Strict):
     max_depth: int | None = Field(8, gt=0)
     min_samples_leaf: int = Field(5, ge=1)
     max_features: float = Field(0.5, gt=0, le=1)
+    # The rows each tree draws (bootstrap), at most: a forest's fit grows faster than its rows,
+    # so at a million rows this bounds its cost; on fewer rows every tree draws all of them.
+    # null: always all rows. Not searched: every trial uses the configured value.
+    max_samples: int | None = Field(50_000, gt=0)
 
 
 class SearchParams(_Strict):

@@ -139,9 +139,16 @@ def fit_forest(
     monotone: tuple[int, ...],
     n_jobs: int = 1,
 ) -> RandomForestClassifier:
-    """One random-forest fit (with the same monotone constraints as XGBoost, when any)."""
+    """One random-forest fit (with the same monotone constraints as XGBoost, when any).
+
+    ``values["max_samples"]`` bounds the rows each tree draws; it applies only when the training
+    split has more rows than that.
+    """
+    values = dict(values)
+    cap = values.pop("max_samples", None)
     model = RandomForestClassifier(
         **values,
+        max_samples=cap if cap is not None and cap < len(X) else None,
         random_state=seed,
         n_jobs=n_jobs,
         monotonic_cst=list(monotone) if any(monotone) else None,
@@ -163,7 +170,8 @@ def search_forest(
     n_trials = params.search.n_trials if n_trials is None else n_trials
     rng = np.random.default_rng(params.seed + 1)
     grid = [params.random_forest.model_dump()]
-    grid += [_sample(rng, _FOREST_SPACE, RandomForestParams) for _ in range(n_trials)]
+    cap = {"max_samples": params.random_forest.max_samples}  # not searched
+    grid += [_sample(rng, _FOREST_SPACE, RandomForestParams) | cap for _ in range(n_trials)]
     return _best_of(
         "random_forest",
         grid,

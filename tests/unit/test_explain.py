@@ -241,6 +241,26 @@ def test_the_training_summary_ranks_fields_by_mean_absolute_contribution(
     assert labels[-1] == next(iter(means))  # the largest at the top
 
 
+def test_the_summary_of_a_large_test_split_is_drawn_on_a_seeded_sample_and_says_so(
+    params: Params, splits: dict[str, pd.DataFrame], fitted: dict[str, Any]
+) -> None:
+    """Above ``max_rows`` the bars are the sample's means (the same sample every run), and the
+    axis label names the sample's size instead of "the test split"."""
+    test, model = splits["test"], fitted["xgboost_pipeline"]
+    figure = summary_figures(model, test, params.dataset, max_rows=40)["explanations_summary.png"]
+    sample = test.sample(n=40, random_state=0)
+    means = (
+        explainer_for(model, params.dataset).explain(columns_of(sample, params), 40).mean_abs()
+    )
+    bars = figure.axes[0].patches
+    labels = [t.get_text() for t in figure.axes[0].get_yticklabels()]
+    drawn = dict(zip(labels, (b.get_width() for b in bars), strict=True))
+    assert drawn == pytest.approx(means)
+    assert "a seeded sample of 40 test rows" in figure.axes[0].get_xlabel()
+    whole = summary_figures(model, test, params.dataset)["explanations_summary.png"]
+    assert f"the test split ({len(test):,} rows)" in whole.axes[0].get_xlabel()
+
+
 def test_the_numpy_tables_give_xgboosts_own_treeshap_for_a_few_rows(
     params: Params, splits: dict[str, pd.DataFrame], fitted: dict[str, Any]
 ) -> None:

@@ -153,3 +153,21 @@ def test_challengers_within_the_tolerance_go_to_the_preferred_one():
     }
     assert select(costs, "valid_cost", 0.005, prefer) == "xgboost"
     assert select(costs, "valid_cost", 0.001, prefer) == "random_forest"
+
+
+@pytest.mark.parametrize("rows", [300, 150])
+def test_each_tree_of_the_forest_draws_at_most_max_samples_rows(rows):
+    """``random_forest.max_samples`` bounds every trial's trees (it is not searched); a training
+    split smaller than the bound is drawn whole, as sklearn's default bootstrap does."""
+    from churn.train import search_forest
+
+    rng = np.random.default_rng(5)
+    X = rng.random((rows + 100, 4))
+    y = (X[:, 0] + 0.3 * rng.random(rows + 100) > 0.6).astype(int)
+    params = TrainParams(
+        search={"random_forest_trials": 2},
+        random_forest={"n_estimators": 5, "max_samples": 200},
+    )
+    best, trials = search_forest(X[:rows], y[:rows], X[rows:], y[rows:], params, (0,) * 4)
+    assert [t.params["max_samples"] for t in trials] == [200] * 3
+    assert best.max_samples == (200 if rows > 200 else None)  # None: sklearn draws all rows
