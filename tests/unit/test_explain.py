@@ -249,9 +249,7 @@ def test_the_summary_of_a_large_test_split_is_drawn_on_a_seeded_sample_and_says_
     test, model = splits["test"], fitted["xgboost_pipeline"]
     figure = summary_figures(model, test, params.dataset, max_rows=40)["explanations_summary.png"]
     sample = test.sample(n=40, random_state=0)
-    means = (
-        explainer_for(model, params.dataset).explain(columns_of(sample, params), 40).mean_abs()
-    )
+    means = explainer_for(model, params.dataset).explain(columns_of(sample, params), 40).mean_abs()
     bars = figure.axes[0].patches
     labels = [t.get_text() for t in figure.axes[0].get_yticklabels()]
     drawn = dict(zip(labels, (b.get_width() for b in bars), strict=True))
