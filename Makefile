@@ -200,8 +200,8 @@ bench-real-data: $(STAMP) ## Bring-your-own-data figures: init-dataset + trainin
 	$(RUN) churn bench real-data $${TRIALS:+--trials "$$TRIALS"}
 
 .PHONY: bench-scale
-bench-scale: $(STAMP) ## Benchmark the engines: generate/validate/split/train on pandas vs dask (ROWS=1000000 ENGINES=pandas,dask WORKERS=2)
-	$(RUN) churn bench scale --rows "$${ROWS:-1000000}" --engines "$${ENGINES:-pandas,dask}" --workers "$${WORKERS:-2}"
+bench-scale: $(STAMP) ## Benchmark the engines, pandas vs dask: STEPS=training (generate/validate/split/train), scoring (batch scoring, monitoring) or all (ROWS=1000000 ENGINES=pandas,dask WORKERS=2)
+	$(RUN) churn bench scale --rows "$${ROWS:-1000000}" --engines "$${ENGINES:-pandas,dask}" --workers "$${WORKERS:-2}" --steps "$${STEPS:-training}"
 
 .PHONY: bench-monitor
 bench-monitor: $(STAMP) prefect-server ## Benchmark monitoring: 100k and 1M logged predictions, sampling power, false alarms

@@ -721,7 +721,7 @@ def job_summary(
     ] = None,
 ) -> None:
     """The run's Markdown summary: decision, reason, both models' figures, checks, MLflow run."""
-    from churn import job_summary as summary_
+    import churn.job_summary as summary_
     from churn import registry, tracking
 
     settings = _settings(ctx)
@@ -1138,14 +1138,27 @@ def bench_scale(
     ] = "pandas,dask",
     workers: Annotated[int, typer.Option(min=1, help="LocalCluster workers (dask).")] = 2,
     memory_limit: Annotated[str, typer.Option(help="Memory limit per worker (dask).")] = "5GiB",
+    steps: Annotated[
+        str,
+        typer.Option(
+            help="training: generate, validate, split, train (reports/bench-scale-ROWS.json); "
+            "scoring: batch scoring and monitoring of ROWS customers with a trained champion "
+            "(reports/bench-scale-steps-ROWS.json); all: both."
+        ),
+    ] = "training",
 ) -> None:
-    """The training stages (generate, validate, split, train) on each engine: wall time, peak
-    memory of the process and of each dask worker, test ROC AUC (reports/bench-scale-ROWS.json)."""
+    """The stages on each engine at ROWS rows: wall time, peak memory of the process and of each
+    dask worker; test ROC AUC (training), rows judged and drifted columns (scoring)."""
     chosen = tuple(e.strip() for e in engines.split(",") if e.strip())
     unknown = sorted(set(chosen) - {"pandas", "dask"})
     if unknown or not chosen:
         raise _fail(f"unknown engine(s) {unknown or engines!r}; choose from pandas, dask", 2)
-    _tool("bench_scale").run(rows, chosen, workers, memory_limit, echo=console.print)
+    if steps not in ("training", "scoring", "all"):
+        raise _fail(f"unknown --steps {steps!r}; choose from training, scoring, all", 2)
+    if steps in ("training", "all"):
+        _tool("bench_scale").run(rows, chosen, workers, memory_limit, echo=console.print)
+    if steps in ("scoring", "all"):
+        _tool("bench_scale_steps").run(rows, chosen, workers, memory_limit, echo=console.print)
 
 
 @bench.command("real-data")

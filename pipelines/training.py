@@ -5,29 +5,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from churn import (
-    comparison,
-    dask_train,
-    data_stages,
-    engine,
-    model_stages,
-    promotion,
-    tracking,
-    training_cache,
-    versioning,
-)
+from churn import data_stages, engine, tracking, training_cache, versioning
 from churn.champion import ChampionInfo, ServingCheck
 from churn.ingest import source_is_volatile
-from churn.params import DatasetConfig, Params, load_params
-from churn.scoring import check_serving
+from churn.params import TITLES, DatasetConfig, Params, load_params
 from churn.settings import Settings, get_settings
-from churn.train import TITLES, TrainedModels
 from pipelines import artifacts
 from pipelines.timing import StageTimer
+
+# The model stages (scikit-learn, XGBoost, matplotlib, Dask) are imported by the tasks that
+# use them: a run with nothing to train (churn.training_cache) stops before them, and `make
+# train` then pays only for Prefect, DVC and MLflow (tests/unit/test_import_cost.py).
+if TYPE_CHECKING:
+    from churn import dask_train, model_stages, promotion
+    from churn.train import TrainedModels
 
 # Data stages go through DVC, which reuses their cached outputs when nothing they depend on
 # changed; ingestion and the push touch files or the network, so they retry. Task inputs are
@@ -71,11 +67,15 @@ def reuse_check_task(settings: Settings, params: Params) -> tuple[str, ChampionI
 
 @task(name="featurize", cache_policy=NO_CACHE)
 def featurize_task(settings: Settings, params: Params) -> model_stages.FeatureSet:
+    from churn import model_stages
+
     return model_stages.featurize(data_stages.load_splits(settings), params)
 
 
 @task(name="train", cache_policy=NO_CACHE)
 def train_task(features: model_stages.FeatureSet, params: Params) -> TrainedModels:
+    from churn import model_stages
+
     return model_stages.train(features, params)
 
 
@@ -83,12 +83,16 @@ def train_task(features: model_stages.FeatureSet, params: Params) -> TrainedMode
 def evaluate_task(
     features: model_stages.FeatureSet, trained: TrainedModels, params: Params
 ) -> model_stages.Evaluation:
+    from churn import model_stages
+
     return model_stages.evaluate_models(features, trained, params)
 
 
 # The dask engine's featurize / train / evaluate (churn.dask_train), on the flow's cluster.
 @task(name="featurize", cache_policy=NO_CACHE)
 def dask_featurize_task(settings: Settings, params: Params) -> dask_train.DaskFeatures:
+    from churn import dask_train
+
     return dask_train.featurize(dask_train.read_splits(settings), params)
 
 
@@ -96,6 +100,8 @@ def dask_featurize_task(settings: Settings, params: Params) -> dask_train.DaskFe
 def dask_train_task(
     settings: Settings, features: dask_train.DaskFeatures, params: Params
 ) -> TrainedModels:
+    from churn import dask_train
+
     with engine.dask_client(settings, params.engine) as client:
         return dask_train.train(client, features, params)
 
@@ -104,6 +110,8 @@ def dask_train_task(
 def dask_evaluate_task(
     features: dask_train.DaskFeatures, trained: TrainedModels, params: Params
 ) -> model_stages.Evaluation:
+    from churn import dask_train
+
     return dask_train.evaluate(features, trained, params)
 
 
@@ -111,6 +119,8 @@ def dask_evaluate_task(
 def check_serving_task(
     result: model_stages.Evaluation, dataset: DatasetConfig, features: model_stages.FeatureSet
 ) -> ServingCheck:
+    from churn.scoring import check_serving
+
     return check_serving(result.model, dataset, features.frames["test"])
 
 
@@ -128,11 +138,15 @@ def record_task(
     result: model_stages.Evaluation,
     serving_check: ServingCheck,
 ) -> promotion.TrainingRun:
+    from churn import promotion
+
     return promotion.build_run(settings, params, features, trained, result, serving_check)
 
 
 @task(name="register", retries=1, retry_delay_seconds=3, cache_policy=NO_CACHE)
 def register_task(settings: Settings, run: promotion.TrainingRun) -> ChampionInfo:
+    from churn import promotion
+
     return promotion.log_and_register(settings, run)
 
 
@@ -151,6 +165,8 @@ def gate_task(
     challenger: ChampionInfo,
     move_champion: bool = True,
 ) -> promotion.Registered:
+    from churn import promotion
+
     return promotion.gate(settings, params, features, challenger, move_champion=move_champion)
 
 
@@ -258,6 +274,8 @@ def _run(
         trained = timed("train", train_task, features, params)
         result = timed("evaluate", evaluate_task, features, trained, params)
     check = timed("check-serving", check_serving_task, result, params.dataset, features)
+    from churn import comparison
+
     if push and settings.dvc_push:
         timed("push-data", push_task, root)
     run = timed("record", record_task, settings, params, features, trained, result, check)

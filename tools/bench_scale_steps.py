@@ -1,11 +1,12 @@
 """Batch scoring and monitoring at scale, pandas vs dask: wall time and peak memory per step.
 
-The steps are plain functions returning their figures, for ``tools/bench_scale.py`` (``make
-bench-scale``) to call beside generate, validate and train; run alone, this module trains a
-champion on a throw-away fork and measures both steps at ``--rows`` rows::
+``make bench-scale STEPS=scoring`` (``churn bench scale --steps scoring``; ``--steps all`` runs
+these after generate, validate, split and train) trains a champion on a throw-away fork, writes
+``rows`` customers and the same rows as a window of logged predictions, and measures both steps
+on each engine::
 
-    uv run python -m tools.bench_scale_steps --rows 1000000            # pandas and dask
-    uv run python -m tools.bench_scale_steps --rows 10000000 --dask-only
+    make bench-scale STEPS=scoring ROWS=1000000                  # pandas and dask
+    make bench-scale STEPS=scoring ROWS=10000000 ENGINES=dask
 
 Memory is sampled every 50 ms: this process's resident set (``peak_mib``, and ``delta_mib`` above
 what it held before the step), and each Dask worker process's (``worker_peak_mib``: the largest
@@ -14,7 +15,6 @@ single worker) on the LocalCluster of ``params.yaml``'s ``engine`` block.
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
@@ -29,7 +29,7 @@ import psutil
 
 from tools.bench_monitor import BENCH_OVERRIDES
 from tools.bench_scale import MemorySampler
-from tools.fork import fork_project
+from tools.fork import ROOT, fork_project
 
 MiB = 1024 * 1024
 
@@ -157,9 +157,15 @@ def monitor_step(project: Path, window: Path, engine: str, client: Any = None) -
 
 
 def run(
-    rows: int, part_rows: int = 500_000, dask_only: bool = False, echo: Callable[..., Any] = print
+    rows: int,
+    engines: tuple[str, ...] = ("pandas", "dask"),
+    workers: int = 2,
+    memory_limit: str = "4GiB",
+    part_rows: int = 500_000,
+    echo: Callable[..., Any] = print,
 ) -> dict[str, Any]:
-    """Train a champion on a fork, write ``rows`` rows, measure both steps on both engines."""
+    """Train a champion on a fork, write ``rows`` rows, measure both steps on each engine (the
+    dask engine on a LocalCluster of ``workers`` processes of one thread, ``memory_limit`` each)."""
     from churn.engine import dask_client
     from churn.params import load_params
     from churn.settings import get_settings
@@ -167,49 +173,37 @@ def run(
 
     results: dict[str, Any] = {"rows": rows, "part_rows": part_rows}
     with tempfile.TemporaryDirectory(prefix="bench-scale-steps-") as tmp:
-        project = fork_project(Path(tmp) / "project", BENCH_OVERRIDES)
+        cluster = {"workers": workers, "threads_per_worker": 1, "memory_limit": memory_limit}
+        project = fork_project(Path(tmp) / "project", BENCH_OVERRIDES | {"engine": cluster})
         training_flow(str(project), push=False)
         started = time.perf_counter()
         data = write_data(project, Path(tmp) / "data", rows, part_rows)
         results["write_data_s"] = round(time.perf_counter() - started, 1)
         echo(f"data written in {results['write_data_s']} s")
-        if not dask_only and "single" in data:
-            results["batch_pandas"] = batch_score_step(
-                project, data["single"], Path(tmp) / "scores.parquet", "pandas"
-            )
-            echo(f"batch-score pandas: {json.dumps(results['batch_pandas'])}")
-            results["monitor_pandas"] = monitor_step(project, data["window"], "pandas")
-            echo(f"monitor pandas: {json.dumps(results['monitor_pandas'])}")
-        settings = get_settings(project_dir=project)
-        engine = load_params(settings.params_path).engine
-        results["cluster"] = {
-            "workers": engine.workers,
-            "threads_per_worker": engine.threads_per_worker,
-            "memory_limit": engine.memory_limit,
-        }
-        with dask_client(settings, engine) as client:
-            results["cluster"]["warm_up_s"] = warm_up(client)
-            results["batch_dask"] = batch_score_step(
-                project, data["customers"], Path(tmp) / "scores", "dask", client
-            )
-            echo(f"batch-score dask: {json.dumps(results['batch_dask'])}")
-            results["monitor_dask"] = monitor_step(project, data["window"], "dask", client)
-            echo(f"monitor dask: {json.dumps(results['monitor_dask'])}")
-    out = Path("reports") / f"bench-scale-steps-{rows}.json"
+        if "pandas" in engines:
+            if "single" not in data:
+                echo(f"pandas engine skipped: {rows:,} rows are over its single-file bound (2M)")
+            else:
+                results["batch_pandas"] = batch_score_step(
+                    project, data["single"], Path(tmp) / "scores.parquet", "pandas"
+                )
+                echo(f"batch-score pandas: {json.dumps(results['batch_pandas'])}")
+                results["monitor_pandas"] = monitor_step(project, data["window"], "pandas")
+                echo(f"monitor pandas: {json.dumps(results['monitor_pandas'])}")
+        if "dask" in engines:
+            settings = get_settings(project_dir=project)
+            engine = load_params(settings.params_path).engine
+            results["cluster"] = dict(cluster)
+            with dask_client(settings, engine) as client:
+                results["cluster"]["warm_up_s"] = warm_up(client)
+                results["batch_dask"] = batch_score_step(
+                    project, data["customers"], Path(tmp) / "scores", "dask", client
+                )
+                echo(f"batch-score dask: {json.dumps(results['batch_dask'])}")
+                results["monitor_dask"] = monitor_step(project, data["window"], "dask", client)
+                echo(f"monitor dask: {json.dumps(results['monitor_dask'])}")
+    out = ROOT / "reports" / f"bench-scale-steps-{rows}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=str))
     echo(f"written to {out}")
     return results
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--part-rows", type=int, default=500_000)
-    parser.add_argument("--dask-only", action="store_true", help="skip the pandas engine")
-    args = parser.parse_args()
-    run(args.rows, args.part_rows, args.dask_only)
-
-
-if __name__ == "__main__":
-    main()

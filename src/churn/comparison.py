@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from churn.params import BASELINE, DatasetConfig
+from churn.params import BASELINE, TITLES, DatasetConfig
 from churn.scoring import compile_pipeline
-from churn.train import TITLES, FittedCandidate
+from churn.train import FittedCandidate
 
 # The table's columns, in order (``candidate`` is the key of ``train.candidates``).
 COLUMNS = [

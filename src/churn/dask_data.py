@@ -125,12 +125,41 @@ def _check_same_columns(out: Path, files: list[Path]) -> None:
 
 
 def _validate_part(
-    raw: Path, index: int, dataset: DatasetConfig, valid_dir: Path, quarantine_dir: Path
+    raw: Path,
+    index: int,
+    dataset: DatasetConfig,
+    valid_dir: Path,
+    quarantine_dir: Path,
+    taken_ids: frozenset[Any] = frozenset(),
 ) -> ValidationReport:
-    result = validate_frame(pd.read_parquet(raw), dataset)
+    result = validate_frame(pd.read_parquet(raw), dataset, taken_ids)
     result.valid.to_parquet(valid_dir / part_name(index), index=False)
     result.quarantine.to_csv(quarantine_dir / part_name(index, ".csv"), index=False)
     return result.report
+
+
+def _part_ids(path: Path, index: int, column: str) -> pd.DataFrame:
+    ids = pd.read_parquet(path, columns=[column])
+    ids["part"] = index
+    return ids
+
+
+def repeated_ids(client: Client, parts: Sequence[Path], column: str) -> dict[Any, int]:
+    """The ids found in more than one part, each with the first part that holds it.
+
+    Only the id column is read, and the counting is a Dask groupby whose output is split in
+    several partitions, so no process holds every id; only the repeated ones reach this one
+    (normally none).
+    """
+    import dask.dataframe as dd
+
+    if len(parts) < 2:
+        return {}
+    ids = dd.from_map(_part_ids, list(parts), range(len(parts)), column=column)
+    spread = ids.groupby(column)["part"].agg(["min", "max"], split_out=len(parts))
+    first = spread[spread["min"] < spread["max"]]["min"]
+    found = client.compute(first).result()
+    return {key: int(part) for key, part in found.items()}
 
 
 def merge_reports(reports: Sequence[ValidationReport]) -> ValidationReport:
@@ -154,8 +183,9 @@ def validate(client: Client, settings: Settings, params: Params) -> ValidationRe
     """The data contract per part: valid parts, quarantine parts (CSV, with the reason of each
     row) and one report; the same ``validate.max_quarantine_share`` on the whole data set.
 
-    Identity checks (a duplicated id) hold within a part; the id's uniqueness across parts is
-    the source's (the generator's parts cannot collide: docs/scaling.md).
+    An id is unique across the whole data set, as on the pandas engine: an id repeated within a
+    part keeps its first row, and one found in several parts (``repeated_ids``) keeps its rows
+    in the first of them; every later row is quarantined with the same reason.
 
     Raises:
         ContractError: after writing the outputs, when the quarantined share is too high (or a
@@ -163,9 +193,22 @@ def validate(client: Client, settings: Settings, params: Params) -> ValidationRe
     """
     layout = DataLayout(settings.data_dir)
     valid_dir, quarantine_dir = _fresh_dir(layout.validated), _fresh_dir(layout.quarantine)
+    parts = parts_of(layout.raw)
+    first: dict[Any, int] = {}
+    if params.dataset.id_column is not None:
+        first = repeated_ids(client, parts, params.dataset.id_column)
+        if first:
+            log.info("validate: %d ids occur in more than one part", len(first))
     args = [
-        (raw, i, params.dataset, valid_dir, quarantine_dir)
-        for i, raw in enumerate(parts_of(layout.raw))
+        (
+            raw,
+            i,
+            params.dataset,
+            valid_dir,
+            quarantine_dir,
+            frozenset(key for key, part in first.items() if part < i),
+        )
+        for i, raw in enumerate(parts)
     ]
     report = merge_reports(run_parts(client, "validate", _validate_part, args))
     layout.validation_report.write_text(json.dumps(asdict(report), indent=2) + "\n")

@@ -7,6 +7,8 @@ same per-frame functions.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
 from churn.engine import dask_client
@@ -15,7 +17,9 @@ from churn.layout import SPLITS, DataLayout, clear
 from churn.params import Params
 from churn.settings import Settings
 from churn.split import split_frame
-from churn.validate import ValidationReport, check_quarantine_share, validate_frame, write_outputs
+
+if TYPE_CHECKING:  # pandera (the contract) is imported when a run validates, not on every run
+    from churn.validate import ValidationReport
 
 
 def ingest(settings: Settings, params: Params) -> int:
@@ -43,6 +47,8 @@ def validate(settings: Settings, params: Params) -> ValidationReport:
 
         with dask_client(settings, params.engine) as client:
             return dask_data.validate(client, settings, params)
+    from churn.validate import check_quarantine_share, validate_frame, write_outputs
+
     layout = DataLayout(settings.data_dir)
     result = validate_frame(pd.read_parquet(layout.raw), params.dataset)
     for path in (layout.validated, layout.quarantine):

@@ -10,8 +10,7 @@ import pandas as pd
 from churn import comparison as compare
 from churn.champion import ChampionInfo
 from churn.fairness import SegmentReport
-from churn.params import Params
-from churn.train import TITLES
+from churn.params import TITLES, Params
 
 
 def render_model_card(

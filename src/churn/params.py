@@ -243,6 +243,12 @@ class SearchParams(_Strict):
 
 Candidate = Literal["logistic", "random_forest", "xgboost"]
 BASELINE: Candidate = "logistic"
+# What each candidate is called in tables, the model card and the run's child runs.
+TITLES: dict[str, str] = {
+    "logistic": "logistic regression",
+    "random_forest": "random forest",
+    "xgboost": "XGBoost",
+}
 
 
 class SelectParams(_Strict):

@@ -7,7 +7,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from churn.params import DatasetConfig, SplitParams, label_text, label_texts
 
@@ -80,6 +79,9 @@ def split_frame(
             "test": ordered.iloc[n_train + n_valid :],
         }
     else:
+        # scikit-learn only here: an unchanged `make train` imports this module without it
+        from sklearn.model_selection import train_test_split
+
         y = label_vector(frame, dataset)
         train, rest = train_test_split(
             frame, test_size=holdout, stratify=y, random_state=params.seed

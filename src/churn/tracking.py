@@ -7,22 +7,26 @@ import json
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import pandas as pd
-from matplotlib.figure import Figure
 from mlflow import MlflowClient
 from mlflow.data.pandas_dataset import from_pandas
 from mlflow.environment_variables import MLFLOW_TRACKING_URI
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.types import ColSpec, Schema
-from sklearn.pipeline import Pipeline
 
-from churn.fallback_rules import FILE_NAME as RULES_FILE
-from churn.fallback_rules import FallbackRules
 from churn.params import DatasetConfig
 from churn.settings import Settings
+
+# Annotations only: connect() is on paths that never see a model (an unchanged `make train`),
+# and these pull in matplotlib, scikit-learn and XGBoost.
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from sklearn.pipeline import Pipeline
+
+    from churn.fallback_rules import FallbackRules
 
 # Pinned requirements for the logged model. Listing them avoids MLflow's requirement inference,
 # which loads the model again in a subprocess and costs several seconds per run.
@@ -124,6 +128,8 @@ def log_training_run(
     ``children`` maps each candidate to its ``(params, metrics)``: one nested run each under
     this one (the parent holds the selected model, the comparison and the registered model).
     """
+    from churn.fallback_rules import FILE_NAME as RULES_FILE
+
     exp_id = experiment_id(client, settings)
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name) as run:
         for split, (frame, md5, path) in (datasets or {}).items():

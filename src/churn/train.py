@@ -19,7 +19,14 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.pipeline import Pipeline
 from xgboost import XGBClassifier
 
-from churn.params import BASELINE, CostParams, RandomForestParams, TrainParams, XGBoostParams
+from churn.params import (
+    BASELINE,
+    TITLES,
+    CostParams,
+    RandomForestParams,
+    TrainParams,
+    XGBoostParams,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +48,6 @@ _FOREST_SPACE: dict[str, tuple[float, float, str]] = {
     "max_depth": (4, 10, "int"),
     "min_samples_leaf": (3, 40, "logint"),
     "max_features": (0.2, 0.8, "lin"),
-}
-
-# What each candidate is called in tables, the model card and the run's child runs.
-TITLES = {
-    "logistic": "logistic regression",
-    "random_forest": "random forest",
-    "xgboost": "XGBoost",
 }
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pandera.errors
@@ -23,6 +25,8 @@ from churn.params import ROW_KEY, DatasetConfig, label_text, label_texts
 log = logging.getLogger(__name__)
 
 REASON_COLUMN = "_quarantine_reason"
+# pandera's name for a repeated id; repeats across the dask engine's parts get the same reason
+UNIQUENESS_CHECK = "field_uniqueness"
 
 
 class ContractError(DataError):
@@ -45,12 +49,18 @@ class ValidationResult:
     report: ValidationReport
 
 
-def validate_frame(raw: pd.DataFrame, dataset: DatasetConfig) -> ValidationResult:
+def validate_frame(
+    raw: pd.DataFrame, dataset: DatasetConfig, taken_ids: Collection[Any] = ()
+) -> ValidationResult:
     """Split a raw batch into rows that meet the contract and quarantined rows with reasons.
 
     Valid rows come back with known quirks coerced (blank numbers -> NaN, numeric text ->
     numbers), without ``dataset.ignore_columns``, and keyed by ``ROW_KEY`` when the data set has
     no id column. Every input row ends up in exactly one of the two outputs.
+
+    An id that repeats within the batch is kept on its first row; ``taken_ids`` are ids whose
+    first row is in another, earlier batch of the same data set (the dask engine's parts), so
+    every row of theirs here is a repeat: both get the same uniqueness reason.
 
     Raises:
         ContractError: when required columns are missing, the batch is empty, or the label
@@ -79,6 +89,8 @@ def validate_frame(raw: pd.DataFrame, dataset: DatasetConfig) -> ValidationResul
         build_schema(dataset).validate(coerced, lazy=True)
     except pandera.errors.SchemaErrors as exc:
         reasons = reasons + _row_reasons(exc.failure_cases, index=raw.index)
+    if taken_ids and dataset.id_column is not None:
+        reasons = reasons + _repeated_ids(raw[dataset.id_column], taken_ids, reasons)
 
     bad = reasons != ""
     quarantine = raw.loc[bad].copy()
@@ -183,6 +195,14 @@ def _row_reasons(failure_cases: pd.DataFrame, index: pd.Index) -> pd.Series:
     )
     per_row = text.groupby(rows["index"].astype(int)).sum()
     return per_row.reindex(index, fill_value="").astype(str)
+
+
+def _repeated_ids(ids: pd.Series, taken_ids: Collection[Any], reasons: pd.Series) -> pd.Series:
+    """The uniqueness reason, as pandera words it, for rows whose id is in ``taken_ids``
+    (unless pandera already gave it: a repeat within the batch too)."""
+    name = f"{ids.name}: {UNIQUENESS_CHECK}"
+    repeat = ids.isin(taken_ids) & ~reasons.str.contains(name, regex=False)
+    return (name + " (got " + ids.astype(str).str.slice(0, 40) + "); ").where(repeat, "")
 
 
 def _count_reasons(reasons: pd.Series) -> dict[str, int]:

@@ -36,16 +36,27 @@ pytestmark = pytest.mark.integration
 ROWS, PART_ROWS = 200_000, 50_000
 
 
+REPEATS = 30  # rows per later part whose id an earlier part already holds
+
+
 def _source(folder: Path) -> Path:
-    """The customers as 4 Parquet parts, with broken rows the contract must quarantine."""
+    """The customers as 4 Parquet parts, with broken rows the contract must quarantine: 150
+    per part with a bad value, and in parts 1-3 ``REPEATS`` rows each that repeat an id of an
+    earlier part (parts 1 and 2 of part 0's, part 3 of part 1's)."""
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
+    ids: list[pd.Series] = []
     for i in range(len(part_sizes(ROWS, PART_ROWS))):
         part = generate_part(ROWS, 3, i, PART_ROWS)
-        bad = rng.choice(len(part), size=150, replace=False)
+        ids.append(part["customerID"].copy())
+        bad = rng.choice(len(part), size=150 + REPEATS, replace=False)
         part.loc[bad[:50], "tenure"] = -1
         part.loc[bad[50:100], "Contract"] = "Weekly"
-        part.loc[bad[100:], "TotalCharges"] = "n/a"
+        part.loc[bad[100:150], "TotalCharges"] = "n/a"
+        if i:
+            earlier = ids[0] if i < 3 else ids[1]
+            taken = earlier.iloc[i * REPEATS : (i + 1) * REPEATS].to_numpy()
+            part.loc[bad[150:], "customerID"] = taken
         part.to_parquet(folder / f"customers-{i}.parquet", index=False)
     return folder
 
@@ -121,13 +132,19 @@ def test_both_engines_quarantine_the_same_rows_and_split_alike(both_engines):
         for kind, (p, _) in both_engines.items()
     }
     assert reports["dask"] == reports["pandas"]
-    assert reports["dask"]["n_quarantined"] == 600 and reports["dask"]["n_rows"] == ROWS
+    quarantined = 600 + 3 * REPEATS
+    assert reports["dask"]["n_quarantined"] == quarantined and reports["dask"]["n_rows"] == ROWS
+    # An id repeated across parts is quarantined on the engine that sees parts too, with
+    # pandera's own reason, on the later rows: the same rows as on the whole frame.
+    assert reports["dask"]["reasons"]["customerID: field_uniqueness"] == 3 * REPEATS
     # The dask engine's outputs are directories of parts; the quarantine keeps each row's reason.
     quarantine = project / "data" / "validated" / "quarantine.csv"
     parts = sorted(quarantine.glob("part-*.csv"))
     assert len(parts) == 4
     rows = pd.concat([pd.read_csv(p, keep_default_na=False) for p in parts])
-    assert len(rows) == 600 and rows[REASON_COLUMN].str.len().min() > 0
+    assert len(rows) == quarantined and rows[REASON_COLUMN].str.len().min() > 0
+    whole = pd.read_csv(both_engines["pandas"][0] / "data" / "validated" / "quarantine.csv")
+    assert sorted(rows["customerID"]) == sorted(whole["customerID"])
     assert (project / "data" / "raw" / "customers.parquet").is_dir()
     for name in ("train", "valid", "test"):
         ids = {

@@ -26,6 +26,20 @@ def test_clean_rows_pass_and_blank_total_charges_becomes_missing(raw, params):
     assert result.valid["TotalCharges"].iloc[1:].notna().all()
 
 
+def test_ids_an_earlier_part_holds_are_quarantined_as_repeats_once_each(raw, params):
+    """``taken_ids`` (the dask engine's ids whose first row is in an earlier part): every row of
+    theirs goes, with pandera's uniqueness reason, given once even to a repeat within the part."""
+    raw = raw.copy()
+    raw.loc[5, "customerID"] = raw.loc[6, "customerID"]  # a repeat within the part too
+    taken = {raw.loc[2, "customerID"], raw.loc[6, "customerID"], "not-in-this-part"}
+    result = validate_frame(raw, params.dataset, taken_ids=taken)
+    q = result.quarantine
+    assert sorted(q.index) == [2, 5, 6]
+    assert (q[REASON_COLUMN] == "customerID: field_uniqueness (got " + q["customerID"] + ")").all()
+    assert result.report.reasons == {"customerID: field_uniqueness": 3}
+    assert validate_frame(raw, params.dataset).report.n_quarantined == 1  # the part alone
+
+
 def test_each_bad_row_is_quarantined_with_its_reason(raw, params):
     raw = raw.astype({"tenure": "object", "MonthlyCharges": "object"})
     raw.loc[1, "tenure"] = -3  # below min
