@@ -64,6 +64,13 @@ def _main(
     ] = Path(),
 ) -> None:
     ctx.obj = _Options(project_dir.resolve())
+    # skops (MLflow's format for scikit-learn models) looks up the module of every NumPy and
+    # SciPy ufunc when it is imported, scanning sys.modules in import order until a match: with
+    # these two loaded before Prefect, MLflow and the rest, each scan stops within the first
+    # few hundred modules (skops' import in `churn train`: 0.8 s instead of 3.4 s).
+    import numpy  # noqa: F401
+    import scipy.special  # noqa: F401
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # One INFO line per HTTP request (to the Prefect server, MLflow's, the service) is noise.
     logging.getLogger("httpx").setLevel(logging.WARNING)
