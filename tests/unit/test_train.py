@@ -171,3 +171,29 @@ def test_each_tree_of_the_forest_draws_at_most_max_samples_rows(rows):
     best, trials = search_forest(X[:rows], y[:rows], X[rows:], y[rows:], params, (0,) * 4)
     assert [t.params["max_samples"] for t in trials] == [200] * 3
     assert best.max_samples == (200 if rows > 200 else None)  # None: sklearn draws all rows
+
+
+def test_candidates_fitted_side_by_side_are_the_ones_fitted_one_at_a_time(monkeypatch):
+    """The candidates are fitted on one thread each; every fit is seeded, so the models (their
+    validation scores, hence the selection) are those of a one-at-a-time run."""
+    import churn.train as train_module
+    from churn.train import train_models
+
+    rng = np.random.default_rng(6)
+    X = rng.random((700, 5))
+    y = (X[:, 0] + X[:, 1] * X[:, 2] + 0.3 * rng.random(700) > 0.9).astype(int)
+    params = TrainParams(
+        search={"n_trials": 2, "random_forest_trials": 1},
+        xgboost={"n_estimators": 40},
+        random_forest={"n_estimators": 30},
+    )
+    side_by_side = train_models(X[:500], y[:500], X[500:], y[500:], params, (0,) * 5)
+    monkeypatch.setattr(train_module.os, "cpu_count", lambda: 1)
+    one_at_a_time = train_models(X[:500], y[:500], X[500:], y[500:], params, (0,) * 5)
+    assert side_by_side.selected == one_at_a_time.selected
+    for name, candidate in side_by_side.candidates.items():
+        other = one_at_a_time.candidates[name]
+        assert candidate.valid == other.valid and candidate.params == other.params
+        np.testing.assert_array_equal(
+            candidate.model.predict_proba(X[500:]), other.model.predict_proba(X[500:])
+        )
