@@ -137,6 +137,23 @@ class ServingMetrics:
             registry=r,
         )
         r.register(RequestCost(self.probability))
+        # The children of the per-request metrics by label values: ``labels()`` validates and
+        # looks them up under a lock on every call, a few microseconds of every request. The
+        # two metrics are never cleared, so a child once made stays the one exposed.
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def count_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        """One answered request: ``churn_http_requests_total`` and its duration."""
+        key = (endpoint, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(endpoint, method, str(status)),
+                self.latency.labels(endpoint),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def set_log_health(self, health: Any) -> None:
         """The prediction log's state (a ``serving.predlog.LogHealth``) as of now."""

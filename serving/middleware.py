@@ -7,6 +7,7 @@ request id and arrival time go into ``scope["state"]`` for the routes (``request
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import secrets
 import time
@@ -34,7 +35,7 @@ class ServiceMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = _request_id(scope)
+        request_id, length = _read_headers(scope)
         scope.setdefault("state", {}).update(request_id=request_id, started=started)
         status_code = 500
 
@@ -48,7 +49,6 @@ class ServiceMiddleware:
             await send(message)
 
         try:
-            length = _content_length(scope)
             if length is not None and length > self.max_body:
                 await _too_large(send_with_id, self.max_body)
                 return
@@ -63,8 +63,9 @@ class ServiceMiddleware:
         finally:
             route = scope.get("route")
             endpoint = getattr(route, "path", "unmatched")
-            self.metrics.requests.labels(endpoint, scope["method"], str(status_code)).inc()
-            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
+            self.metrics.count_request(
+                endpoint, scope["method"], status_code, time.perf_counter() - started
+            )
 
 
 # Request ids: a random per-process prefix and a counter (unique, and far cheaper than uuid4).
@@ -72,28 +73,28 @@ _ID_PREFIX = secrets.token_hex(6)
 _ID_COUNTER = itertools.count(1)
 
 
-def _request_id(scope: Scope) -> str:
+def _read_headers(scope: Scope) -> tuple[str, int | None]:
+    """The request id (the client's ``X-Request-ID`` if usable, else a new one) and the
+    ``Content-Length`` (None when absent or not a number), in one pass over the headers."""
+    request_id: str | None = None
+    length: int | None = None
+    seen_length = False
     for name, value in scope["headers"]:
         # At most the prediction log's column width (a longer id would fail the batch insert),
         # and visible ASCII only: other bytes cannot come back unchanged in a header (a UTF-8
         # id was echoed garbled); such an id is replaced, like a too long one.
         if (
             name == b"x-request-id"
+            and request_id is None
             and 0 < len(value) <= REQUEST_ID_MAX
             and all(0x21 <= b <= 0x7E for b in value)
         ):
-            return value.decode("ascii")
-    return f"{_ID_PREFIX}-{next(_ID_COUNTER):x}"
-
-
-def _content_length(scope: Scope) -> int | None:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
+            request_id = value.decode("ascii")
+        elif name == b"content-length" and not seen_length:
+            seen_length = True
+            with contextlib.suppress(ValueError):  # not a number: as if absent
+                length = int(value)
+    return request_id or f"{_ID_PREFIX}-{next(_ID_COUNTER):x}", length
 
 
 async def _read_limited(receive: Receive, limit: int) -> bytes | None:

@@ -49,6 +49,8 @@ class ServingState:
         self.settings = settings
         self.params = params
         self.dataset = params.dataset
+        # The model's input columns, once (the config's property builds the list at each call).
+        self.feature_columns: tuple[str, ...] = tuple(params.dataset.feature_columns)
         self.api_key = api_key
         self.metrics = ServingMetrics()
         store = PredictionStore(

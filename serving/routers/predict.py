@@ -103,7 +103,12 @@ def build_router(parser: RequestParser) -> APIRouter:
             else None
         )
         n = len(records)
-        columns = {c: [r[c] for r in records] for c in state.dataset.feature_columns}
+        features = state.feature_columns
+        if n == 1:  # the common request: one record, its columns without a loop per column
+            record = records[0]
+            columns = {c: [record[c]] for c in features}
+        else:
+            columns = {c: [r[c] for r in records] for c in features}
         live = state.live  # None unless params.yaml's live.mode runs a challenger
         id_column = state.dataset.id_column
         ids = [r.get(id_column) for r in records] if id_column else [None] * n
@@ -345,7 +350,7 @@ def _score(state: Any, model: Any, columns: dict[str, list[Any]], n: int) -> tup
         state.metrics.fallbacks.labels("no_model").inc(n)
     try:
         proba = model.scorer.score(columns, n)
-        if proba.shape != (n,) or not np.all(np.isfinite(proba)):
+        if proba.shape != (n,) or not np.isfinite(proba).all():
             raise ValueError(f"the model returned {proba.shape} scores, or non-finite ones")
         return proba, model
     except Exception:

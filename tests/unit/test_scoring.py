@@ -84,6 +84,24 @@ def test_the_check_serves_the_compiled_replay_for_either_calibration(
     assert isinstance(compile_pipeline(pipeline, params.dataset), CompiledScorer)
 
 
+def test_one_record_in_floats_scores_the_same_bits_as_the_matrix_path(
+    params: Params, splits: dict[str, pd.DataFrame]
+) -> None:
+    """The single-record path (Python floats around the tree walk) gives exactly the value of
+    the matrix path, for a row with a missing number too; isotonic has no such path."""
+    scorer = compile_pipeline(fit(params, splits), params.dataset)
+    assert isinstance(scorer, CompiledScorer) and scorer._predict_one is not None
+    rows = splits["test"].head(40).copy()
+    rows.loc[rows.index[0], "TotalCharges"] = np.nan
+    for i in range(len(rows)):
+        cols = {c: [v] for c, v in rows.iloc[i][params.dataset.feature_columns].items()}
+        one = scorer.score(cols, 1)
+        assert one.shape == (1,) and one.dtype == np.float64
+        assert one[0] == scorer.predict(scorer.encode(cols, 1))[0]
+    isotonic = compile_pipeline(fit(params, splits, "isotonic"), params.dataset)
+    assert isinstance(isotonic, CompiledScorer) and isotonic._predict_one is None
+
+
 def test_the_replay_follows_any_configured_ratios_and_counts(
     params: Params, splits: dict[str, pd.DataFrame]
 ) -> None:

@@ -19,7 +19,7 @@ from churn.scoring.columns import (
     level_index,
     numeric_column,
 )
-from churn.scoring.trees import NotSupported, NumpyForest, NumpyTrees
+from churn.scoring.trees import NotSupported, NumpyForest, NumpyTrees, expit_one
 
 # Up to this many rows the numpy tree walk beats XGBoost's own predict (measured: 8 rows
 # 0.07 vs 0.19 ms, 64 rows 0.40 vs 0.25 ms).
@@ -70,7 +70,7 @@ class CompiledScorer:
         encode = steps[at]
         self._blocks = self._encoder_blocks(encode)
         self.n_features = sum(width for _, _, width, _ in self._blocks)
-        self._predict, self.model_path, self._dtype = _model_predict(model)
+        self._predict, self.model_path, self._dtype, self._predict_one = _model_predict(model)
         self._scale_plan: list[tuple[int, str, float, float]] = []
         self._onehot_plan: list[tuple[int, str, dict[Any, int]]] = []
         self._categories: dict[str, dict[Any, int]] = {}
@@ -182,6 +182,8 @@ class CompiledScorer:
         return np.asarray(self._predict(X))
 
     def score(self, columns: Columns, n: int) -> np.ndarray:
+        if n == 1 and self._predict_one is not None:  # the single-record request: in floats
+            return np.array([self._predict_one(self.encode(columns, 1)[0])])
         return self._predict(self.encode(columns, n))
 
 
@@ -191,11 +193,15 @@ def _flatten(pipeline: Any) -> list[Any]:
     return [pipeline]
 
 
+OneRow = Callable[[np.ndarray], float]
+
+
 def _model_predict(
     model: Any,
-) -> tuple[Callable[[np.ndarray], np.ndarray], str, type[np.floating[Any]]]:
-    """The fastest exact ``X -> P(churn)`` for the final estimator, what it uses, and the
-    matrix's dtype it needs.
+) -> tuple[Callable[[np.ndarray], np.ndarray], str, type[np.floating[Any]], OneRow | None]:
+    """The fastest exact ``X -> P(churn)`` for the final estimator, what it uses, the matrix's
+    dtype it needs, and the same for one encoded row in Python floats when every part has one
+    (the numpy tree walk with sigmoid calibration), else None.
 
     A binary ``CalibratedClassifierCV`` around one of the training candidates is taken apart:
     the fitted model's raw score and the calibrators, combined as
@@ -206,6 +212,10 @@ def _model_predict(
     regression, its linear score. Isotonic calibration gets the model's own raw output and the
     calibrator's own ``predict``: a piecewise-linear map can be steep, so only its exact input
     is safe. Anything else is the model's own ``predict_proba`` on the replayed matrix.
+
+    The one-row function does the same operations in the same order on floats (the same value
+    to the last bit, ``tests/unit/test_scoring.py``): for a single record the dozen numpy calls
+    on one-element arrays around the tree walk cost more than the arithmetic.
     """
     from sklearn.calibration import CalibratedClassifierCV, _SigmoidCalibration
     from sklearn.isotonic import IsotonicRegression
@@ -213,10 +223,11 @@ def _model_predict(
     def generic(X: np.ndarray) -> np.ndarray:
         return np.asarray(model.predict_proba(X)[:, 1], dtype=np.float64)
 
-    fallback = (generic, f"{type(model).__name__}.predict_proba", np.float64)
+    fallback = (generic, f"{type(model).__name__}.predict_proba", np.float64, None)
     if not isinstance(model, CalibratedClassifierCV) or len(model.classes_) != 2:
         return fallback
     parts: list[tuple[Callable[[np.ndarray], np.ndarray], Any]] = []
+    one_parts: list[tuple[OneRow, float, float]] = []
     methods, kinds, dtypes = set(), set(), set()
     for cc in model.calibrated_classifiers_:
         inner = getattr(cc.estimator, "estimator", cc.estimator)  # FrozenEstimator wraps
@@ -235,6 +246,8 @@ def _model_predict(
         kinds.add(raw[1])
         dtypes.add(raw[2])
         parts.append((raw[0], calibrator))
+        if raw[3] is not None and isinstance(calibrator, _SigmoidCalibration):
+            one_parts.append((raw[3], float(calibrator.a_), float(calibrator.b_)))
     if len(dtypes) != 1:
         return fallback
 
@@ -251,15 +264,26 @@ def _model_predict(
             out /= len(parts)
         return np.asarray(out, dtype=np.float64)
 
+    def calibrated_one(x: np.ndarray) -> float:
+        total = 0.0
+        for i, (raw_one, a, b) in enumerate(one_parts):
+            q = expit_one(-(a * raw_one(x) + b))
+            total = q if i == 0 else total + q
+        if len(one_parts) > 1:
+            total /= len(one_parts)
+        return total
+
     path = f"{'/'.join(sorted(kinds))}, {'/'.join(sorted(methods))} calibration"
-    return calibrated, path, dtypes.pop()
+    one = calibrated_one if len(one_parts) == len(parts) else None
+    return calibrated, path, dtypes.pop(), one
 
 
 def _raw_score(
     inner: Any, *, sigmoid: bool
-) -> tuple[Callable[[np.ndarray], np.ndarray], str, type[np.floating[Any]]] | None:
+) -> tuple[Callable[[np.ndarray], np.ndarray], str, type[np.floating[Any]], OneRow | None] | None:
     """``X -> the score the calibrator was fitted on`` for a known model, the name of that
-    path and the dtype the model computes in (trees: float32; linear: float64), or None."""
+    path, the dtype the model computes in (trees: float32; linear: float64) and the score of
+    one row as a float when the numpy tree walk gives it; None for an unknown model."""
     kind = type(inner).__name__
     if kind == "XGBClassifier":
         try:
@@ -280,7 +304,8 @@ def _raw_score(
             p = booster.inplace_predict(X, iteration_range=iterations, validate_features=False)
             return np.asarray(p, dtype=np.float64) if sigmoid else np.asarray(p)
 
-        return xgb, "XGBoost booster", np.float32
+        one = trees.proba_one if trees is not None else None
+        return xgb, "XGBoost booster", np.float32, one
     if kind == "RandomForestClassifier":
         forest: NumpyForest | None = None
         if sigmoid:
@@ -294,7 +319,7 @@ def _raw_score(
                 return forest.predict_proba(X)
             return np.asarray(inner.predict_proba(X)[:, 1], dtype=np.float64)
 
-        return rf, "random-forest trees", np.float32
+        return rf, "random-forest trees", np.float32, None
     if kind == "LogisticRegression" and getattr(inner, "coef_", np.zeros((2, 0))).shape[0] == 1:
         coef = np.asarray(inner.coef_[0], dtype=np.float64)
         intercept = float(inner.intercept_[0])
@@ -304,5 +329,5 @@ def _raw_score(
                 return np.asarray(inner.decision_function(X), dtype=np.float64)
             return np.asarray(X @ coef + intercept, dtype=np.float64)
 
-        return linear, "logistic-regression coefficients", np.float64
+        return linear, "logistic-regression coefficients", np.float64, None
     return None
