@@ -20,13 +20,13 @@ unwinds them. ``tests/unit/test_explain.py`` checks it against ``pred_contribs``
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import logit
+
+from churn.scoring.trees import NotSupported, logistic_trees
 
 # Paths with more distinct features than this get no table (2**d rows each), nor does an
 # ensemble whose tables would hold more than MAX_TABLE numbers (8 bytes each): the caller uses
@@ -63,18 +63,11 @@ class TreeShap:
     """Path-dependent TreeSHAP of a ``binary:logistic`` gbtree booster, for the rows of ``X``."""
 
     def __init__(self, booster: Any, n_features: int, iterations: tuple[int, int] = (0, 0)):
-        model = json.loads(booster.save_raw("json"))
-        learner = model["learner"]
-        if learner["objective"]["name"] != "binary:logistic":
-            raise TooDeep(f"objective {learner['objective']['name']}")
-        gbm = learner["gradient_booster"]
-        if gbm.get("name") != "gbtree":
-            raise TooDeep(f"booster {gbm.get('name')}")
-        start, end = iterations
-        trees = gbm["model"]["trees"][start : end or None]
-        base = str(learner["learner_model_param"]["base_score"]).strip("[]")
+        try:
+            trees, bias, _ = logistic_trees(booster, iterations)
+        except NotSupported as exc:
+            raise TooDeep(str(exc)) from exc
         self.n_features = n_features
-        bias = float(logit(np.float32(float(base))))
         by_d: dict[int, list[tuple[float, list[tuple[int, float, list[Any]]]]]] = {}
         for tree in trees:
             for value, path in _leaf_paths(tree):

@@ -20,24 +20,33 @@ class NotSupported(Exception):
     """The booster is not a plain binary:logistic tree ensemble."""
 
 
+def logistic_trees(
+    booster: Any, iterations: tuple[int, int] = (0, 0)
+) -> tuple[list[dict[str, Any]], float, dict[str, Any]]:
+    """The trees of a ``binary:logistic`` gbtree booster (rounds ``[start, end)`` of
+    ``iterations``; end 0: to the last), its base margin, and the booster's model section.
+
+    Raises:
+        NotSupported: another objective or booster kind.
+    """
+    learner = json.loads(booster.save_raw("json"))["learner"]
+    if learner["objective"]["name"] != "binary:logistic":
+        raise NotSupported(f"objective {learner['objective']['name']}")
+    gbm = learner["gradient_booster"]
+    if gbm.get("name") != "gbtree":
+        raise NotSupported(f"booster {gbm.get('name')}")
+    start, end = iterations
+    base = str(learner["learner_model_param"]["base_score"]).strip("[]")
+    return gbm["model"]["trees"][start : end or None], float(logit(np.float32(float(base)))), gbm
+
+
 class NumpyTrees:
     """All trees of a booster as flat arrays; ``margin(X)`` walks them level by level."""
 
     def __init__(self, booster: Any, iterations: tuple[int, int] = (0, 0)) -> None:
-        model = json.loads(booster.save_raw("json"))
-        learner = model["learner"]
-        if learner["objective"]["name"] != "binary:logistic":
-            raise NotSupported(f"objective {learner['objective']['name']}")
-        gbm = learner["gradient_booster"]
-        if gbm.get("name") != "gbtree":
-            raise NotSupported(f"booster {gbm.get('name')}")
-        trees = gbm["model"]["trees"]
+        trees, self.base_margin, gbm = logistic_trees(booster, iterations)
         if int(gbm["model"]["gbtree_model_param"].get("num_parallel_tree", "1")) != 1:
             raise NotSupported("num_parallel_tree > 1")
-        start, end = iterations
-        trees = trees[start : end or None]
-        base = str(learner["learner_model_param"]["base_score"]).strip("[]")
-        self.base_margin = float(logit(np.float32(float(base))))
         feature, threshold, left, right, default_left, leaf = [], [], [], [], [], []
         roots, depth, offset = [], 0, 0
         for tree in trees:
