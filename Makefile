@@ -53,7 +53,7 @@ install: $(STAMP) ## Install the locked environment into .venv (uv sync --frozen
 
 ##@ Training
 .PHONY: train
-train: $(STAMP) prefect-server ## Run the training flow: data stages -> featurize -> train -> evaluate -> register -> promotion gate
+train: $(STAMP) warm ## Run the training flow: data stages -> featurize -> train -> evaluate -> register -> promotion gate
 	$(RUN) churn train
 
 .PHONY: init-dataset
@@ -108,8 +108,16 @@ prefect-server: $(STAMP) ## Start the local Prefect server (API + UI, :4200) in 
 	done; \
 	echo "the Prefect server did not answer $$health within 180 s (log: $(PREFECT_HOME)/server.log)"; exit 1
 
+.PHONY: warm
+warm: $(STAMP) prefect-server ## Start the warm process (the flows' libraries imported once; churn train/monitor fork from it), or keep the running one
+	@$(RUN) churn warm
+
 .PHONY: stop
-stop: ## Stop the local Prefect server that `make prefect-server` started
+stop: ## Stop the local Prefect server and the warm process that make started
+	@if [ -f "$(PREFECT_HOME)/warm.pid" ]; then \
+		pid=$$(cat "$(PREFECT_HOME)/warm.pid"); rm -f "$(PREFECT_HOME)/warm.pid"; \
+		if kill "$$pid" 2>/dev/null; then echo "warm process (pid $$pid) stopped"; fi; \
+	fi
 	@if [ -f "$(PREFECT_PID)" ]; then \
 		pid=$$(cat "$(PREFECT_PID)"); rm -f "$(PREFECT_PID)"; \
 		if kill "$$pid" 2>/dev/null; then echo "Prefect server (pid $$pid) stopped"; else echo "Prefect server was not running"; fi; \
@@ -127,7 +135,7 @@ pull-data: $(STAMP) ## Pull the data version dvc.lock records from the DVC remot
 	$(RUN) churn pull-data $${DATA_TAG:+--expect "$$DATA_TAG"}
 
 .PHONY: train-challenger
-train-challenger: $(STAMP) prefect-server ## Train on the pulled data without moving the champion: the gate decides and records approved or rejected
+train-challenger: $(STAMP) warm ## Train on the pulled data without moving the champion: the gate decides and records approved or rejected
 	$(RUN) churn train --no-promote --frozen-data
 
 .PHONY: check-challenger
@@ -176,7 +184,7 @@ bench-shadow: $(STAMP) prefect-server ## The service with a shadow challenger ru
 
 ##@ Monitoring
 .PHONY: monitor
-monitor: $(STAMP) prefect-server ## Monitor recent traffic vs the champion's training data (Evidently); retrain on drift or decay (RETRAIN=0: never; PROMOTE_LIVE=1: promote a live challenger proven better; CURRENT=<parquet dir>: that window)
+monitor: $(STAMP) warm ## Monitor recent traffic vs the champion's training data (Evidently); retrain on drift or decay (RETRAIN=0: never; PROMOTE_LIVE=1: promote a live challenger proven better; CURRENT=<parquet dir>: that window)
 	$(RUN) churn monitor $(if $(filter 0 false no,$(RETRAIN)),--no-retrain,) $(if $(filter 1 true yes,$(PROMOTE_LIVE)),--promote-from-live,) $(if $(CURRENT),--current "$(CURRENT)")
 
 .PHONY: simulate

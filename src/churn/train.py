@@ -3,6 +3,7 @@ bounded search), calibration, the selection on validation, and the cost-based th
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import time
@@ -314,11 +315,14 @@ def train_models(
     # booster, scikit-learn's trees and solver), so one thread each uses the machine's cores
     # (train.n_jobs stays the threads inside one fit). Each fit is seeded: the same models,
     # whatever the order they finish in.
+    # Each thread runs in a copy of this context, so what it logs belongs to the caller's run
+    # (Prefect sends it to the flow run's log; without it, every line warned of a missing run).
     workers = min(len(params.candidates), os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="candidate") as pool:
-        fitted: dict[str, FittedCandidate] = dict(
-            zip(params.candidates, pool.map(fit, params.candidates), strict=True)
-        )
+        futures = [pool.submit(contextvars.copy_context().run, fit, c) for c in params.candidates]
+        fitted: dict[str, FittedCandidate] = {
+            name: future.result() for name, future in zip(params.candidates, futures, strict=True)
+        }
     selected = select(fitted, params.select.metric, params.select.tolerance, params.select.prefer)
     return TrainedModels(candidates=fitted, selected=selected, metric=params.select.metric)
 
