@@ -211,6 +211,10 @@ bench-real-data: $(STAMP) ## Bring-your-own-data figures: init-dataset + trainin
 bench-scale: $(STAMP) ## Benchmark the engines, pandas vs dask: STEPS=training (generate/validate/split/train), scoring (batch scoring, monitoring) or all (ROWS=1000000 ENGINES=pandas,dask WORKERS=2)
 	$(RUN) churn bench scale --rows "$${ROWS:-1000000}" --engines "$${ENGINES:-pandas,dask}" --workers "$${WORKERS:-2}" --steps "$${STEPS:-training}"
 
+.PHONY: bench-train
+bench-train: $(STAMP) prefect-server ## Benchmark churn train (nothing changed; --retrain) as a process of its own vs in the warm process (ROUNDS=3; a throw-away fork)
+	$(RUN) churn bench train --rounds "$${ROUNDS:-3}"
+
 .PHONY: bench-monitor
 bench-monitor: $(STAMP) prefect-server ## Benchmark monitoring: 100k and 1M logged predictions, sampling power, false alarms
 	$(RUN) churn bench monitor

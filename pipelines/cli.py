@@ -1147,6 +1147,20 @@ def bench_serve(
     module.run(ctx.obj.project_dir, seconds, connections, rounds, batch_rows, peer)
 
 
+@bench.command("train")
+def bench_train(
+    rounds: Annotated[
+        int, typer.Option(min=1, help="Alternating rounds; medians are printed.")
+    ] = 3,
+) -> None:
+    """`churn train` (nothing changed; --retrain) as a process of its own against the warm
+    process, in a throw-away fork on the default data (PREFECT_API_URL: `make bench-train`)."""
+    try:
+        _tool("bench_train").run(rounds, echo=console.print)
+    except RuntimeError as exc:
+        raise _fail(exc) from None
+
+
 @bench.command("monitor")
 def bench_monitor(
     seeds: Annotated[
