@@ -86,6 +86,8 @@ LOG_NAME = "warm.log"
 # Stdin, stdout, stderr: passed to the child, which writes to the caller's terminal or pipes.
 _STDIO = (0, 1, 2)
 _MAX_MESSAGE = 1 << 20
+# How long a command waits for the warm process to fork it before running itself.
+HANDSHAKE_S = 20.0
 
 log = logging.getLogger("pipelines.warm")
 
@@ -153,8 +155,17 @@ def run_warm(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> i
             "env": environ,
             "fingerprint": fingerprint(environ),
         }
-        socket.send_fds(conn, [_encode(request)], list(_STDIO))
-        reply = _receive(replies)
+        conn.settimeout(HANDSHAKE_S)
+        try:
+            socket.send_fds(conn, [_encode(request)], list(_STDIO))
+            reply = _receive(replies)
+        except TimeoutError:  # a stopped or stuck warm process
+            _say(f"warm process not used (no answer within {HANDSHAKE_S:g} s); running here")
+            return None
+        except OSError as exc:  # e.g. the warm process exiting just now
+            _say(f"warm process not used ({exc.strerror or exc}); running here")
+            return None
+        conn.settimeout(None)  # the command itself takes as long as it takes
         if reply is None or "pid" not in reply:
             reason = (reply or {}).get("refused", "it closed the connection")
             _say(f"warm process not used ({reason}); running here")

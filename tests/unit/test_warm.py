@@ -53,3 +53,19 @@ def test_a_socket_left_by_a_killed_warm_process_is_reported_and_the_command_runs
     left.close()  # the file stays, nobody listens
     assert warm.run_warm(["train"], {"PREFECT_HOME": str(tmp_path)}) is None
     assert "warm process not used" in capsys.readouterr().err
+
+
+def test_a_warm_process_that_does_not_answer_is_reported_and_the_command_runs_here(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    import socket
+
+    monkeypatch.setattr(warm, "HANDSHAKE_S", 0.5)
+    stuck = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stuck.bind(str(tmp_path / warm.SOCKET_NAME))
+    stuck.listen(1)  # accepts into its backlog, never answers
+    try:
+        assert warm.run_warm(["train"], {"PREFECT_HOME": str(tmp_path)}) is None
+    finally:
+        stuck.close()
+    assert "warm process not used (no answer within 0.5 s)" in capsys.readouterr().err
