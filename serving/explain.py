@@ -38,8 +38,10 @@ UNIT_DOC = (
     f"{UNIT_NOTE} (XGBoost: exact TreeSHAP; logistic regression: coefficient x (value - mean); "
     f"fallback rules: their points)."
 )
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off", ""}
+# What pydantic (and so FastAPI) reads as a boolean: the schema says boolean, so an empty
+# ``?explain=`` is a 422 like any other non-boolean (the API fuzz test sends it).
+_TRUE = {"true", "t", "1", "yes", "y", "on"}
+_FALSE = {"false", "f", "0", "no", "n", "off"}
 
 
 def options(body: dict[str, Any], request: Request) -> int | None:

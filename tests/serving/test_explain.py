@@ -85,7 +85,12 @@ def test_without_explain_the_response_is_exactly_the_old_one(server: Any, record
 
 @pytest.mark.parametrize(
     ("query", "name"),
-    [("explain=maybe", "explain"), ("explain=true&top_k=0", "top_k"), ("top_k=x", "top_k")],
+    [
+        ("explain=maybe", "explain"),
+        ("explain=", "explain"),
+        ("explain=true&top_k=0", "top_k"),
+        ("top_k=x", "top_k"),
+    ],
 )
 @pytest.mark.parametrize("body_top_k", [{}, {"explain_top_k": 2}])
 def test_a_bad_query_flag_is_a_422_naming_it(
