@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import importlib
 import json
 import logging
@@ -264,6 +265,9 @@ def serve(path: Path) -> None:
     if failed:
         log.warning("not preloaded (renamed in this fork?): %s", ", ".join(failed))
     drop_project_modules()
+    # What the libraries built lives as long as the process: kept out of every collection in the
+    # children (they would scan it again and again), and their pages stay shared with this one.
+    gc.freeze()
     # A child forked while another thread holds a lock would inherit it held.
     if threading.active_count() > 1:
         names = [t.name for t in threading.enumerate()]
