@@ -64,6 +64,9 @@ def _main(
     ] = Path(),
 ) -> None:
     ctx.obj = _Options(project_dir.resolve())
+    from pipelines import gc_policy
+
+    gc_policy.no_collection_at_exit()  # seconds after a flow (pipelines/gc_policy.py)
     # skops (MLflow's format for scikit-learn models) looks up the module of every NumPy and
     # SciPy ufunc when it is imported, scanning sys.modules in import order until a match: with
     # these two loaded before Prefect, MLflow and the rest, each scan stops within the first
@@ -924,7 +927,10 @@ def monitor(
     on the window's labelled traffic.
     """
     _context(ctx)
-    from pipelines.monitoring import monitoring_flow
+    from pipelines import gc_policy
+
+    with gc_policy.importing():  # the collector skips these objects after (gc_policy)
+        from pipelines.monitoring import monitoring_flow
 
     quiet = _DataErrorsWithoutTraceback()  # e.g. a prediction-log URL naming no file
     for name in ("prefect.task_runs", "prefect.flow_runs"):

@@ -264,12 +264,19 @@ def open_versioned_file(project_dir: Path, md5: str) -> Path:
     from the default remote into the cache (what ``dvc pull`` does for a whole ``dvc.lock``).
     The returned file is DVC's cached copy: read it, never write to it.
 
+    An object in the default cache (``.dvc/cache``) is found by its path alone: the cache is
+    content-addressed, and DVC's import (about half a second) is left to a cache configured
+    elsewhere and to fetching (e.g. the first monitoring run against a new champion).
+
     Raises:
         VersioningError: when neither the cache nor the remote has it.
     """
     digest = md5.removesuffix(".dir")
     if len(digest) != 32 or any(c not in "0123456789abcdef" for c in digest):
         raise VersioningError(f"{md5!r} is not a DVC md5")
+    cached = cached_file_path(project_dir / ".dvc" / "cache", md5)
+    if cached.is_file():
+        return cached.resolve()
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 

@@ -38,6 +38,22 @@ def test_an_old_version_is_read_from_the_cache(repo):
     assert open_versioned_file(root, old).read_text() == "a,b\n1,2\n"
 
 
+def test_an_object_in_the_default_cache_is_read_without_starting_dvc(repo):
+    """A monitoring run's first read of the champion's splits skips DVC's import (0.5 s)."""
+    import sys
+
+    root, old = repo
+    code = (
+        "import sys; from pathlib import Path; from churn.versioning import open_versioned_file;"
+        f"print(open_versioned_file(Path({str(root)!r}), {old!r}).read_text(), end='');"
+        "print('dvc' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout == "a,b\n1,2\nFalse\n"
+
+
 def test_a_version_missing_from_the_cache_is_fetched_from_the_remote(repo):
     root, old = repo
     shutil.rmtree(root / ".dvc" / "cache")
