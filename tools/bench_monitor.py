@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from tools.fork import CHURN, deep_merge, fork_project
+from tools.fork import CHURN, CHURN_COMMAND, deep_merge, fork_project, warm_env
 
 # A champion whose training split has about 10,000 rows (65 % of the generated rows).
 BENCH_OVERRIDES: dict[str, Any] = {
@@ -71,24 +71,31 @@ def fill_log(project: Path, rows: int, seed: int, drift: Any = None) -> float:
     return time.perf_counter() - started
 
 
-def _measure_in_child(project: Path, temporary_prefect: bool = False) -> dict[str, Any]:
+def _measure_in_child(
+    project: Path, temporary_prefect: bool = False, warm: bool = False
+) -> dict[str, Any]:
     """Run ``churn monitor --no-retrain`` (what ``make monitor`` runs) as a fresh process.
 
     End to end: interpreter start, imports, the flow (with the Prefect server that
     PREFECT_API_URL names, else Prefect's temporary one) and exit; the process's own peak
     memory (RSS, from ``wait4``: its children, e.g. a temporary Prefect server, count apart).
     ``temporary_prefect``: without PREFECT_API_URL, as a process that starts its own server.
+    ``warm``: through the ``churn`` command with the project's warm process up, as ``make
+    monitor`` runs it; the command runs in the warm process's child, so only the wall time
+    counts (the CPU and memory are the caller's, which waits).
     """
-    env = dict(os.environ)
+    env = warm_env(project) if warm else dict(os.environ)
     if temporary_prefect:
         env.pop("PREFECT_API_URL", None)
+    command = [*CHURN_COMMAND] if warm else [*CHURN, "-C", str(project)]
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [*CHURN, "-C", str(project), "monitor", "--no-retrain"],
+            [*command, "monitor", "--no-retrain"],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
+            cwd=project,
         )
         _, status, usage = os.wait4(proc.pid, 0)
         elapsed = time.perf_counter() - started
@@ -98,6 +105,11 @@ def _measure_in_child(project: Path, temporary_prefect: bool = False) -> dict[st
     if proc.returncode != 0:
         raise RuntimeError(f"churn monitor failed ({proc.returncode}):\n{text[-3000:]}")
     stages = re.search(r"stage seconds: (.*)", text)
+    if warm:
+        return {
+            "process_s": round(elapsed, 1),
+            "stages": stages.group(1).strip() if stages else None,
+        }
     return {
         "process_s": round(elapsed, 1),
         "peak_rss_mib": round(usage.ru_maxrss / 1024),
@@ -177,6 +189,16 @@ def run(seeds: int = 50, skip_million: bool = False, echo: Any = print) -> dict[
                     alone = {"failed": why[-1].strip()[:300]}
                 results["100000_temporary_prefect"] = alone
                 echo(f"  the same with Prefect's temporary server: {json.dumps(alone)}")
+                subprocess.run(  # noqa: S603 - our own command
+                    [*CHURN_COMMAND, "warm"], cwd=project, env=warm_env(project), check=True
+                )
+                try:
+                    results["100000_warm"] = warm = _measure_in_child(project, warm=True)
+                finally:
+                    subprocess.run(  # noqa: S603 - our own command
+                        [*CHURN_COMMAND, "warm", "--stop"], cwd=project, env=warm_env(project)
+                    )
+                echo(f"  the same in the warm process (make monitor): {json.dumps(warm)}")
         for rows in (5_000, 100_000):
             fa = false_alarms(project, seeds, rows)
             results[f"false_alarms_{rows}"] = fa

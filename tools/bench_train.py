@@ -14,17 +14,14 @@ import os
 import re
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tools.fork import CHURN, fork_project
+from tools.fork import CHURN, CHURN_COMMAND, fork_project, warm_env
 
-# The installed `churn` command, which hands `train` to the warm process when it is up.
-CHURN_COMMAND = [str(Path(sys.executable).parent / "churn")]
 CASES = {"unchanged": ["train"], "retrain": ["train", "--retrain"]}
 MODES = {"own process": CHURN, "warm process": CHURN_COMMAND}
 
@@ -54,7 +51,7 @@ def run(rounds: int = 3, echo: Callable[[str], None] = print) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         project = fork_project(Path(tmp) / "project")
         # The fork's own warm process: its socket lives in its PREFECT_HOME.
-        env = {**os.environ, "PREFECT_HOME": str(project / ".prefect")}
+        env = warm_env(project)
         echo("first run (data stages, three candidates) ...")
         results["first_run"] = timed([*CHURN, "train"], project, env)
         echo(f"  {results['first_run']['wall_s']} s")

@@ -24,6 +24,14 @@ from churn.settings import Settings
 ROOT = Path(__file__).resolve().parents[1]
 # The ``churn`` command of this interpreter's environment (what ``make`` runs).
 CHURN = [sys.executable, "-m", "pipelines.cli"]
+# The installed ``churn`` command, which hands ``train`` and ``monitor`` to the warm process of
+# the PREFECT_HOME in its environment when one is up (pipelines/warm.py), else runs them itself.
+CHURN_COMMAND = [str(Path(sys.executable).parent / "churn")]
+
+
+def warm_env(project: Path) -> dict[str, str]:
+    """This environment with the fork's own PREFECT_HOME, where its warm process's socket lives."""
+    return {**os.environ, "PREFECT_HOME": str(project / ".prefect")}
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
