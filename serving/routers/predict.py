@@ -35,6 +35,7 @@ the contract, 413, 422, the OpenAPI document) and ``tests/serving/test_live.py``
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
@@ -377,7 +378,9 @@ def _score(state: Any, model: Any, columns: dict[str, list[Any]], n: int) -> tup
         state.metrics.fallbacks.labels("no_model").inc(n)
     try:
         proba = model.scorer.score(columns, n)
-        if proba.shape != (n,) or not np.isfinite(proba).all():
+        if proba.shape != (n,) or not (
+            math.isfinite(proba[0]) if n == 1 else np.isfinite(proba).all()
+        ):
             raise ValueError(f"the model returned {proba.shape} scores, or non-finite ones")
         return proba, model
     except Exception:

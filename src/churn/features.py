@@ -23,12 +23,13 @@ from churn.params import DatasetConfig, FeatureParams
 _FEW = 8
 
 
-def ratio(numerator: Any, denominator: Any) -> Any:
-    """A ratio feature: ``numerator / max(denominator, 1)``, for scalars or arrays.
+def ratio(numerator: Any, denominator: Any, maximum: Any = np.maximum) -> Any:
+    """A ratio feature: ``numerator / max(denominator, 1)``, for arrays or (with ``maximum=max``,
+    which gives the same value as ``np.maximum`` for every float, NaN included) floats.
 
     A denominator below one (tenure 0: nothing billed yet) counts as one, so the ratio is finite.
     """
-    return numerator / np.maximum(denominator, 1.0)
+    return numerator / maximum(denominator, 1.0)
 
 
 def count_present(columns: Sequence[Any], absent: Collection[Any], n: int) -> np.ndarray:
@@ -116,13 +117,13 @@ class DerivedFeatures(BaseEstimator, TransformerMixin):  # type: ignore[misc]
     def derive_record(self, values: Mapping[str, Any]) -> dict[str, float]:
         """``derive`` of one record: ``{name: value}`` from its values by name (numbers filled).
 
-        The same functions on Python floats (``ratio`` on two floats, the count's row rule
+        The same functions on Python floats (``ratio`` of two floats, the count's row rule
         :func:`present`), so the same value to the last bit (``tests/unit/test_scoring.py``),
         without building one-element arrays: for one record their cost is the time.
         """
         new: dict[str, float] = {}
         for name, (num, den) in self.ratios.items():
-            new[name] = float(ratio(as_float(values[num]), as_float(values[den])))
+            new[name] = ratio(as_float(values[num]), as_float(values[den]), max)
         for name, (cols, absent) in self.counts.items():
             new[name] = float(present([values[c] for c in cols], frozenset(absent)))
         return new

@@ -131,14 +131,15 @@ def test_one_record_encodes_to_the_bits_of_the_pipeline_and_the_vectorised_path(
 
 def test_a_record_derives_the_bits_that_the_pipeline_step_adds() -> None:
     """``derive_record`` on each row's values equals ``DerivedFeatures.transform`` on the frame,
-    bit for bit: integers and floats, a zero and a fractional denominator, a missing level."""
+    bit for bit: integers and floats, a zero, a negative zero, a fractional and a missing
+    denominator, a missing numerator, a missing level."""
     frame = pd.DataFrame(
         {
-            "TotalCharges": [10.0, 0.0, 99.5, 1e-300, 7.0, 0.3],
-            "tenure": [0, 4, 10, 3, 1, 3],
-            "MonthlyCharges": [0.5, 29.85, 0.1 + 0.2, 1e300, 118.75, 7.0],
-            "PhoneService": ["No", "Yes", "Yes", "No phone service", None, "Yes"],
-            "InternetService": ["DSL", "No", None, "Fiber optic", "No", "DSL"],
+            "TotalCharges": [10.0, 0.0, 99.5, 1e-300, 7.0, 0.3, np.nan],
+            "tenure": [0, 4, 10, 3, 1, 3, 2],
+            "MonthlyCharges": [0.5, 29.85, 0.1 + 0.2, 1e300, 118.75, np.nan, -0.0],
+            "PhoneService": ["No", "Yes", "Yes", "No phone service", None, "Yes", "No"],
+            "InternetService": ["DSL", "No", None, "Fiber optic", "No", "DSL", "No"],
         }
     )
     step = DerivedFeatures(
