@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 
 import orjson
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.serving = state
-    _include_first(app, predict.build_router(parser))
+    predict.add_route(app, state, parser)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(admin.router)
@@ -87,21 +87,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     max_body = settings.max_body_bytes or settings.max_records * _BYTES_PER_RECORD
     app.add_middleware(ServiceMiddleware, metrics=state.metrics, max_body=max_body)
     return app
-
-
-def _include_first(app: FastAPI, router: APIRouter) -> None:
-    """Include ``router`` ahead of the routes the app already has.
-
-    Starlette tries routes in order until one matches, and the documentation's routes (made
-    with the app: ``/openapi.json``, the assets, ``/docs``, ``/redoc``) came first: every
-    prediction was matched against all five in vain before reaching ``/predict``.
-    """
-    routes = app.router.routes
-    before = len(routes)
-    app.include_router(router)
-    added = routes[before:]
-    del routes[before:]
-    routes[0:0] = added
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

@@ -35,15 +35,18 @@ the contract, 413, 422, the OpenAPI document) and ``tests/serving/test_live.py``
 from __future__ import annotations
 
 import logging
+import math
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, status
+from fastapi import FastAPI, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -74,17 +77,36 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def build_router(parser: RequestParser) -> APIRouter:
-    """The predict router for one request contract (built from the dataset config).
+class _DirectRoute(APIRoute):
+    """The route of an endpoint that takes the ``Request`` and returns its ``Response``.
 
-    ``openapi_extra`` names the body (``PredictRequest``) and the key; call
+    FastAPI's per-request handler (``get_request_handler``) solves the endpoint's dependencies
+    (here none: it still parses the query string and looks for each parameter kind) and would
+    validate a returned value; this endpoint needs neither, so the route calls it directly.
+    The operation in the OpenAPI document, the exception handlers and the middleware are
+    FastAPI's own, as for any route (``get_route_handler`` is FastAPI's documented hook for a
+    custom route class).
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
+        return endpoint
+
+
+def add_route(app: FastAPI, state: ServingState, parser: RequestParser) -> None:
+    """Add ``POST /predict`` for one request contract (built from the dataset config) to the
+    app, ahead of the routes it already has.
+
+    On the app rather than in an ``APIRouter``: FastAPI matches an included router's routes
+    through the router (twice: to select it, then the route in it), a route on the app once.
+    And first: Starlette tries routes in order, and the documentation's routes made with the
+    app (``/openapi.json``, the assets, ``/docs``, ``/redoc``) would be tried in vain before
+    every prediction. ``openapi_extra`` names the body (``PredictRequest``) and the key; call
     :func:`document_request` on the app to add the body's schemas.
     """
-    router = APIRouter(tags=["predict"])
 
     async def predict(request: Request) -> Response:
         """Churn probability and decision for each record, in input order."""
-        state: ServingState = request.app.state.serving
         if state.api_key is not None:
             check_key(state, request.headers.get(API_KEY_HEADER))
         model = served_model(state)
@@ -181,10 +203,14 @@ def build_router(parser: RequestParser) -> APIRouter:
         )
         return Response(content, media_type="application/json")
 
-    router.add_api_route(
+    routes = app.router.routes
+    before = len(routes)
+    app.router.add_api_route(
         "/predict",
         predict,
         methods=["POST"],
+        route_class_override=_DirectRoute,
+        tags=["predict"],
         response_model=PredictResponse,
         responses=_ERRORS,
         summary="Score customers",
@@ -221,7 +247,9 @@ def build_router(parser: RequestParser) -> APIRouter:
             ],
         },
     )
-    return router
+    added = routes[before:]
+    del routes[before:]
+    routes[0:0] = added
 
 
 def document_request(app: FastAPI, parser: RequestParser) -> None:
@@ -350,7 +378,9 @@ def _score(state: Any, model: Any, columns: dict[str, list[Any]], n: int) -> tup
         state.metrics.fallbacks.labels("no_model").inc(n)
     try:
         proba = model.scorer.score(columns, n)
-        if proba.shape != (n,) or not np.isfinite(proba).all():
+        if proba.shape != (n,) or not (
+            math.isfinite(proba[0]) if n == 1 else np.isfinite(proba).all()
+        ):
             raise ValueError(f"the model returned {proba.shape} scores, or non-finite ones")
         return proba, model
     except Exception:

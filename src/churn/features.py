@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -14,19 +15,21 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from churn.params import DatasetConfig, FeatureParams
 
-# The derived features' arithmetic. ``DerivedFeatures.derive`` is the one implementation: the
-# pipeline's ``transform`` calls it on a frame's columns and the serving scorer
-# (``churn.scoring``) on request columns, so a change here is served exactly as it was trained.
-# A few rows go through plain Python (below ``_FEW`` rows numpy's per-call cost is the time).
+# The derived features' arithmetic: ``ratio`` and ``count_present`` (with its row rule
+# ``present``), used by ``DerivedFeatures.derive`` on columns (the pipeline's ``transform`` on a
+# frame's, the serving scorer, ``churn.scoring``, on request columns) and by ``derive_record``
+# on one record's values, so a change here is served exactly as it was trained. A few rows go
+# through plain Python (below ``_FEW`` rows numpy's per-call cost is the time).
 _FEW = 8
 
 
-def ratio(numerator: Any, denominator: Any) -> Any:
-    """A ratio feature: ``numerator / max(denominator, 1)``, for scalars or arrays.
+def ratio(numerator: Any, denominator: Any, maximum: Any = np.maximum) -> Any:
+    """A ratio feature: ``numerator / max(denominator, 1)``, for arrays or (with ``maximum=max``,
+    which gives the same value as ``np.maximum`` for every float, NaN included) floats.
 
     A denominator below one (tenure 0: nothing billed yet) counts as one, so the ratio is finite.
     """
-    return numerator / np.maximum(denominator, 1.0)
+    return numerator / maximum(denominator, 1.0)
 
 
 def count_present(columns: Sequence[Any], absent: Collection[Any], n: int) -> np.ndarray:
@@ -38,7 +41,7 @@ def count_present(columns: Sequence[Any], absent: Collection[Any], n: int) -> np
     out = frozenset(absent)
     if n <= _FEW and columns:
         rows = zip(*columns, strict=True)
-        return np.fromiter((sum(v not in out for v in row) for row in rows), np.float64, count=n)
+        return np.fromiter((present(row, out) for row in rows), np.float64, count=n)
     total = np.zeros(n, dtype=np.float64)
     for values in columns:
         if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
@@ -50,6 +53,16 @@ def count_present(columns: Sequence[Any], absent: Collection[Any], n: int) -> np
         else:  # the same membership test, hashed in pandas (twice as fast on 100k values)
             total += ~pd.Series(values, copy=False).isin(out).to_numpy()
     return total
+
+
+def present(row: Sequence[Any], absent: frozenset[Any]) -> int:
+    """One row of :func:`count_present`: how many of its values are not in ``absent``."""
+    return len(row) - sum(map(absent.__contains__, row))
+
+
+def as_float(value: Any) -> float:
+    """One value as ``np.asarray(values, dtype=np.float64)`` converts it (None: NaN)."""
+    return math.nan if value is None else float(value)
 
 
 class FillMissing(BaseEstimator, TransformerMixin):  # type: ignore[misc]
@@ -99,6 +112,20 @@ class DerivedFeatures(BaseEstimator, TransformerMixin):  # type: ignore[misc]
             new[name] = ratio(a, np.asarray(columns[den], dtype=np.float64))
         for name, (cols, absent) in self.counts.items():
             new[name] = count_present([columns[c] for c in cols], absent, n)
+        return new
+
+    def derive_record(self, values: Mapping[str, Any]) -> dict[str, float]:
+        """``derive`` of one record: ``{name: value}`` from its values by name (numbers filled).
+
+        The same functions on Python floats (``ratio`` of two floats, the count's row rule
+        :func:`present`), so the same value to the last bit (``tests/unit/test_scoring.py``),
+        without building one-element arrays: for one record their cost is the time.
+        """
+        new: dict[str, float] = {}
+        for name, (num, den) in self.ratios.items():
+            new[name] = ratio(as_float(values[num]), as_float(values[den]), max)
+        for name, (cols, absent) in self.counts.items():
+            new[name] = float(present([values[c] for c in cols], frozenset(absent)))
         return new
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:

@@ -102,6 +102,59 @@ def test_one_record_in_floats_scores_the_same_bits_as_the_matrix_path(
     assert isinstance(isotonic, CompiledScorer) and isotonic._predict_one is None
 
 
+def test_one_record_encodes_to_the_bits_of_the_pipeline_and_the_vectorised_path(
+    params: Params, splits: dict[str, pd.DataFrame]
+) -> None:
+    """The single-record encoding (Python values, ``DerivedFeatures.derive_record``) gives the
+    very bits of the vectorised replay and of the fitted pipeline's own ``transform`` (cast to
+    the trees' float32), row by row: a missing number, a zero tenure, an unseen level and a
+    value that is no level but counts as absent among them."""
+    pipeline = fit(params, splits)
+    scorer = compile_pipeline(pipeline, params.dataset)
+    assert isinstance(scorer, CompiledScorer)
+    rows = splits["test"].head(60).reset_index(drop=True)
+    rows.loc[0, "TotalCharges"] = np.nan
+    rows.loc[1, "tenure"] = 0
+    rows.loc[2, ["tenure", "TotalCharges"]] = [0, np.nan]
+    rows.loc[3, "Contract"] = "Weekly"  # not a level: encoded as none of them
+    rows.loc[4, "PhoneService"] = "No phone service"  # no level, but absent for the count
+    rows.loc[5, "MonthlyCharges"] = 0.1 + 0.2  # a value with no exact decimal form
+    columns = {c: rows[c].tolist() for c in params.dataset.feature_columns}
+    vectorised = scorer.encode(columns, len(rows))
+    transformed = np.asarray(pipeline[:-1].transform(rows), dtype=np.float64).astype(np.float32)
+    for i in range(len(rows)):
+        one = scorer.encode({c: [v[i]] for c, v in columns.items()}, 1)
+        assert one.dtype == np.float32 and one.shape == (1, scorer.n_features)
+        assert one.tobytes() == vectorised[i : i + 1].tobytes(), i
+        assert one.tobytes() == transformed[i : i + 1].tobytes(), i
+
+
+def test_a_record_derives_the_bits_that_the_pipeline_step_adds() -> None:
+    """``derive_record`` on each row's values equals ``DerivedFeatures.transform`` on the frame,
+    bit for bit: integers and floats, a zero, a negative zero, a fractional and a missing
+    denominator, a missing numerator, a missing level."""
+    frame = pd.DataFrame(
+        {
+            "TotalCharges": [10.0, 0.0, 99.5, 1e-300, 7.0, 0.3, np.nan],
+            "tenure": [0, 4, 10, 3, 1, 3, 2],
+            "MonthlyCharges": [0.5, 29.85, 0.1 + 0.2, 1e300, 118.75, np.nan, -0.0],
+            "PhoneService": ["No", "Yes", "Yes", "No phone service", None, "Yes", "No"],
+            "InternetService": ["DSL", "No", None, "Fiber optic", "No", "DSL", "No"],
+        }
+    )
+    step = DerivedFeatures(
+        ratios={"r": ("TotalCharges", "tenure"), "m": ("TotalCharges", "MonthlyCharges")},
+        counts={"c": (["PhoneService", "InternetService"], ["No", "No phone service"])},
+    ).fit(frame)
+    out = step.transform(frame)
+    for i, record in enumerate(frame.to_dict(orient="records")):
+        derived = step.derive_record(record)
+        assert list(derived) == ["r", "m", "c"]
+        for name, value in derived.items():
+            assert type(value) is float
+            assert np.float64(value).tobytes() == out[name].to_numpy()[i].tobytes(), (i, name)
+
+
 def test_the_replay_follows_any_configured_ratios_and_counts(
     params: Params, splits: dict[str, pd.DataFrame]
 ) -> None:

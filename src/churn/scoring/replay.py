@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -10,7 +10,7 @@ import pandas as pd
 from scipy.special import expit
 from sklearn.pipeline import Pipeline
 
-from churn.features import DerivedFeatures, FillMissing
+from churn.features import DerivedFeatures, FillMissing, as_float
 from churn.scoring.columns import (
     ROW_BY_ROW,
     SMALL,
@@ -92,6 +92,10 @@ class CompiledScorer:
         made |= {n for s in self._column_steps if isinstance(s, DerivedFeatures) for n in s.ratios}
         made |= {n for s in self._column_steps if isinstance(s, DerivedFeatures) for n in s.counts}
         self._raw_numbers = sorted({c for _, c, _, _ in self._scale_plan} - made)
+        # The columns an encoded row is made of.
+        self._encoded = [c for _, c, _, _ in self._scale_plan] + [
+            c for _, c, _ in self._onehot_plan
+        ]
 
     @staticmethod
     def _encoder_blocks(encode: Any) -> list[tuple[str, list[str], int, Any]]:
@@ -119,6 +123,8 @@ class CompiledScorer:
     def encode(self, columns: Columns, n: int) -> np.ndarray:
         """The encoded matrix the model sees: float32 for the tree models (they compare in
         float32), float64 for the others (as the pipeline's transform hands them over)."""
+        if n == 1:
+            return self._encode_one(columns)[None, :]
         if n <= ROW_BY_ROW:
             return self._encode_rows(columns, n)
         values: dict[str, Any] = dict(columns)
@@ -167,15 +173,38 @@ class CompiledScorer:
             values[c] = numeric_column(values[c]).tolist()
         X = np.empty((n, self.n_features), dtype=self._dtype)
         for i in range(n):
-            row = [0.0] * self.n_features
-            for pos, c, mean, scale in self._scale_plan:
-                row[pos] = (values[c][i] - mean) / scale
-            for start, c, index in self._onehot_plan:
-                k = index.get(values[c][i])
-                if k is not None:
-                    row[start + k] = 1.0
-            X[i] = row
+            X[i] = self._row({c: values[c][i] for c in self._encoded})
         return X
+
+    def _encode_one(self, columns: Columns) -> np.ndarray:
+        """``encode`` of one record as a 1-D row: the same steps and arithmetic on Python values
+        (``FillMissing``'s values, ``DerivedFeatures.derive_record``), the same bits as the
+        matrix paths (``tests/unit/test_scoring.py``), without numpy calls on one-element arrays
+        (for one record their fixed cost is the time)."""
+        values = {c: v[0] for c, v in columns.items()}
+        for step in self._column_steps:
+            if isinstance(step, FillMissing):
+                for c, fill in step.values_.items():
+                    v = values[c]
+                    values[c] = fill if v is None or v != v else float(v)
+            else:
+                values.update(step.derive_record(values))
+        for c in self._raw_numbers:  # as numeric_column converts a column of this one value
+            v = values[c]
+            number = type(v) is float or type(v) is int or v is None
+            values[c] = as_float(v) if number else float(numeric_column([v])[0])
+        return np.array(self._row(values), dtype=self._dtype)
+
+    def _row(self, values: Mapping[str, Any]) -> list[float]:
+        """One record's encoded row from its values by name (numbers filled and derived)."""
+        row = [0.0] * self.n_features
+        for pos, c, mean, scale in self._scale_plan:
+            row[pos] = (values[c] - mean) / scale
+        for start, c, index in self._onehot_plan:
+            k = index.get(values[c])
+            if k is not None:
+                row[start + k] = 1.0
+        return row
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Churn probabilities of already encoded rows (see ``encode``)."""
@@ -183,7 +212,7 @@ class CompiledScorer:
 
     def score(self, columns: Columns, n: int) -> np.ndarray:
         if n == 1 and self._predict_one is not None:  # the single-record request: in floats
-            return np.array([self._predict_one(self.encode(columns, 1)[0])])
+            return np.array([self._predict_one(self._encode_one(columns))])
         return self._predict(self.encode(columns, n))
 
 
