@@ -1142,9 +1142,19 @@ def bench_serve(
             "in a throw-away fork under reports/bench-shadow (trains it first)."
         ),
     ] = False,
+    in_process: Annotated[
+        bool,
+        typer.Option(
+            help="Instead: CPU per /predict request with the app called in process, whole and "
+            "with each part replaced by a constant, against the floor's app (no sockets)."
+        ),
+    ] = False,
 ) -> None:
     """The service against the HTTP floor (same stack, constant answer) and `mlflow models serve`
     on the same champion (wrk; prints ratios); with --shadow, the cost of a shadow challenger."""
+    if in_process:
+        _tool("bench_app").run(ctx.obj.project_dir, rounds=max(rounds, 5), echo=console.print)
+        return
     module = _tool("bench_serve")
     if shadow:
         dest = (ctx.obj.project_dir / "reports" / "bench-shadow" / "project").resolve()
