@@ -6,6 +6,11 @@ The guarantee (docs/serving.md, "Prediction log"):
 * ``submit`` refuses a batch (the request gets a 503) when the rows waiting in memory would pass
   ``max_queued_rows``: the service never acknowledges what it cannot keep, and memory is bounded
   whatever the store does.
+* ``submit`` turns a small batch (up to ``inline_rows``, e.g. a one-record request) into its
+  journal line at once, in the caller's thread; larger batches are turned into lines by the
+  journal thread. Either way the per-row Python runs once, in small pieces: a journal thread
+  that converted every request's rows at each flush held the GIL for milliseconds at a time,
+  and the event loop's requests waited behind it (the single-row p99, docs/serving.md).
 * The journal thread writes what was submitted to a segment file in the journal directory every
   ``flush_seconds`` (a whole file, renamed into place): from then on a crash of the process
   (``kill -9``) loses nothing. Only the rows of the last ``flush_seconds`` (plus the time to write
@@ -32,11 +37,11 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import orjson
@@ -67,6 +72,18 @@ class ScoredBatch:
     latency_ms: float
     unseen: list[list[str]] | None
     role: str = CHAMPION_ROLE  # who scored it: champion, challenger (canary) or shadow
+
+
+class _Entry(NamedTuple):
+    """A submitted batch as its journal line (a JSON array of its rows), with what the metrics
+    count of it."""
+
+    line: bytes
+    rows: int
+    role: str
+    version: str
+    proba: np.ndarray
+    decisions: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -111,6 +128,7 @@ class PredictionLog:
         batch_rows: rows per journal segment (passed by at most one request's rows).
         deliver_rows: rows per store transaction at most when segments have piled up.
         retry_seconds: the wait after a failed store write.
+        inline_rows: batches up to this many rows become journal lines in ``submit``.
     """
 
     def __init__(
@@ -124,6 +142,7 @@ class PredictionLog:
         batch_rows: int = 2000,
         deliver_rows: int = 20_000,
         retry_seconds: float = 1.0,
+        inline_rows: int = 32,
     ) -> None:
         self.store = store
         self._metrics = metrics
@@ -133,6 +152,7 @@ class PredictionLog:
         self._batch_rows = batch_rows
         self._deliver_rows = deliver_rows
         self._retry_seconds = retry_seconds
+        self._inline_rows = inline_rows
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._wake = threading.Event()  # close() cuts the journal thread's wait short
         self._counts = threading.Lock()
@@ -173,15 +193,27 @@ class PredictionLog:
         self._store_thread.start()
 
     def submit(self, batch: ScoredBatch) -> bool:
-        """Enqueue a scored batch (never blocks); False, keeping nothing, if the queue is full."""
+        """Enqueue a scored batch (never blocks); False, keeping nothing, if the queue is full.
+
+        Raises:
+            TypeError: a small batch holds a value JSON cannot (the request contract makes
+                this unreachable); nothing is kept, and the caller must not acknowledge it.
+        """
         rows = len(batch.proba)
+        item: _Entry | ScoredBatch = batch
+        if rows <= self._inline_rows:
+            try:
+                item = self._entry(batch)
+            except Exception:
+                self._metrics.log_errors.inc()
+                raise
         with self._counts:
             if self._queued_rows + rows > self._max_queued_rows:
                 self._refused_at = time.monotonic()
                 self._metrics.log_shed.inc()
                 return False
             self._queued_rows += rows
-        self._queue.put(batch)
+        self._queue.put(item)
         return True
 
     def health(self) -> LogHealth:
@@ -225,7 +257,7 @@ class PredictionLog:
     # -- the journal thread -----------------------------------------------------------------------
 
     def _journal_loop(self) -> None:
-        pending: list[bytes] = []  # JSON arrays of rows, one per segment to write
+        pending: list[bytes] = []  # journal lines (JSON arrays of rows) of the next segment
         pending_rows = 0
         stopping = False
         while True:
@@ -235,7 +267,7 @@ class PredictionLog:
                 # request, and each wake-up took the GIL from the event loop in the middle of
                 # the next request (measured: a third of /predict's time, docs/serving.md).
                 self._wake.wait(self._retry_seconds if pending else self._flush_seconds)
-            batches: list[ScoredBatch] = []
+            entries: list[_Entry] = []
             while True:
                 try:
                     item = self._queue.get_nowait()
@@ -244,13 +276,18 @@ class PredictionLog:
                 if item is _STOP:
                     stopping = True
                     break
-                batches.append(item)
-            self._count(batches)
+                if isinstance(item, ScoredBatch):  # a large batch: its lines are made here
+                    try:
+                        item = self._entry(item)
+                    except Exception:  # the contract makes this unreachable; keep the rest
+                        self._lost(item)
+                        continue
+                entries.append(item)
+            self._count(entries)
             failed = False
-            for segment in self._segments(batches):
-                for part, rows in self._serialise(segment):
-                    pending.append(part)
-                    pending_rows += rows
+            for entry in entries:
+                pending.append(entry.line)
+                pending_rows += entry.rows
                 if pending_rows >= self._batch_rows and not failed:
                     failed = not self._keep(pending, pending_rows)
                     if not failed:
@@ -273,41 +310,11 @@ class PredictionLog:
                     self._release(pending_rows)
                 return
 
-    def _segments(self, batches: list[ScoredBatch]) -> Iterator[list[ScoredBatch]]:
-        """The batches in groups of about ``batch_rows`` rows (a group passes it by at most its
-        last batch), in submission order."""
-        group: list[ScoredBatch] = []
-        rows = 0
-        for batch in batches:
-            group.append(batch)
-            rows += len(batch.proba)
-            if rows >= self._batch_rows:
-                yield group
-                group, rows = [], 0
-        if group:
-            yield group
-
-    def _serialise(self, batches: list[ScoredBatch]) -> list[tuple[bytes, int]]:
-        """``(JSON array of rows, rows)``: one for the whole group; batch by batch when the
-        group holds a value JSON cannot, so that batch alone is dropped (counted, logged)."""
-        per_batch: list[tuple[ScoredBatch, list[tuple[Any, ...]]]] = []
-        for batch in batches:
-            try:
-                per_batch.append((batch, self._rows(batch)))
-            except Exception:  # the contract makes this unreachable; never fail the rest
-                self._lost(batch)
-        if not per_batch:
-            return []
-        rows = [row for _, batch_rows in per_batch for row in batch_rows]
-        with contextlib.suppress(Exception):  # as unreachable: then batch by batch, below
-            return [(orjson.dumps(rows, option=_ORJSON), len(rows))]
-        out = []
-        for batch, batch_rows in per_batch:
-            try:
-                out.append((orjson.dumps(batch_rows, option=_ORJSON), len(batch_rows)))
-            except Exception:
-                self._lost(batch)
-        return out
+    def _entry(self, batch: ScoredBatch) -> _Entry:
+        """The batch's journal line and what the metrics count of it."""
+        line = orjson.dumps(self._rows(batch), option=_ORJSON)
+        rows = len(batch.proba)
+        return _Entry(line, rows, batch.role, batch.model_version, batch.proba, batch.decisions)
 
     def _lost(self, batch: ScoredBatch) -> None:
         log.exception("prediction log: a batch could not be serialised: lost")
@@ -315,16 +322,16 @@ class PredictionLog:
         self._metrics.log_lost_rows.inc(len(batch.proba))
         self._release(len(batch.proba))
 
-    def _count(self, batches: list[ScoredBatch]) -> None:
-        """The batches' rows in /metrics: once per role and version, not per request."""
-        groups: dict[tuple[str, str], list[ScoredBatch]] = {}
-        for batch in batches:
-            groups.setdefault((batch.role, batch.model_version), []).append(batch)
+    def _count(self, entries: list[_Entry]) -> None:
+        """The entries' rows in /metrics: once per role and version, not per request."""
+        groups: dict[tuple[str, str], list[_Entry]] = {}
+        for entry in entries:
+            groups.setdefault((entry.role, entry.version), []).append(entry)
         for (role, version), group in groups.items():
-            proba = np.concatenate([b.proba for b in group])
+            proba = np.concatenate([e.proba for e in group])
             self._metrics.role_rows.labels(role, version).inc(len(proba))
             if role != SHADOW_ROLE:  # a shadow score was never answered: not served
-                decisions = np.concatenate([b.decisions for b in group])
+                decisions = np.concatenate([e.decisions for e in group])
                 self._metrics.observe_scores(version, proba, decisions)
 
     def _keep(self, pending: list[bytes], rows: int) -> bool:
@@ -372,30 +379,32 @@ class PredictionLog:
 
     def _rows(self, batch: ScoredBatch) -> list[tuple[Any, ...]]:
         """Rows as tuples in the store's ``ROW_COLUMNS`` order."""
-        names = list(batch.columns)
-        values = zip(*(batch.columns[c] for c in names), strict=True)
         at = self.store.timestamp(batch.logged_at)
+        hashes = self.store.hash_ids(batch.ids)
         proba = batch.proba.tolist()
         decisions = batch.decisions.tolist()
         unseen = batch.unseen
-        hashes = self.store.hash_ids(batch.ids)
-        rows = []
-        for i, row in enumerate(values):
-            rows.append(
-                (
-                    at,
-                    batch.request_id,
-                    batch.model_version,
-                    hashes[i],
-                    dict(zip(names, row, strict=True)),
-                    proba[i],
-                    decisions[i],
-                    batch.latency_ms,
-                    unseen[i] if unseen and unseen[i] else None,
-                    batch.role,
-                )
+        if len(proba) == 1:  # the common request: its features without zipping columns
+            features = [{c: v[0] for c, v in batch.columns.items()}]
+        else:
+            names = list(batch.columns)
+            values = zip(*(batch.columns[c] for c in names), strict=True)
+            features = [dict(zip(names, row, strict=True)) for row in values]
+        return [
+            (
+                at,
+                batch.request_id,
+                batch.model_version,
+                hashes[i],
+                features[i],
+                proba[i],
+                decisions[i],
+                batch.latency_ms,
+                unseen[i] if unseen and unseen[i] else None,
+                batch.role,
             )
-        return rows
+            for i in range(len(proba))
+        ]
 
     # -- the store thread -------------------------------------------------------------------------
 

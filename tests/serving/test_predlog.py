@@ -153,21 +153,39 @@ def test_the_probability_histogram_counts_every_logged_score(tmp_path: Path) -> 
     assert f'churn_predictions_total{{decision="churn",model_version="3"}} {churned}.0' in text
 
 
-def test_a_batch_that_cannot_be_written_is_dropped_alone(tmp_path: Path) -> None:
-    """A value JSON cannot hold fails its own batch, counted; the batches around it land."""
+@pytest.mark.parametrize("rows", [3, 100], ids=["small, in submit", "large, in the thread"])
+def test_a_batch_that_cannot_be_written_is_dropped_alone(tmp_path: Path, rows: int) -> None:
+    """A value JSON cannot hold fails its own batch, counted; the batches around it land.
+
+    A small batch becomes its journal line in ``submit`` (inline_rows): there the caller hears
+    of it (an exception: the request is not acknowledged); a large one is dropped by the
+    journal thread and counted as lost.
+    """
     db = tmp_path / "log.db"
     metrics = ServingMetrics()
-    log = _log(f"sqlite:///{db}", metrics)
+    log = PredictionLog(
+        PredictionStore(f"sqlite:///{db}", f"sqlite:///{db}", KEY, create=True),
+        metrics,
+        inline_rows=10,
+    )
     log.start()
-    bad = _batch(3, seed=1, request_id="bad")
-    bad.columns["Contract"] = [object()] * 3  # type: ignore[index]
+    bad = _batch(rows, seed=1, request_id="bad")
+    bad.columns["Contract"] = [object()] * rows  # type: ignore[index]
     log.submit(_batch(4, seed=0, request_id="before"))
-    log.submit(bad)
-    log.submit(_batch(5, seed=2, request_id="after"))
+    if rows <= 10:
+        with pytest.raises(TypeError, match="not JSON serializable"):
+            log.submit(bad)
+    else:
+        assert log.submit(bad)
+    log.submit(_batch(50, seed=2, request_id="after"))
     log.close()
     stored = sqlite3.connect(db).execute("SELECT request_id FROM predictions").fetchall()
-    assert sorted(r for (r,) in stored) == ["after"] * 5 + ["before"] * 4
-    assert "churn_prediction_log_errors_total 1.0" in generate_latest(metrics.registry).decode()
+    assert sorted(r for (r,) in stored) == ["after"] * 50 + ["before"] * 4
+    text = generate_latest(metrics.registry).decode()
+    assert "churn_prediction_log_errors_total 1.0" in text
+    lost = 0 if rows <= 10 else rows  # refused before it was acknowledged: not lost
+    assert f"churn_prediction_log_lost_rows_total {lost}.0" in text
+    assert log.health().queued_rows == 0
 
 
 def _stored(db: Path) -> list[str]:
