@@ -65,6 +65,7 @@ PRELOAD = (
     "dvc.repo",
     "matplotlib.figure",
     "xgboost",
+    "churn.scoring.walk",  # numba, for the serving scorer the training flow checks
 )
 PROJECT_PACKAGES = ("churn", "pipelines", "serving", "monitoring", "tools")
 # Environment variables read when a library is imported: the warm process serves a command only
@@ -76,6 +77,7 @@ IMPORT_TIME_ENV = (
     "OMP_",
     "OPENBLAS_",
     "MKL_",
+    "NUMBA_",
     "PYTHON",
     "HOME",
     "LANG",

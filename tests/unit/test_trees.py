@@ -1,4 +1,4 @@
-"""The numpy tree walk equals XGBoost's own prediction, missing values included."""
+"""The compiled tree walk equals XGBoost's own prediction, missing values included."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def booster() -> xgb.Booster:
 
 @pytest.mark.parametrize("n", [1, 5])
 def test_the_tree_walk_equals_the_booster_with_missing_values(booster: xgb.Booster, n: int) -> None:
-    """One row (every node at once) and several rows (level by level) take the default branch."""
+    """One row and several rows take the default branch of a missing value."""
     rng = np.random.default_rng(n)
     X = rng.normal(size=(n, 6)).astype(np.float32)
     X[0, [0, 2]] = np.nan
