@@ -380,16 +380,30 @@ class PredictionLog:
     def _rows(self, batch: ScoredBatch) -> list[tuple[Any, ...]]:
         """Rows as tuples in the store's ``ROW_COLUMNS`` order."""
         at = self.store.timestamp(batch.logged_at)
+        if len(batch.ids) == 1:  # the common request, in the request: no lists of one
+            (customer,) = batch.ids
+            unseen_one = batch.unseen[0] if batch.unseen else None
+            return [
+                (
+                    at,
+                    batch.request_id,
+                    batch.model_version,
+                    None if customer is None else self.store.hash_id(customer),
+                    {c: v[0] for c, v in batch.columns.items()},
+                    float(batch.proba[0]),
+                    bool(batch.decisions[0]),
+                    batch.latency_ms,
+                    unseen_one or None,
+                    batch.role,
+                )
+            ]
         hashes = self.store.hash_ids(batch.ids)
         proba = batch.proba.tolist()
         decisions = batch.decisions.tolist()
         unseen = batch.unseen
-        if len(proba) == 1:  # the common request: its features without zipping columns
-            features = [{c: v[0] for c, v in batch.columns.items()}]
-        else:
-            names = list(batch.columns)
-            values = zip(*(batch.columns[c] for c in names), strict=True)
-            features = [dict(zip(names, row, strict=True)) for row in values]
+        names = list(batch.columns)
+        values = zip(*(batch.columns[c] for c in names), strict=True)
+        features = [dict(zip(names, row, strict=True)) for row in values]
         return [
             (
                 at,

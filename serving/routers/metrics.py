@@ -14,5 +14,6 @@ router = APIRouter(tags=["health"])
 async def metrics(state: State) -> Response:
     """Requests and latency per endpoint, score distribution, model version, fallbacks, the
     prediction log's state."""
+    state.metrics.count_requests()
     state.metrics.set_log_health(state.predlog.health())
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import generate_latest
 
 from churn.data.generator import COLUMNS
 from serving.app import create_app
@@ -382,6 +383,48 @@ def test_metrics_export_the_cost_of_predictions_from_the_process_counters(
     assert count >= 20 and 0 < cpu <= time.process_time()
     per_1000 = values["churn_cpu_seconds_per_1000_predictions"]
     assert per_1000 == pytest.approx(cpu / count * 1000, rel=1e-6)
+
+
+def test_metrics_count_every_answered_request_at_each_scrape(client: TestClient) -> None:
+    """Requests are counted in batches (``ServingMetrics.count_request``), never late: each
+    scrape counts every request answered before it, and whatever status it got."""
+
+    def counted(text: str, status: str) -> float:
+        pattern = (
+            rf'^churn_http_requests_total\{{endpoint="/predict",method="POST",'
+            rf'status="{status}"\}} ([0-9.e+]+)$'
+        )
+        m = re.search(pattern, text, re.M)
+        return float(m.group(1)) if m else 0.0
+
+    before = client.get("/metrics").text
+    for _ in range(7):
+        assert client.post("/predict", json={"records": [GOOD]}).status_code == 200
+    assert client.post("/predict", json={"records": []}).status_code == 422
+    after = client.get("/metrics").text
+    assert counted(after, "200") - counted(before, "200") == 7
+    assert counted(after, "422") - counted(before, "422") == 1
+    seen = re.search(
+        r'^churn_http_request_duration_seconds_count\{endpoint="/predict"\} ([0-9.e+]+)$',
+        after,
+        re.M,
+    )
+    assert seen and float(seen.group(1)) >= 8
+
+
+def test_requests_are_counted_every_thousand_without_a_scrape() -> None:
+    from serving.metrics import ServingMetrics
+
+    metrics = ServingMetrics()
+    for _ in range(999):
+        metrics.count_request("/predict", "POST", 200, 0.002)
+    text = generate_latest(metrics.registry).decode()
+    assert "churn_http_requests_total{" not in text  # kept, not yet counted
+    metrics.count_request("/predict", "POST", 200, 0.002)
+    text = generate_latest(metrics.registry).decode()
+    counted = 'churn_http_requests_total{endpoint="/predict",method="POST",status="200"} 1000.0'
+    timed = 'churn_http_request_duration_seconds_bucket{endpoint="/predict",le="0.002"} 1000.0'
+    assert counted in text and timed in text
 
 
 def test_the_docs_example_of_another_data_set_follows_its_config() -> None:
