@@ -67,8 +67,8 @@ class ScoredBatch:
     model_version: str
     ids: Sequence[str | None]
     columns: Mapping[str, Sequence[Any]]
-    proba: np.ndarray
-    decisions: np.ndarray
+    proba: np.ndarray | list[float]  # a list for one record (the request's floats)
+    decisions: np.ndarray | list[bool]
     latency_ms: float
     unseen: list[list[str]] | None
     role: str = CHAMPION_ROLE  # who scored it: champion, challenger (canary) or shadow
@@ -82,8 +82,8 @@ class _Entry(NamedTuple):
     rows: int
     role: str
     version: str
-    proba: np.ndarray
-    decisions: np.ndarray
+    proba: np.ndarray | list[float]
+    decisions: np.ndarray | list[bool]
 
 
 @dataclass(frozen=True)
@@ -398,8 +398,8 @@ class PredictionLog:
                 )
             ]
         hashes = self.store.hash_ids(batch.ids)
-        proba = batch.proba.tolist()
-        decisions = batch.decisions.tolist()
+        proba = np.asarray(batch.proba).tolist()
+        decisions = np.asarray(batch.decisions).tolist()
         unseen = batch.unseen
         names = list(batch.columns)
         values = zip(*(batch.columns[c] for c in names), strict=True)

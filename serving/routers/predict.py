@@ -49,6 +49,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from churn.prediction_store import CHALLENGER_ROLE, CHAMPION_ROLE
 from serving import explain
@@ -111,7 +112,7 @@ def add_route(app: FastAPI, state: ServingState, parser: RequestParser) -> None:
             check_key(state, request.headers.get(API_KEY_HEADER))
         model = served_model(state)
         try:
-            body = parser.validate(await request.body())
+            body = parser.validate(await _read_body(request))
         except ValidationError as exc:
             errors = exc.errors(include_url=False, include_input=False, include_context=False)
             raise RequestValidationError(
@@ -137,8 +138,13 @@ def add_route(app: FastAPI, state: ServingState, parser: RequestParser) -> None:
         canary: Canary | None = None
         if live is not None and live.mode == "canary":
             canary = _canary(state, live, model, columns, n, ids)
+        proba: np.ndarray | list[float]
+        decisions: np.ndarray | list[bool]
         if canary is not None:
             proba, served, decisions = canary.proba, canary.answered_by, canary.decisions
+        elif n == 1:  # the common request, in floats: no one-element arrays
+            one, served = _score_one(state, model, columns)
+            proba, decisions = [one], [one >= served.threshold]
         elif n > _THREAD_ROWS:
             proba, served = await run_in_threadpool(_score, state, model, columns, n)
             decisions = proba >= served.threshold
@@ -146,8 +152,8 @@ def add_route(app: FastAPI, state: ServingState, parser: RequestParser) -> None:
             proba, served = _score(state, model, columns, n)
             decisions = proba >= served.threshold
         unseen = state.unseen.per_row(columns, n)
-        proba_list = proba.tolist()
-        decision_list = decisions.tolist()
+        proba_list = proba if isinstance(proba, list) else proba.tolist()
+        decision_list = decisions if isinstance(decisions, list) else decisions.tolist()
         if unseen is None:
             predictions = [
                 {"churn_probability": p, "churn": d}
@@ -252,6 +258,23 @@ def add_route(app: FastAPI, state: ServingState, parser: RequestParser) -> None:
     routes[0:0] = added
 
 
+async def _read_body(request: Request) -> bytes:
+    """The whole body, read from the ASGI ``receive`` directly: Starlette's ``Request.body``
+    goes through an async generator (``Request.stream``), a few microseconds of every request.
+
+    Raises:
+        ClientDisconnect: the client went away before sending it all (as ``Request.body``).
+    """
+    chunks: list[bytes] = []
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 def document_request(app: FastAPI, parser: RequestParser) -> None:
     """Add the request's schemas (``PredictRequest``, ``CustomerRecord``) to the app's OpenAPI
     document: FastAPI cannot derive them, since the endpoint declares no body parameter."""
@@ -297,8 +320,8 @@ class Canary:
                     role=role,
                     ids=[batch.ids[i] for i in idx],
                     columns={c: [v[i] for i in idx] for c, v in batch.columns.items()},
-                    proba=batch.proba[idx],
-                    decisions=batch.decisions[idx],
+                    proba=np.asarray(batch.proba)[idx],
+                    decisions=np.asarray(batch.decisions)[idx],
                     unseen=None if batch.unseen is None else [batch.unseen[i] for i in idx],
                 )
             )
@@ -378,12 +401,31 @@ def _score(state: Any, model: Any, columns: dict[str, list[Any]], n: int) -> tup
         state.metrics.fallbacks.labels("no_model").inc(n)
     try:
         proba = model.scorer.score(columns, n)
-        if proba.shape != (n,) or not (
-            math.isfinite(proba[0]) if n == 1 else np.isfinite(proba).all()
-        ):
+        if proba.shape != (n,) or not np.isfinite(proba).all():
             raise ValueError(f"the model returned {proba.shape} scores, or non-finite ones")
         return proba, model
     except Exception:
-        log.exception("model v%s failed on a request; answering with the rules", model.version)
-        state.metrics.fallbacks.labels("model_error").inc(n)
-        return state.rules.scorer.score(columns, n), state.rules
+        return _rules(state, model, columns, n), state.rules
+
+
+def _score_one(state: Any, model: Any, columns: dict[str, list[Any]]) -> tuple[float, Any]:
+    """``_score`` of one record as a float, through the scorer's ``score_one`` when it has
+    one (the compiled replay), with the same fallback to the rules."""
+    score_one = getattr(model.scorer, "score_one", None)
+    if score_one is None or model.source == "rules":
+        proba, served = _score(state, model, columns, 1)
+        return float(proba[0]), served
+    try:
+        one = score_one(columns)
+        if not math.isfinite(one):
+            raise ValueError(f"the model returned a non-finite score ({one})")
+        return one, model
+    except Exception:
+        return float(_rules(state, model, columns, 1)[0]), state.rules
+
+
+def _rules(state: Any, model: Any, columns: dict[str, list[Any]], n: int) -> np.ndarray:
+    """The rules' scores when ``model`` raised (in an ``except`` block: logged with it)."""
+    log.exception("model v%s failed on a request; answering with the rules", model.version)
+    state.metrics.fallbacks.labels("model_error").inc(n)
+    return np.asarray(state.rules.scorer.score(columns, n))

@@ -55,10 +55,15 @@ class _Broken:
     def score(self, columns: Any, n: int) -> np.ndarray:
         raise RuntimeError("simulated model failure")  # a fault we cannot cause for real
 
+    def score_one(self, columns: Any) -> float:  # the one-record path of the compiled scorer
+        return float("nan")
 
+
+@pytest.mark.parametrize("n", [1, 2])
 def test_a_model_error_is_answered_by_the_rules_and_counted(
-    served_project: Path, tmp_path: Path, records: Any
+    served_project: Path, tmp_path: Path, records: Any, n: int
 ) -> None:
+    """A scorer that raises (several records) or answers NaN (one record, ``score_one``)."""
     settings = get_settings(
         project_dir=served_project,
         reload_interval_seconds=0,
@@ -67,13 +72,15 @@ def test_a_model_error_is_answered_by_the_rules_and_counted(
     app = create_app(settings)
     with loaded_client(app) as client:
         state = app.state.serving
-        good = client.post("/predict", json={"records": records(2)}).json()
+        good = client.post("/predict", json={"records": records(n)}).json()
         assert good["model_version"] == state.model.version
         state.set_model(ServedModel(**{**state.model.__dict__, "scorer": _Broken()}))
-        r = client.post("/predict", json={"records": records(2)})
+        r = client.post("/predict", json={"records": records(n)})
         assert r.status_code == 200
         assert r.json()["model_version"] == "fallback-rules"
-        assert 'churn_fallback_total{reason="model_error"} 2.0' in client.get("/metrics").text
+        assert len(r.json()["predictions"]) == n
+        metric = f'churn_fallback_total{{reason="model_error"}} {n}.0'
+        assert metric in client.get("/metrics").text
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])

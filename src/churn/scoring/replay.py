@@ -212,9 +212,16 @@ class CompiledScorer:
         return np.asarray(self._predict(X))
 
     def score(self, columns: Columns, n: int) -> np.ndarray:
-        if n == 1 and self._predict_one is not None:  # the single-record request: in floats
-            return np.array([self._predict_one(self._encode_one(columns))])
+        if n == 1:
+            return np.array([self.score_one(columns)])
         return self._predict(self.encode(columns, n))
+
+    def score_one(self, columns: Columns) -> float:
+        """``score`` of one record, as a float (the same value): in Python floats around the
+        tree walk when the model has that path, without one-element arrays."""
+        if self._predict_one is not None:
+            return self._predict_one(self._encode_one(columns))
+        return float(self._predict(self.encode(columns, 1))[0])
 
 
 def _flatten(pipeline: Any) -> list[Any]:
