@@ -50,6 +50,7 @@ from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
 
 from churn.prediction_store import CHALLENGER_ROLE, CHAMPION_ROLE
 from serving import explain
@@ -83,11 +84,24 @@ class _DirectRoute(APIRoute):
 
     FastAPI's per-request handler (``get_request_handler``) solves the endpoint's dependencies
     (here none: it still parses the query string and looks for each parameter kind) and would
-    validate a returned value; this endpoint needs neither, so the route calls it directly.
-    The operation in the OpenAPI document, the exception handlers and the middleware are
-    FastAPI's own, as for any route (``get_route_handler`` is FastAPI's documented hook for a
-    custom route class).
+    validate a returned value; this endpoint needs neither, so the route calls it directly
+    (``get_route_handler`` is FastAPI's documented hook for a custom route class). Nor does it
+    need what FastAPI's ``request_response`` wraps around a handler: two ``AsyncExitStack``
+    for dependencies with ``yield`` and a second pass of the exception handlers. An exception
+    the endpoint raises (401, 422, 503) reaches the app's ``ExceptionMiddleware``, which
+    answers it with the same handlers. The operation in the OpenAPI document, the exception
+    handlers and the middleware are FastAPI's own, as for any route.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        endpoint = self.get_route_handler()
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            response = await endpoint(Request(scope, receive, send))
+            await response(scope, receive, send)
+
+        self.app = app
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
