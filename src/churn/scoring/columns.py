@@ -70,6 +70,9 @@ class UnseenLevels:
 
     def per_row(self, columns: Columns, n: int) -> list[list[str]] | None:
         """For each row, the columns holding an unseen value; None when there is none at all."""
+        if n == 1:  # one request's record
+            one = [c for c, index in self._indices.items() if columns[c][0] not in index]
+            return [one] if one else None
         if n <= ROW_BY_ROW:
             flagged = [
                 [c for c, index in self._indices.items() if columns[c][i] not in index]
