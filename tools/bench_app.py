@@ -2,8 +2,9 @@
 
 The app's ASGI callable is called in this process with ``make bench-serve``'s one-record body,
 after its start-up (the champion loaded). For each variant (the whole app, the app with one part
-replaced by a constant, the HTTP floor's app) it reads the process's CPU time, all threads
-included, per request; the variants alternate in each round (in reverse order every other
+replaced by a constant, the HTTP floor's app) it reads the CPU time per request of the process,
+all threads included, and of the event loop's thread alone (what bounds the requests per
+second of one worker); the variants alternate in each round (in reverse order every other
 round) and medians are printed. What a
 part costs in context is the whole app's figure minus the figure without it. No wrk, no
 sockets: the figures move far less with the machine than requests per second do.
@@ -65,28 +66,35 @@ async def _measure(project_dir: Path, requests: int, rounds: int, echo: Any) -> 
         await _request(app, body)
         await _request(floor, body)
     cpu: dict[str, list[float]] = {name: [] for name in variants}
+    loop: dict[str, list[float]] = {name: [] for name in variants}
     for i in range(rounds):  # the order reversed every other round: drift counts for none
         for name in list(variants) if i % 2 == 0 else list(reversed(variants)):
             target = variants[name]
             if name in patches:
                 patches[name][0]()
-            started = time.process_time()
+            started, started_loop = time.process_time(), time.thread_time()
             for _ in range(requests):
                 await _request(target, body)
             cpu[name].append((time.process_time() - started) / requests * 1e6)
+            loop[name].append((time.thread_time() - started_loop) / requests * 1e6)
             if name in patches:
                 patches[name][1]()
     await startup.put({"type": "lifespan.shutdown"})
     await replies.get()
     await lifespan
     whole = statistics.median(cpu["whole app"])
+    whole_loop = statistics.median(loop["whole app"])
     echo(f"CPU per /predict request in process, medians of {rounds} rounds of {requests}:")
-    echo("| variant | CPU µs per request | the part costs |")
-    echo("|---|---:|---:|")
+    echo(
+        "| variant | CPU µs per request (all threads) | the part costs | on the event loop's "
+        "thread | the part costs there |"
+    )
+    echo("|---|---:|---:|---:|---:|")
     for name, values in cpu.items():
-        median = statistics.median(values)
+        median, median_loop = statistics.median(values), statistics.median(loop[name])
         part = "" if name in ("whole app", "floor") else f"{whole - median:.1f}"
-        echo(f"| {name} | {median:.1f} | {part} |")
+        part_loop = "" if name in ("whole app", "floor") else f"{whole_loop - median_loop:.1f}"
+        echo(f"| {name} | {median:.1f} | {part} | {median_loop:.1f} | {part_loop} |")
 
 
 def _patches(state: Any, body: bytes) -> dict[str, Patch]:
@@ -103,8 +111,22 @@ def _patches(state: Any, body: bytes) -> dict[str, Patch]:
     def on(obj: Any, name: str, value: Any) -> Patch:
         return (lambda: setattr(obj, name, value), lambda: delattr(obj, name))
 
+    def both(first: Patch, second: Patch) -> Patch:
+        def on_() -> None:
+            first[0]()
+            second[0]()
+
+        def off() -> None:
+            first[1]()
+            second[1]()
+
+        return on_, off
+
     return {
-        "without scoring": on(scorer, "score", lambda columns, n: constant),
+        "without scoring": both(  # one record goes through score_one
+            on(scorer, "score", lambda columns, n: constant),
+            on(scorer, "score_one", lambda columns: 0.06),
+        ),
         "without encoding": on(scorer, "_encode_one", lambda columns: row),
         "without the tree walk": (
             lambda: setattr(scorer, "_predict_one", lambda x: 0.06),
