@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from churn.prediction_store import PredictionStore, predictions_table
@@ -62,3 +64,13 @@ def test_ids_are_keyed_hashes_that_depend_on_the_key(tmp_path):
     ids = ["7590-VHVEG", None, "5575-GNVDE"]
     assert one.hash_ids(ids) == [one.hash_id("7590-VHVEG"), None, one.hash_id("5575-GNVDE")]
     assert one.hash_id("x") != other.hash_id("x") and len(one.hash_id("x")) == 64
+
+
+@pytest.mark.parametrize("key_length", [1, 32, 64, 65, 200])
+def test_the_id_hash_is_hmac_sha256_of_the_key(key_length):
+    """The same digests as the standard library's HMAC, for keys shorter and longer than the
+    hash's block (labels joined on them, and ``churn forget``, depend on it)."""
+    key = bytes(range(1, 256))[:key_length]
+    store = PredictionStore("sqlite://", "sqlite://", key)
+    for customer in ("7590-VHVEG", "", "é-ü", "x" * 500):
+        assert store.hash_id(customer) == hmac.new(key, customer.encode(), "sha256").hexdigest()
