@@ -1149,9 +1149,22 @@ def bench_serve(
             "with each part replaced by a constant, against the floor's app (no sockets)."
         ),
     ] = False,
+    against: Annotated[
+        Path | None,
+        typer.Option(
+            help="Instead: this checkout's service against another checkout's (e.g. a worktree "
+            "of main) on the same project, the floor up too: req/s, p99, event loop CPU per "
+            "request, ratios to the floor (one-row requests).",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """The service against the HTTP floor (same stack, constant answer) and `mlflow models serve`
     on the same champion (wrk; prints ratios); with --shadow, the cost of a shadow challenger."""
+    if against is not None:
+        _tool("bench_serve").run_against(ctx.obj.project_dir, against, seconds, connections, rounds)
+        return
     if in_process:
         _tool("bench_app").run(ctx.obj.project_dir, rounds=max(rounds, 5), echo=console.print)
         return

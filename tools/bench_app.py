@@ -137,6 +137,7 @@ def _patches(state: Any, body: bytes) -> dict[str, Patch]:
             lambda: setattr(schemas.RequestParser, "validate", validate),
         ),
         "without the prediction log": on(state.predlog, "submit", lambda batch: True),
+        "without the log's id hash": on(state.predlog.store, "hash_id", lambda c: "0" * 64),
         "without the log's store insert": on(state.predlog.store, "insert_rows", lambda rows: None),
         "without the unseen-level check": on(state.unseen, "per_row", lambda columns, n: None),
         "without the metrics": on(state.metrics, "count_request", lambda *args: None),

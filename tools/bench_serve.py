@@ -495,6 +495,92 @@ def run_shadow(
     return medians
 
 
+def run_against(
+    project_dir: Path, other: Path, seconds: float = 5.0, connections: int = 8, rounds: int = 5
+) -> dict[str, Load]:
+    """This checkout's service against another checkout's (``other``: a worktree of main, say)
+    on the same project, with the HTTP floor up too, one-row requests alternating over
+    ``rounds``. Prints each server's median req/s, p50, p99 and the CPU per request of its
+    event loop thread (read from ``/proc``: what bounds one worker's req/s), and each one's
+    ratio to the floor, per round and as the median.
+    """
+    project_dir, other = project_dir.resolve(), other.resolve()
+    if not (other / "serving" / "app.py").is_file():
+        raise FileNotFoundError(f"{other} is not a checkout of this project (no serving/app.py)")
+    load = wrk if shutil.which("wrk") else httpx_load
+    body = json.dumps({"records": records(1)}).encode()
+    headers = {"Content-Type": "application/json"}
+    here = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        base = {**os.environ, "CHURN_RELOAD_INTERVAL_SECONDS": "0"}
+        base.pop("CHURN_API_KEY", None)
+        servers: dict[str, tuple[str, dict[str, str], list[str]]] = {}
+        for name, tree in (("this", here), ("other", other)):
+            env = {
+                **base,
+                "PYTHONPATH": f"{tree}{os.pathsep}{tree / 'src'}",
+                "CHURN_PREDICTION_LOG_URL": f"sqlite:///{tmp}/{name}.db",
+            }
+            cmd = [sys.executable, "-m", "pipelines.cli", "-C", str(project_dir), "serve"]
+            servers[name] = ("/ready", env, [*cmd, "--log-level", "warning", "--port"])
+        floor_cmd = [
+            sys.executable, "-m", "uvicorn", "tools.floor_server:app", "--workers", "1",
+            "--loop", "uvloop", "--http", "httptools", "--log-level", "warning",
+            "--no-access-log", "--port",
+        ]  # fmt: skip
+        servers["floor"] = ("/ready", {**base, "PYTHONPATH": str(here)}, floor_cmd)
+        results: dict[str, list[tuple[Load, float]]] = {name: [] for name in servers}
+        with contextlib.ExitStack() as stack:
+            targets = {}
+            for name, (ready, env, cmd) in servers.items():
+                port = free_port()
+                proc = stack.enter_context(
+                    server([*cmd, str(port)], env, f"http://127.0.0.1:{port}{ready}")
+                )
+                targets[name] = (f"http://127.0.0.1:{port}/predict", proc.pid)
+            for url, _ in targets.values():  # warm-up, not measured
+                load(url, body, connections, 2, headers)
+            for r in range(rounds):
+                for name in list(targets) if r % 2 == 0 else list(reversed(targets)):
+                    url, pid = targets[name]
+                    before = _loop_cpu(pid)
+                    res = load(url, body, connections, seconds, headers)
+                    cpu = (_loop_cpu(pid) - before) / max(res.rps * seconds, 1) * 1e6
+                    results[name].append((res, cpu))
+    table = Table(
+        title=f"POST /predict, one row, {connections} connections: this checkout against "
+        f"{other} ({rounds} alternating rounds, medians)"
+    )
+    for col in ("server", "req/s", "p50 ms", "p99 ms", "event loop CPU µs/request", "/ floor"):
+        table.add_column(col, justify="right")
+    medians: dict[str, Load] = {}
+    floor_rps = [res.rps for res, _ in results["floor"]]
+    for name, runs in results.items():
+        medians[name] = Load(
+            statistics.median(res.rps for res, _ in runs),
+            statistics.median(res.p50_ms for res, _ in runs),
+            statistics.median(res.p99_ms for res, _ in runs),
+            sum(res.errors for res, _ in runs),
+        )
+        per_round = [res.rps / f for (res, _), f in zip(runs, floor_rps, strict=True)]
+        ratio = "" if name == "floor" else (
+            f"{medians[name].rps / statistics.median(floor_rps):.2f}x "
+            f"({', '.join(f'{x:.2f}' for x in per_round)})"
+        )  # fmt: skip
+        table.add_row(
+            name, f"{medians[name].rps:,.0f}", f"{medians[name].p50_ms:.2f}",
+            f"{medians[name].p99_ms:.2f}", f"{statistics.median(c for _, c in runs):.1f}", ratio,
+        )  # fmt: skip
+    console.print(table)
+    return medians
+
+
+def _loop_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process's main thread, which runs the event loop."""
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def _nothing() -> Any:
     yield None
