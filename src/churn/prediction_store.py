@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import hmac
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,7 +29,10 @@ from churn.errors import DataError
 from churn.settings import Settings
 
 log = logging.getLogger(__name__)
-_BLOCK = hashlib.sha256().block_size  # HMAC pads or hashes the key to one block
+# HMAC (RFC 2104): the key, padded (or hashed) to one block, XORed with these two pads.
+_BLOCK = hashlib.sha256().block_size
+_INNER_PAD = bytes(x ^ 0x36 for x in range(256))
+_OUTER_PAD = bytes(x ^ 0x5C for x in range(256))
 
 PREDICTIONS = "predictions"
 LABELS = "labels"
@@ -216,8 +218,8 @@ class PredictionStore:
         # hmac.HMAC's copy/update/hexdigest wrappers were 8 µs of every logged request).
         key = hash_key if len(hash_key) <= _BLOCK else hashlib.sha256(hash_key).digest()
         key = key.ljust(_BLOCK, b"\0")
-        self._inner = hashlib.sha256(key.translate(hmac.trans_36))
-        self._outer = hashlib.sha256(key.translate(hmac.trans_5C))
+        self._inner = hashlib.sha256(key.translate(_INNER_PAD))
+        self._outer = hashlib.sha256(key.translate(_OUTER_PAD))
         self._second: tuple[int, str] = (-1, "")  # timestamp(): the last second and its text
         self._engines: dict[str, sa.Engine] = {}
 
