@@ -1163,7 +1163,12 @@ def bench_serve(
     """The service against the HTTP floor (same stack, constant answer) and `mlflow models serve`
     on the same champion (wrk; prints ratios); with --shadow, the cost of a shadow challenger."""
     if against is not None:
-        _tool("bench_serve").run_against(ctx.obj.project_dir, against, seconds, connections, rounds)
+        try:
+            _tool("bench_serve").run_against(
+                ctx.obj.project_dir, against, seconds, connections, rounds
+            )
+        except FileNotFoundError as exc:  # not a checkout of this project
+            raise _fail(f"--against: {exc}", 2) from None
         return
     if in_process:
         _tool("bench_app").run(ctx.obj.project_dir, rounds=max(rounds, 5), echo=console.print)
