@@ -22,8 +22,8 @@ from churn.fallback_rules import FallbackRules
 # Latency buckets (seconds) sized for a sub-millisecond to tens-of-milliseconds service.
 _LATENCY = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _PROBABILITY = tuple(round(0.1 * i, 1) for i in range(1, 11))
-# Answered requests kept before they are counted (ServingMetrics.count_request): about a
-# millisecond of counting on the event loop every 1,000 requests, and at each scrape.
+# Answered requests kept before they are counted (ServingMetrics.count_request): one pass of
+# counting on the event loop every 1,000 requests, and at each scrape.
 _COUNT_EVERY = 1000
 
 

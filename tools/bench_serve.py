@@ -52,6 +52,16 @@ class Load:
     p99_ms: float
     errors: int
 
+    @classmethod
+    def median(cls, runs: list[Load]) -> Load:
+        """The rounds' medians (errors: their sum)."""
+        return cls(
+            statistics.median(x.rps for x in runs),
+            statistics.median(x.p50_ms for x in runs),
+            statistics.median(x.p99_ms for x in runs),
+            sum(x.errors for x in runs),
+        )
+
 
 def records(n: int, seed: int = 11) -> list[dict[str, Any]]:
     """Realistic raw records from the project's generator, typed as the API expects."""
@@ -324,12 +334,7 @@ def run(
         table.add_column(col, justify="right")
     best: dict[tuple[str, int], Load] = {}
     for (name, rows), runs in results.items():
-        agg = Load(
-            statistics.median(x.rps for x in runs),
-            statistics.median(x.p50_ms for x in runs),
-            statistics.median(x.p99_ms for x in runs),
-            sum(x.errors for x in runs),
-        )
+        agg = Load.median(runs)
         best[(name, rows)] = agg
         table.add_row(
             name,
@@ -463,12 +468,7 @@ def run_shadow(
         table.add_column(col, justify="right")
     medians: dict[str, Load] = {}
     for (name, rows), runs in sorted(results.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        agg = Load(
-            statistics.median(x.rps for x in runs),
-            statistics.median(x.p50_ms for x in runs),
-            statistics.median(x.p99_ms for x in runs),
-            sum(x.errors for x in runs),
-        )
+        agg = Load.median(runs)
         medians[f"{name}/{rows}"] = agg
         table.add_row(
             name, str(rows), f"{agg.rps:,.0f}", f"{agg.p50_ms:.2f}", f"{agg.p99_ms:.2f}",
@@ -556,12 +556,7 @@ def run_against(
     medians: dict[str, Load] = {}
     floor_rps = [res.rps for res, _ in results["floor"]]
     for name, runs in results.items():
-        medians[name] = Load(
-            statistics.median(res.rps for res, _ in runs),
-            statistics.median(res.p50_ms for res, _ in runs),
-            statistics.median(res.p99_ms for res, _ in runs),
-            sum(res.errors for res, _ in runs),
-        )
+        medians[name] = Load.median([res for res, _ in runs])
         per_round = [res.rps / f for (res, _), f in zip(runs, floor_rps, strict=True)]
         ratio = "" if name == "floor" else (
             f"{medians[name].rps / statistics.median(floor_rps):.2f}x "

@@ -22,8 +22,8 @@ from churn.scoring.columns import (
 from churn.scoring.trees import NotSupported, NumpyForest, NumpyTrees, expit_one
 
 # Up to this many rows the compiled tree walk (churn/scoring/walk.py) beats XGBoost's own
-# predict (measured on the default model, one thread: 8 rows 0.02 vs 0.26 ms, 32 rows 0.07 vs
-# 0.32 ms, 64 rows 0.14 vs 0.36 ms; from 128 rows the booster wins).
+# predict several times over (timed on the default model, one thread); from about 128 rows the
+# booster wins.
 TREE_ROWS = 32
 
 

@@ -1,10 +1,11 @@
 """A binary:logistic XGBoost booster evaluated outside XGBoost: the fast path for a few rows.
 
 For one record, XGBoost's ``inplace_predict`` spends most of its time in Python, ctypes and its
-own set-up (about 240 µs; its C call alone about 95 µs); the trees as flat arrays, walked by one
-compiled loop (``churn.scoring.walk``), take about 3 µs. Large batches still use the booster
-itself. The exact split values come from the booster's JSON model, and ``churn.scoring.check``
-checks both paths against the pipeline at training and at load.
+own set-up, far longer than the arithmetic; the trees as flat arrays, walked by one compiled loop
+(``churn.scoring.walk``), are a small part of the in-process one-row score that
+``make bench-serve`` prints. Large batches still use the booster itself. The exact split values
+come from the booster's JSON model, and ``churn.scoring.check`` checks both paths against the
+pipeline at training and at load.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class NumpyTrees:
     def __init__(self, booster: Any, iterations: tuple[int, int] = (0, 0)) -> None:
         from churn.scoring.walk import margins  # numba: imported where a booster is replayed
 
-        trees, self.base_margin, gbm = logistic_trees(booster, iterations)
+        trees, base_margin, gbm = logistic_trees(booster, iterations)
         if int(gbm["model"]["gbtree_model_param"].get("num_parallel_tree", "1")) != 1:
             raise NotSupported("num_parallel_tree > 1")
         feature, threshold, left, right, default_left, leaf = [], [], [], [], [], []
@@ -68,7 +69,6 @@ class NumpyTrees:
             roots.append(offset)
             depth = max(depth, _depth(lc, rc))
             offset += len(lc)
-        self.depth = depth
         self._arrays = (
             np.concatenate(feature),
             np.concatenate(threshold),
@@ -78,7 +78,7 @@ class NumpyTrees:
             np.concatenate(leaf),
             np.asarray(roots, dtype=np.int64),
             depth,
-            self.base_margin,
+            base_margin,
         )
         self._margins = margins
 

@@ -1,9 +1,9 @@
 """The tree walk of :class:`churn.scoring.trees.NumpyTrees`, compiled by numba.
 
-A handful of records go through every tree in one compiled loop: for one record that is about
-3 µs on the default model (144 trees), against about 20 µs for the dozen numpy calls it took
-before, and in a busy server (whose other code evicts numpy's from the CPU's caches) about 50
-µs (docs/serving.md, "Against the HTTP floor"). Compiled once per machine: ``cache=True`` keeps
+A handful of records go through every tree in one compiled loop, instead of the dozen numpy
+calls per record it took before, whose fixed costs, not the arithmetic, were the time (what the
+walk costs a request in the server: ``churn bench serve --in-process``, "without the tree walk";
+docs/serving.md, "Against the HTTP floor"). Compiled once per machine: ``cache=True`` keeps
 the machine code beside this file (or in ``NUMBA_CACHE_DIR``), so later processes load it in
 milliseconds. Imported only where a booster is replayed (``NumpyTrees``), never at start-up.
 """
