@@ -79,8 +79,8 @@ rollback: $(STAMP) ## Move the champion back (TO=<version>, default: the previou
 
 .PHONY: ui
 ui: $(STAMP) prefect-server ## MLflow UI (:5000), Evidently monitoring dashboard (:8001), Prefect UI (:4200, the running server's). Ctrl-C stops MLflow and Evidently
-	@uri=$$($(RUN) python -c 'from churn.settings import get_settings; print(get_settings().tracking_uri)'); \
-	ws=$$($(RUN) python -c 'from churn.settings import get_settings; print(get_settings().evidently_workspace)'); \
+	@uri=$$($(RUN) python -c 'from churn.config.settings import get_settings; print(get_settings().tracking_uri)'); \
+	ws=$$($(RUN) python -c 'from churn.config.settings import get_settings; print(get_settings().evidently_workspace)'); \
 	mkdir -p "$$ws" "$(PREFECT_HOME)"; \
 	$(VENV)/bin/evidently ui --workspace "$$ws" --port 8001 >"$(PREFECT_HOME)/evidently-ui.log" 2>&1 & ev=$$!; \
 	trap 'kill $$ev 2>/dev/null' EXIT INT TERM; \

@@ -1,7 +1,8 @@
 """Monitoring a window that does not fit in one process: the dask engine.
 
 Each partition of a Parquet window (exported predictions: features and ``churn_probability``) is
-summarised on a worker with :func:`churn.drift_stats.summarize` on the grid of the reference; the
+summarised on a worker with :func:`churn.dask.drift_stats.summarize` on the grid of the reference;
+the
 summaries are merged here (exact counts, means, extremes, histograms, level counts), and the drift
 of every column is computed over the whole window with the distances Evidently itself picks above
 1,000 reference rows. Evidently still writes the HTML report, on a seeded uniform sample of at most
@@ -18,9 +19,9 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from churn import drift_stats
-from churn.errors import DataError
-from churn.params import DatasetConfig, Params
+from churn.config.errors import DataError
+from churn.config.params import DatasetConfig, Params
+from churn.dask import drift_stats
 from churn.prediction_store import SCORE_COLUMN, PredictionWindow
 from monitoring import report
 from monitoring.data import features_frame, window_rows

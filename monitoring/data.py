@@ -14,13 +14,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 from mlflow import MlflowClient
 
-from churn import registry
 from churn.champion import ChampionInfo
-from churn.errors import DataError
-from churn.params import DatasetConfig, MonitorParams, label_text, label_texts
-from churn.parts import input_parts
+from churn.config.errors import DataError
+from churn.config.params import DatasetConfig, MonitorParams, label_text, label_texts
+from churn.data.parts import input_parts
+from churn.data.versioning import versioned_paths
 from churn.prediction_store import SCORE_COLUMN, PredictionStore, PredictionWindow
-from churn.versioning import versioned_paths
+from churn.release import registry
 from monitoring.report import TARGET
 
 log = logging.getLogger(__name__)

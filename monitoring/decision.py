@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from churn.params import MonitorParams
+from churn.config.params import MonitorParams
 from monitoring.report import DataChecks, QualityChecks
 
 Action = Literal[

@@ -16,11 +16,11 @@ from typing import Any
 
 import pandas as pd
 
-from churn import registry, tracking
-from churn.fairness import segment_metrics
-from churn.params import Params
+from churn.config.params import Params
+from churn.config.settings import Settings
 from churn.prediction_store import SCORE_COLUMN, PredictionStore, PredictionWindow
-from churn.settings import Settings
+from churn.release import registry, tracking
+from churn.training.fairness import segment_metrics
 from monitoring import data as mdata
 from monitoring import report, service, workspace
 from monitoring.decision import MonitoringDecision, decide, insufficient, no_judgement

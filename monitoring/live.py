@@ -3,7 +3,7 @@ params.yaml), and the promotion that live evidence allows.
 
 The champion's rows (role ``champion``) and the challenger's (role ``shadow`` or
 ``challenger``, by ``live.mode``) are read from the same window of the prediction store, joined
-with the labels that arrived, and compared by ``churn.live.compare``; ``promote_from_live``
+with the labels that arrived, and compared by ``churn.release.live.compare``; ``promote_from_live``
 moves the champion only when that comparison says the challenger is better, through the
 registry's ``promote`` (so the gate's decision, the checks and a stale decision still refuse),
 and records the evidence on the version (``promotion.live.*``).
@@ -16,9 +16,9 @@ from datetime import datetime
 
 import pandas as pd
 
-from churn import live, registry, tracking
 from churn.champion import ChampionInfo
-from churn.params import Params
+from churn.config.params import Params
+from churn.config.settings import Settings
 from churn.prediction_store import (
     CHALLENGER_ROLE,
     CHAMPION_ROLE,
@@ -26,7 +26,7 @@ from churn.prediction_store import (
     SHADOW_ROLE,
     PredictionStore,
 )
-from churn.settings import Settings
+from churn.release import live, registry, tracking
 from monitoring import data as mdata
 from monitoring.report import TARGET
 
@@ -112,7 +112,7 @@ def promote_from_live(
     """Make the challenger champion on this live evidence; returns ``(previous, new)``.
 
     Raises:
-        churn.live.NotProven: the evidence does not show it is better (what is missing).
+        churn.release.live.NotProven: the evidence does not show it is better (what is missing).
         registry.PromotionRefused: the gate's decision, its checks or a newer champion refuse.
     """
     live.require_better(comparison)

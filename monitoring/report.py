@@ -22,7 +22,7 @@ from evidently.metrics import (
     ValueDrift,
 )
 
-from churn.params import DatasetConfig, MonitorParams
+from churn.config.params import DatasetConfig, MonitorParams
 from churn.prediction_store import SCORE_COLUMN
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class QualityChecks:
     reference_f1: float | None = None
     confusion: Confusion | None = None
     reference_confusion: Confusion | None = None
-    # Per segment at the same threshold (``churn.fairness.SegmentReport.to_dict``), when
+    # Per segment at the same threshold (``churn.training.fairness.SegmentReport.to_dict``), when
     # ``fairness.segments`` names columns.
     segments: dict[str, Any] | None = None
 

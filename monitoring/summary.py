@@ -130,7 +130,7 @@ def _quality_block(quality: QualityChecks | None, labelled_rows: int) -> str:
 
 
 def _segments_block(segments: dict[str, Any] | None) -> str:
-    """The labelled window per segment (``churn.fairness``) and the largest gaps."""
+    """The labelled window per segment (``churn.training.fairness``) and the largest gaps."""
     if not segments or not segments.get("segments"):
         return ""
     head = "".join(

@@ -11,8 +11,8 @@ from typing import Any
 import mlflow
 from mlflow import MlflowClient
 
-from churn.settings import Settings
-from churn.tracking import experiment_id
+from churn.config.settings import Settings
+from churn.release.tracking import experiment_id
 from monitoring.decision import MonitoringDecision
 from monitoring.report import Checks
 

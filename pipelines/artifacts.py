@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from churn.settings import Settings
+from churn.config.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def report_link(path: Path) -> str:
 
 def training_links(settings: Settings, run_id: str, version: str) -> dict[str, tuple[str, str]]:
     """The training run's MLflow run and the model version it registered."""
-    from churn import tracking
+    from churn.release import tracking
 
     experiment = tracking.connect(settings).get_run(run_id).info.experiment_id
     return {
@@ -68,7 +68,7 @@ def monitoring_links(
     settings: Settings, run_id: str, reports: dict[str, Path]
 ) -> dict[str, tuple[str, str]]:
     """The monitoring run in MLflow and its HTML reports."""
-    from churn import tracking
+    from churn.release import tracking
 
     links: dict[str, tuple[str, str]] = {}
     if run_id:

@@ -85,7 +85,7 @@ def _fail(message: object, code: int = 1) -> typer.Exit:
 
 
 def _settings(ctx: typer.Context) -> Any:
-    from churn.settings import SettingsError, get_settings
+    from churn.config.settings import SettingsError, get_settings
 
     try:
         return get_settings(project_dir=ctx.obj.project_dir)
@@ -95,7 +95,7 @@ def _settings(ctx: typer.Context) -> Any:
 
 def _context(ctx: typer.Context) -> tuple[Any, Any]:
     """Settings and ``params.yaml``, or a clear error naming the file and the key."""
-    from churn.params import load_params
+    from churn.config.params import load_params
 
     settings = _settings(ctx)
     try:
@@ -109,7 +109,8 @@ def _context(ctx: typer.Context) -> tuple[Any, Any]:
 class _DataErrorsWithoutTraceback(logging.Filter):
     """Prefect logs a failed task's traceback; for a data problem the message alone is shown.
 
-    A ``churn.errors.DataError`` (an unreadable file, a label with one value, missing columns)
+    A ``churn.config.errors.DataError`` (an unreadable file, a label with one value, missing
+    columns)
     is something the user fixes in the data or ``params.yaml``: the log keeps its one-line
     message and the command ends on it, without a stack of Prefect and DVC frames first.
     """
@@ -123,7 +124,7 @@ class _DataErrorsWithoutTraceback(logging.Filter):
 
 def _data_error(exc: BaseException | None) -> BaseException | None:
     """The ``DataError`` behind ``exc`` (itself, its cause or its context), if any."""
-    from churn.errors import DataError
+    from churn.config.errors import DataError
 
     seen = 0
     while exc is not None and seen < 10:
@@ -193,8 +194,8 @@ def init_dataset(
     Prints one line per column (role, type, levels or range, why). Then edit what it could not
     know (a time column, codes that are quantities, ranges) and run `make train`.
     """
-    from churn import params_file, profiling
-    from churn.errors import DataError
+    from churn.config.errors import DataError
+    from churn.data import params_file, profiling
 
     settings = _settings(ctx)
     files = [p.resolve() for p in paths]
@@ -261,8 +262,8 @@ def _profile_table(profile: Any) -> Table:
 @app.command(rich_help_panel=DATA)
 def ingest(ctx: typer.Context) -> None:
     """Read the source named in params.yaml (ingest.kind) into data/raw/customers.parquet."""
-    from churn import data_stages
-    from churn.ingest import IngestError
+    from churn.data import stages as data_stages
+    from churn.data.ingest import IngestError
 
     settings, params = _context(ctx)
     with console.status(f"reading the {params.ingest.kind} source..."):
@@ -276,8 +277,8 @@ def ingest(ctx: typer.Context) -> None:
 @app.command(rich_help_panel=DATA)
 def validate(ctx: typer.Context) -> None:
     """Apply the data contract: valid rows to data/validated/, invalid ones to quarantine."""
-    from churn import data_stages
-    from churn.validate import ContractError
+    from churn.data import stages as data_stages
+    from churn.data.validate import ContractError
 
     settings, params = _context(ctx)
     with console.status("validating against the data contract..."):
@@ -294,7 +295,7 @@ def validate(ctx: typer.Context) -> None:
 @app.command(rich_help_panel=DATA)
 def split(ctx: typer.Context) -> None:
     """Split validated rows into seeded train / valid / test files under data/splits/."""
-    from churn import data_stages
+    from churn.data import stages as data_stages
 
     settings, params = _context(ctx)
     try:
@@ -387,13 +388,14 @@ def evaluate(
     alias: Annotated[str, typer.Option(help="Registry alias to evaluate.")] = "champion",
 ) -> None:
     """Evaluate a registered model on the current test split at its recorded threshold."""
-    from churn import data_stages, model_stages
+    from churn.data import stages as data_stages
+    from churn.release.evaluate import evaluate_registered
 
     settings, params = _context(ctx)
     test = data_stages.load_splits(settings)["test"]
     with console.status(f"scoring {len(test)} test rows with the {alias!r} version..."):
         try:
-            result = model_stages.evaluate_registered(settings, params, test, alias)
+            result = evaluate_registered(settings, params, test, alias)
         except LookupError as exc:
             raise _fail(exc) from exc
     print(json.dumps(result, indent=2))
@@ -406,8 +408,8 @@ def model_info(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Describe the champion (or another alias): its record, from the registry."""
-    from churn import registry, tracking
     from churn.champion import ChampionInfo
+    from churn.release import registry, tracking
 
     settings = _settings(ctx)
     try:
@@ -435,7 +437,7 @@ def model_info(
 @app.command(rich_help_panel=TRAIN)
 def history(ctx: typer.Context) -> None:
     """The promotion history: every version, its aliases, the gate's decision and its reason."""
-    from churn import registry, tracking
+    from churn.release import registry, tracking
 
     settings = _settings(ctx)
     rows = registry.history(tracking.connect(settings), settings.model_name)
@@ -464,7 +466,7 @@ def rollback(
     reason: Annotated[str | None, typer.Option(help="Why (recorded on the version).")] = None,
 ) -> None:
     """Move the champion alias back to an earlier version."""
-    from churn import registry, tracking
+    from churn.release import registry, tracking
 
     settings = _settings(ctx)
     try:
@@ -486,7 +488,7 @@ def tag_data(ctx: typer.Context) -> None:
     Refuses when dvc.lock has uncommitted changes or the DVC remote lacks any of its files.
     Pushing the tag starts the training workflow (.github/workflows/train.yml).
     """
-    from churn import versioning
+    from churn.data import versioning
 
     try:
         tag = versioning.tag_data_version(ctx.obj.project_dir)
@@ -511,7 +513,7 @@ def pull_data(
     ] = None,
 ) -> None:
     """Pull the data version dvc.lock records from the DVC remote (dvc pull)."""
-    from churn import versioning
+    from churn.data import versioning
 
     project = ctx.obj.project_dir
     try:
@@ -549,8 +551,9 @@ def check_challenger(
     the pipeline; a real `churn serve` on the alias answers /predict with the pipeline's scores.
     Exits 1 when any fails; `churn promote` refuses a version whose checks failed.
     """
-    from churn import model_checks, registry, tracking
-    from churn.versioning import VersioningError
+    from churn.data.versioning import VersioningError
+    from churn.release import checks as model_checks
+    from churn.release import registry, tracking
 
     settings, params = _context(ctx)
     client = tracking.connect(settings)
@@ -579,8 +582,8 @@ def _smoke_predict(project_dir: Path, params: Any, alias: str, candidate: Any) -
     """Start `churn serve` on ``alias``, send real rows to /predict, compare with the pipeline."""
     import httpx
 
-    from churn import model_checks
-    from churn.registry import CheckOutcome
+    from churn.release import checks as model_checks
+    from churn.release.registry import CheckOutcome
     from pipelines.challenger import ServiceFailed, serve_alias
 
     rows = candidate.test.head(model_checks.SMOKE_ROWS)
@@ -644,7 +647,7 @@ def promote(
     champion that has since been replaced. With --from-live it also refuses a challenger that
     live traffic (params.yaml live) has not proven better, and says what is missing.
     """
-    from churn import registry, tracking
+    from churn.release import registry, tracking
 
     if from_live:
         if force or version is not None:
@@ -682,9 +685,9 @@ def _promote_from_live(ctx: typer.Context, by: str | None) -> None:
     """``churn promote --from-live``: compare on the prediction store's window, then promote."""
     from datetime import UTC, datetime
 
-    from churn import registry
-    from churn.live import NotProven
     from churn.prediction_store import MissingStoreError, PredictionStore
+    from churn.release import registry
+    from churn.release.live import NotProven
     from monitoring import job
     from monitoring import live as mlive
 
@@ -723,7 +726,7 @@ def record_image(
     ] = None,
 ) -> None:
     """Record a released image's digest on the model version it serves (tag image_digest)."""
-    from churn import registry, tracking
+    from churn.release import registry, tracking
 
     settings = _settings(ctx)
     client = tracking.connect(settings)
@@ -752,8 +755,8 @@ def job_summary(
     ] = None,
 ) -> None:
     """The run's Markdown summary: decision, reason, both models' figures, checks, MLflow run."""
-    import churn.job_summary as summary_
-    from churn import registry, tracking
+    import churn.release.job_summary as summary_
+    from churn.release import registry, tracking
 
     settings = _settings(ctx)
     client = tracking.connect(settings)

@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect.types.entrypoint import EntrypointType
 
-from churn.settings import Settings
+from churn.config.settings import Settings
 from pipelines.monitoring import monitoring_flow
 from pipelines.training import training_flow
 

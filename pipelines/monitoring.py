@@ -10,12 +10,12 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from churn import versioning
-from churn.live import NotProven
-from churn.params import load_params
+from churn.config.params import load_params
+from churn.config.settings import Settings, get_settings
+from churn.data import versioning
 from churn.prediction_store import PredictionStore
-from churn.registry import PromotionRefused
-from churn.settings import Settings, get_settings
+from churn.release.live import NotProven
+from churn.release.registry import PromotionRefused
 from monitoring import job, report
 from monitoring import live as mlive
 from monitoring import summary as report_summary
@@ -91,7 +91,7 @@ def start_training(
     # The retrain's data version lives on its model version, its MLflow run and the DVC remote;
     # the clone's dvc.lock stays as committed (docs/monitoring.md, "Where a retrain's data lives").
     # retrain=True: the job decided to retrain, so the gate answers even when the re-read data
-    # is what the champion saw (churn.training_cache would otherwise name the old version).
+    # is what the champion saw (churn.training.cache would otherwise name the old version).
     with versioning.lock_kept(project_dir):
         summary: TrainingSummary = training_flow(str(project_dir), force_ingest=True, retrain=True)
     return {"via": "subflow", **asdict(summary)}

@@ -1,4 +1,4 @@
-"""The training flow: ``churn.data_stages``, ``model_stages`` and ``promotion`` as tasks."""
+"""The training flow: ``churn.data.stages``, ``model_stages`` and ``promotion`` as tasks."""
 
 from __future__ import annotations
 
@@ -10,20 +10,26 @@ from typing import TYPE_CHECKING
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from churn import data_stages, engine, tracking, training_cache, versioning
+from churn import engine
 from churn.champion import ChampionInfo, ServingCheck
-from churn.ingest import source_is_volatile
-from churn.params import TITLES, DatasetConfig, Params, load_params
-from churn.settings import Settings, get_settings
+from churn.config.params import TITLES, DatasetConfig, Params, load_params
+from churn.config.settings import Settings, get_settings
+from churn.data import stages as data_stages
+from churn.data import versioning
+from churn.data.ingest import source_is_volatile
+from churn.release import tracking
+from churn.training import cache as training_cache
 from pipelines import artifacts
 from pipelines.timing import StageTimer
 
 # The model stages (scikit-learn, XGBoost, matplotlib, Dask) are imported by the tasks that
-# use them: a run with nothing to train (churn.training_cache) stops before them, and `make
+# use them: a run with nothing to train (churn.training.cache) stops before them, and `make
 # train` then pays only for Prefect, DVC and MLflow (tests/unit/test_import_cost.py).
 if TYPE_CHECKING:
-    from churn import dask_train, model_stages, promotion
-    from churn.train import TrainedModels
+    from churn.dask import train as dask_train
+    from churn.release import promotion
+    from churn.training import stages as model_stages
+    from churn.training.train import TrainedModels
 
 # Data stages go through DVC, which reuses their cached outputs when nothing they depend on
 # changed; ingestion and the push touch files or the network, so they retry. Task inputs are
@@ -67,14 +73,14 @@ def reuse_check_task(settings: Settings, params: Params) -> tuple[str, ChampionI
 
 @task(name="featurize", cache_policy=NO_CACHE)
 def featurize_task(settings: Settings, params: Params) -> model_stages.FeatureSet:
-    from churn import model_stages
+    from churn.training import stages as model_stages
 
     return model_stages.featurize(data_stages.load_splits(settings), params)
 
 
 @task(name="train", cache_policy=NO_CACHE)
 def train_task(features: model_stages.FeatureSet, params: Params) -> TrainedModels:
-    from churn import model_stages
+    from churn.training import stages as model_stages
 
     return model_stages.train(features, params)
 
@@ -83,15 +89,15 @@ def train_task(features: model_stages.FeatureSet, params: Params) -> TrainedMode
 def evaluate_task(
     features: model_stages.FeatureSet, trained: TrainedModels, params: Params
 ) -> model_stages.Evaluation:
-    from churn import model_stages
+    from churn.training import stages as model_stages
 
     return model_stages.evaluate_models(features, trained, params)
 
 
-# The dask engine's featurize / train / evaluate (churn.dask_train), on the flow's cluster.
+# The dask engine's featurize / train / evaluate (churn.dask.train), on the flow's cluster.
 @task(name="featurize", cache_policy=NO_CACHE)
 def dask_featurize_task(settings: Settings, params: Params) -> dask_train.DaskFeatures:
-    from churn import dask_train
+    from churn.dask import train as dask_train
 
     return dask_train.featurize(dask_train.read_splits(settings), params)
 
@@ -100,7 +106,7 @@ def dask_featurize_task(settings: Settings, params: Params) -> dask_train.DaskFe
 def dask_train_task(
     settings: Settings, features: dask_train.DaskFeatures, params: Params
 ) -> TrainedModels:
-    from churn import dask_train
+    from churn.dask import train as dask_train
 
     with engine.dask_client(settings, params.engine) as client:
         return dask_train.train(client, features, params)
@@ -110,7 +116,7 @@ def dask_train_task(
 def dask_evaluate_task(
     features: dask_train.DaskFeatures, trained: TrainedModels, params: Params
 ) -> model_stages.Evaluation:
-    from churn import dask_train
+    from churn.dask import train as dask_train
 
     return dask_train.evaluate(features, trained, params)
 
@@ -138,14 +144,14 @@ def record_task(
     result: model_stages.Evaluation,
     serving_check: ServingCheck,
 ) -> promotion.TrainingRun:
-    from churn import promotion
+    from churn.release import promotion
 
     return promotion.build_run(settings, params, features, trained, result, serving_check)
 
 
 @task(name="register", retries=1, retry_delay_seconds=3, cache_policy=NO_CACHE)
 def register_task(settings: Settings, run: promotion.TrainingRun) -> ChampionInfo:
-    from churn import promotion
+    from churn.release import promotion
 
     return promotion.log_and_register(settings, run)
 
@@ -165,7 +171,7 @@ def gate_task(
     challenger: ChampionInfo,
     move_champion: bool = True,
 ) -> promotion.Registered:
-    from churn import promotion
+    from churn.release import promotion
 
     return promotion.gate(settings, params, features, challenger, move_champion=move_champion)
 
@@ -189,9 +195,9 @@ class TrainingSummary:
     # None when nothing was trained (``reused``) and the version predates the check.
     serving_check: ServingCheck | None
     seconds: dict[str, float] = field(default_factory=dict)
-    # True: nothing changed since ``version`` was trained (churn.training_cache); no new version.
+    # True: nothing changed since ``version`` was trained (churn.training.cache); no new version.
     reused: bool = False
-    # The candidates side by side (``churn.comparison``) and the one that went to the gate.
+    # The candidates side by side (``churn.training.comparison``) and the one that went to the gate.
     selected: str = ""
     comparison: str = ""
     max_recall_gap: float | None = None
@@ -223,7 +229,7 @@ def training_flow(
             report does, which lives in the workspace only and is not pulled).
         retrain: train even when a registered version already has this run's training
             fingerprint (the same data, ``params.yaml``, code and libraries:
-            ``churn.training_cache``); by default such a run stops after the data stages.
+            ``churn.training.cache``); by default such a run stops after the data stages.
             With ``promote=False`` (the continuous-training job's challenger) it always trains.
     """
     settings = get_settings(project_dir=Path(project_dir))
@@ -274,7 +280,7 @@ def _run(
         trained = timed("train", train_task, features, params)
         result = timed("evaluate", evaluate_task, features, trained, params)
     check = timed("check-serving", check_serving_task, result, params.dataset, features)
-    from churn import comparison
+    from churn.training import comparison
 
     if push and settings.dvc_push:
         timed("push-data", push_task, root)

@@ -13,8 +13,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
-from churn.params import load_params
-from churn.settings import Settings, get_settings
+from churn.config.params import load_params
+from churn.config.settings import Settings, get_settings
 from serving.docs import create_documented_app, document_examples
 from serving.middleware import ServiceMiddleware
 from serving.routers import admin, health, metrics, predict

@@ -18,11 +18,11 @@ import pyarrow.parquet as pq
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from churn.explain import Explainer, NotExplainable, explainer_for
-from churn.params import Params, load_params
-from churn.parts import input_parts
+from churn.config.params import Params, load_params
+from churn.config.settings import Settings
+from churn.data.parts import input_parts
 from churn.scoring import CompiledScorer, UnseenLevels
-from churn.settings import Settings
+from churn.scoring.explain import Explainer, NotExplainable, explainer_for
 from serving.model import ServedModel, load_initial
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ def score_file(
 
     The output holds the id column (when present), ``churn_probability``, ``churn`` and
     ``model_version``, in input order. With ``explain_top_k``, also the reasons of each score
-    (``churn.explain``): ``reason_up_1..k`` and ``reason_down_1..k``, each
+    (``churn.scoring.explain``): ``reason_up_1..k`` and ``reason_down_1..k``, each
     ``"Contract = Month-to-month: +0.21"`` (log-odds before calibration), empty when a row has
     fewer reasons that way.
 

@@ -24,7 +24,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from churn.params import DatasetConfig
+from churn.config.params import DatasetConfig
 from serving.state import ServingState
 
 log = logging.getLogger(__name__)

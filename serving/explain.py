@@ -2,7 +2,8 @@
 
 Only a request that asks for an explanation comes here; without it ``/predict`` does what it
 did before (see ``serving/routers/predict.py``). The explainer of a served model
-(``churn.explain``) is built on its first explained request and kept while the model is served;
+(``churn.scoring.explain``) is built on its first explained request and kept while the model is
+served;
 a model kind without one (a random forest, the prior-rate rule) gets a ``note`` in each record's
 explanation, and the request still succeeds.
 """
@@ -17,7 +18,9 @@ from typing import Any
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 
-from churn.explain import (
+from churn.config.params import DatasetConfig
+from churn.scoring import Columns
+from churn.scoring.explain import (
     DEFAULT_TOP_K,
     MAX_TOP_K,
     UNIT_NOTE,
@@ -25,8 +28,6 @@ from churn.explain import (
     NotExplainable,
     explainer_for,
 )
-from churn.params import DatasetConfig
-from churn.scoring import Columns
 from serving.model import ServedModel
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,8 @@ challenger and ``/predict`` does nothing more than before (``ServingState.live``
   or a refused log write is counted (``churn_shadow_failures_total``) and logged, never seen by
   the client.
 * **canary**: records whose keyed id hash falls below ``live.canary_share``
-  (``churn.live.in_canary``) are scored by the challenger and logged with role ``challenger``;
+  (``churn.release.live.in_canary``) are scored by the challenger and logged with role
+  ``challenger``;
   the others, and records without an id, by the champion. A challenger that fails on a request
   leaves its records to the champion (``churn_canary_fallback_total``).
 
@@ -31,12 +32,12 @@ from typing import Any
 
 import numpy as np
 
-from churn import registry, tracking
 from churn.champion import ChampionInfo
-from churn.live import CANARY, SHADOW, in_canary
-from churn.params import Params
+from churn.config.params import Params
+from churn.config.settings import Settings
 from churn.prediction_store import SHADOW_ROLE
-from churn.settings import Settings
+from churn.release import registry, tracking
+from churn.release.live import CANARY, SHADOW, in_canary
 from serving.metrics import ServingMetrics
 from serving.model import LOAD_TIMEOUT_FACTOR, ServedModel, load_from_registry, with_timeout
 from serving.predlog import PredictionLog, ScoredBatch

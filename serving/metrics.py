@@ -17,7 +17,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from churn.fallback_rules import FallbackRules
+from churn.scoring.fallback_rules import FallbackRules
 
 # Latency buckets (seconds) sized for a sub-millisecond to tens-of-milliseconds service.
 _LATENCY = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)

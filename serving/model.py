@@ -13,15 +13,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from churn import registry, tracking
 from churn.champion import ChampionInfo
-from churn.fallback_rules import FILE_NAME as RULES_FILE
-from churn.fallback_rules import FallbackRules, RulesError
-from churn.layout import DataLayout
-from churn.params import Params
+from churn.config.layout import DataLayout
+from churn.config.params import Params
+from churn.config.settings import Settings
+from churn.data.split import label_vector
+from churn.release import registry, tracking
 from churn.scoring import PipelineScorer, Scorer, compile_pipeline
-from churn.settings import Settings
-from churn.split import label_vector
+from churn.scoring.fallback_rules import FILE_NAME as RULES_FILE
+from churn.scoring.fallback_rules import FallbackRules, RulesError
 
 log = logging.getLogger(__name__)
 

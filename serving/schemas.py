@@ -14,8 +14,8 @@ from pydantic import (
 )
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
-from churn.explain import DEFAULT_TOP_K, MAX_TOP_K, UNIT_NOTE
-from churn.params import DatasetConfig
+from churn.config.params import DatasetConfig
+from churn.scoring.explain import DEFAULT_TOP_K, MAX_TOP_K, UNIT_NOTE
 
 # A categorical value that is not one of the configured levels is accepted (and flagged), but it
 # must still look like a level: a short string, or an int for integer-coded columns.

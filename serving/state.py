@@ -7,10 +7,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from churn.params import Params
+from churn.config.params import Params
+from churn.config.settings import Settings
 from churn.prediction_store import PredictionStore
 from churn.scoring import UnseenLevels
-from churn.settings import Settings
 from serving.live import LiveChallenger
 from serving.metrics import ServingMetrics
 from serving.model import (

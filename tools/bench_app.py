@@ -42,7 +42,7 @@ def run(project_dir: Path, requests: int = 2000, rounds: int = 5, echo: Any = pr
 
 
 async def _measure(project_dir: Path, requests: int, rounds: int, echo: Any) -> None:
-    from churn.settings import get_settings
+    from churn.config.settings import get_settings
     from serving.app import create_app
     from tools.floor_server import app as floor
 

@@ -32,10 +32,10 @@ def fill_log(project: Path, rows: int, seed: int, drift: Any = None) -> float:
     through the service's own writer (as version 1, the bench's champion); returns seconds."""
     import mlflow
 
-    from churn import tracking
+    from churn.config.settings import get_settings
     from churn.data.generator import generate_customers
     from churn.prediction_store import PredictionStore
-    from churn.settings import get_settings
+    from churn.release import tracking
     from serving.metrics import ServingMetrics
     from serving.predlog import PredictionLog, ScoredBatch
 
@@ -122,11 +122,11 @@ def false_alarms(project: Path, seeds: int, rows: int) -> dict[str, Any]:
     """Monitor ``seeds`` un-shifted windows of ``rows`` rows; how often is drift declared?"""
     import mlflow
 
-    from churn import tracking
+    from churn.config.params import load_params
+    from churn.config.settings import get_settings
     from churn.data.generator import generate_customers
-    from churn.params import load_params
     from churn.prediction_store import SCORE_COLUMN
-    from churn.settings import get_settings
+    from churn.release import tracking
     from monitoring.data import features_frame, load_reference
     from monitoring.report import check_data
 

@@ -120,8 +120,8 @@ def idiomatic_router(parser: Any) -> APIRouter:
 
 def idiomatic_app(project_dir: Path) -> FastAPI:
     """The service with the idiomatic ``/predict`` in place of the shipped one."""
-    from churn.params import load_params
-    from churn.settings import get_settings
+    from churn.config.params import load_params
+    from churn.config.settings import get_settings
     from serving.app import create_app
     from serving.schemas import RequestParser
 
@@ -169,7 +169,7 @@ def run(
 ) -> None:
     """Both versions on one project: req/s, p50, p99 (medians) and the ratio."""
     project = project_dir.resolve()
-    from churn.settings import get_settings
+    from churn.config.settings import get_settings
 
     settings = get_settings(project_dir=project)
     one = json.dumps({"records": records(1)}).encode()

@@ -46,13 +46,13 @@ class Bench:
 
     @property
     def settings(self) -> Any:
-        from churn.settings import get_settings
+        from churn.config.settings import get_settings
 
         return get_settings(project_dir=self.project)
 
     @property
     def params(self) -> Any:
-        from churn.params import load_params
+        from churn.config.params import load_params
 
         return load_params(self.project / "params.yaml")
 
@@ -114,20 +114,20 @@ class MemorySampler:
 
 
 def step_generate(b: Bench) -> dict[str, Any]:
-    from churn import data_stages
+    from churn.data import stages as data_stages
 
     return {"raw_rows": data_stages.ingest(b.settings, b.params)}
 
 
 def step_validate(b: Bench) -> dict[str, Any]:
-    from churn import data_stages
+    from churn.data import stages as data_stages
 
     report = data_stages.validate(b.settings, b.params)
     return {"valid_rows": report.n_valid, "quarantined": report.n_quarantined}
 
 
 def step_split(b: Bench) -> dict[str, Any]:
-    from churn import data_stages
+    from churn.data import stages as data_stages
 
     return {"split_rows": data_stages.split(b.settings, b.params)}
 
@@ -136,13 +136,14 @@ def step_train(b: Bench) -> dict[str, Any]:
     """featurize, train (the configured XGBoost and the baseline), evaluate on the test split."""
     params = b.params
     if b.engine == "dask":
-        from churn import dask_train
+        from churn.dask import train as dask_train
 
         features = dask_train.featurize(dask_train.read_splits(b.settings), params)
         trained = dask_train.train(b.client, features, params)
         result = dask_train.evaluate(features, trained, params)
     else:
-        from churn import data_stages, model_stages
+        from churn.data import stages as data_stages
+        from churn.training import stages as model_stages
 
         fs = model_stages.featurize(data_stages.load_splits(b.settings), params)
         trained = model_stages.train(fs, params)

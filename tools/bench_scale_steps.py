@@ -68,10 +68,10 @@ def write_data(
     """Customers as Parquet parts (``customers/``), and the same rows as a window of exported
     predictions (``window/``: features and the champion's scores), one part in memory at a time;
     also one single file of customers for the pandas batch path (up to 2M rows)."""
+    from churn.config.params import load_params
+    from churn.config.settings import get_settings
     from churn.data.generator import generate_customers
-    from churn.params import load_params
     from churn.prediction_store import SCORE_COLUMN
-    from churn.settings import get_settings
     from serving.batch import score_frame
     from serving.model import load_initial
 
@@ -109,7 +109,7 @@ def batch_score_step(
     project: Path, source: Path, output: Path, engine: str, client: Any = None
 ) -> dict[str, Any]:
     """``churn batch-predict`` on ``engine``: a single file (pandas) or the parts (dask)."""
-    from churn.settings import get_settings
+    from churn.config.settings import get_settings
     from serving.batch import score_file, score_partitioned
 
     settings = get_settings(project_dir=project)
@@ -126,8 +126,8 @@ def batch_score_step(
 def monitor_step(project: Path, window: Path, engine: str, client: Any = None) -> dict[str, Any]:
     """The monitoring job's data steps on a Parquet window: read (or count), the champion's
     reference, and the drift checks (Evidently's report included); the decision's figures."""
-    from churn.params import load_params
-    from churn.settings import get_settings
+    from churn.config.params import load_params
+    from churn.config.settings import get_settings
     from monitoring import job
 
     settings = get_settings(project_dir=project)
@@ -166,9 +166,9 @@ def run(
 ) -> dict[str, Any]:
     """Train a champion on a fork, write ``rows`` rows, measure both steps on each engine (the
     dask engine on a LocalCluster of ``workers`` processes of one thread, ``memory_limit`` each)."""
+    from churn.config.params import load_params
+    from churn.config.settings import get_settings
     from churn.engine import dask_client
-    from churn.params import load_params
-    from churn.settings import get_settings
     from pipelines.training import training_flow
 
     results: dict[str, Any] = {"rows": rows, "part_rows": part_rows}

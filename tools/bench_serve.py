@@ -4,7 +4,7 @@ The floor (``tools/floor_server.py``) is the same stack as ours (uvicorn, uvloop
 FastAPI) with a /predict that answers a constant. All servers run one worker on loopback; the
 same load generator (wrk, else an async httpx client) sends the same requests, alternating the
 order over several rounds. Our service is measured twice: plain, and with ``?explain=true`` (the
-reasons of each score, ``churn.explain``), under load and on one connection (a request's own
+reasons of each score, ``churn.scoring.explain``), under load and on one connection (a request's own
 latency, no queueing behind others). Also printed: the in-process
 time to score one row (the floor under the HTTP numbers) and batch scoring of a large file
 against the bare booster predicting the already encoded matrix.
@@ -36,8 +36,8 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from churn.params import load_params
-from churn.settings import get_settings
+from churn.config.params import load_params
+from churn.config.settings import get_settings
 from tools.fork import CHURN, fork_project, free_port, register_approved_challenger
 
 console = Console()
@@ -179,8 +179,8 @@ def httpx_load(
 def floor_one_row(project_dir: Path) -> tuple[float, float, float]:
     """Median in-process time (ms) for one row: our scorer, the sklearn pipeline, and our
     scorer's explanation of it (the reasons ``?explain=true`` returns)."""
-    from churn.explain import DEFAULT_TOP_K, explainer_for
     from churn.scoring import PipelineScorer
+    from churn.scoring.explain import DEFAULT_TOP_K, explainer_for
     from serving.model import load_initial
 
     settings = get_settings(project_dir=project_dir)

@@ -13,8 +13,8 @@ from typing import Any, TextIO
 
 import httpx
 
+from churn.config.settings import get_settings
 from churn.prediction_store import PredictionStore
-from churn.settings import get_settings
 from pipelines.monitoring import monitoring_flow
 from pipelines.training import training_flow
 from tools.fork import (
@@ -101,8 +101,8 @@ def _run_live(dest: Path, say: Timeline, normal_rows: int, drifted_rows: int) ->
 
     import yaml
 
-    from churn import versioning
-    from churn.params import load_params
+    from churn.config.params import load_params
+    from churn.data import versioning
     from monitoring import job
     from monitoring import live as mlive
 

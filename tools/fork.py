@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import yaml
 
+from churn.config.settings import Settings
 from churn.prediction_store import PredictionStore
-from churn.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 # The ``churn`` command of this interpreter's environment (what ``make`` runs).
@@ -49,7 +49,7 @@ def fork_project(dest: Path, overrides: dict[str, Any] | None = None) -> Path:
     """A throw-away copy of the template with its own git repo, DVC remote and MLflow store."""
     from dvc.repo import Repo
 
-    from churn.versioning import dvc_logs_once
+    from churn.data.versioning import dvc_logs_once
 
     dvc_logs_once()
 
@@ -157,8 +157,8 @@ def register_approved_challenger(project: Path) -> str:
     ``challenger`` alias, approved by the gate against the champion (what `churn train
     --no-promote` leaves when the gate approves): a challenger that costs what the champion
     costs to score, for the shadow benchmark."""
-    from churn import registry, tracking
-    from churn.settings import get_settings
+    from churn.config.settings import get_settings
+    from churn.release import registry, tracking
 
     settings = get_settings(project_dir=project)
     client = tracking.connect(settings)

@@ -1,6 +1,7 @@
 """Bring your own data, measured: ``churn init-dataset`` on a real file, then the training flow,
 with no hand-edited configuration, in a throw-away fork; and a plain XGBoost on the same split.
-The candidates' comparison table (``churn.comparison``) is printed with each file's figures.
+The candidates' comparison table (``churn.training.comparison``) is printed with each file's
+figures.
 
 ``make bench-real-data`` (``churn bench real-data``) prints the figures the README quotes; the
 real-data tests (tests/integration/test_real_data.py) run the same steps and assert on them.
@@ -20,11 +21,11 @@ from typing import Any
 from sklearn.metrics import roc_auc_score
 from xgboost import XGBClassifier
 
-from churn import data_stages
-from churn.layout import DataLayout
-from churn.model_stages import featurize
-from churn.params import Params, load_params
-from churn.settings import get_settings
+from churn.config.layout import DataLayout
+from churn.config.params import Params, load_params
+from churn.config.settings import get_settings
+from churn.data import stages as data_stages
+from churn.training.stages import featurize
 from pipelines.training import training_flow
 from tools.fork import CHURN, ROOT, fork_project
 
@@ -54,7 +55,7 @@ class RealDataResult:
     reason: str
     seconds: float
     selected: str = ""
-    comparison: str = ""  # the candidates side by side (churn.comparison.markdown)
+    comparison: str = ""  # the candidates side by side (churn.training.comparison.markdown)
 
 
 def init_dataset(project: Path, files: list[Path], label: str, *extra: str) -> str:

@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from churn.config.settings import get_settings
 from churn.prediction_store import PredictionStore
-from churn.settings import get_settings
 from tools.fork import (
     CHURN,
     ROOT,
@@ -313,7 +313,7 @@ def monitoring_rounds(
 ) -> None:
     """For each round: its customers to the service, their labels to the store, then ``churn
     monitor`` (which retrains when it decides to; the service follows the champion)."""
-    from churn import registry, tracking
+    from churn.release import registry, tracking
 
     settings = get_settings(project_dir=stack.project)
     store = PredictionStore.from_settings(settings)
@@ -440,7 +440,7 @@ def dashboard_page(page: Any, stack: Stack) -> bool:
 def mlflow_run_page(page: Any, stack: Stack) -> bool:
     """The first training run in the MLflow UI: its datasets (the splits, each with its DVC md5
     as digest) opened beside the tags that name the same files."""
-    from churn import tracking
+    from churn.release import tracking
 
     settings = get_settings(project_dir=stack.project)
     client = tracking.connect(settings)

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from churn.layout import DataLayout
+from churn.config.layout import DataLayout
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -73,7 +73,7 @@ class ChampionInfo:
         serving_check: the training-time check of the serving scorer; None on versions
             registered before it existed.
         rules_test_roc_auc: the fallback rules' ROC AUC on the same test split
-            (``churn.fallback_rules``); None on versions registered before they existed, or
+            (``churn.scoring.fallback_rules``); None on versions registered before they existed, or
             when the test split holds one class.
         version: registry version (None until registered).
         run_id: the MLflow run that trained it.

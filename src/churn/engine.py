@@ -8,18 +8,46 @@ same per-frame function to each partition.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import ModuleType
 from typing import TYPE_CHECKING
 
-from churn.params import EngineParams
-from churn.settings import Settings
+from churn.config.params import EngineParams
+from churn.config.settings import Settings
 
 if TYPE_CHECKING:
     from distributed import Client
 
 log = logging.getLogger(__name__)
+
+# The engines besides pandas (which runs in this process): each a plug-in package, imported by name
+# only when a run selects it, so the stages below it never import it and deleting it is deleting
+# its package (and its dependency group).
+PLUGINS: dict[str, str] = {"dask": "churn.dask"}
+
+
+def plugin(kind: str, part: str) -> ModuleType:
+    """The plug-in engine ``kind``'s module for one ``part`` of the work (``data``, ``train``).
+
+    Raises:
+        ValueError: ``kind`` is no plug-in engine, or its package or libraries are not installed
+            (the message says which, and how to install them).
+    """
+    if kind not in PLUGINS:
+        raise ValueError(
+            f"engine.kind {kind!r} is not a plug-in engine (plug-ins: {sorted(PLUGINS)})"
+        )
+    name = f"{PLUGINS[kind]}.{part}"
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        raise ValueError(
+            f"engine.kind {kind!r} needs {exc.name!r}, which is not installed here: install the "
+            "pipeline extra (uv sync --all-extras) or set engine.kind: pandas in params.yaml"
+        ) from exc
 
 
 @contextmanager

@@ -25,8 +25,8 @@ import orjson
 import pandas as pd
 import sqlalchemy as sa
 
-from churn.errors import DataError
-from churn.settings import Settings
+from churn.config.errors import DataError
+from churn.config.settings import Settings
 
 log = logging.getLogger(__name__)
 # HMAC (RFC 2104): the key, padded (or hashed) to one block, XORed with these two pads.

@@ -24,11 +24,13 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.pipeline import Pipeline
 from xgboost import XGBClassifier
 
-from churn import data_stages, model_stages, registry, tracking
+from churn.config.params import load_params
+from churn.config.settings import get_settings
+from churn.data import stages as data_stages
 from churn.data.generator import generate_part, part_sizes
-from churn.params import load_params
-from churn.settings import get_settings
-from churn.validate import REASON_COLUMN
+from churn.data.validate import REASON_COLUMN
+from churn.release import registry, tracking
+from churn.training import stages as model_stages
 from tools.fork import fork_project
 
 pytestmark = pytest.mark.integration

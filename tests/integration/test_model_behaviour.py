@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn import tracking
-from churn.settings import get_settings
+from churn.config.settings import get_settings
+from churn.release import tracking
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from churn.params import ROW_KEY, load_params
+from churn.config.params import ROW_KEY, load_params
 from pipelines.training import training_flow
 from tools.real_data import REAL_FILES, init_dataset, plain_xgboost_auc
 

@@ -8,9 +8,9 @@ import mlflow
 import pandas as pd
 import pytest
 
-from churn import tracking
-from churn.params import load_params
-from churn.settings import get_settings
+from churn.config.params import load_params
+from churn.config.settings import get_settings
+from churn.release import tracking
 from monitoring.data import load_reference
 
 pytestmark = pytest.mark.integration

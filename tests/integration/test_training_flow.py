@@ -13,10 +13,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from churn import registry, tracking
 from churn.champion import ChampionInfo
-from churn.settings import get_settings
-from churn.versioning import data_version, locked_data_files
+from churn.config.settings import get_settings
+from churn.data.versioning import data_version, locked_data_files
+from churn.release import registry, tracking
 from pipelines.cli import app
 from pipelines.training import training_flow
 

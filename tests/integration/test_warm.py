@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from churn import registry, tracking
-from churn.settings import get_settings
+from churn.config.settings import get_settings
+from churn.release import registry, tracking
 from pipelines import warm
 from tools.fork import fork_project
 
@@ -111,7 +111,7 @@ def test_ctrl_c_reaches_the_child_and_changes_no_champion(
     )
     assert proc.stdout is not None
     for line in proc.stdout:  # wait until the candidates are being fitted
-        if "churn.train" in line:
+        if "churn.training.train" in line:
             break
     else:
         pytest.fail(f"training did not start (exit {proc.wait()})")

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churn.config.params import MonitorParams, load_params
 from churn.data.generator import Drift, generate_customers
-from churn.params import MonitorParams, load_params
 from churn.prediction_store import SCORE_COLUMN, PredictionStore
 from monitoring.data import features_frame, join_labels
 from monitoring.report import TARGET, as_categories, check_data, check_quality

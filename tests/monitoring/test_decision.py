@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from churn.params import MonitorParams
+from churn.config.params import MonitorParams
 from monitoring.decision import decide, insufficient
 from monitoring.report import ColumnDrift, DataChecks, QualityChecks
 

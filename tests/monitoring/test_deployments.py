@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from churn.settings import get_settings
+from churn.config.settings import get_settings
 from pipelines.deployments import build_deployments
 
 

@@ -14,12 +14,12 @@ import mlflow
 import pytest
 from evidently.ui.workspace import Workspace
 
-from churn import registry, tracking
 from churn.champion import ChampionInfo
+from churn.config.settings import get_settings
 from churn.data.generator import Drift
+from churn.data.versioning import data_version, locked_data_files
 from churn.prediction_store import PredictionStore
-from churn.settings import get_settings
-from churn.versioning import data_version, locked_data_files
+from churn.release import registry, tracking
 from monitoring import workspace
 from pipelines.monitoring import monitoring_flow
 from pipelines.training import training_flow

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from churn.config.settings import get_settings
 from churn.prediction_store import PredictionStore, predictions_table
-from churn.settings import get_settings
 
 
 def _log(store: PredictionStore, rows: list[tuple[str, datetime]]) -> None:

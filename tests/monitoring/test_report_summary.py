@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churn.config.params import MonitorParams, load_params
 from churn.data.generator import Drift, generate_customers
-from churn.params import MonitorParams, load_params
 from churn.prediction_store import SCORE_COLUMN
 from monitoring.data import features_frame
 from monitoring.decision import decide
@@ -117,11 +117,11 @@ def test_report_summary_is_visible_in_a_browser_offline(
 
 
 def test_the_summary_shows_the_labelled_window_per_segment(reports: Any, tmp_path: Path) -> None:
-    """``fairness.segments`` on labelled traffic: the figures of ``churn.fairness`` at the
+    """``fairness.segments`` on labelled traffic: the figures of ``churn.training.fairness`` at the
     champion's threshold, one row per level, with the largest recall gap per column."""
     from dataclasses import replace
 
-    from churn.fairness import segment_metrics
+    from churn.training.fairness import segment_metrics
 
     out, checks, decision = reports
     window = _frame(600, 4)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from prometheus_client import start_http_server
 
-from churn.settings import get_settings
+from churn.config.settings import get_settings
 from monitoring import job, service, workspace
 from monitoring.job import MonitoringOutcome
 from serving.metrics import ServingMetrics

@@ -101,7 +101,7 @@ class Tagged:
 @pytest.fixture(scope="module")
 def tagged(stack: Stack) -> Tagged:
     """`make data`, then `make tag-data` before the commit, before the push, and after both."""
-    from churn.versioning import data_version, locked_data_files
+    from churn.data.versioning import data_version, locked_data_files
 
     shell(stack, str(BIN / "dvc"), "repro")
     refusals = {"uncommitted": churn(stack, "tag-data", check=False)}
@@ -189,7 +189,7 @@ def release(stack: Stack, tagged: Tagged, tmp_path_factory: pytest.TempPathFacto
 def test_pull_data_brings_the_tagged_data_back_from_the_s3_remote(
     stack: Stack, tagged: Tagged, release: Release
 ) -> None:
-    from churn.versioning import cached_file_path, locked_data_files
+    from churn.data.versioning import cached_file_path, locked_data_files
 
     assert release.wrong_tag.returncode == 2, output(release.wrong_tag)
     assert f"records data version {tagged.data_version}, not 'data-000000000000'" in output(

@@ -138,7 +138,7 @@ def test_training_artefacts_are_objects_in_the_mlflow_bucket(
 
 def test_training_data_version_is_pushed_to_the_dvc_bucket(stack: Stack, trained: Trained) -> None:
     """Every output in dvc.lock is an object of the S3 remote; `dvc status --cloud` is clean."""
-    from churn.versioning import locked_data_files
+    from churn.data.versioning import locked_data_files
 
     keys = set(stack.keys("dvc"))
     stages = yaml.safe_load((stack.project / "dvc.yaml").read_text())["stages"]
@@ -302,7 +302,7 @@ def test_monitoring_logs_a_run_on_the_tracking_server(
     stack: Stack, trained: Trained, served: Served, monitored: subprocess.CompletedProcess[str]
 ) -> None:
     """Evidently compared the PostgreSQL log with the reference fetched from S3; MLflow has it."""
-    from churn.versioning import cached_file_path, locked_data_files
+    from churn.data.versioning import cached_file_path, locked_data_files
 
     client = mlflow_client(stack)
     experiment = client.get_experiment_by_name("churn-monitoring")
@@ -370,7 +370,7 @@ def test_deployments_are_served_and_run_on_the_prefect_server(
 
 
 def stack_settings(stack: Stack) -> Any:
-    from churn.settings import get_settings
+    from churn.config.settings import get_settings
 
     return get_settings(project_dir=stack.project)
 

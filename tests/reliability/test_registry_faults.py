@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from churn.settings import get_settings
+from churn.config.settings import get_settings
 from tests.production.conftest import start_service
 from tests.serving.conftest import LiveServer, register_copy_of_champion, start_server
 from tools.fork import free_port

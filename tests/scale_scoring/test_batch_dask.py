@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn.errors import DataError
-from churn.params import load_params
-from churn.settings import get_settings
+from churn.config.errors import DataError
+from churn.config.params import load_params
+from churn.config.settings import get_settings
 from serving.model import ServedModel, load_initial
 from tests.scale_scoring.conftest import write_parts
 
@@ -66,7 +66,7 @@ def test_partitioned_scoring_equals_in_memory_scoring_row_for_row(
 def test_a_glob_of_parts_and_clear_errors(
     champion: tuple[ServedModel, Any], dask_client: Any, tmp_path: Path
 ) -> None:
-    from churn.parts import input_parts
+    from churn.data.parts import input_parts
     from serving.batch import score_partitioned
 
     model, settings = champion

@@ -12,11 +12,11 @@ import mlflow
 import pandas as pd
 import pytest
 
-from churn import tracking
+from churn.config.params import Params, load_params
+from churn.config.settings import get_settings
 from churn.data.generator import Drift, generate_customers
-from churn.params import Params, load_params
 from churn.prediction_store import SCORE_COLUMN
-from churn.settings import get_settings
+from churn.release import tracking
 from monitoring import job
 from monitoring.decision import decide
 

@@ -46,7 +46,7 @@ def bare_project(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def bare_settings(bare_project: Path) -> Callable[..., Any]:
-    from churn.settings import get_settings
+    from churn.config.settings import get_settings
 
     def make(**overrides: Any) -> Any:
         values: dict[str, Any] = {
@@ -213,8 +213,8 @@ def project_copy(served_project: Path, tmp_path: Path) -> Path:
 
 def register_copy_of_champion(project: Path) -> str:
     """A new registry version with the champion's artefacts and tags; the alias moves to it."""
-    from churn import registry, tracking
-    from churn.settings import get_settings
+    from churn.config.settings import get_settings
+    from churn.release import registry, tracking
 
     settings = get_settings(project_dir=project)
     client = tracking.connect(settings)

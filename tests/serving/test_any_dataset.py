@@ -23,9 +23,9 @@ import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
 
-from churn import registry, tracking
 from churn.champion import ChampionInfo
-from churn.settings import get_settings
+from churn.config.settings import get_settings
+from churn.release import registry, tracking
 from tools.fork import fork_project
 
 pytestmark = pytest.mark.integration
@@ -192,7 +192,7 @@ def test_only_the_id_and_configured_features_travel_with_the_model(
 
 
 def settings_dataset(project: Path) -> Any:
-    from churn.params import load_params
+    from churn.config.params import load_params
 
     return load_params(project / "params.yaml").dataset
 

@@ -50,7 +50,7 @@ GOOD: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    from churn.settings import get_settings
+    from churn.config.settings import get_settings
 
     project = tmp_path_factory.mktemp("contract")
     shutil.copy(ROOT / "params.yaml", project / "params.yaml")
@@ -305,7 +305,7 @@ class TestAuth:
 def _boundaries() -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]:
     """``(accepted, refused)`` (column, value) pairs: each numeric column's range ends and one
     step past them, and the 64-bit ends of the integer-coded categorical column."""
-    from churn.params import load_params
+    from churn.config.params import load_params
     from serving.schemas import INT64_MAX, INT64_MIN
 
     dataset = load_params(ROOT / "params.yaml").dataset
@@ -429,7 +429,7 @@ def test_requests_are_counted_every_thousand_without_a_scrape() -> None:
 
 def test_the_docs_example_of_another_data_set_follows_its_config() -> None:
     """A data set that is not the template's gets a valid example from its config alone."""
-    from churn.params import DatasetConfig
+    from churn.config.params import DatasetConfig
     from serving.docs import example_record
     from serving.schemas import RequestParser
 

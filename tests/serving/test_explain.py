@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn.explain import explainer_for
-from churn.params import load_params
-from churn.settings import get_settings
+from churn.config.params import load_params
+from churn.config.settings import get_settings
+from churn.scoring.explain import explainer_for
 from serving.app import create_app
 from serving.model import ServedModel, load_initial
 from tests.serving.conftest import loaded_client

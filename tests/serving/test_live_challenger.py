@@ -29,8 +29,8 @@ def _register_challenger(project: Path, shift: float) -> tuple[str, str]:
     (as `churn train --no-promote` leaves one). Returns ``(champion, challenger)`` versions."""
     import mlflow
 
-    from churn import registry, tracking
-    from churn.settings import get_settings
+    from churn.config.settings import get_settings
+    from churn.release import registry, tracking
 
     settings = get_settings(project_dir=project)
     client = tracking.connect(settings)
@@ -169,8 +169,8 @@ def test_shadow_scores_every_request_off_the_path_and_is_never_returned(
     assert "has 0 labelled predictions in the window" in text
     assert "live.min_labelled_rows needs 200" in text
     assert httpx.get(live.url + "/version", timeout=10).json()["version"] == champion
-    from churn import registry, tracking
-    from churn.settings import get_settings
+    from churn.config.settings import get_settings
+    from churn.release import registry, tracking
 
     settings = get_settings(project_dir=project)
     now = registry.current_champion(tracking.connect(settings), settings.model_name)
@@ -202,7 +202,7 @@ def test_shadow_challenger_failing_never_fails_a_response(
     """A challenger that raises on every request: each answer is the champion's 200, and the
     failures are counted in /metrics (a fault injected in process: a loaded model that fails
     cannot be registered)."""
-    from churn.settings import get_settings
+    from churn.config.settings import get_settings
     from serving.app import create_app
 
     project, champion, _ = live_project

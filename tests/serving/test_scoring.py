@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn.params import load_params
+from churn.config.params import load_params
+from churn.config.settings import get_settings
 from churn.scoring import CompiledScorer, PipelineScorer, probe_columns
-from churn.settings import get_settings
 from serving.app import create_app
 from serving.model import ServedModel, load_initial
 from tests.serving.conftest import loaded_client
@@ -119,7 +119,7 @@ def test_a_champion_the_replay_cannot_serve_is_served_by_the_pipeline_and_ready_
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer
 
-    from churn import registry, tracking
+    from churn.release import registry, tracking
 
     settings = get_settings(
         project_dir=project_copy,

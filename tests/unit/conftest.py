@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from churn.config.params import Params, load_params
 from churn.data.generator import generate_customers
-from churn.params import Params, load_params
 
 ROOT = Path(__file__).resolve().parents[2]
 

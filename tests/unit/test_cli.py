@@ -99,8 +99,8 @@ def test_forget_without_a_prediction_log_names_the_setting_and_creates_nothing(t
 
 def _service_store(project: Path) -> None:
     """The prediction store as the service leaves it after its first start (tables, no rows)."""
+    from churn.config.settings import get_settings
     from churn.prediction_store import PredictionStore
-    from churn.settings import get_settings
 
     store = PredictionStore.from_settings(get_settings(project_dir=project), create=True)
     store.create_tables()
@@ -176,7 +176,7 @@ def test_init_dataset_writes_params_that_load_and_prints_one_line_per_column(tmp
     assert re.search(r"Resilie\s+label\s+text\s+'Oui' = churn\s+minority: 10/40 \(25.0%\)", text)
     assert re.search(r"Forfait\s+categorical\s+integer\s+1, 2, 3", text)
     assert re.search(r"n\s+ignored\s+integer\s+0\.\.39\s+a row number", text)
-    from churn.params import load_params
+    from churn.config.params import load_params
 
     params = load_params(tmp_path / "params.yaml")
     assert params.ingest.path == "data/clients.csv" and params.ingest.sep == ";"

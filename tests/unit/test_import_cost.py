@@ -1,6 +1,6 @@
 """What `make train` imports before it knows whether anything must be trained.
 
-A run with nothing changed (``churn.training_cache``) stops after the data stages; the flow
+A run with nothing changed (``churn.training.cache``) stops after the data stages; the flow
 module and the modules on that path leave the model libraries to the tasks that train, which
 saves their import time (about two seconds) on every unchanged `make train` (README, "Figures").
 """
@@ -17,7 +17,7 @@ MODEL_LIBRARIES = ("sklearn", "xgboost", "matplotlib", "pandera", "distributed")
 
 @pytest.mark.parametrize(
     "module",
-    ["pipelines.training", "churn.data_stages", "churn.tracking", "churn.training_cache"],
+    ["pipelines.training", "churn.data.stages", "churn.release.tracking", "churn.training.cache"],
 )
 def test_the_unchanged_training_path_imports_no_model_library(module: str) -> None:
     code = (

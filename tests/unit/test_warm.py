@@ -23,7 +23,7 @@ def test_only_import_time_variables_count_and_differences_name_no_value() -> Non
 def test_the_project_s_modules_are_dropped_and_the_libraries_kept() -> None:
     """A child imports the project from disk, so an edited module counts without a restart."""
     code = (
-        "import sys, json, numpy, churn.params, pipelines.cli\n"
+        "import sys, json, numpy, churn.config.params, pipelines.cli\n"
         "from pipelines import warm\n"
         "warm.drop_project_modules()\n"
         "print(json.dumps(["

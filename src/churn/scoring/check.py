@@ -11,7 +11,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from churn.champion import ServingCheck
-from churn.params import DatasetConfig
+from churn.config.params import DatasetConfig
 from churn.scoring.columns import ROW_BY_ROW, SMALL, Columns
 from churn.scoring.reference import PipelineScorer, Scorer
 from churn.scoring.replay import TREE_ROWS, CompiledScorer, NotCompilable

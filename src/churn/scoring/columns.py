@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churn.params import DatasetConfig
+from churn.config.params import DatasetConfig
 
 # Raw values of one column: a Python list (the API), a numpy array or a categorical Series
 # (batch files).

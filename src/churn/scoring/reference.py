@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from churn.params import DatasetConfig
+from churn.config.params import DatasetConfig
 from churn.scoring.columns import Columns, numeric_column
 
 

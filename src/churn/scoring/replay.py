@@ -10,7 +10,7 @@ import pandas as pd
 from scipy.special import expit
 from sklearn.pipeline import Pipeline
 
-from churn.features import DerivedFeatures, FillMissing, as_float
+from churn.features.pipeline import DerivedFeatures, FillMissing, as_float
 from churn.scoring.columns import (
     ROW_BY_ROW,
     SMALL,
@@ -180,7 +180,8 @@ class CompiledScorer:
     def _encode_one(self, columns: Columns) -> np.ndarray:
         """``encode`` of one record as a 1-D row: the same steps and arithmetic on Python values
         (``FillMissing``'s values, ``DerivedFeatures.derive_record``), the same bits as the
-        matrix paths (``tests/unit/test_scoring.py``), without numpy calls on one-element arrays
+        matrix paths (``tests/unit/scoring/test_scoring.py``), without numpy calls on one-element
+        arrays
         (for one record their fixed cost is the time)."""
         values = {c: v[0] for c, v in columns.items()}
         for step in self._column_steps:
@@ -251,7 +252,8 @@ def _model_predict(
     is safe. Anything else is the model's own ``predict_proba`` on the replayed matrix.
 
     The one-row function does the same operations in the same order on floats (the same value
-    to the last bit, ``tests/unit/test_scoring.py``): for a single record the dozen numpy calls
+    to the last bit, ``tests/unit/scoring/test_scoring.py``): for a single record the dozen numpy
+    calls
     on one-element arrays around the tree walk cost more than the arithmetic.
     """
     from sklearn.calibration import CalibratedClassifierCV, _SigmoidCalibration

@@ -1,0 +1,521 @@
+"""Typed view of ``params.yaml``: the ML parameters shared by the code, DVC and the flows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Level = str | int
+# A label as the file holds it. bool first, so that YAML `true` stays a boolean (pydantic's lax
+# int would turn it into 1); labels are compared as data through ``label_text``.
+LabelValue = bool | int | float | str
+
+# The key of a row when the data set has no id column (``dataset.id_column: null``): validation
+# adds it (see ``churn.data.contract.row_keys``); it is never a feature and never sent to the
+# service.
+ROW_KEY = "_row_key"
+
+
+def label_text(value: object) -> str:
+    """A label value as text, so that the file's values and ``params.yaml``'s compare as data.
+
+    ``True``, ``"True"`` and ``"true"`` are one label; so are ``1``, ``1.0`` and ``"1"``.
+    Other text is compared as written (stripped; ``VRAI`` is not ``vrai``).
+    """
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, int | float) or hasattr(value, "dtype"):
+        number = float(value)  # type: ignore[arg-type]
+        return str(int(number)) if number.is_integer() else repr(number)
+    text = str(value).strip()
+    if text.lower() in ("true", "false"):
+        return text.lower()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+def label_texts(labels: pd.Series) -> pd.Series:
+    """A label column as comparable text (``label_text`` of each value; missing stays missing)."""
+    return labels.map(label_text, na_action="ignore")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GeneratorSource(_Strict):
+    n_rows: int = Field(7043, gt=0)
+    seed: int = 42
+
+
+class SqlSource(_Strict):
+    url: str | None = None
+    query: str | None = None
+
+
+class FeedbackSource(_Strict):
+    """Newly labelled traffic appended to the source (the retraining data policy, monitoring/).
+
+    The monitoring flow exports labelled predictions to ``path`` before it retrains; ingestion
+    appends the newest ``max_rows`` of them to the source's rows when the file exists. The file is
+    not a DVC dependency (it may not exist yet): a retrain re-ingests with ``force_ingest``, and
+    the raw snapshot that includes it is versioned by DVC like any other.
+    """
+
+    path: str | None = None
+    max_rows: int = Field(50_000, gt=0)
+
+
+class IngestParams(_Strict):
+    """Where raw data comes from: the project's generator, a file, a URL or a SQL query.
+
+    ``path`` is one file or a list; each entry may be a glob (``data/part-*.csv``). Several files
+    must have the same columns and are read one after the other into one frame. ``sep``,
+    ``encoding`` and ``decimal`` apply to CSV files and URLs (``sep: null`` detects the
+    separator among ``, ; tab |``); Parquet files carry their own.
+    """
+
+    kind: Literal["generator", "file", "url", "sql"] = "generator"
+    generator: GeneratorSource = GeneratorSource()
+    path: str | list[str] | None = None
+    url: str | None = None
+    sql: SqlSource = SqlSource()
+    sep: str | None = None
+    encoding: str = "utf-8"
+    decimal: Literal[".", ","] = "."
+    feedback: FeedbackSource = FeedbackSource()
+
+    @property
+    def paths(self) -> list[str]:
+        """``path`` as a list (each entry may still be a glob)."""
+        if self.path is None:
+            return []
+        return [self.path] if isinstance(self.path, str) else list(self.path)
+
+    @model_validator(mode="after")
+    def _source_is_complete(self) -> IngestParams:
+        if self.kind == "file" and not any(self.paths):
+            raise ValueError("ingest.kind is 'file' but ingest.path is empty")
+        if self.sep is not None and len(self.sep) != 1:
+            raise ValueError(
+                f"ingest.sep must be one character (or null to detect), got {self.sep!r}"
+            )
+        if self.sep is not None and self.sep == self.decimal:
+            raise ValueError("ingest.sep and ingest.decimal are the same character")
+        try:
+            "".encode(self.encoding)
+        except LookupError:
+            raise ValueError(f"ingest.encoding {self.encoding!r} is not a known encoding") from None
+        if self.kind == "url" and not (self.url and self.url.startswith(("http://", "https://"))):
+            raise ValueError("ingest.kind is 'url' but ingest.url is not an http(s) URL")
+        if self.kind == "sql" and not (self.sql.url and self.sql.query):
+            raise ValueError("ingest.kind is 'sql' but ingest.sql.url or ingest.sql.query is empty")
+        return self
+
+
+class NumericColumn(_Strict):
+    min: float | None = None
+    max: float | None = None
+    integer: bool = False
+    nullable: bool = False
+    fill_value: float | None = None  # imputation value; the training median when unset
+
+
+class DatasetConfig(_Strict):
+    """Column roles and the data contract of one churn data set.
+
+    ``id_column: null`` declares a data set without customer ids: validation keys each row by
+    ``ROW_KEY`` instead, and the service logs predictions without an id. ``ignore_columns`` are
+    columns of the file that are never features (a row number, an internal code, a column that
+    leaks the label): validation leaves them out of the validated rows.
+    """
+
+    id_column: str | None
+    label_column: str
+    positive_label: LabelValue
+    negative_label: LabelValue
+    time_column: str | None = None
+    pii_columns: list[str] = []
+    ignore_columns: list[str] = []
+    numeric: dict[str, NumericColumn]
+    categorical: dict[str, list[Level]]
+
+    @property
+    def feature_columns(self) -> list[str]:
+        """Model inputs in a fixed order: numeric, then categorical. Never the id or the label."""
+        return [*self.numeric, *self.categorical]
+
+    @property
+    def key_column(self) -> str:
+        """The column that keys a row: the id column, else ``ROW_KEY`` (added by validation)."""
+        return self.id_column or ROW_KEY
+
+    @model_validator(mode="after")
+    def _roles_are_disjoint(self) -> DatasetConfig:
+        features = set(self.feature_columns)
+        if len(features) != len(self.numeric) + len(self.categorical):
+            raise ValueError("a column is listed as both numeric and categorical")
+        for role in ("id_column", "label_column", "time_column"):
+            name = getattr(self, role)
+            if name is not None and name in features:
+                raise ValueError(f"dataset.{role} {name!r} must not also be a feature column")
+        for name in self.pii_columns:
+            if name in features:
+                raise ValueError(f"PII column {name!r} must not be a feature column")
+        for name in self.ignore_columns:
+            if name in features or name in (self.id_column, self.label_column, self.time_column):
+                raise ValueError(
+                    f"dataset.ignore_columns lists {name!r}, which has a role (feature, id, "
+                    "label or time): remove it from one of the two"
+                )
+        if label_text(self.positive_label) == label_text(self.negative_label):
+            raise ValueError("dataset.positive_label and dataset.negative_label are equal")
+        return self
+
+
+class ValidateParams(_Strict):
+    max_quarantine_share: float = Field(0.05, ge=0, le=1)
+
+
+class SplitParams(_Strict):
+    """How validated rows are split.
+
+    ``method``: ``stratified`` (a seeded, label-stratified shuffle of the whole frame), ``hash``
+    (each row's split is decided by a keyed hash of its id or row key: no global shuffle, the same
+    rows on either engine) or ``auto`` (stratified on the pandas engine, hash on the dask engine).
+    """
+
+    seed: int = 42
+    valid_size: float = Field(0.15, gt=0, lt=0.5)
+    test_size: float = Field(0.2, gt=0, lt=0.5)
+    method: Literal["auto", "stratified", "hash"] = "auto"
+
+
+class CountFeature(_Strict):
+    columns: list[str]
+    absent: list[Level]
+
+
+class FeatureParams(_Strict):
+    ratios: dict[str, tuple[str, str]] = {}
+    counts: dict[str, CountFeature] = {}
+
+
+class BaselineParams(_Strict):
+    C: float = Field(1.0, gt=0)
+
+
+class XGBoostParams(_Strict):
+    n_estimators: int = Field(300, gt=0)
+    max_depth: int = Field(4, gt=0)
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    subsample: float = Field(0.9, gt=0, le=1)
+    colsample_bytree: float = Field(0.8, gt=0, le=1)
+    min_child_weight: float = Field(1.0, ge=0)
+    reg_lambda: float = Field(1.0, ge=0)
+
+
+class RandomForestParams(_Strict):
+    """The random forest's starting point; its search explores around it (bounded, seeded)."""
+
+    n_estimators: int = Field(120, gt=0, le=2000)
+    max_depth: int | None = Field(8, gt=0)
+    min_samples_leaf: int = Field(5, ge=1)
+    max_features: float = Field(0.5, gt=0, le=1)
+    # The rows each tree draws (bootstrap), at most: a forest's fit grows faster than its rows,
+    # so at a million rows this bounds its cost; on fewer rows every tree draws all of them.
+    # null: always all rows. Not searched: every trial uses the configured value.
+    max_samples: int | None = Field(50_000, gt=0)
+
+
+class SearchParams(_Strict):
+    n_trials: int = Field(4, ge=0, le=200)
+    # The random forest's own trial count (null: ``n_trials``); its fits cost more per trial.
+    random_forest_trials: int | None = Field(1, ge=0, le=200)
+
+
+Candidate = Literal["logistic", "random_forest", "xgboost"]
+BASELINE: Candidate = "logistic"
+# What each candidate is called in tables, the model card and the run's child runs.
+TITLES: dict[str, str] = {
+    "logistic": "logistic regression",
+    "random_forest": "random forest",
+    "xgboost": "XGBoost",
+}
+
+
+class SelectParams(_Strict):
+    """How the model that goes to the gate is chosen among the candidates (never on test).
+
+    ``metric`` is measured on the validation split: ``valid_roc_auc`` and ``valid_pr_auc`` are
+    maximised, ``valid_cost`` (``train.costs`` per validation row at each candidate's own cost
+    threshold) is minimised. The logistic regression is the baseline, never the selected model.
+
+    Among the challengers within ``tolerance`` of the best figure, the first one listed in
+    ``prefer`` wins: a difference that small is within the validation split's noise, and the
+    earlier models are smaller, faster to score and explained by exact TreeSHAP.
+    """
+
+    metric: Literal["valid_roc_auc", "valid_pr_auc", "valid_cost"] = "valid_roc_auc"
+    tolerance: float = Field(0.005, ge=0)
+    prefer: list[Candidate] = ["xgboost", "random_forest"]
+
+
+class CostParams(_Strict):
+    false_negative: float = Field(5.0, gt=0)
+    false_positive: float = Field(1.0, gt=0)
+
+
+class TrainParams(_Strict):
+    seed: int = 42
+    n_jobs: int = Field(1, ge=1)
+    # The models trained and compared; ``logistic`` is the baseline (always fitted: the gate
+    # needs it), the others compete for the gate by ``select``.
+    candidates: list[Candidate] = ["logistic", "random_forest", "xgboost"]
+    select: SelectParams = SelectParams()
+    baseline: BaselineParams = BaselineParams()
+    xgboost: XGBoostParams = XGBoostParams()
+    random_forest: RandomForestParams = RandomForestParams()
+    search: SearchParams = SearchParams()
+    monotone: dict[str, dict[str, int]] = {}
+    calibration: Literal["sigmoid", "isotonic"] = "sigmoid"
+    costs: CostParams = CostParams()
+
+    @property
+    def challengers(self) -> list[Candidate]:
+        """The candidates that may go to the gate (every one but the baseline), in order."""
+        return [c for c in self.candidates if c != BASELINE]
+
+    @model_validator(mode="after")
+    def _has_a_challenger(self) -> TrainParams:
+        if len(set(self.candidates)) != len(self.candidates):
+            raise ValueError(f"train.candidates lists a model twice: {self.candidates}")
+        if BASELINE not in self.candidates:
+            raise ValueError(
+                f"train.candidates must include {BASELINE!r}: the logistic regression is the "
+                f"baseline the selected model must beat (got {self.candidates})"
+            )
+        if not self.challengers:
+            raise ValueError(
+                "train.candidates needs a model besides the logistic-regression baseline "
+                "(random_forest or xgboost): the baseline is what the selected model must beat"
+            )
+        return self
+
+
+class ValueParams(_Strict):
+    """Optional economics on top of ``train.costs`` for the business-value figures.
+
+    With both set, contacting a churner is worth ``offer_acceptance x retained_value`` less the
+    offer (``train.costs.false_positive``), contacting a customer who stays costs the offer;
+    unset, the figures are ``train.costs``' savings against contacting nobody.
+    """
+
+    retained_value: float | None = Field(None, gt=0)
+    offer_acceptance: float | None = Field(None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> ValueParams:
+        if (self.retained_value is None) != (self.offer_acceptance is None):
+            raise ValueError(
+                "value.retained_value and value.offer_acceptance go together: set both, or "
+                "neither (the figures then use train.costs)"
+            )
+        return self
+
+
+class FairnessParams(_Strict):
+    """Per-segment quality (``churn.training.fairness``): at training, in the model card, in
+    monitoring.
+
+    ``segments`` are categorical columns of the dataset block. Segments with fewer than
+    ``min_rows`` rows (or only one class) are reported but left out of the gaps. With
+    ``max_recall_gap`` set, the gate refuses a model whose largest recall gap between two
+    levels of one column exceeds it (null: report only).
+    """
+
+    segments: list[str] = []
+    min_rows: int = Field(30, ge=1)
+    max_recall_gap: float | None = Field(None, gt=0, le=1)
+
+
+class PromoteParams(_Strict):
+    min_roc_auc: float = Field(0.70, ge=0, le=1)
+    margin: float = Field(0.002, ge=0)
+
+
+class MonitorWindow(_Strict):
+    """Which predictions the monitoring job looks at: the last ``rows``, within ``hours``."""
+
+    rows: int = Field(5000, gt=0)
+    hours: float | None = Field(None, gt=0)
+
+
+class MonitorParams(_Strict):
+    """The monitoring job (monitoring/): window, thresholds, cooldown, sampling."""
+
+    window: MonitorWindow = MonitorWindow()
+    min_rows: int = Field(500, gt=0)
+    min_labelled_rows: int = Field(200, gt=0)
+    drift_share: float = Field(0.25, gt=0, le=1)
+    num_method: str | None = None
+    cat_method: str | None = None
+    quality_drop: float = Field(0.05, gt=0, le=1)
+    cooldown_hours: float = Field(24.0, ge=0)
+    max_current_rows: int = Field(100_000, gt=0)
+    max_reference_rows: int = Field(20_000, gt=0)
+    current_path: str | None = None  # a Parquet window (file, directory, glob), not the store
+    sample_seed: int = 0
+    retrain: bool = True
+
+
+class LiveParams(_Strict):
+    """A gate-approved challenger proven on live traffic (``churn.release.live``, docs/serving.md).
+
+    ``mode``: ``off`` (only the champion is loaded), ``shadow`` (the challenger scores every
+    request off the request path; logged, never returned) or ``canary`` (``canary_share`` of the
+    customers, chosen by the keyed hash of their id, are answered by the challenger).
+    ``churn promote --from-live`` promotes the challenger only when both models have
+    ``min_labelled_rows`` labelled predictions in the monitoring window and the ``confidence``
+    bootstrap interval of the ROC AUC difference (challenger minus champion) lies above 0.
+    """
+
+    mode: Literal["off", "shadow", "canary"] = "off"
+    canary_share: float = Field(0.1, gt=0, lt=1)
+    min_labelled_rows: int = Field(200, gt=0)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    metric: Literal["roc_auc"] = "roc_auc"
+    bootstrap: int = Field(1000, ge=100, le=100_000)
+    shadow_queue: int = Field(1000, gt=0)
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        # YAML 1.1 reads a bare `off` as false: take it as the mode it was meant to be.
+        return "off" if value is False else value
+
+
+class EngineParams(_Strict):
+    """Where the stages run: in this process (pandas) or on a Dask cluster (``churn.engine``).
+
+    With ``kind: dask`` and no scheduler address (``CHURN_DASK_SCHEDULER``), a ``LocalCluster``
+    of ``workers`` processes, ``threads_per_worker`` threads and ``memory_limit`` each is started
+    for the run.
+    """
+
+    kind: Literal["pandas", "dask"] = "pandas"
+    workers: int = Field(2, ge=1)
+    threads_per_worker: int = Field(1, ge=1)
+    memory_limit: str = "4GiB"
+    partition_rows: int = Field(500_000, gt=0)
+    # The few things fitted in one process on the dask engine (the logistic-regression baseline,
+    # the fallback rules, the gate's champion comparison, the serving check) use a seeded sample
+    # of at most this many rows per split.
+    sample_rows: int = Field(200_000, gt=0)
+
+
+class Params(_Strict):
+    """Everything in ``params.yaml``."""
+
+    engine: EngineParams = EngineParams()
+    ingest: IngestParams = IngestParams()
+    dataset: DatasetConfig
+    validate_: ValidateParams = Field(ValidateParams(), alias="validate")
+    split: SplitParams = SplitParams()
+    features: FeatureParams = FeatureParams()
+    train: TrainParams = TrainParams()
+    promote: PromoteParams = PromoteParams()
+    fairness: FairnessParams = FairnessParams()
+    value: ValueParams = ValueParams()
+    monitor: MonitorParams = MonitorParams()
+    live: LiveParams = LiveParams()
+
+    @property
+    def split_method(self) -> Literal["stratified", "hash"]:
+        """The split method in force: ``split.method``, with ``auto`` resolved by the engine."""
+        if self.split.method == "auto":
+            return "hash" if self.engine.kind == "dask" else "stratified"
+        return self.split.method
+
+    @model_validator(mode="after")
+    def _engine_fits_the_split(self) -> Params:
+        if self.engine.kind != "dask":
+            return self
+        if self.split.method == "stratified":
+            raise ValueError(
+                "split.method: stratified needs the whole data set in one process; the dask "
+                "engine splits by a keyed hash of each row's id: set split.method: hash (or auto)"
+            )
+        if self.dataset.time_column:
+            raise ValueError(
+                f"dataset.time_column {self.dataset.time_column!r} asks for a split by time, "
+                "which the dask engine does not do (it splits by a keyed hash of each row's "
+                "id): set dataset.time_column: null, or engine.kind: pandas"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _features_use_known_columns(self) -> Params:
+        known = set(self.dataset.feature_columns)
+        for name, (num, den) in self.features.ratios.items():
+            for col in (num, den):
+                if col not in self.dataset.numeric:
+                    raise ValueError(
+                        f"features.ratios.{name} uses {col!r}, not a numeric column of the "
+                        "dataset block; fix the name or remove the entry (features: {})"
+                    )
+        for name, count in self.features.counts.items():
+            unknown = set(count.columns) - known
+            if unknown:
+                raise ValueError(
+                    f"features.counts.{name} uses unknown columns {sorted(unknown)}; name "
+                    "feature columns of the dataset block, or remove the entry (features: {})"
+                )
+        categorical = self.dataset.categorical
+        for column in self.fairness.segments:
+            if column not in categorical:
+                raise ValueError(
+                    f"fairness.segments names {column!r}, not a categorical column of the "
+                    f"dataset block (categorical: {sorted(categorical)}); segments are the "
+                    "levels of a categorical column: fix the name or remove it (segments: [])"
+                )
+        for column, levels in self.train.monotone.items():
+            if column not in categorical:
+                raise ValueError(
+                    f"train.monotone.{column}: {column!r} is not a categorical column of the "
+                    f"dataset block (categorical: {sorted(categorical)}); constraints apply to "
+                    "the levels of a categorical column: fix the name or remove the entry "
+                    "(train.monotone: {})"
+                )
+            known_levels = {label_text(level) for level in categorical[column]}
+            unknown_levels = [level for level in levels if label_text(level) not in known_levels]
+            if unknown_levels:
+                raise ValueError(
+                    f"train.monotone.{column} names levels {unknown_levels} that "
+                    f"dataset.categorical.{column} does not list ({categorical[column]}): fix "
+                    "the level or remove it"
+                )
+            bad = {level: sign for level, sign in levels.items() if sign not in (-1, 0, 1)}
+            if bad:
+                raise ValueError(f"train.monotone.{column}: a sign is +1, -1 or 0, got {bad}")
+        return self
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``.
+
+    Raises:
+        FileNotFoundError: when the file does not exist.
+        pydantic.ValidationError: naming the offending key when a value is invalid.
+    """
+    with Path(path).open() as fh:
+        raw = yaml.safe_load(fh) or {}
+    return Params.model_validate(raw)

@@ -1,0 +1,217 @@
+"""``params.yaml``'s ``ingest`` and ``dataset`` blocks written from a data set's profile
+(``churn init-dataset``), keeping every other block and comment (round-trip YAML)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from churn.config.params import DatasetConfig, Params, label_text
+from churn.data.profiling import CODE_MAX_LEVELS, RANGE_SLACK, DatasetProfile, suggest_segments
+
+
+def render_params(text: str, profile: DatasetProfile) -> tuple[str, list[str]]:
+    """``params.yaml``'s text with the profile's ``ingest`` and ``dataset`` blocks written in.
+
+    Every other block and comment is kept (round-trip YAML). ``features`` entries and
+    ``train.monotone`` entries that name columns or levels this data set does not have are
+    removed, each named in the returned notes. The result is validated as ``Params``.
+
+    Returns:
+        The new text, and what was removed from ``features`` and ``train.monotone``.
+    """
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+    from ruamel.yaml.scalarstring import SingleQuotedScalarString
+
+    yaml = YAML()
+    yaml.width = 4096  # comments explain decisions on one line each
+    yaml.preserve_quotes = True
+    yaml.representer.add_representer(
+        type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
+    doc = yaml.load(text)
+    ds = profile.dataset
+
+    ingest = doc.setdefault("ingest", CommentedMap())
+    ingest["kind"] = "file"
+    paths = profile.ingest.paths
+    ingest["path"] = paths[0] if len(paths) == 1 else _flow(CommentedSeq(paths))
+    ingest.yaml_add_eol_comment("# written by churn init-dataset", "path", column=24)
+    if profile.ingest.sep is not None:
+        position = list(ingest).index("path") + 1
+        for offset, key in enumerate(("sep", "encoding", "decimal")):
+            value = SingleQuotedScalarString(getattr(profile.ingest, key))
+            if key in ingest:
+                ingest[key] = value
+            else:
+                ingest.insert(position + offset, key, value)
+        ingest.yaml_add_eol_comment("# detected in the file (CSV only)", "sep", column=24)
+
+    block = CommentedMap()
+    block["id_column"] = ds.id_column
+    block["label_column"] = ds.label_column
+    block["positive_label"] = _scalar(ds.positive_label)
+    block["negative_label"] = _scalar(ds.negative_label)
+    block["time_column"] = None
+    reasons = {c.name: c.why for c in profile.columns}
+    if ds.id_column:
+        reasons[ds.id_column] = "the id: hashed in the prediction log, never a feature"
+    block["pii_columns"] = _listed(ds.pii_columns, reasons)
+    block["ignore_columns"] = _listed(ds.ignore_columns, reasons)
+    top = {
+        "id_column": profile.id_why,
+        "label_column": "given (--label)",
+        "positive_label": profile.label_why,
+        "time_column": "not inferred: set it to split by time (oldest rows train)",
+    }
+    for key, comment in top.items():
+        block.yaml_add_eol_comment("# " + comment, key, column=24)
+    numeric = CommentedMap()
+    widths = []
+    for name, spec in ds.numeric.items():
+        entry = _flow(CommentedMap({"min": _num(spec.min), "max": _num(spec.max)}))
+        if spec.integer:
+            entry["integer"] = True
+        if spec.nullable:
+            entry["nullable"] = True
+        numeric[name] = entry
+        widths.append(len(name) + len(_flow_text(entry)))
+    categorical = CommentedMap()
+    for name, levels in ds.categorical.items():
+        categorical[name] = _flow(CommentedSeq([_scalar(level) for level in levels]))
+        widths.append(len(name) + len(_flow_text(levels)))
+    column = min(max(widths, default=0) + 8, 64)
+    for name in ds.numeric:
+        observed = next(c.summary for c in profile.columns if c.name == name).split(" (")[0]
+        blanks = ", blanks allowed" if ds.numeric[name].nullable else ""
+        numeric.yaml_add_eol_comment(f"# observed {observed}{blanks}", name, column=column)
+    for name in ds.categorical:
+        categorical.yaml_add_eol_comment("# " + reasons[name], name, column=column)
+    block["numeric"] = numeric
+    block["categorical"] = categorical
+    block.yaml_set_comment_before_after_key(
+        "numeric",
+        before=f"Written by `churn init-dataset` from {profile.n_rows} rows. Ranges: the observed "
+        f"range widened by\n{RANGE_SLACK:.0%} of its span (the minimum is 0 when no value is "
+        "negative). Integers with at most\n"
+        f"{CODE_MAX_LEVELS} distinct values are codes (categorical): move one to numeric if "
+        "it is a quantity.",
+        indent=2,
+    )
+    doc["dataset"] = block
+
+    removed = _prune_features(doc, ds)
+    out = io.StringIO()
+    yaml.dump(doc, out)
+    rendered = _blank_line_before_blocks(out.getvalue())
+    import yaml as pyyaml
+
+    Params.model_validate(pyyaml.safe_load(rendered))  # never write a file that will not load
+    return rendered, removed
+
+
+def _listed(names: list[str], reasons: dict[str, str]) -> Any:
+    from ruamel.yaml.comments import CommentedSeq
+
+    seq = CommentedSeq([_scalar(name) for name in names])
+    if not names:
+        return _flow(seq)
+    column = max(len(name) for name in names) + 8
+    for i, name in enumerate(names):
+        seq.yaml_add_eol_comment("# " + reasons.get(name, ""), i, column=column)
+    return seq
+
+
+def _scalar(value: Any) -> Any:
+    """A string that YAML 1.1 readers (PyYAML, DVC) would take for something else, quoted.
+
+    ``No``, ``Yes``, ``on``, ``1.0`` or ``null`` written bare would come back as a boolean, a
+    number or nothing; ``"No"`` stays the level the file holds.
+    """
+    import yaml as pyyaml
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+
+    if isinstance(value, str) and pyyaml.safe_load(f"k: {value}" if value else "k: ''") != {
+        "k": value
+    }:
+        return DoubleQuotedScalarString(value)
+    return value
+
+
+def _flow_text(node: Any) -> str:
+    """About how a flow-style map or list is written (to align the comments after it)."""
+    if isinstance(node, dict):
+        items = (f"{k}: {str(v).lower() if isinstance(v, bool) else v}" for k, v in node.items())
+        return "{" + ", ".join(items) + "}"
+    return "[" + ", ".join(str(v) for v in node) + "]"
+
+
+def _flow(node: Any) -> Any:
+    node.fa.set_flow_style()
+    return node
+
+
+def _num(value: float | None) -> float | int | None:
+    return int(value) if value is not None and float(value).is_integer() else value
+
+
+def _prune_features(doc: Any, ds: DatasetConfig) -> list[str]:
+    """Remove ``features``, ``train.monotone`` and ``fairness.segments`` entries that name what
+    the data lacks (segments left empty get the profile's suggestion, ``suggest_segments``)."""
+    from ruamel.yaml.comments import CommentedSeq
+
+    removed = []
+    features = doc.get("features") or {}
+    for name, pair in list((features.get("ratios") or {}).items()):
+        if not all(col in ds.numeric for col in pair):
+            del features["ratios"][name]
+            removed.append(f"features.ratios.{name} (uses {list(pair)})")
+    for name, spec in list((features.get("counts") or {}).items()):
+        if not set(spec.get("columns", [])) <= set(ds.feature_columns):
+            del features["counts"][name]
+            removed.append(f"features.counts.{name}")
+    for kind in ("ratios", "counts"):
+        if kind in features and not features[kind]:
+            _empty(features, kind)
+    monotone = (doc.get("train") or {}).get("monotone") or {}
+    for column, levels in list(monotone.items()):
+        known = {label_text(level) for level in ds.categorical.get(column, [])}
+        if column not in ds.categorical or not {label_text(lv) for lv in levels} <= known:
+            del monotone[column]
+            removed.append(f"train.monotone.{column}")
+    if "train" in doc and "monotone" in doc["train"] and not monotone:
+        _empty(doc["train"], "monotone")
+    fairness = doc.get("fairness") or {}
+    if "segments" in fairness:
+        segments = [c for c in fairness["segments"] or [] if c in ds.categorical]
+        removed += [
+            f"fairness.segments {c}" for c in fairness["segments"] or [] if c not in segments
+        ]
+        segments = segments or suggest_segments(ds)
+        fairness["segments"] = _flow(CommentedSeq(segments))
+    return removed
+
+
+def _empty(parent: Any, key: str) -> None:
+    """Set ``parent[key]`` to ``{}`` in flow style, keeping the key's comment on its line."""
+    from ruamel.yaml.comments import CommentedMap
+
+    token = parent.ca.items.get(key, [None, None, None, None])[2]
+    comment = token.value.strip().splitlines()[0] if token is not None else None
+    parent[key] = _flow(CommentedMap())
+    parent.ca.items.pop(key, None)
+    if comment:
+        parent.yaml_add_eol_comment(comment, key, column=24)
+
+
+def _blank_line_before_blocks(text: str) -> str:
+    """One blank line before each top-level key, as the file is laid out by hand."""
+    lines = text.splitlines()
+    out: list[str] = []
+    for line in lines:
+        top = bool(line) and not line[0].isspace() and not line.startswith("#")
+        if top and out and out[-1].strip() and not out[-1].startswith("#"):
+            out.append("")
+        out.append(line)
+    return "\n".join(out) + "\n"

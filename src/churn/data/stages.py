@@ -1,0 +1,78 @@
+"""The data stages with their I/O: what ``dvc.yaml`` runs through the CLI and the flow runs via DVC.
+
+Kept free of MLflow and model imports so that each DVC stage starts quickly. With
+``engine.kind: dask`` each stage runs per part on a Dask cluster (``churn.dask.data``), with the
+same per-frame functions.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from churn.config.layout import SPLITS, DataLayout, clear
+from churn.config.params import Params
+from churn.config.settings import Settings
+from churn.data.ingest import read_source, write_snapshot
+from churn.data.split import split_frame
+from churn.engine import dask_client, plugin
+
+if TYPE_CHECKING:  # pandera (the contract) is imported when a run validates, not on every run
+    from churn.data.validate import ValidationReport
+
+
+def ingest(settings: Settings, params: Params) -> int:
+    """Read the configured source and write the raw snapshot; returns the row count."""
+    if params.engine.kind != "pandas":
+        dask_data = plugin(params.engine.kind, "data")
+        with dask_client(settings, params.engine) as client:
+            return dask_data.ingest(client, settings, params)
+    frame = read_source(
+        params.ingest, base_dir=settings.project_dir, partition_rows=params.engine.partition_rows
+    )
+    write_snapshot(frame, DataLayout(settings.data_dir).raw)
+    return len(frame)
+
+
+def validate(settings: Settings, params: Params) -> ValidationReport:
+    """Apply the data contract to the raw snapshot; write valid rows, quarantine and report.
+
+    Raises:
+        ContractError: after writing the outputs, when the quarantined share is too high.
+    """
+    if params.engine.kind != "pandas":
+        dask_data = plugin(params.engine.kind, "data")
+        with dask_client(settings, params.engine) as client:
+            return dask_data.validate(client, settings, params)
+    from churn.data.validate import check_quarantine_share, validate_frame, write_outputs
+
+    layout = DataLayout(settings.data_dir)
+    result = validate_frame(pd.read_parquet(layout.raw), params.dataset)
+    for path in (layout.validated, layout.quarantine):
+        clear(path)
+    write_outputs(result, layout.validated, layout.quarantine, layout.validation_report)
+    check_quarantine_share(result.report, params.validate_.max_quarantine_share)
+    return result.report
+
+
+def split(settings: Settings, params: Params) -> dict[str, int]:
+    """Split the validated rows into train / valid / test Parquet files; returns row counts."""
+    if params.engine.kind != "pandas":
+        dask_data = plugin(params.engine.kind, "data")
+        with dask_client(settings, params.engine) as client:
+            return dask_data.split(client, settings, params)
+    layout = DataLayout(settings.data_dir)
+    parts = split_frame(
+        pd.read_parquet(layout.validated), params.dataset, params.split, params.split_method
+    )
+    for name, part in parts.items():
+        clear(layout.split(name))
+        layout.split(name).parent.mkdir(parents=True, exist_ok=True)
+        part.to_parquet(layout.split(name), index=False)
+    return {name: len(part) for name, part in parts.items()}
+
+
+def load_splits(settings: Settings) -> dict[str, pd.DataFrame]:
+    layout = DataLayout(settings.data_dir)
+    return {name: pd.read_parquet(layout.split(name)) for name in SPLITS}

@@ -1,0 +1,148 @@
+"""`churn init-dataset`'s inferences on tiny frames, and the params.yaml it writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from churn.config.params import IngestParams, Params
+from churn.data.params_file import render_params
+from churn.data.profiling import ProfileError, profile_files, profile_frame
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _frame(n: int = 200, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    churn = rng.random(n) < 0.3
+    return pd.DataFrame(
+        {
+            "RowNumber": np.arange(1, n + 1),
+            "CustomerId": [f"C{i:05d}" for i in range(n)],
+            "Surname": [f"name-{i}" for i in range(n)],
+            "Plan": rng.choice([1, 2], n),
+            "Balance": rng.normal(1000, 300, n).round(2),
+            "Country": rng.choice(["France", "Spain", "Germany"], n),
+            "Constant": "x",
+            "RefundIssued": np.where(churn, "yes", "no"),  # recorded after the churn: a leak
+            "Exited": np.where(churn, "True", "False"),
+        }
+    )
+
+
+def test_each_column_gets_its_role_and_reason():
+    profile = profile_frame(_frame(), "Exited")
+    roles = {c.name: c.role for c in profile.columns}
+    assert roles == {
+        "Exited": "label",
+        "RowNumber": "ignored",
+        "CustomerId": "id",
+        "Surname": "pii",
+        "Plan": "categorical",
+        "Balance": "numeric",
+        "Country": "categorical",
+        "Constant": "ignored",
+        "RefundIssued": "ignored",
+    }
+    why = {c.name: c.why for c in profile.columns}
+    assert "row number" in why["RowNumber"] and "constant" in why["Constant"]
+    assert "leaks the label" in why["RefundIssued"] and "ROC AUC 1.000" in why["RefundIssued"]
+    ds = profile.dataset
+    assert ds.id_column == "CustomerId" and ds.pii_columns == ["CustomerId", "Surname"]
+    assert ds.categorical["Plan"] == [1, 2]
+    assert sorted(ds.ignore_columns) == ["Constant", "RefundIssued", "RowNumber"]
+
+
+def test_the_positive_label_is_the_minority_unless_given():
+    frame = _frame()
+    assert profile_frame(frame, "Exited").dataset.positive_label == "True"
+    assert profile_frame(frame, "Exited", positive="False").dataset.positive_label == "False"
+    # Given as the user types it: compared as data, written as the file holds it.
+    frame = frame.assign(Exited=frame["Exited"] == "True")
+    assert profile_frame(frame, "Exited", positive="true").dataset.positive_label is True
+
+
+def test_a_label_that_is_not_binary_lists_its_values():
+    frame = _frame().assign(Exited=["a", "b", "c", "d"] * 50)
+    with pytest.raises(ProfileError, match=r"holds 4 distinct value\(s\): 'a' \(50 rows\)"):
+        profile_frame(frame, "Exited")
+
+
+def test_a_wrong_positive_or_missing_label_is_named():
+    with pytest.raises(ProfileError, match=r"--positive 'VRAI' is not a value"):
+        profile_frame(_frame(), "Exited", positive="VRAI")
+    with pytest.raises(ProfileError, match=r"--label 'Churn' is not a column"):
+        profile_frame(_frame(), "Churn")
+
+
+def test_without_an_id_like_column_rows_are_keyed_by_content():
+    frame = _frame().drop(columns=["CustomerId"])
+    profile = profile_frame(frame, "Exited")
+    assert profile.dataset.id_column is None and "_row_key" in profile.id_why
+
+
+def test_small_integer_codes_are_categorical_and_quantities_numeric():
+    frame = _frame().assign(Calls=np.arange(200) % 40)
+    ds = profile_frame(frame, "Exited").dataset
+    assert "Calls" in ds.numeric and ds.numeric["Calls"].integer
+    assert ds.numeric["Calls"].min == 0 and ds.numeric["Calls"].max >= 39 * 1.5
+
+
+def test_numbers_with_blank_cells_are_nullable_numerics():
+    frame = _frame().astype({"Balance": object})
+    frame.loc[:4, "Balance"] = " "
+    spec = profile_frame(frame, "Exited").dataset.numeric["Balance"]
+    assert spec.nullable and not spec.integer
+
+
+def test_a_semicolon_file_with_decimal_commas_is_profiled(tmp_path):
+    path = tmp_path / "clients.csv"
+    _frame().to_csv(path, sep=";", decimal=",", index=False)
+    profile = profile_files([path], "Exited")
+    assert (profile.ingest.sep, profile.ingest.decimal) == (";", ",")
+    assert "Balance" in profile.dataset.numeric
+
+
+def test_written_params_keep_other_blocks_and_comments_and_load(tmp_path):
+    text = (ROOT / "params.yaml").read_text()
+    source = IngestParams(kind="file", path="data/clients.csv")
+    profile = profile_frame(_frame(), "Exited", ingest=source)
+    rendered, removed = render_params(text, profile)
+    params = Params.model_validate(yaml.safe_load(rendered))
+    assert params.dataset == profile.dataset and params.ingest.path == "data/clients.csv"
+    assert "# Retraining data policy" in rendered and "monitor:" in rendered
+    assert "cooldown_hours: 24    # no second retrain" in rendered
+    # The Telco derived features and monotone constraint name columns this data lacks.
+    assert params.features.ratios == {} and params.train.monotone == {}
+    assert set(removed) >= {"train.monotone.Contract", "features.counts.n_services"}
+    assert "# leaks the label" in rendered  # each decision is commented in the file
+
+
+def test_levels_that_yaml_would_read_as_booleans_stay_text():
+    frame = _frame().assign(Country=np.where(np.arange(200) % 2, "Yes", "No"))
+    source = IngestParams(kind="file", path="data/clients.csv")
+    profile = profile_frame(frame, "Exited", ingest=source)
+    rendered, _ = render_params((ROOT / "params.yaml").read_text(), profile)
+    assert yaml.safe_load(rendered)["dataset"]["categorical"]["Country"] == ["No", "Yes"]
+
+
+def test_segments_the_data_lacks_are_removed_and_group_columns_suggested():
+    """fairness.segments: the template's gender and SeniorCitizen are not in this data; a
+    categorical column named for a group of customers (``Gender``) is suggested instead."""
+    frame = _frame().assign(Gender=lambda f: np.where(f.index % 2 == 0, "F", "M"))
+    source = IngestParams(kind="file", path="data/clients.csv")
+    profile = profile_frame(frame, "Exited", ingest=source)
+    assert any("fairness.segments: Gender" in note for note in profile.notes)
+    rendered, removed = render_params((ROOT / "params.yaml").read_text(), profile)
+    params = Params.model_validate(yaml.safe_load(rendered))
+    assert params.fairness.segments == ["Gender"]
+    assert {"fairness.segments gender", "fairness.segments SeniorCitizen"} <= set(removed)
+    # Without such a column, the list is left empty (nothing is measured per segment).
+    rendered, _ = render_params(
+        (ROOT / "params.yaml").read_text(), profile_frame(_frame(), "Exited", ingest=source)
+    )
+    assert Params.model_validate(yaml.safe_load(rendered)).fairness.segments == []
