@@ -12,7 +12,8 @@ ARG UV_VERSION=0.9.5
 FROM ghcr.io/astral-sh/uv:${UV_VERSION} AS uv
 
 # Dependency layers first, so code changes do not invalidate them. The API needs the project's
-# dependencies alone; the flows add the `pipeline` extra (Prefect, DVC, Evidently, pandera).
+# dependencies alone; the flows add every extra: `pipeline` (Prefect, DVC, Evidently, pandera)
+# and the optional engines' groups (`dask`), so deleting an engine's group needs no edit here.
 FROM python:${PYTHON_VERSION}-slim-bookworm AS deps-serving
 COPY --from=uv /uv /usr/local/bin/uv
 ENV UV_COMPILE_BYTECODE=1 \
@@ -26,7 +27,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 
 FROM deps-serving AS deps-pipeline
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --extra pipeline --no-install-project
+    uv sync --frozen --no-dev --all-extras --no-install-project
 
 FROM scratch AS code
 COPY src /src/src
@@ -42,7 +43,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 FROM deps-pipeline AS builder-pipeline
 COPY --from=code /src ./
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --extra pipeline --no-editable
+    uv sync --frozen --no-dev --all-extras --no-editable
 
 FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime
 # The commit the image was built from, recorded with every model trained in it (no .git inside).

@@ -261,8 +261,17 @@ TEST_WORKERS ?= 2
 test: $(STAMP) ## Run the whole suite (what CI runs; TEST_WORKERS=2 files at a time); real-data, production and browser tests say why they skip
 	$(RUN) pytest -n $(TEST_WORKERS) --dist loadfile
 
+.PHONY: test-core
+# The unit suite in an environment without the optional engines' groups (a second venv,
+# .venv-core): what a fork that deleted the Dask engine keeps works, and the dask tests say why
+# they skip. CI runs it after `make test`.
+CORE_VENV := .venv-core
+test-core: | $(UV_BOOTSTRAP) ## Run the unit suite without the optional Dask engine installed (a second venv, .venv-core)
+	UV_PROJECT_ENVIRONMENT=$(CORE_VENV) UV_COMPILE_BYTECODE=0 $(UV) sync --frozen --extra pipeline --quiet
+	UV_PROJECT_ENVIRONMENT=$(CORE_VENV) $(RUN) pytest tests/unit -n $(TEST_WORKERS) --dist loadfile -p no:cacheprovider
+
 .PHONY: clean
 clean: stop ## Stop the Prefect server, then back to a fresh clone's state: data, feedback, prediction log, model cache, reports, MLflow, Prefect, DVC cache and remote
 	rm -rf data/raw data/validated data/splits data/feedback data/predictions data/labels \
-		.serving-cache reports mlruns .prefect .dvcstore .dvc/cache .dvc/tmp \
+		.serving-cache reports mlruns .prefect .dvcstore .dvc/cache .dvc/tmp .venv-core \
 		.pytest_cache .mypy_cache .ruff_cache .import_linter_cache

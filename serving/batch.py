@@ -271,15 +271,16 @@ class EngineMissing(RuntimeError):
 
 
 def require_dask() -> Any:
-    """dask.dataframe, or a clear error: dask is in the ``pipeline`` extra, not the serving one."""
+    """dask.dataframe, or a clear error: dask is in the optional ``dask`` group, not the serving
+    image."""
     try:
         import dask.dataframe as dd
         import distributed  # noqa: F401
     except ImportError as exc:
         raise EngineMissing(
             "engine.kind: dask needs dask[dataframe] and distributed, which this environment "
-            f"lacks ({exc.name}): install the pipeline extra (uv sync --extra pipeline, or run "
-            "the pipeline image), or score with engine.kind: pandas"
+            f"lacks ({exc.name}): install the dask group (uv sync --extra dask, or run the "
+            "pipeline image), or score with engine.kind: pandas"
         ) from None
     return dd
 

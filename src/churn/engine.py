@@ -45,8 +45,9 @@ def plugin(kind: str, part: str) -> ModuleType:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
         raise ValueError(
-            f"engine.kind {kind!r} needs {exc.name!r}, which is not installed here: install the "
-            "pipeline extra (uv sync --all-extras) or set engine.kind: pandas in params.yaml"
+            f"engine.kind {kind!r} needs {exc.name!r}, which is not installed here: install "
+            f"its dependency group (uv sync --extra {kind}; make install takes every group) or "
+            "set engine.kind: pandas in params.yaml"
         ) from exc
 
 

@@ -103,11 +103,11 @@ def test_a_glob_of_parts_and_clear_errors(
 def test_without_dask_the_dask_engine_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The serving image has no dask (the pipeline extra): a message, not an ImportError."""
+    """The serving image has no dask (the dask group): a message, not an ImportError."""
     import sys
 
     from serving.batch import EngineMissing, require_dask
 
     monkeypatch.setitem(sys.modules, "dask.dataframe", None)  # what an absent package gives
-    with pytest.raises(EngineMissing, match=r"install the pipeline extra .* engine.kind: pandas"):
+    with pytest.raises(EngineMissing, match=r"install the dask group .* engine.kind: pandas"):
         require_dask()

@@ -11,6 +11,10 @@ import pytest
 from scipy import stats
 from scipy.spatial import distance
 
+pytest.importorskip(
+    "distributed", reason="the optional dask group is not installed (uv sync --extra dask)"
+)
+
 from churn.config.errors import DataError
 from churn.dask import drift_stats as ds
 from churn.data.generator import Drift, generate_customers

@@ -8,6 +8,10 @@ import pandas as pd
 import pytest
 import yaml
 
+pytest.importorskip(
+    "distributed", reason="the optional dask group is not installed (uv sync --extra dask)"
+)
+
 from churn.config.params import IngestParams, Params, SplitParams, load_params
 from churn.dask.data import merge_reports
 from churn.data.generator import generate_customers, generate_part, part_sizes
