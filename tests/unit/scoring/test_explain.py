@@ -221,6 +221,35 @@ def test_a_model_without_an_explainer_says_which_and_why(
         explainer_for(odd, params.dataset)
 
 
+def test_a_difference_is_a_reason_of_its_own_that_names_both_its_fields(
+    params: Params, splits: dict[str, pd.DataFrame]
+) -> None:
+    """``features.differences`` enabled: its contribution is a reason named after it, valued
+    ``a - b``, derived from both fields with the values sent; every reason maps back."""
+    features = params.features.model_validate(
+        {"differences": {"billed_before": ["TotalCharges", "MonthlyCharges"]}}
+    )
+    custom = params.model_copy(update={"features": features})
+    pipe = build_feature_pipeline(custom.dataset, custom.features).fit(splits["train"])
+    X = {n: np.asarray(pipe.transform(f), dtype=np.float32) for n, f in splits.items()}
+    y = {n: label_vector(f, custom.dataset).to_numpy() for n, f in splits.items()}
+    linear = fit_baseline(X["train"], y["train"], custom.train)
+    model = assemble(pipe, calibrate(linear, X["valid"], y["valid"], "sigmoid"))
+    row = splits["test"].dropna(subset=["TotalCharges"]).iloc[[0]]
+    record = {c: [v.item() if hasattr(v, "item") else v] for c, v in row.iloc[0].items()}
+    for scorer in (model, compile_pipeline(model, custom.dataset)):
+        explained = explainer_for(scorer, custom.dataset).explain(record, 1).record(0, top_k=50)
+        reasons = {r["field"]: r for r in explained["up"] + explained["down"]}
+        assert set(reasons) <= {*custom.dataset.feature_columns, "billed_before"}
+        diff = reasons["billed_before"]
+        total, monthly = record["TotalCharges"][0], record["MonthlyCharges"][0]
+        assert diff["derived_from"] == {"TotalCharges": total, "MonthlyCharges": monthly}
+        assert diff["value"] == pytest.approx(total - monthly, abs=1e-3)
+        assert diff["text"].startswith(
+            f"billed_before = {diff['value']:g} (TotalCharges = {total:g}, MonthlyCharges = "
+        )
+
+
 def test_the_training_summary_ranks_fields_by_mean_absolute_contribution(
     params: Params, splits: dict[str, pd.DataFrame], fitted: dict[str, Any]
 ) -> None:

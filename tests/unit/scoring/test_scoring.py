@@ -187,6 +187,39 @@ def test_the_replay_follows_any_configured_ratios_and_counts(
     assert check.max_abs_diff < 1e-6
 
 
+def test_a_difference_is_served_by_the_replay_to_the_bits_of_the_pipeline(
+    params: Params, splits: dict[str, pd.DataFrame]
+) -> None:
+    """``features.differences`` enabled beside the template's features: the check serves the
+    compiled replay, and one record (a missing number among them) encodes to the very bits of
+    the vectorised replay and of the fitted pipeline's own ``transform``."""
+    features = params.features.model_validate(
+        {
+            **params.features.model_dump(mode="json"),
+            "differences": {"billed_before": ["TotalCharges", "MonthlyCharges"]},
+        }
+    )
+    custom = params.model_copy(update={"features": features})
+    pipeline = fit(custom, splits)
+    check = check_serving(pipeline, custom.dataset, splits["test"])
+    assert check.scorer == "compiled" and check.max_abs_diff is not None, check.reason
+    assert check.max_abs_diff < 1e-6
+    scorer = compile_pipeline(pipeline, custom.dataset)
+    assert isinstance(scorer, CompiledScorer)
+    assert "billed_before" in [c for _, c, _, _ in scorer._scale_plan]
+    rows = splits["test"].head(30).reset_index(drop=True)
+    rows.loc[0, "TotalCharges"] = np.nan
+    rows.loc[1, "MonthlyCharges"] = 0.1 + 0.2
+    columns = {c: rows[c].tolist() for c in custom.dataset.feature_columns}
+    vectorised = scorer.encode(columns, len(rows))
+    transformed = np.asarray(pipeline.named_steps[FEATURES].transform(rows), dtype=np.float64)
+    for i in range(len(rows)):
+        one = {c: [v[i]] for c, v in columns.items()}
+        assert scorer.encode(one, 1).tobytes() == vectorised[i : i + 1].tobytes(), i
+        assert scorer.encode(one, 1).tobytes() == transformed[i : i + 1].astype("f4").tobytes()
+        assert scorer.score(one, 1)[0] == scorer.predict(scorer.encode(one, 1))[0]
+
+
 @pytest.mark.parametrize(
     ("model", "path"),
     [
