@@ -71,7 +71,7 @@ class Reason(BaseModel):
     text: str = Field(examples=["Contract = Month-to-month: +0.21"])
     derived_from: dict[str, Any] | None = Field(
         default=None,
-        description="For a derived feature (features.ratios/counts in params.yaml): the "
+        description="For a derived feature (any kind of params.yaml's features block): the "
         "customer's fields it is computed from, with their values.",
     )
 

@@ -38,6 +38,7 @@ from rich.table import Table
 
 from churn.config.params import load_params
 from churn.config.settings import get_settings
+from churn.features.pipeline import model_steps
 from tools.fork import CHURN, fork_project, free_port, register_approved_challenger
 
 console = Console()
@@ -235,7 +236,8 @@ def batch_vs_booster(project_dir: Path, rows: int, workdir: Path) -> tuple[float
     pipeline = mlflow.sklearn.load_model(f"models:/{settings.model_name}@champion")
     # The bare model on the encoded matrix: XGBoost's booster, or another candidate's own
     # predict_proba (a random forest or a logistic regression selected by train.select).
-    inner = pipeline[-1].calibrated_classifiers_[0].estimator.estimator
+    _, model = model_steps(pipeline)  # by name: the artefact's MODEL step
+    inner = model.calibrated_classifiers_[0].estimator.estimator
     t = time.perf_counter()
     if hasattr(inner, "get_booster"):
         inner.get_booster().inplace_predict(X, validate_features=False)

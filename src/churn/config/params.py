@@ -10,6 +10,8 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from churn.config.features import FeatureParams, column_problem
+
 Level = str | int
 # A label as the file holds it. bool first, so that YAML `true` stays a boolean (pydantic's lax
 # int would turn it into 1); labels are compared as data through ``label_text``.
@@ -197,16 +199,6 @@ class SplitParams(_Strict):
     valid_size: float = Field(0.15, gt=0, lt=0.5)
     test_size: float = Field(0.2, gt=0, lt=0.5)
     method: Literal["auto", "stratified", "hash"] = "auto"
-
-
-class CountFeature(_Strict):
-    columns: list[str]
-    absent: list[Level]
-
-
-class FeatureParams(_Strict):
-    ratios: dict[str, tuple[str, str]] = {}
-    counts: dict[str, CountFeature] = {}
 
 
 class BaselineParams(_Strict):
@@ -465,19 +457,14 @@ class Params(_Strict):
     @model_validator(mode="after")
     def _features_use_known_columns(self) -> Params:
         known = set(self.dataset.feature_columns)
-        for name, (num, den) in self.features.ratios.items():
-            for col in (num, den):
-                if col not in self.dataset.numeric:
-                    raise ValueError(
-                        f"features.ratios.{name} uses {col!r}, not a numeric column of the "
-                        "dataset block; fix the name or remove the entry (features: {})"
-                    )
-        for name, count in self.features.counts.items():
-            unknown = set(count.columns) - known
-            if unknown:
+        for kind, name, entry in self.features.entries():
+            problem = column_problem(kind, name, entry, self.dataset.numeric, known)
+            if problem:
+                raise ValueError(problem)
+            if name in known:
                 raise ValueError(
-                    f"features.counts.{name} uses unknown columns {sorted(unknown)}; name "
-                    "feature columns of the dataset block, or remove the entry (features: {})"
+                    f"features.{kind}.{name}: {name!r} is a column of the dataset block; a "
+                    "derived feature's name is a new column: rename it"
                 )
         categorical = self.dataset.categorical
         for column in self.fairness.segments:

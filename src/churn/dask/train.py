@@ -39,7 +39,13 @@ from churn.config.layout import SPLITS, DataLayout, parts_of
 from churn.config.params import BASELINE, DatasetConfig, Params, TrainParams, XGBoostParams
 from churn.config.settings import Settings
 from churn.data.split import label_vector
-from churn.features.pipeline import build_feature_pipeline, encoded_feature_names
+from churn.features.pipeline import (
+    DERIVE,
+    FILL,
+    build_feature_pipeline,
+    encoded_feature_names,
+    feature_steps,
+)
 from churn.scoring.fallback_rules import fit_rules, with_test_auc
 from churn.scoring.threshold import choose_threshold
 from churn.training import comparison, evaluation
@@ -140,12 +146,14 @@ def featurize(splits: Splits, params: Params) -> DaskFeatures:
     )
     samples = {n: f.reset_index(drop=True) for n, f in zip(SPLITS, sampled, strict=True)}
     pipeline = build_feature_pipeline(dataset, params.features).fit(samples["train"])
-    # Exact statistics over every training row replace the sample's.
-    fill = pipeline.named_steps["fill"]
-    fill.values_.update({c: float(v) for c, v in zip(medians, median_values, strict=True)})
-    scaler = pipeline.named_steps["encode"].named_transformers_["num"]
+    # Exact statistics over every training row replace the sample's: the steps by name, and
+    # feature_steps refuses a step this engine does not know (its statistics would stay the
+    # sample's without a word).
+    named = feature_steps(pipeline)
+    named.fill.values_.update({c: float(v) for c, v in zip(medians, median_values, strict=True)})
+    scaler = named.encode.named_transformers_["num"]
     scaled = list(scaler.feature_names_in_)
-    steps = pipeline[:2]
+    steps = Pipeline([(FILL, named.fill), (DERIVE, named.derive)])
     meta = _prepare(samples["train"].head(0), steps, scaled)
     prepared = train.map_partitions(_prepare, steps, scaled, meta=meta)
     mean, var = compute(prepared.mean(), prepared.var(ddof=0))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from churn.config.features import FeatureParams, column_problem
 from churn.config.params import DatasetConfig, Params, label_text
 from churn.data.profiling import CODE_MAX_LEVELS, RANGE_SLACK, DatasetProfile, suggest_segments
 
@@ -163,15 +164,14 @@ def _prune_features(doc: Any, ds: DatasetConfig) -> list[str]:
 
     removed = []
     features = doc.get("features") or {}
-    for name, pair in list((features.get("ratios") or {}).items()):
-        if not all(col in ds.numeric for col in pair):
-            del features["ratios"][name]
-            removed.append(f"features.ratios.{name} (uses {list(pair)})")
-    for name, spec in list((features.get("counts") or {}).items()):
-        if not set(spec.get("columns", [])) <= set(ds.feature_columns):
-            del features["counts"][name]
-            removed.append(f"features.counts.{name}")
-    for kind in ("ratios", "counts"):
+    # Every kind of the features block, read through its table (churn.config.features): an entry
+    # is removed when a column it reads is not in this data set with the role its kind needs.
+    parsed = FeatureParams.model_validate(_plain(features))
+    for kind, name, entry in parsed.entries():
+        if column_problem(kind, name, entry, ds.numeric, ds.feature_columns):
+            del features[kind][name]
+            removed.append(f"features.{kind}.{name} (uses {list(entry.reads())})")
+    for kind in parsed.kinds():
         if kind in features and not features[kind]:
             _empty(features, kind)
     monotone = (doc.get("train") or {}).get("monotone") or {}
@@ -191,6 +191,15 @@ def _prune_features(doc: Any, ds: DatasetConfig) -> list[str]:
         segments = segments or suggest_segments(ds)
         fairness["segments"] = _flow(CommentedSeq(segments))
     return removed
+
+
+def _plain(node: Any) -> Any:
+    """A round-trip YAML node as plain lists, dicts and scalars (what the params models read)."""
+    if isinstance(node, dict):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
 
 
 def _empty(parent: Any, key: str) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -13,56 +13,17 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from churn.config.params import DatasetConfig, FeatureParams
+from churn.config.features import FeatureParams
+from churn.config.params import DatasetConfig
+from churn.features.kinds import Derived, plan
 
-# The derived features' arithmetic: ``ratio`` and ``count_present`` (with its row rule
-# ``present``), used by ``DerivedFeatures.derive`` on columns (the pipeline's ``transform`` on a
-# frame's, the serving scorer, ``churn.scoring``, on request columns) and by ``derive_record``
-# on one record's values, so a change here is served exactly as it was trained. A few rows go
-# through plain Python (below ``_FEW`` rows numpy's per-call cost is the time).
-_FEW = 8
-
-
-def ratio(numerator: Any, denominator: Any, maximum: Any = np.maximum) -> Any:
-    """A ratio feature: ``numerator / max(denominator, 1)``, for arrays or (with ``maximum=max``,
-    which gives the same value as ``np.maximum`` for every float, NaN included) floats.
-
-    A denominator below one (tenure 0: nothing billed yet) counts as one, so the ratio is finite.
-    """
-    return numerator / maximum(denominator, 1.0)
-
-
-def count_present(columns: Sequence[Any], absent: Collection[Any], n: int) -> np.ndarray:
-    """A count feature: per row, how many of ``columns`` hold a value that is not in ``absent``.
-
-    A missing value (None, NaN) is not one of ``absent``, so it counts as present. ``columns``
-    are 1-D sequences of ``n`` values each: lists, numpy arrays or pandas categoricals.
-    """
-    out = frozenset(absent)
-    if n <= _FEW and columns:
-        rows = zip(*columns, strict=True)
-        return np.fromiter((present(row, out) for row in rows), np.float64, count=n)
-    total = np.zeros(n, dtype=np.float64)
-    for values in columns:
-        if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
-            # One test per level, not per row; code -1 (missing) picks the trailing "present".
-            by_level = [v not in out for v in values.cat.categories] + [True]
-            total += np.asarray(by_level, dtype=np.float64)[values.cat.codes.to_numpy()]
-        elif isinstance(values, list):  # a request's column: set lookups beat building an array
-            total += ~np.fromiter(map(out.__contains__, values), dtype=bool, count=n)
-        else:  # the same membership test, hashed in pandas (twice as fast on 100k values)
-            total += ~pd.Series(values, copy=False).isin(out).to_numpy()
-    return total
-
-
-def present(row: Sequence[Any], absent: frozenset[Any]) -> int:
-    """One row of :func:`count_present`: how many of its values are not in ``absent``."""
-    return len(row) - sum(map(absent.__contains__, row))
-
-
-def as_float(value: Any) -> float:
-    """One value as ``np.asarray(values, dtype=np.float64)`` converts it (None: NaN)."""
-    return math.nan if value is None else float(value)
+# The artefact's steps by name. ``training.train.assemble`` makes ``Pipeline([(FEATURES, the
+# feature pipeline), (MODEL, the model)])``; ``build_feature_pipeline`` makes the feature
+# pipeline's FILL, DERIVE and ENCODE. Every reader that takes a fitted artefact apart (the serving
+# replay, explanations, the Dask engine) finds them through ``model_steps`` and ``feature_steps``,
+# by name: a step they do not know is an error naming it (``UnknownStep``), never skipped.
+FEATURES, MODEL = "features", "model"
+FILL, DERIVE, ENCODE = "fill", "derive", "encode"
 
 
 class FillMissing(BaseEstimator, TransformerMixin):  # type: ignore[misc]
@@ -84,17 +45,22 @@ class FillMissing(BaseEstimator, TransformerMixin):  # type: ignore[misc]
 
 
 class DerivedFeatures(BaseEstimator, TransformerMixin):  # type: ignore[misc]
-    """Add ratio features (``a / max(b, 1)``) and counts of present services (``derive``)."""
+    """Add the derived features of ``params.yaml``'s ``features`` block (``churn.features.kinds``).
 
-    def __init__(
-        self,
-        ratios: dict[str, tuple[str, str]],
-        counts: dict[str, tuple[list[str], list[Any]]],
-    ) -> None:
-        self.ratios = ratios
-        self.counts = counts
+    ``features`` is that block as plain data (``FeatureParams.model_dump(mode="json")``): the
+    fitted step is saved with skops, which loads plain data and the types vouched for in
+    ``release.tracking.TRUSTED_MODEL_TYPES`` only, so a new kind needs no new trusted type.
+    """
+
+    def __init__(self, features: dict[str, Any]) -> None:
+        self.features = features
+
+    def plan(self) -> list[Derived]:
+        """The configured features with their arithmetic (``churn.features.kinds.plan``)."""
+        return plan(FeatureParams.model_validate(self.features))
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> DerivedFeatures:
+        self.plan()  # an unknown kind fails at fit, naming it
         self.n_features_in_ = X.shape[1]  # marks the step as fitted for scikit-learn
         return self
 
@@ -106,36 +72,22 @@ class DerivedFeatures(BaseEstimator, TransformerMixin):  # type: ignore[misc]
                 (this step runs after ``FillMissing``).
             n: the number of rows.
         """
-        new: dict[str, np.ndarray] = {}
-        for name, (num, den) in self.ratios.items():
-            a = np.asarray(columns[num], dtype=np.float64)
-            new[name] = ratio(a, np.asarray(columns[den], dtype=np.float64))
-        for name, (cols, absent) in self.counts.items():
-            new[name] = count_present([columns[c] for c in cols], absent, n)
-        return new
+        return {d.name: d.frame(columns, n) for d in self.plan()}
 
     def derive_record(self, values: Mapping[str, Any]) -> dict[str, float]:
-        """``derive`` of one record: ``{name: value}`` from its values by name (numbers filled).
-
-        The same functions on Python floats (``ratio`` of two floats, the count's row rule
-        :func:`present`), so the same value to the last bit
-        (``tests/unit/scoring/test_scoring.py``),
-        without building one-element arrays: for one record their cost is the time.
-        """
-        new: dict[str, float] = {}
-        for name, (num, den) in self.ratios.items():
-            new[name] = ratio(as_float(values[num]), as_float(values[den]), max)
-        for name, (cols, absent) in self.counts.items():
-            new[name] = float(present([values[c] for c in cols], frozenset(absent)))
-        return new
+        """``derive`` of one record: ``{name: value}`` from its values by name (numbers filled),
+        the same value to the last bit (``tests/unit/features/test_kinds.py``)."""
+        return {d.name: d.record(values) for d in self.plan()}
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        used = {*(c for pair in self.ratios.values() for c in pair)}
-        used |= {c for cols, _ in self.counts.values() for c in cols}
-        return X.assign(**self.derive({c: X[c].to_numpy() for c in used}, len(X)))
+        derived = self.plan()
+        used = {c for d in derived for c in d.reads}
+        columns = {c: X[c].to_numpy() for c in used}
+        return X.assign(**{d.name: d.frame(columns, len(X)) for d in derived})
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        return np.asarray([*(input_features or []), *self.ratios, *self.counts], dtype=object)
+        names = [d.name for d in self.plan()]
+        return np.asarray([*(input_features or []), *names], dtype=object)
 
 
 def build_feature_pipeline(dataset: DatasetConfig, features: FeatureParams) -> Pipeline:
@@ -145,7 +97,7 @@ def build_feature_pipeline(dataset: DatasetConfig, features: FeatureParams) -> P
     and any column not in the config never reach a model. Unseen categories encode as all zeros.
     """
     numeric = list(dataset.numeric)
-    derived = [*features.ratios, *features.counts]
+    derived = features.names()
     categorical = list(dataset.categorical)
     encode = ColumnTransformer(
         [
@@ -165,19 +117,86 @@ def build_feature_pipeline(dataset: DatasetConfig, features: FeatureParams) -> P
     )
     return Pipeline(
         [
-            ("fill", FillMissing({c: s.fill_value for c, s in dataset.numeric.items()})),
-            (
-                "derive",
-                DerivedFeatures(
-                    ratios=dict(features.ratios),
-                    counts={n: (c.columns, list(c.absent)) for n, c in features.counts.items()},
-                ),
-            ),
-            ("encode", encode),
+            (FILL, FillMissing({c: s.fill_value for c, s in dataset.numeric.items()})),
+            (DERIVE, DerivedFeatures(features.model_dump(mode="json"))),
+            (ENCODE, encode),
         ]
     )
 
 
 def encoded_feature_names(pipeline: Pipeline) -> list[str]:
     """Names of the encoded columns (``Contract_Two year``...), for importances and constraints."""
-    return [str(n) for n in pipeline.named_steps["encode"].get_feature_names_out()]
+    return [str(n) for n in feature_steps(pipeline).encode.get_feature_names_out()]
+
+
+class UnknownStep(ValueError):
+    """A fitted artefact holds a step its reader does not know, or lacks one: the message names
+    it. Readers fail closed on it (the replay and explanations say so, the Dask engine stops)."""
+
+
+def _named(step: Any) -> str:
+    return f"{step[0]!r} ({type(step[1]).__name__})"
+
+
+def model_steps(pipeline: Any) -> tuple[Pipeline, Any]:
+    """The artefact's feature pipeline and model, by name (``FEATURES``, ``MODEL``).
+
+    Raises:
+        UnknownStep: a step of another name, or either one missing.
+    """
+    steps = list(getattr(pipeline, "steps", None) or [])
+    unknown = [_named(s) for s in steps if s[0] not in (FEATURES, MODEL)]
+    if unknown:
+        raise UnknownStep(
+            f"unknown step {', '.join(unknown)} in the model pipeline: its readers know "
+            f"{FEATURES!r} (the feature pipeline) and {MODEL!r} (the model) only"
+        )
+    named = dict(steps)
+    if FEATURES not in named or MODEL not in named:
+        raise UnknownStep(
+            f"the model pipeline has steps {[n for n, _ in steps]}, not {FEATURES!r} and "
+            f"{MODEL!r} (training.train.assemble)"
+        )
+    return named[FEATURES], named[MODEL]
+
+
+@dataclass(frozen=True)
+class FeatureSteps:
+    """The feature pipeline's three steps, found by name: ``fill``, ``derive``, ``encode``."""
+
+    fill: FillMissing
+    derive: DerivedFeatures
+    encode: ColumnTransformer
+
+
+_FEATURE_STEPS: dict[str, type[Any]] = {
+    FILL: FillMissing,
+    DERIVE: DerivedFeatures,
+    ENCODE: ColumnTransformer,
+}
+
+
+def feature_steps(features: Any) -> FeatureSteps:
+    """The feature pipeline's steps by name (``build_feature_pipeline``'s), each of its type.
+
+    Raises:
+        UnknownStep: a step of another name or type, a step missing, or their order changed
+            (each reader applies fill, derive, then encode).
+    """
+    steps = list(getattr(features, "steps", None) or [])
+    known = ", ".join(f"{n!r} ({t.__name__})" for n, t in _FEATURE_STEPS.items())
+    unknown = [
+        _named(s)
+        for s in steps
+        if s[0] not in _FEATURE_STEPS or not isinstance(s[1], _FEATURE_STEPS[s[0]])
+    ]
+    if unknown or [n for n, _ in steps] != list(_FEATURE_STEPS):
+        what = f"unknown step {', '.join(unknown)}" if unknown else "steps out of order"
+        raise UnknownStep(
+            f"{what} in the feature pipeline ({[n for n, _ in steps]}): its readers (the "
+            f"serving replay, explanations, the Dask engine) know {known}, in that order; "
+            "teach each of them a new step, or compute it in a derived-feature kind "
+            "(churn/features/kinds.py)"
+        )
+    named = dict(steps)
+    return FeatureSteps(named[FILL], named[DERIVE], named[ENCODE])

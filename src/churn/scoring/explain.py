@@ -20,8 +20,11 @@ Anything else (a random forest, a forker's model, the prior-rate rule) raises
 
 Contributions of encoded columns are added up per **reason**: a one-hot block and a scaled
 numeric column become the customer's own field (``Contract = Month-to-month``, summed over every
-level column of ``Contract``); a derived feature (``features.ratios``/``features.counts``) stays
-a reason of its own that names the fields it is computed from and their values.
+level column of ``Contract``); a derived feature (any kind of ``params.yaml``'s ``features``
+block) stays a reason of its own that names the fields it is computed from (the columns its kind
+reads, ``churn.features.kinds.Derived.reads``) and their values. The pipeline's steps are found by
+name; one explanations do not know, or an encoded column that is neither a field nor a derived
+feature, raises :class:`NotExplainable` naming it.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ import numpy as np
 import pandas as pd
 
 from churn.config.params import DatasetConfig
-from churn.features.pipeline import DerivedFeatures
+from churn.features.kinds import UnknownKind
+from churn.features.pipeline import UnknownStep, feature_steps, model_steps
 from churn.scoring.columns import Columns, Values, numeric_column
 from churn.scoring.fallback_rules import FallbackRules
 from churn.scoring.reference import PipelineScorer
@@ -211,25 +215,23 @@ class PipelineExplainer:
     def __init__(
         self, pipeline: Any, dataset: DatasetConfig, compiled: CompiledScorer | None = None
     ) -> None:
-        from sklearn.compose import ColumnTransformer
-
         self.dataset = dataset
         self.compiled = compiled
-        *steps, model = _flatten(pipeline)
-        at = next((i for i, s in enumerate(steps) if isinstance(s, ColumnTransformer)), None)
-        if at is None or at != len(steps) - 1:
+        try:
+            self._features, model = model_steps(pipeline)
+            steps = feature_steps(self._features)
+            derived = {d.name: d.reads for d in steps.derive.plan()}
+        except (UnknownStep, UnknownKind) as e:
+            raise NotExplainable(f"explanations cannot read this model: {e}") from e
+        fields = set(dataset.feature_columns)
+        read = [c for _, t, cols in steps.encode.transformers_ if t != "drop" for c in cols]
+        unknown = [c for c in read if c not in fields | set(derived)]
+        if unknown:
             raise NotExplainable(
-                "explanations need the encoder (ColumnTransformer) right before the model; "
-                "this pipeline has "
-                + ", ".join(type(s).__name__ for s in steps[(at or 0) + 1 :] or steps)
+                f"the encoder reads {unknown}, neither a field of the dataset block nor a derived "
+                "feature of params.yaml's features block: explanations cannot map it back"
             )
-        self._features = pipeline[:-1] if hasattr(pipeline, "steps") else None
-        derived: dict[str, tuple[str, ...]] = {}
-        for step in steps[:at]:
-            if isinstance(step, DerivedFeatures):
-                derived.update({k: tuple(v) for k, v in step.ratios.items()})
-                derived.update({k: tuple(cols) for k, (cols, _) in step.counts.items()})
-        self.reasons, group, self._descale, self._centre = _layout(steps[at], derived)
+        self.reasons, group, self._descale, self._centre = _layout(steps.encode, derived)
         self._group = group  # (encoded columns, reasons) 0/1
         self._contribs, self.method = _model_contributions(model, self._centre)
 
@@ -237,8 +239,6 @@ class PipelineExplainer:
         """The encoded matrix the model sees (the compiled replay's, else the pipeline's)."""
         if self.compiled is not None:
             return self.compiled.encode(columns, n)
-        if self._features is None:
-            raise NotExplainable("the pipeline's feature steps cannot be run on their own")
         frame = _frame(columns, self.dataset)
         return np.asarray(self._features.transform(frame), dtype=np.float32)
 
@@ -413,12 +413,6 @@ def summary_figures(
     ax.set_title("What moves the score: each field's average contribution")
     fig.tight_layout()
     return {"explanations_summary.png": fig}
-
-
-def _flatten(pipeline: Any) -> list[Any]:
-    if hasattr(pipeline, "steps"):
-        return [s for _, step in pipeline.steps for s in _flatten(step)]
-    return [pipeline]
 
 
 def _frame(columns: Columns, dataset: DatasetConfig) -> pd.DataFrame:

@@ -10,7 +10,8 @@ import pandas as pd
 from scipy.special import expit
 from sklearn.pipeline import Pipeline
 
-from churn.features.pipeline import DerivedFeatures, FillMissing, as_float
+from churn.features.kinds import Derived, UnknownKind, as_float
+from churn.features.pipeline import UnknownStep, feature_steps, model_steps
 from churn.scoring.columns import (
     ROW_BY_ROW,
     SMALL,
@@ -34,14 +35,16 @@ class NotCompilable(Exception):
 class CompiledScorer:
     """The same fitted pipeline, replayed with numpy on raw columns (no pandas per request).
 
-    What it knows: any sequence of ``FillMissing`` and ``DerivedFeatures`` steps, then a
-    ``ColumnTransformer`` of ``StandardScaler`` and ``OneHotEncoder(handle_unknown="ignore")``,
-    then the model. The feature steps are not re-implemented: it calls the fitted steps' own
-    arithmetic (``FillMissing.values_``, ``DerivedFeatures.derive``), and reads the encoder's
-    fitted statistics and categories. The model: for a calibrated XGBoost, random forest or
-    logistic regression (sigmoid or isotonic), its raw score and the calibrators; for anything
-    else, the model's own ``predict_proba`` on the replayed matrix. Any other step raises
-    :class:`NotCompilable`.
+    What it knows: the artefact's steps by name (``churn.features.pipeline.model_steps`` and
+    ``feature_steps``): ``fill``, ``derive`` and ``encode`` (a ``ColumnTransformer`` of
+    ``StandardScaler`` and ``OneHotEncoder(handle_unknown="ignore")``), then the model. The
+    feature steps are not re-implemented: it uses the fitted fill values, each derived
+    feature's own arithmetic (``churn.features.kinds``, in its frame and its one-record form),
+    and reads the encoder's fitted statistics and categories. The model: for a calibrated
+    XGBoost, random forest or logistic regression (sigmoid or isotonic), its raw score and the
+    calibrators; for anything else, the model's own ``predict_proba`` on the replayed matrix.
+    Any other step, or a derived-feature kind without arithmetic, raises :class:`NotCompilable`
+    naming it.
 
     ``churn.scoring.check`` compares it with the real pipeline, at training (the test split)
     and at load (probe rows), before it is used.
@@ -50,25 +53,15 @@ class CompiledScorer:
     kind = "compiled"
 
     def __init__(self, pipeline: Pipeline) -> None:
-        from sklearn.compose import ColumnTransformer
-
-        *steps, model = _flatten(pipeline)
-        at = next((i for i, s in enumerate(steps) if isinstance(s, ColumnTransformer)), None)
-        if at is None:
-            raise NotCompilable("no ColumnTransformer step before the model")
-        unknown = [
-            type(s).__name__
-            for i, s in enumerate(steps)
-            if i > at or (i < at and not isinstance(s, FillMissing | DerivedFeatures))
-        ]
-        if unknown:
-            raise NotCompilable(
-                f"unsupported step {', '.join(unknown)} (the replay knows FillMissing and "
-                "DerivedFeatures, then one ColumnTransformer, then the model)"
-            )
+        try:
+            features, model = model_steps(pipeline)
+            steps = feature_steps(features)
+            self._derived: list[Derived] = steps.derive.plan()
+        except (UnknownStep, UnknownKind) as e:
+            raise NotCompilable(str(e)) from e
         self.pipeline = pipeline
-        self._column_steps: list[FillMissing | DerivedFeatures] = steps[:at]
-        encode = steps[at]
+        self._fill: dict[str, float] = dict(steps.fill.values_)
+        encode = steps.encode
         self._blocks = self._encoder_blocks(encode)
         self.n_features = sum(width for _, _, width, _ in self._blocks)
         self._predict, self.model_path, self._dtype, self._predict_one = _model_predict(model)
@@ -89,9 +82,7 @@ class CompiledScorer:
                     start += len(cats)
             offset += width
         # Scaled columns that no step turns into numbers (the few-row path converts them).
-        made = {c for s in self._column_steps if isinstance(s, FillMissing) for c in s.values_}
-        made |= {n for s in self._column_steps if isinstance(s, DerivedFeatures) for n in s.ratios}
-        made |= {n for s in self._column_steps if isinstance(s, DerivedFeatures) for n in s.counts}
+        made = {*self._fill, *(d.name for d in self._derived)}
         self._raw_numbers = sorted({c for _, c, _, _ in self._scale_plan} - made)
         # The columns an encoded row is made of.
         self._encoded = [c for _, c, _, _ in self._scale_plan] + [
@@ -136,14 +127,11 @@ class CompiledScorer:
                 v = values[c]
                 if not (isinstance(v, pd.Series) and isinstance(v.dtype, pd.CategoricalDtype)):
                     values[c] = pd.Series(pd.Categorical(np.asarray(v, dtype=object)))
-        for step in self._column_steps:
-            if isinstance(step, FillMissing):
-                for c, fill in step.values_.items():
-                    col = numeric_column(values[c])
-                    missing = np.isnan(col)
-                    values[c] = np.where(missing, fill, col) if missing.any() else col
-            else:
-                values.update(step.derive(values, n))
+        for c, fill in self._fill.items():
+            col = numeric_column(values[c])
+            missing = np.isnan(col)
+            values[c] = np.where(missing, fill, col) if missing.any() else col
+        values.update({d.name: d.frame(values, n) for d in self._derived})
         X = np.zeros((n, self.n_features), dtype=self._dtype)
         offset = 0
         for kind, cols, width, state in self._blocks:
@@ -164,12 +152,9 @@ class CompiledScorer:
     def _encode_rows(self, columns: Columns, n: int) -> np.ndarray:
         """``encode`` for a few rows in plain Python lists (the same steps, the same arithmetic)."""
         values: dict[str, Any] = dict(columns)
-        for step in self._column_steps:
-            if isinstance(step, FillMissing):
-                for c, fill in step.values_.items():
-                    values[c] = [fill if v is None or v != v else float(v) for v in values[c]]
-            else:
-                values.update({k: v.tolist() for k, v in step.derive(values, n).items()})
+        for c, fill in self._fill.items():
+            values[c] = [fill if v is None or v != v else float(v) for v in values[c]]
+        values.update({d.name: d.frame(values, n).tolist() for d in self._derived})
         for c in self._raw_numbers:
             values[c] = numeric_column(values[c]).tolist()
         X = np.empty((n, self.n_features), dtype=self._dtype)
@@ -179,18 +164,15 @@ class CompiledScorer:
 
     def _encode_one(self, columns: Columns) -> np.ndarray:
         """``encode`` of one record as a 1-D row: the same steps and arithmetic on Python values
-        (``FillMissing``'s values, ``DerivedFeatures.derive_record``), the same bits as the
+        (the fill values, each derived feature's ``record`` form), the same bits as the
         matrix paths (``tests/unit/scoring/test_scoring.py``), without numpy calls on one-element
         arrays
         (for one record their fixed cost is the time)."""
         values = {c: v[0] for c, v in columns.items()}
-        for step in self._column_steps:
-            if isinstance(step, FillMissing):
-                for c, fill in step.values_.items():
-                    v = values[c]
-                    values[c] = fill if v is None or v != v else float(v)
-            else:
-                values.update(step.derive_record(values))
+        for c, fill in self._fill.items():
+            v = values[c]
+            values[c] = fill if v is None or v != v else float(v)
+        values.update({d.name: d.record(values) for d in self._derived})
         for c in self._raw_numbers:  # as numeric_column converts a column of this one value
             v = values[c]
             number = type(v) is float or type(v) is int or v is None
@@ -223,12 +205,6 @@ class CompiledScorer:
         if self._predict_one is not None:
             return self._predict_one(self._encode_one(columns))
         return float(self._predict(self.encode(columns, 1))[0])
-
-
-def _flatten(pipeline: Any) -> list[Any]:
-    if isinstance(pipeline, Pipeline):
-        return [s for _, step in pipeline.steps for s in _flatten(step)]
-    return [pipeline]
 
 
 OneRow = Callable[[np.ndarray], float]

@@ -31,6 +31,7 @@ from churn.config.params import (
     TrainParams,
     XGBoostParams,
 )
+from churn.features.pipeline import FEATURES, MODEL
 from churn.scoring.threshold import choose_threshold
 
 log = logging.getLogger(__name__)
@@ -372,7 +373,7 @@ def select(
 
 def assemble(features: Pipeline, model: Any) -> Pipeline:
     """The single artefact serving loads: fitted feature pipeline + calibrated model."""
-    return Pipeline([("features", features), ("model", model)])
+    return Pipeline([(FEATURES, features), (MODEL, model)])  # its readers find them by name
 
 
 def score(model: Pipeline, frame: pd.DataFrame) -> np.ndarray:

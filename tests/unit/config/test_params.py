@@ -43,6 +43,38 @@ def test_derived_feature_on_unknown_column_is_refused():
         Params.model_validate(raw)
 
 
+@pytest.mark.parametrize(
+    ("kind", "entry", "message"),
+    [
+        ("differences", ["Contract", "tenure"], "'Contract', not a numeric column"),
+        ("counts", {"columns": ["Partner", "nope"], "absent": ["No"]}, "'nope', not a feature"),
+        ("differences", ["tenure"], "differences.x"),  # a difference reads two columns
+    ],
+)
+def test_each_kind_refuses_columns_of_the_wrong_role_by_name(kind, entry, message):
+    """Every kind's role comes from the table: a difference reads numbers, a count any field."""
+    raw = _raw()
+    raw["features"][kind] = {"x": entry}
+    with pytest.raises(ValidationError, match=message):
+        Params.model_validate(raw)
+
+
+def test_derived_feature_names_are_new_unique_columns_and_kinds_are_known():
+    raw = _raw()
+    raw["features"]["differences"] = {"charges_per_tenure_month": ["TotalCharges", "tenure"]}
+    with pytest.raises(ValidationError, match=r"also features\.ratios\.charges_per_tenure_month"):
+        Params.model_validate(raw)
+    raw["features"]["differences"] = {"tenure": ["TotalCharges", "MonthlyCharges"]}
+    with pytest.raises(
+        ValidationError, match=r"features\.differences\.tenure: 'tenure' is a column"
+    ):
+        Params.model_validate(raw)
+    raw["features"]["differences"] = {}
+    raw["features"]["diffs"] = {"d": ["TotalCharges", "MonthlyCharges"]}
+    with pytest.raises(ValidationError, match=r"features\.diffs\n  Extra inputs are not permitted"):
+        Params.model_validate(raw)
+
+
 def test_unknown_key_is_refused(tmp_path):
     raw = _raw()
     raw["train"]["n_trees"] = 10

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -118,7 +119,8 @@ def test_written_params_keep_other_blocks_and_comments_and_load(tmp_path):
     assert "cooldown_hours: 24    # no second retrain" in rendered
     # The Telco derived features and monotone constraint name columns this data lacks.
     assert params.features.ratios == {} and params.train.monotone == {}
-    assert set(removed) >= {"train.monotone.Contract", "features.counts.n_services"}
+    assert "train.monotone.Contract" in removed
+    assert any(note.startswith("features.counts.n_services (uses ") for note in removed)
     assert "# leaks the label" in rendered  # each decision is commented in the file
 
 
@@ -146,3 +148,37 @@ def test_segments_the_data_lacks_are_removed_and_group_columns_suggested():
         (ROOT / "params.yaml").read_text(), profile_frame(_frame(), "Exited", ingest=source)
     )
     assert Params.model_validate(yaml.safe_load(rendered)).fairness.segments == []
+
+
+def test_init_dataset_dry_run_prunes_each_kind_whose_columns_the_data_lacks(tmp_path):
+    """``features.differences`` enabled: ``churn init-dataset --dry-run`` keeps the entry whose
+    columns the data has, removes (and names) the one it lacks, as for the other kinds."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    text = re.sub(
+        r"\n  differences: \{\}[^\n]*",
+        "\n  differences:\n    kept: [Balance, Plan]\n    gone: [TotalCharges, MonthlyCharges]",
+        (ROOT / "params.yaml").read_text(),
+    )
+    assert raw["features"]["differences"] == {} and "kept: [Balance" in text
+    (tmp_path / "params.yaml").write_text(text)
+    frame = _frame().assign(Plan=lambda f: f["Balance"] // 10)  # a number, not a code
+    frame.to_csv(tmp_path / "clients.csv", index=False)
+    data = str(tmp_path / "clients.csv")
+    args = ["-C", str(tmp_path), "init-dataset", data, "--label", "Exited"]
+    result = CliRunner().invoke(app, [*args, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert "features.differences.gone (uses ['TotalCharges', 'MonthlyCharges'])" in out
+    assert "features.differences.kept" not in out
+    assert "--dry-run: params.yaml unchanged" in out
+    assert (tmp_path / "params.yaml").read_text() == text
+    profile = profile_frame(frame, "Exited", ingest=IngestParams(kind="file", path=data))
+    rendered, removed = render_params(text, profile)
+    params = Params.model_validate(yaml.safe_load(rendered))
+    assert params.features.differences["kept"].reads() == ("Balance", "Plan")
+    assert "gone" not in params.features.differences
+    assert any(note.startswith("features.differences.gone") for note in removed)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from churn.data.validate import validate_frame
-from churn.features.pipeline import build_feature_pipeline, encoded_feature_names
+from churn.features.pipeline import build_feature_pipeline, encoded_feature_names, feature_steps
 
 
 @pytest.fixture
@@ -16,7 +16,8 @@ def valid(raw, params):
 
 def test_derived_features(valid, params):
     pipe = build_feature_pipeline(params.dataset, params.features).fit(valid)
-    derived = pipe[:2].transform(valid)
+    steps = feature_steps(pipe)
+    derived = steps.derive.transform(steps.fill.transform(valid))
     expected = derived["TotalCharges"] / np.maximum(derived["tenure"], 1)
     np.testing.assert_allclose(derived["charges_per_tenure_month"], expected)
     absent = {"No", "No phone service", "No internet service"}

@@ -122,7 +122,7 @@ def test_reasons_name_the_customers_fields_and_values(
         compile_pipeline(fitted["xgboost_pipeline"], params.dataset), params.dataset
     )
     explained = explainer.explain(record, 1).record(0, top_k=50)
-    derived = {**params.features.ratios, **params.features.counts}
+    derived = params.features.names()
     reasons = explained["up"] + explained["down"]
     assert reasons
     for reason in reasons:
@@ -137,7 +137,7 @@ def test_reasons_name_the_customers_fields_and_values(
             assert all(reason["derived_from"][c] == record[c][0] for c in reason["derived_from"])
         assert reason["text"].endswith(f": {reason['contribution']:+.2f}")
     ratio = next(r for r in reasons if r["field"] in params.features.ratios)
-    num, den = params.features.ratios[ratio["field"]]
+    num, den = params.features.ratios[ratio["field"]].reads()
     assert ratio["value"] == pytest.approx(record[num][0] / max(record[den][0], 1), rel=1e-4)
     # up: positive, largest first; down: negative, most negative first
     ups = [r["contribution"] for r in explained["up"]]
@@ -217,8 +217,37 @@ def test_a_model_without_an_explainer_says_which_and_why(
         explainer_for(FallbackRules.prior(0.26, 0.3), params.dataset)
     assert summary_figures(pipeline, splits["test"], params.dataset) == {}
     odd = Pipeline([("features", fitted["features"]), ("extra", forest), ("model", forest)])
-    with pytest.raises(NotExplainable, match="right before the model"):
+    with pytest.raises(NotExplainable, match=r"unknown step 'extra' \(RandomForestClassifier\)"):
         explainer_for(odd, params.dataset)
+
+
+def test_a_difference_is_a_reason_of_its_own_that_names_both_its_fields(
+    params: Params, splits: dict[str, pd.DataFrame]
+) -> None:
+    """``features.differences`` enabled: its contribution is a reason named after it, valued
+    ``a - b``, derived from both fields with the values sent; every reason maps back."""
+    features = params.features.model_validate(
+        {"differences": {"billed_before": ["TotalCharges", "MonthlyCharges"]}}
+    )
+    custom = params.model_copy(update={"features": features})
+    pipe = build_feature_pipeline(custom.dataset, custom.features).fit(splits["train"])
+    X = {n: np.asarray(pipe.transform(f), dtype=np.float32) for n, f in splits.items()}
+    y = {n: label_vector(f, custom.dataset).to_numpy() for n, f in splits.items()}
+    linear = fit_baseline(X["train"], y["train"], custom.train)
+    model = assemble(pipe, calibrate(linear, X["valid"], y["valid"], "sigmoid"))
+    row = splits["test"].dropna(subset=["TotalCharges"]).iloc[[0]]
+    record = {c: [v.item() if hasattr(v, "item") else v] for c, v in row.iloc[0].items()}
+    for scorer in (model, compile_pipeline(model, custom.dataset)):
+        explained = explainer_for(scorer, custom.dataset).explain(record, 1).record(0, top_k=50)
+        reasons = {r["field"]: r for r in explained["up"] + explained["down"]}
+        assert set(reasons) <= {*custom.dataset.feature_columns, "billed_before"}
+        diff = reasons["billed_before"]
+        total, monthly = record["TotalCharges"][0], record["MonthlyCharges"][0]
+        assert diff["derived_from"] == {"TotalCharges": total, "MonthlyCharges": monthly}
+        assert diff["value"] == pytest.approx(total - monthly, abs=1e-3)
+        assert diff["text"].startswith(
+            f"billed_before = {diff['value']:g} (TotalCharges = {total:g}, MonthlyCharges = "
+        )
 
 
 def test_the_training_summary_ranks_fields_by_mean_absolute_contribution(
@@ -231,11 +260,7 @@ def test_the_training_summary_ranks_fields_by_mean_absolute_contribution(
     means = explanations.mean_abs()
     expected = np.abs(explanations.contributions).mean(axis=0)
     assert list(means.values()) == sorted(expected, reverse=True)
-    assert set(means) == {
-        *params.dataset.feature_columns,
-        *params.features.ratios,
-        *params.features.counts,
-    }
+    assert set(means) == {*params.dataset.feature_columns, *params.features.names()}
     figures = summary_figures(fitted["xgboost_pipeline"], test, params.dataset)
     (figure,) = figures.values()
     labels = [t.get_text() for t in figure.axes[0].get_yticklabels()]

@@ -19,7 +19,8 @@ from churn.config.params import Params
 from churn.data.generator import generate_customers
 from churn.data.split import label_vector, split_frame
 from churn.data.validate import validate_frame
-from churn.features.pipeline import DerivedFeatures, build_feature_pipeline, count_present
+from churn.features.kinds import count_present
+from churn.features.pipeline import FEATURES, DerivedFeatures, build_feature_pipeline
 from churn.scoring import (
     CompiledScorer,
     PipelineScorer,
@@ -121,7 +122,8 @@ def test_one_record_encodes_to_the_bits_of_the_pipeline_and_the_vectorised_path(
     rows.loc[5, "MonthlyCharges"] = 0.1 + 0.2  # a value with no exact decimal form
     columns = {c: rows[c].tolist() for c in params.dataset.feature_columns}
     vectorised = scorer.encode(columns, len(rows))
-    transformed = np.asarray(pipeline[:-1].transform(rows), dtype=np.float64).astype(np.float32)
+    features = pipeline.named_steps[FEATURES]
+    transformed = np.asarray(features.transform(rows), dtype=np.float64).astype(np.float32)
     for i in range(len(rows)):
         one = scorer.encode({c: [v[i]] for c, v in columns.items()}, 1)
         assert one.dtype == np.float32 and one.shape == (1, scorer.n_features)
@@ -143,13 +145,19 @@ def test_a_record_derives_the_bits_that_the_pipeline_step_adds() -> None:
         }
     )
     step = DerivedFeatures(
-        ratios={"r": ("TotalCharges", "tenure"), "m": ("TotalCharges", "MonthlyCharges")},
-        counts={"c": (["PhoneService", "InternetService"], ["No", "No phone service"])},
-    ).fit(frame)
+        {
+            "ratios": {"r": ["TotalCharges", "tenure"], "m": ["TotalCharges", "MonthlyCharges"]},
+            "counts": {
+                "c": {"columns": ["PhoneService", "InternetService"],
+                      "absent": ["No", "No phone service"]}
+            },
+            "differences": {"d": ["TotalCharges", "MonthlyCharges"], "e": ["tenure", "tenure"]},
+        }
+    ).fit(frame)  # fmt: skip
     out = step.transform(frame)
     for i, record in enumerate(frame.to_dict(orient="records")):
         derived = step.derive_record(record)
-        assert list(derived) == ["r", "m", "c"]
+        assert list(derived) == ["r", "m", "c", "d", "e"]
         for name, value in derived.items():
             assert type(value) is float
             assert np.float64(value).tobytes() == out[name].to_numpy()[i].tobytes(), (i, name)
@@ -177,6 +185,39 @@ def test_the_replay_follows_any_configured_ratios_and_counts(
     check = check_serving(pipeline, custom.dataset, splits["test"])
     assert check.scorer == "compiled" and check.max_abs_diff is not None, check.reason
     assert check.max_abs_diff < 1e-6
+
+
+def test_a_difference_is_served_by_the_replay_to_the_bits_of_the_pipeline(
+    params: Params, splits: dict[str, pd.DataFrame]
+) -> None:
+    """``features.differences`` enabled beside the template's features: the check serves the
+    compiled replay, and one record (a missing number among them) encodes to the very bits of
+    the vectorised replay and of the fitted pipeline's own ``transform``."""
+    features = params.features.model_validate(
+        {
+            **params.features.model_dump(mode="json"),
+            "differences": {"billed_before": ["TotalCharges", "MonthlyCharges"]},
+        }
+    )
+    custom = params.model_copy(update={"features": features})
+    pipeline = fit(custom, splits)
+    check = check_serving(pipeline, custom.dataset, splits["test"])
+    assert check.scorer == "compiled" and check.max_abs_diff is not None, check.reason
+    assert check.max_abs_diff < 1e-6
+    scorer = compile_pipeline(pipeline, custom.dataset)
+    assert isinstance(scorer, CompiledScorer)
+    assert "billed_before" in [c for _, c, _, _ in scorer._scale_plan]
+    rows = splits["test"].head(30).reset_index(drop=True)
+    rows.loc[0, "TotalCharges"] = np.nan
+    rows.loc[1, "MonthlyCharges"] = 0.1 + 0.2
+    columns = {c: rows[c].tolist() for c in custom.dataset.feature_columns}
+    vectorised = scorer.encode(columns, len(rows))
+    transformed = np.asarray(pipeline.named_steps[FEATURES].transform(rows), dtype=np.float64)
+    for i in range(len(rows)):
+        one = {c: [v[i]] for c, v in columns.items()}
+        assert scorer.encode(one, 1).tobytes() == vectorised[i : i + 1].tobytes(), i
+        assert scorer.encode(one, 1).tobytes() == transformed[i : i + 1].astype("f4").tobytes()
+        assert scorer.score(one, 1)[0] == scorer.predict(scorer.encode(one, 1))[0]
 
 
 @pytest.mark.parametrize(
@@ -263,8 +304,10 @@ def test_the_pipeline_step_and_the_replay_derive_with_one_function(params: Param
         }
     )
     step = DerivedFeatures(
-        ratios={"r": ("TotalCharges", "tenure")},
-        counts={"c": (["PhoneService", "InternetService"], ["No"])},
+        {
+            "ratios": {"r": ["TotalCharges", "tenure"]},
+            "counts": {"c": {"columns": ["PhoneService", "InternetService"], "absent": ["No"]}},
+        }
     ).fit(frame)
     out = step.transform(frame)
     np.testing.assert_array_equal(out["r"], [10.0, 0.0, 9.95])
