@@ -20,6 +20,8 @@ import httpx
 import pandas as pd
 import pytest
 
+from churn.config.identity import identity
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +41,7 @@ def serving_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [
             *command,
             *("sync", "--frozen", "--no-dev", "--no-editable", "--quiet"),
-            *("--reinstall-package", "churn-mlops"),
+            *("--reinstall-package", identity().project),
         ],
         cwd=ROOT,
         env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)},
