@@ -120,3 +120,17 @@ def test_the_tools_are_not_shipped_and_say_where_they_run(
     )
     assert demo.returncode == 1, demo.stdout + demo.stderr
     assert "run it from a clone of the repository" in demo.stderr
+
+
+def test_the_installed_package_reads_the_identity_it_was_built_with(
+    serving_python: Path, tmp_path: Path
+) -> None:
+    """The image installs the wheel, away from pyproject.toml: the copy it carries is read."""
+    code = "from churn.config.identity import candidates, identity as i; "
+    code += "print(candidates()[0].is_file()); print(sorted(i().as_dict().items()))"
+    done = subprocess.run(
+        [serving_python, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    shipped, names = done.stdout.splitlines()
+    assert shipped == "True" and names == str(sorted(identity().as_dict().items()))
