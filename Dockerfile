@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1.7
 # Multi-stage build from the lock file. Targets:
-#   serving  - the API (default): `docker build -t churn-api .`
+#   serving  - the API (default): `docker build -t <image> .` (the names: `make identity`)
 #   pipeline - training / monitoring flows and the Prefect worker: `docker build --target pipeline .`
 # Both run as a non-root user; only the virtual environment and the code reach the final images.
 # The serving image leaves out the `pipeline` extra (Prefect, DVC, Evidently): the API never

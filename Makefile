@@ -1,4 +1,4 @@
-# churn-mlops: every target a person or CI runs. `make` (or `make help`) lists them. Each calls
+# The project's make targets: every one a person or CI runs. `make` (or `make help`) lists them. Each calls
 # the one `churn` command line (pipelines/cli.py; `uv run churn --help`).
 # Targets install the locked environment on first use (uv is bootstrapped with pip if missing).
 
@@ -35,8 +35,12 @@ PREFECT_PID := $(PREFECT_HOME)/server.pid
 
 .PHONY: help
 help: ## Show this help
-	@echo "churn-mlops — make targets (first use installs the locked environment):"
+	@echo "$$($(PYTHON) src/churn/config/identity.py title 2>/dev/null || echo This project) — make targets (first use installs the locked environment):"
 	@awk 'BEGIN {FS = ":.*## "} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: identity
+identity: ## The project's names (pyproject.toml's identity block): project, title, model, flows, images
+	@$(PYTHON) src/churn/config/identity.py
 
 .PHONY: uv-bootstrap
 uv-bootstrap:

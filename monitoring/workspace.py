@@ -21,9 +21,11 @@ from evidently.sdk.models import PanelMetric
 from evidently.sdk.panels import line_plot_panel
 from evidently.ui.workspace import Project, Workspace
 
+from churn.config.identity import identity
 from monitoring.service import ServiceFigures
 
-PROJECT_NAME = "churn monitoring"
+# The Evidently project of the monitoring runs, named after the registered model.
+PROJECT_NAME = f"{identity().model_name} monitoring"
 
 # figure -> (panel title, legend); one line plot per title, in this order.
 FIGURES: dict[str, tuple[str, str]] = {
@@ -74,7 +76,9 @@ def project(workspace: Workspace) -> Project:
     found = workspace.search_project(PROJECT_NAME)
     if found:
         return found[0]
-    new = workspace.create_project(PROJECT_NAME, "One snapshot per monitoring run (churn-mlops).")
+    new = workspace.create_project(
+        PROJECT_NAME, f"One snapshot per monitoring run ({identity().title})."
+    )
     titles = dict.fromkeys(title for title, _ in FIGURES.values())
     for title in titles:
         values = [

@@ -20,6 +20,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from churn.config.identity import identity
+
 console = Console(stderr=True, soft_wrap=True)  # paths and messages are never cut
 
 DATA, TRAIN, CT, SERVE, MONITOR, PRIVACY, TOOLS = (
@@ -33,7 +35,7 @@ DATA, TRAIN, CT, SERVE, MONITOR, PRIVACY, TOOLS = (
 )
 
 app = typer.Typer(
-    help="churn-mlops: data stages, training, the registry, serving, monitoring and tools.",
+    help=f"{identity().title}: data stages, training, the registry, serving, monitoring and tools.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     add_completion=False,

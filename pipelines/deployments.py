@@ -6,11 +6,14 @@ from typing import Any
 
 from prefect.types.entrypoint import EntrypointType
 
+from churn.config.identity import identity
 from churn.config.settings import Settings
 from pipelines.monitoring import monitoring_flow
 from pipelines.training import training_flow
 
-DEPLOYMENT = "scheduled"  # both flows: churn-training/scheduled, churn-monitoring/scheduled
+# Both flows' deployments: <training_name>/scheduled and <monitoring_name>/scheduled (the names:
+# pyproject.toml's identity block).
+DEPLOYMENT = "scheduled"
 
 
 def build_deployments(settings: Settings) -> list[Any]:
@@ -34,7 +37,7 @@ def build_deployments(settings: Settings) -> list[Any]:
         parameters={"project_dir": project},
         description="Retrain on the current data; the promotion gate decides.",
         entrypoint_type=EntrypointType.MODULE_PATH,
-        tags=["churn", "training"],
+        tags=[identity().model_name, "training"],
         job_variables={"env": scheduler} if scheduler else None,
     )
     monitoring = monitoring_flow.to_deployment(
@@ -46,6 +49,6 @@ def build_deployments(settings: Settings) -> list[Any]:
         },
         description="Drift and quality of recent traffic; retrains via the training deployment.",
         entrypoint_type=EntrypointType.MODULE_PATH,
-        tags=["churn", "monitoring"],
+        tags=[identity().model_name, "monitoring"],
     )
     return [training, monitoring]

@@ -10,6 +10,7 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from churn.config.identity import identity
 from churn.config.params import load_params
 from churn.config.settings import Settings, get_settings
 from churn.data import versioning
@@ -97,7 +98,7 @@ def start_training(
     return {"via": "subflow", **asdict(summary)}
 
 
-@flow(name="churn-monitoring", log_prints=True)
+@flow(name=identity().monitoring_name, log_prints=True)
 def monitoring_flow(
     project_dir: str = ".",
     retrain: bool | None = None,

@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 
 from churn import engine
 from churn.champion import ChampionInfo, ServingCheck
+from churn.config.identity import identity
 from churn.config.params import TITLES, DatasetConfig, Params, load_params
 from churn.config.settings import Settings, get_settings
 from churn.data import stages as data_stages
@@ -203,7 +204,7 @@ class TrainingSummary:
     max_recall_gap: float | None = None
 
 
-@flow(name="churn-training", log_prints=True)
+@flow(name=identity().training_name, log_prints=True)
 def training_flow(
     project_dir: str = ".",
     force_ingest: bool = False,

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
+from churn.config.identity import identity
 from churn.config.params import load_params
 from churn.config.settings import Settings, get_settings
 from serving.docs import create_documented_app, document_examples
@@ -71,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await asyncio.to_thread(state.predlog.close)
 
     app = create_documented_app(
-        title="churn-mlops prediction service",
+        title=identity().api_title,
         version="1",
         summary="Churn probabilities from the registry's champion, with documented fallbacks.",
         lifespan=lifespan,

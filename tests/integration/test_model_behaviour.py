@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churn.config.identity import identity
 from churn.config.settings import get_settings
 from churn.release import tracking
 
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.integration
 def champion(trained_project):
     project, _ = trained_project
     tracking.connect(get_settings(project_dir=project))
-    model = mlflow.sklearn.load_model("models:/churn@champion")
+    model = mlflow.sklearn.load_model(f"models:/{identity().model_name}@champion")
     return model, pd.read_parquet(project / "data/splits/test.parquet")
 
 

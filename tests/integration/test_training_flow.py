@@ -14,11 +14,14 @@ import yaml
 from typer.testing import CliRunner
 
 from churn.champion import ChampionInfo
+from churn.config.identity import identity
 from churn.config.settings import get_settings
 from churn.data.versioning import data_version, locked_data_files
 from churn.release import registry, tracking
 from pipelines.cli import app
 from pipelines.training import training_flow
+
+MODEL = identity().model_name  # the registered model: pyproject.toml's identity block
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +44,7 @@ def _set_params(project, **sections):
 def test_first_run_registers_a_champion_with_its_data_version(trained_project):
     project, summary = trained_project
     client = _client(project)
-    champion = registry.current_champion(client, "churn")
+    champion = registry.current_champion(client, MODEL)
     assert summary.promoted and champion is not None
     assert str(champion.version) == summary.version
     # The record on the version: the data version and files are the ones in dvc.lock.
@@ -107,7 +110,7 @@ def test_the_ui_shows_the_run_with_its_datasets_and_links(trained_project):
     experiment = client.get_experiment(client.get_run(summary.run_id).info.experiment_id)
     assert experiment.tags[tracking.EXPERIMENT_KIND_TAG] == tracking.CLASSIC_ML_KIND
     run = client.get_run(summary.run_id)
-    record = ChampionInfo.from_version(client.get_model_version("churn", summary.version))
+    record = ChampionInfo.from_version(client.get_model_version(MODEL, summary.version))
     inputs = {d.dataset.name: d.dataset for d in run.inputs.dataset_inputs}
     assert set(inputs) == {"train", "valid", "test"}
     for split, dataset in inputs.items():
@@ -143,7 +146,7 @@ def test_dvc_is_clean_and_the_remote_holds_the_data(trained_project):
 def test_the_registered_model_scores_raw_rows(trained_project):
     project, _ = trained_project
     _client(project)
-    model = mlflow.sklearn.load_model("models:/churn@champion")
+    model = mlflow.sklearn.load_model(f"models:/{MODEL}@champion")
     test = pd.read_parquet(project / "data/splits/test.parquet")
     proba = model.predict_proba(test)[:, 1]
     assert ((proba >= 0) & (proba <= 1)).all() and proba.std() > 0.05
@@ -188,13 +191,13 @@ def test_rerun_reuses_cached_data_and_the_gate_refuses_models_that_are_not_bette
 
 def _rerun_and_worse_model(project, first):
     client = _client(project)
-    n_versions = len(client.search_model_versions("name='churn'"))
+    n_versions = len(client.search_model_versions(f"name='{MODEL}'"))
     unchanged = training_flow(str(project), push=False)
     # Nothing changed: no training, no new version; the summary names the version trained so.
     assert unchanged.reused and unchanged.version == first.version
     assert "nothing changed since v" + first.version in unchanged.reason
     assert "train" not in unchanged.seconds and not unchanged.promoted
-    assert len(client.search_model_versions("name='churn'")) == n_versions
+    assert len(client.search_model_versions(f"name='{MODEL}'")) == n_versions
 
     again = training_flow(str(project), push=False, retrain=True)
     assert again.data_stages_ran == {"ingest": False, "validate": False, "split": False}
@@ -213,9 +216,9 @@ def _rerun_and_worse_model(project, first):
     worse = training_flow(str(project), push=False)  # new params: a new fingerprint
     assert not worse.reused and worse.test_roc_auc < first.test_roc_auc
     assert not worse.promoted
-    assert str(registry.current_champion(client, "churn").version) == first.version
-    assert str(client.get_model_version_by_alias("churn", "challenger").version) == worse.version
-    history = {r["version"]: r for r in registry.history(client, "churn")}
+    assert str(registry.current_champion(client, MODEL).version) == first.version
+    assert str(client.get_model_version_by_alias(MODEL, "challenger").version) == worse.version
+    history = {r["version"]: r for r in registry.history(client, MODEL)}
     assert history[worse.version]["decision"] == "rejected"
     assert history[first.version]["decision"] == "promoted"
     # Aliases are listed where they point.
@@ -228,9 +231,9 @@ def _rerun_and_worse_model(project, first):
     assert re.search(rf"^\W*{worse.version}\W+challenger\W+rejected\W", shown.output, re.M)
 
     # Rollback: explicit target, then back to the previous champion by history.
-    old, new = registry.rollback(client, "churn", to_version=worse.version)
+    old, new = registry.rollback(client, MODEL, to_version=worse.version)
     assert (old, new) == (first.version, worse.version)
-    old, new = registry.rollback(client, "churn")
+    old, new = registry.rollback(client, MODEL)
     assert new == first.version
 
 
@@ -241,12 +244,12 @@ def test_a_failed_run_changes_nothing_that_was_promoted(trained_project, tmp_pat
     bad.to_csv(tmp_path / "bad.csv", index=False)
     _set_params(project, ingest={"kind": "file", "path": str(tmp_path / "bad.csv")})
     client = _client(project)
-    n_versions = len(client.search_model_versions("name='churn'"))
+    n_versions = len(client.search_model_versions(f"name='{MODEL}'"))
     try:
         with pytest.raises(Exception, match="failed the data contract"):
             training_flow(str(project), push=False)
-        assert str(registry.current_champion(client, "churn").version) == first.version
-        assert len(client.search_model_versions("name='churn'")) == n_versions
+        assert str(registry.current_champion(client, MODEL).version) == first.version
+        assert len(client.search_model_versions(f"name='{MODEL}'")) == n_versions
         quarantine = pd.read_csv(project / "data/validated/quarantine.csv")
         assert (
             len(quarantine) == 101

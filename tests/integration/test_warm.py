@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from churn.config.identity import identity
 from churn.config.settings import get_settings
 from churn.release import registry, tracking
 from pipelines import warm
@@ -67,7 +68,7 @@ def _alive(pid: int) -> bool:
 
 def _champion_version(project: Path) -> str | None:
     client = tracking.connect(get_settings(project_dir=project))
-    champion = registry.current_champion(client, "churn")
+    champion = registry.current_champion(client, identity().model_name)
     return None if champion is None else str(champion.version)
 
 

@@ -15,6 +15,7 @@ import pytest
 from evidently.ui.workspace import Workspace
 
 from churn.champion import ChampionInfo
+from churn.config.identity import identity
 from churn.config.settings import get_settings
 from churn.data.generator import Drift
 from churn.data.versioning import data_version, locked_data_files
@@ -34,6 +35,8 @@ from tools.fork import (
     wait_for_version,
 )
 from tools.simulate import DriftKind, make_customers, send_labels, send_traffic
+
+MODEL = identity().model_name  # the registered model: pyproject.toml's identity block
 
 pytestmark = pytest.mark.integration
 
@@ -101,7 +104,7 @@ def test_drift_retrains_and_the_gate_promotes_a_better_model(loop):
     assert outcome.training["via"] == "subflow" and outcome.promoted
     # The gate's figures, written on the new version, show it is better on the same test data.
     client = tracking.connect(get_settings(project_dir=project))
-    tags = client.get_model_version("churn", outcome.training["version"]).tags
+    tags = client.get_model_version(MODEL, outcome.training["version"]).tags
     champion_auc = float(tags["promotion.champion_roc_auc"])
     assert float(tags["promotion.challenger_roc_auc"]) >= champion_auc + 0.002
     assert tags["promotion.champion_version"] == first.version
@@ -127,7 +130,7 @@ def test_the_reference_is_the_champions_own_data_after_the_workspace_moved_on(lo
     project, first, steps = loop
     client = tracking.connect(get_settings(project_dir=project))
     run = client.get_run(steps["drifted"].mlflow_run_id)
-    v1 = ChampionInfo.from_version(client.get_model_version("churn", first.version))
+    v1 = ChampionInfo.from_version(client.get_model_version(MODEL, first.version))
     v1_train = v1.split_md5("train")
     assert run.data.tags["reference_md5"] == v1_train
     workspace = project / "data/splits/train.parquet"
@@ -146,7 +149,7 @@ def test_a_retrain_from_monitoring_keeps_the_clone_clean(loop):
     assert git(project, "status", "--porcelain") == ""
     client = tracking.connect(get_settings(project_dir=project))
     new = ChampionInfo.from_version(
-        client.get_model_version("churn", steps["drifted"].training["version"])
+        client.get_model_version(MODEL, steps["drifted"].training["version"])
     )
     head = git(project, "rev-parse", "HEAD").strip()
     assert new.git_commit == head
@@ -199,11 +202,11 @@ def test_a_retrain_that_is_not_better_is_refused_and_cooldown_prevents_a_storm(t
     assert retrained.decision.action == "retrain" and retrained.retrained
     assert not retrained.promoted and "does not beat champion" in retrained.training["reason"]
     client = tracking.connect(get_settings(project_dir=project))
-    assert str(registry.current_champion(client, "churn").version) == first.version
+    assert str(registry.current_champion(client, MODEL).version) == first.version
     again = monitoring_flow(str(project))
     assert again.decision.action == "cooldown" and not again.retrained
     assert again.decision.drift_detected
-    assert len(client.search_model_versions("name='churn'")) == 2
+    assert len(client.search_model_versions(f"name='{MODEL}'")) == 2
 
 
 def test_each_monitoring_run_is_a_snapshot_on_the_evidently_dashboard(loop):

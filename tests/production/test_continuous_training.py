@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from churn.config.identity import identity
 from tools.fork import CHURN
 
 from .conftest import BIN, DATABASE_URL, REPORT, SKIP_REASON, Stack, run
@@ -32,7 +33,7 @@ pytestmark = [
     pytest.mark.skipif(not DATABASE_URL, reason=SKIP_REASON),
 ]
 
-MODEL = "churn"
+MODEL = identity().model_name  # the registered model: pyproject.toml's identity block
 GIT = ["git", "-c", "user.name=ct-test", "-c", "user.email=ct-test@localhost"]
 # A model the gate must refuse against the first one: two stumps, no search, no random forest.
 WORSE = {

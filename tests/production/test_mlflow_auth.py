@@ -12,6 +12,7 @@ import mlflow
 import pytest
 import yaml
 
+from churn.config.identity import identity
 from tests.production.conftest import start_service
 from tools.fork import free_port
 
@@ -74,8 +75,8 @@ def test_the_compose_tracking_server_refuses_calls_without_the_login(tmp_path: P
         os.environ.update(MLFLOW_TRACKING_USERNAME=ADMIN, MLFLOW_TRACKING_PASSWORD=PASSWORD)
         # Both URIs given: a registry URI set by an earlier test in this process must not win.
         client = mlflow.MlflowClient(tracking_uri=server.url, registry_uri=server.url)
-        client.create_registered_model("churn")
-        assert [m.name for m in client.search_registered_models()] == ["churn"]
+        client.create_registered_model(identity().model_name)
+        assert [m.name for m in client.search_registered_models()] == [identity().model_name]
     finally:
         os.environ.pop("MLFLOW_TRACKING_USERNAME", None)
         os.environ.pop("MLFLOW_TRACKING_PASSWORD", None)

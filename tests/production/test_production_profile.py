@@ -21,6 +21,7 @@ import httpx
 import pytest
 import yaml
 
+from churn.config.identity import identity
 from tools.fork import CHURN, free_port
 
 from .conftest import BIN, DATABASE_URL, REPORT, SKIP_REASON, Service, Stack, run, tail
@@ -31,7 +32,7 @@ pytestmark = [
     pytest.mark.skipif(not DATABASE_URL, reason=SKIP_REASON),
 ]
 
-MODEL = "churn"
+MODEL = identity().model_name  # the registered model: pyproject.toml's identity block
 
 
 def mlflow_client(stack: Stack) -> Any:

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from churn.config.identity import identity
 from churn.config.settings import get_settings
 from tests.production.conftest import start_service
 from tests.serving.conftest import LiveServer, register_copy_of_champion, start_server
@@ -83,7 +84,7 @@ def test_a_corrupt_newest_cached_model_falls_back_to_the_older_cached_copy(
     project: Path, servers: list[LiveServer], tmp_path: Path
 ) -> None:
     older, newer = _cache_two_versions(project, servers, tmp_path)
-    cache = project / ".serving-cache" / "churn"
+    cache = project / ".serving-cache" / identity().model_name
     current = cache / (cache / "current").read_text().strip()
     assert current.name.startswith(f"v{newer}-"), sorted(p.name for p in cache.iterdir())
     files = [p for p in current.iterdir() if p.name.startswith("model.")]  # model.skops

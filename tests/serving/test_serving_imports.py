@@ -20,6 +20,8 @@ import httpx
 import pandas as pd
 import pytest
 
+from churn.config.identity import identity
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +41,7 @@ def serving_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [
             *command,
             *("sync", "--frozen", "--no-dev", "--no-editable", "--quiet"),
-            *("--reinstall-package", "churn-mlops"),
+            *("--reinstall-package", identity().project),
         ],
         cwd=ROOT,
         env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)},
@@ -118,3 +120,17 @@ def test_the_tools_are_not_shipped_and_say_where_they_run(
     )
     assert demo.returncode == 1, demo.stdout + demo.stderr
     assert "run it from a clone of the repository" in demo.stderr
+
+
+def test_the_installed_package_reads_the_identity_it_was_built_with(
+    serving_python: Path, tmp_path: Path
+) -> None:
+    """The image installs the wheel, away from pyproject.toml: the copy it carries is read."""
+    code = "from churn.config.identity import candidates, identity as i; "
+    code += "print(candidates()[0].is_file()); print(sorted(i().as_dict().items()))"
+    done = subprocess.run(
+        [serving_python, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    shipped, names = done.stdout.splitlines()
+    assert shipped == "True" and names == str(sorted(identity().as_dict().items()))

@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
+from churn.config.identity import identity
 from tools.audit import main
 
-PROJECT = {"name": "churn-mlops", "skip_reason": "Dependency churn-mlops is editable; skipping"}
+NAME = identity().project  # the distribution: pyproject.toml's [project] name
+PROJECT = {"name": NAME, "skip_reason": f"Dependency {NAME} is editable; skipping"}
 NOT_FOUND = "Dependency not found on PyPI and could not be audited: {} ({})"
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from churn.config.identity import identity
 from pipelines.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,7 +147,10 @@ def test_promote_names_a_missing_version_and_what_lists_them(tmp_path):
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     result = _run("-C", str(tmp_path), "promote", "--version", "7")
     assert result.exit_code == 1
-    assert "model 'churn' has no version '7'; `churn history` lists them" in _plain(result.output)
+    assert (
+        f"model {identity().model_name!r} has no version '7'; `churn history` lists them"
+        in _plain(result.output)
+    )
 
 
 def test_record_image_refuses_a_digest_that_is_not_sha256(tmp_path):

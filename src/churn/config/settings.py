@@ -13,6 +13,8 @@ from dotenv import dotenv_values
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from churn.config.identity import identity
+
 log = logging.getLogger(__name__)
 
 # Values that say "fill me in", compared with case, spaces and punctuation removed
@@ -68,8 +70,15 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "CHURN_TRACKING_URI"),
         description="MLflow tracking and registry URI; default: SQLite under <project>/mlruns.",
     )
-    experiment_name: str = "churn-training"
-    model_name: str = "churn"
+    # The names' defaults: the identity block (pyproject.toml, read by churn.config.identity).
+    experiment_name: str = Field(
+        default_factory=lambda: identity().training_name,
+        description="MLflow experiment of the training runs; default: the training flow's name.",
+    )
+    model_name: str = Field(
+        default_factory=lambda: identity().model_name,
+        description="The registered model in MLflow's registry; default: the identity block's.",
+    )
     dvc_push: bool = True
     git_commit: str | None = Field(
         None, description="Commit to record when the code is not in a git checkout (e.g. images)."
@@ -127,7 +136,11 @@ class Settings(BaseSettings):
     )
 
     # Monitoring (monitoring/, pipelines/monitoring.py).
-    monitoring_experiment_name: str = "churn-monitoring"
+    monitoring_experiment_name: str = Field(
+        default_factory=lambda: identity().monitoring_name,
+        description="MLflow experiment of the monitoring runs; default: the monitoring flow's "
+        "name.",
+    )
     labels_url: str = Field(
         "", description="SQLAlchemy URL of the labels table; default: the prediction log's."
     )

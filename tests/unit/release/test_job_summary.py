@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from churn.champion import ChampionInfo
+from churn.config.identity import identity
 from churn.release.job_summary import JobSummary, render_markdown, run_link
 from churn.release.registry import RecordedDecision
 
@@ -36,7 +37,7 @@ def summary(decision: str, reason: str, champion_now: str | None, **tags: str) -
         },
     )
     return JobSummary(
-        model_name="churn",
+        model_name=identity().model_name,
         recorded=recorded,
         record=RECORD,
         champion_now=champion_now,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from churn.champion import ChampionInfo
+from churn.config.identity import identity
 from churn.release.model_card import render_model_card
 
 
@@ -17,7 +18,7 @@ def test_card_carries_the_recorded_figures(params):
         trained_at="2026-11-22T16:00:00+00:00",
     )
     card = render_model_card(
-        name="churn",
+        name=identity().model_name,
         record=record,
         metrics={"test_roc_auc": 0.8391, "baseline_test_roc_auc": 0.8326, "test_recall": 0.7},
         params=params,
@@ -63,7 +64,7 @@ def test_card_says_why_this_model_and_carries_fairness_and_value(params):
         frame, np.array([1, 1, 0, 0, 1, 1, 0, 0]), np.linspace(0.9, 0.1, 8), 0.5, ["gender"], 1
     )
     card = render_model_card(
-        name="churn",
+        name=identity().model_name,
         record=record,
         metrics={},
         params=params,
