@@ -155,7 +155,7 @@ def test_a_champion_the_replay_cannot_serve_is_served_by_the_pipeline_and_ready_
         ready = c.get("/ready").json()
         assert ready["status"] == "degraded" and ready["source"] == "registry", ready
         assert ready["model_version"] == version
-        assert ready["reason"].startswith("slow scorer: not compilable: unsupported step")
+        assert ready["reason"].startswith("slow scorer: not compilable: unknown step 'noop'")
         assert "FunctionTransformer" in ready["reason"]
         assert c.get("/version").json()["scorer"] == "pipeline"
         info = f'churn_model_info{{scorer="pipeline",source="registry",version="{version}"}} 1.0'
