@@ -1263,5 +1263,6 @@ def bench_real_data(
     module.main(names, trials)
 
 
-if __name__ == "__main__":
-    app()
+def main() -> None:
+    """The ``churn`` command."""
+    app(prog_name="churn")
