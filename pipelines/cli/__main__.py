@@ -1,5 +1,6 @@
-"""``python -m pipelines.cli``: the ``churn`` command line, in this interpreter."""
+"""``python -m pipelines.cli``: the ``churn`` command line, run in this process (never handed to
+the warm process: what tests, benchmarks and the services' subprocesses run)."""
 
-from pipelines.cli import main
+from pipelines.cli.commands import app
 
-main()
+app(prog_name="churn")

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import runpy
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -78,11 +81,15 @@ def train(
 
 @app.command(rich_help_panel=TRAIN)
 def warm(
+    ctx: typer.Context,
     stop: Annotated[bool, typer.Option("--stop", help="Stop the running warm process.")] = False,
+    serve: Annotated[bool, typer.Option("--serve", hidden=True)] = False,
 ) -> None:
     """Start the warm process in the background, or keep the one that is up: it imports the
     flows' libraries once, and `churn train` and `churn monitor` then run in a fresh child of
-    it, seconds faster (pipelines/warm.py; `make warm`, which the flow targets run)."""
+    it, seconds faster (pipelines/warm.py; `make warm`, which the flow targets run). It exits
+    after CHURN_WARM_IDLE_TIMEOUT_SECONDS without a command (default 30 min), or when the
+    project folder or its environment is gone; `make stop` or `churn warm --stop` ends it now."""
     from pipelines import warm as warm_process
 
     path = warm_process.socket_path()
@@ -91,10 +98,70 @@ def warm(
     if stop:
         console.print(warm_process.stop(path))
         return
+    idle = load_settings(ctx).warm_idle_timeout_seconds
+    if serve:  # the background process itself, which `churn warm` starts
+        _serve_warm(path, idle, ctx.obj.project_dir)
+        return
+    command = [sys.executable, "-m", "pipelines.cli", "-C", str(ctx.obj.project_dir), "warm"]
     try:
-        console.print(warm_process.start(path))
+        console.print(warm_process.start(path, [*command, "--serve"]))
     except RuntimeError as exc:
         raise fail(exc) from None
+    console.print(
+        f"It exits after {warm_process.describe_seconds(idle)} without a command "
+        "(CHURN_WARM_IDLE_TIMEOUT_SECONDS), or when this project folder or its environment is "
+        "gone; `make stop` (or `churn warm --stop`) ends it now."
+    )
+
+
+# What a flow imports, directly or inside its tasks. The project's modules among them are only
+# imported to reach their libraries, then dropped; a name that no longer exists in a fork is
+# skipped with a warning in the warm process's log.
+WARM_PRELOAD = (
+    # skops scans sys.modules for every NumPy and SciPy ufunc: these first (see context.py).
+    "numpy",
+    "scipy.special",
+    "pipelines.cli.commands",
+    "pipelines.training",
+    "pipelines.monitoring",
+    "churn.training.stages",
+    "churn.release.tracking",
+    "monitoring.report",
+    "monitoring.workspace",
+    "mlflow.sklearn",
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.model_registry.sqlalchemy_store",
+    "skops.io",
+    "dvc.repo",
+    "matplotlib.figure",
+    "xgboost",
+    "churn.scoring.walk",  # numba, for the serving scorer the training flow checks
+)
+
+
+def _serve_warm(path: Path, idle_timeout_s: float, project_dir: Path) -> None:
+    from pipelines import warm as warm_process
+
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    warm_process.serve(
+        path,
+        _run_as_program,
+        preload_modules=WARM_PRELOAD,
+        idle_timeout_s=idle_timeout_s,
+        project_dir=project_dir,
+    )
+
+
+def _run_as_program(argv: list[str]) -> None:
+    """``python -m pipelines.cli <argv>`` in this process: what a warm process's child runs,
+    after the project's modules were dropped, so it imports them again from disk."""
+    sys.argv = ["churn", *argv]
+    runpy.run_module("pipelines.cli", run_name="__main__")
 
 
 @app.command(rich_help_panel=TRAIN)

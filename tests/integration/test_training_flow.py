@@ -17,7 +17,7 @@ from churn.champion import ChampionInfo
 from churn.config.settings import get_settings
 from churn.data.versioning import data_version, locked_data_files
 from churn.release import registry, tracking
-from pipelines.cli import app
+from pipelines.cli.commands import app
 from pipelines.training import training_flow
 
 pytestmark = pytest.mark.integration
