@@ -11,14 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.cli.context import (
-    CT,
-    app,
-    console,
-    fail,
-    load_context,
-    load_settings,
-)
+from pipelines.cli.context import CT, app, console, fail, load_context, load_settings
 
 
 @app.command("tag-data", rich_help_panel=CT)

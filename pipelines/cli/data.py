@@ -12,14 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from pipelines.cli.context import (
-    DATA,
-    app,
-    console,
-    fail,
-    load_context,
-    load_settings,
-)
+from pipelines.cli.context import DATA, app, console, fail, load_context, load_settings
 
 
 @app.command("init-dataset", rich_help_panel=DATA)

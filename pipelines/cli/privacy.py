@@ -7,13 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pipelines.cli.context import (
-    PRIVACY,
-    app,
-    console,
-    fail,
-    load_settings,
-)
+from pipelines.cli.context import PRIVACY, app, console, fail, load_settings
 
 
 @app.command(rich_help_panel=PRIVACY)

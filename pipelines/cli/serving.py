@@ -9,14 +9,7 @@ from typing import Annotated
 
 import typer
 
-from pipelines.cli.context import (
-    SERVE,
-    app,
-    console,
-    fail,
-    load_context,
-    load_settings,
-)
+from pipelines.cli.context import SERVE, app, console, fail, load_context, load_settings
 
 
 @app.command(rich_help_panel=SERVE)

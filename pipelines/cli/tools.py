@@ -8,14 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pipelines.cli.context import (
-    TOOLS,
-    app,
-    clone_tool,
-    console,
-    fail,
-    load_settings,
-)
+from pipelines.cli.context import TOOLS, app, clone_tool, console, fail, load_settings
 
 bench = typer.Typer(
     help="Benchmarks that print figures (the docs quote them).", no_args_is_help=True

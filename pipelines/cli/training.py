@@ -85,11 +85,13 @@ def warm(
     stop: Annotated[bool, typer.Option("--stop", help="Stop the running warm process.")] = False,
     serve: Annotated[bool, typer.Option("--serve", hidden=True)] = False,
 ) -> None:
-    """Start the warm process in the background, or keep the one that is up: it imports the
-    flows' libraries once, and `churn train` and `churn monitor` then run in a fresh child of
-    it, seconds faster (pipelines/warm.py; `make warm`, which the flow targets run). It exits
-    after CHURN_WARM_IDLE_TIMEOUT_SECONDS without a command (default 30 min), or when the
-    project folder or its environment is gone; `make stop` or `churn warm --stop` ends it now."""
+    """Start the warm process (the flows' libraries imported once), or keep the one that is up.
+
+    `churn train` and `churn monitor` then run in a fresh child of it, seconds faster
+    (pipelines/warm.py; `make warm`, which the flow targets run). It exits after
+    CHURN_WARM_IDLE_TIMEOUT_SECONDS without a command (default 30 min), or when the project
+    folder or its environment is gone; `make stop` or `churn warm --stop` ends it now.
+    """
     from pipelines import warm as warm_process
 
     path = warm_process.socket_path()
