@@ -1,5 +1,6 @@
-# The project's make targets: every one a person or CI runs. `make` (or `make help`) lists them. Each calls
-# the one `churn` command line (pipelines/cli.py; `uv run churn --help`).
+# The project's make targets: every one a person or CI runs. `make` (or `make help`) lists them.
+# Each calls the one `churn` command line (pipelines/cli/, a module per command group;
+# `uv run churn --help`).
 # Targets install the locked environment on first use (uv is bootstrapped with pip if missing).
 
 SHELL := /bin/bash
@@ -113,7 +114,7 @@ prefect-server: $(STAMP) ## Start the local Prefect server (API + UI, :4200) in 
 	echo "the Prefect server did not answer $$health within 180 s (log: $(PREFECT_HOME)/server.log)"; exit 1
 
 .PHONY: warm
-warm: $(STAMP) prefect-server ## Start the warm process (the flows' libraries imported once; churn train/monitor fork from it), or keep the running one
+warm: $(STAMP) prefect-server ## Start the warm process (the flows' libraries imported once; churn train/monitor fork from it), or keep the running one; it exits after 30 min idle (CHURN_WARM_IDLE_TIMEOUT_SECONDS) or when the project or .venv is gone; make stop ends it
 	@$(RUN) churn warm
 
 .PHONY: stop

@@ -4,10 +4,14 @@ Most of a warm ``make train`` used to be imports: Prefect, MLflow and its SQLite
 scikit-learn, XGBoost, matplotlib, skops, DVC and Evidently take 8-11 s to import on a 2-core
 machine, and every ``churn train`` or ``churn monitor`` paid them again. ``make warm`` (run by the
 flow targets) starts this process in the background: it imports them once, then waits on a Unix
-socket in ``$PREFECT_HOME``. The ``churn`` command (:func:`main`) hands ``train`` and ``monitor``
-to it when it is up: the warm process forks, and the child takes the caller's stdin, stdout and
-stderr, argv, working directory and environment, and runs the command; the caller forwards
-Ctrl-C and ends with the child's exit code. Everything else runs in the calling process as before.
+socket in ``$PREFECT_HOME``. The ``churn`` command (``pipelines.cli.main``) hands ``train`` and
+``monitor`` to it when it is up (:func:`run_warm`): the warm process forks, and the child takes
+the caller's stdin, stdout and stderr, argv, working directory and environment, and runs the
+command; the caller forwards Ctrl-C and ends with the child's exit code. Everything else runs in
+the calling process as before.
+
+This module knows no command: the command line starts it (``churn warm``) and hands it what to
+preload and the function its children run, so nothing here imports the command line back.
 
 What stays correct:
 
@@ -20,6 +24,9 @@ What stays correct:
   warm process's in any of them runs in its own process, and says which variable differs.
 * **nothing is silent.** ``$PREFECT_HOME/warm.log`` has a line per command (its pid);
   ``make stop`` ends the process; without it ``churn`` behaves exactly as before.
+* **it does not linger.** It exits after ``CHURN_WARM_IDLE_TIMEOUT_SECONDS`` (30 minutes) with no
+  command, and as soon as its project folder, its socket or its environment (the virtualenv) is
+  gone: a deleted clone does not keep half a gigabyte in memory.
 """
 
 from __future__ import annotations
@@ -38,35 +45,12 @@ import sys
 import sysconfig
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-# Commands handed to the warm process: the flows, whose imports dominate their time.
-WARM_COMMANDS = frozenset({"train", "monitor"})
-# What a flow imports, directly or inside its tasks. The project's modules among them are only
-# imported to reach their libraries, then dropped (PROJECT_PACKAGES); a name that no longer
-# exists in a fork is skipped with a warning in the log.
-PRELOAD = (
-    # skops scans sys.modules for every NumPy and SciPy ufunc: these first (see pipelines/cli.py).
-    "numpy",
-    "scipy.special",
-    "pipelines.cli",
-    "pipelines.training",
-    "pipelines.monitoring",
-    "churn.training.stages",
-    "churn.release.tracking",
-    "monitoring.report",
-    "monitoring.workspace",
-    "mlflow.sklearn",
-    "mlflow.store.tracking.sqlalchemy_store",
-    "mlflow.store.model_registry.sqlalchemy_store",
-    "skops.io",
-    "dvc.repo",
-    "matplotlib.figure",
-    "xgboost",
-    "churn.scoring.walk",  # numba, for the serving scorer the training flow checks
-)
+# The project's own packages: imported to reach their libraries, then dropped, so each child
+# imports them again from disk.
 PROJECT_PACKAGES = ("churn", "pipelines", "serving", "monitoring", "tools")
 # Environment variables read when a library is imported: the warm process serves a command only
 # if these are the same in the command's environment.
@@ -91,6 +75,8 @@ _STDIO = (0, 1, 2)
 _MAX_MESSAGE = 1 << 20
 # How long a command waits for the warm process to fork it before running itself.
 HANDSHAKE_S = 20.0
+# How often an idle warm process checks its idle time, its project and its environment.
+CHECK_EVERY_S = 5.0
 
 log = logging.getLogger("pipelines.warm")
 
@@ -123,18 +109,6 @@ def differences(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> list[str]
 
 # ----------------------------------------------------------------------------------------------
 # The caller: the `churn` command
-
-
-def main() -> None:
-    """The ``churn`` command: ``train`` and ``monitor`` in the warm process when it is up for
-    this environment, everything else (and those, without it) in this process."""
-    argv = sys.argv[1:]
-    code = run_warm(argv) if argv and argv[0] in WARM_COMMANDS else None
-    if code is not None:
-        sys.exit(code)
-    from pipelines.cli import app
-
-    app(prog_name="churn")
 
 
 def run_warm(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int | None:
@@ -203,9 +177,15 @@ def ping(path: Path, environ: Mapping[str, str]) -> list[str] | None:
     return None if reply is None else list(reply.get("differ", []))
 
 
-def start(path: Path, timeout: float = 180) -> str:
+def start(path: Path, command: Sequence[str], timeout: float = 180) -> str:
     """Start the warm process on ``path`` in the background, or keep the one that is up for this
-    environment (one that is up for another is replaced); returns what it did."""
+    environment (one that is up for another is replaced); returns what it did.
+
+    Args:
+        path: The socket it listens on (:func:`socket_path`).
+        command: The command that runs :func:`serve` (the command line's ``churn warm --serve``).
+        timeout: Seconds to wait for it to be ready.
+    """
     differ = ping(path, os.environ)
     if differ == []:
         return f"warm process up ({path})"
@@ -215,8 +195,8 @@ def start(path: Path, timeout: float = 180) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     log.info("starting the warm process: it imports the flows' libraries once (log: %s)", log_file)
     with log_file.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.warm"],
+        process = subprocess.Popen(  # noqa: S603 - the command line's own command
+            list(command),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -260,10 +240,30 @@ def stop(path: Path) -> str:
 # The warm process
 
 
-def serve(path: Path) -> None:
-    """Import what the flows need, then fork a child for each command sent to ``path``."""
+def serve(
+    path: Path,
+    run: Callable[[list[str]], object],
+    *,
+    preload_modules: Iterable[str],
+    idle_timeout_s: float,
+    project_dir: Path,
+) -> str:
+    """Import what the flows need, then fork a child for each command sent to ``path``.
+
+    Args:
+        path: The socket to listen on.
+        run: What a child calls with the command's arguments (``churn <args>``), after the
+            project's modules were dropped: it imports them again, from disk.
+        preload_modules: What a flow imports; a name that is missing (renamed in a fork) is
+            logged and skipped.
+        idle_timeout_s: Exit after this long with no command and no child running.
+        project_dir: Exit when this folder is gone (or replaced by another of the same name).
+
+    Returns:
+        Why it stopped (also logged); SIGTERM (``make stop``) ends it without a return.
+    """
     started = time.perf_counter()
-    failed = preload()
+    failed = preload(preload_modules)
     if failed:
         log.warning("not preloaded (renamed in this fork?): %s", ", ".join(failed))
     drop_project_modules()
@@ -284,25 +284,50 @@ def serve(path: Path) -> None:
         os.umask(old_umask)
     server.listen(8)
     parent, inode = os.getpid(), path.stat().st_ino
+    pid_file = path.with_suffix(".pid")
+    kept = {
+        "project folder": (project_dir, _identity(project_dir)),
+        "environment": (Path(sys.prefix), _identity(Path(sys.prefix))),
+        "socket": (path, _identity(path)),
+    }
 
     def remove_socket() -> None:
         # Not in a child (it runs the exit handlers it inherits), nor a successor's socket.
         with contextlib.suppress(FileNotFoundError):
             if os.getpid() == parent and path.stat().st_ino == inode:
                 path.unlink()
+        with contextlib.suppress(FileNotFoundError, ValueError):  # nor a successor's pid file
+            if os.getpid() == parent and int(pid_file.read_text()) == parent:
+                pid_file.unlink()
 
     atexit.register(remove_socket)
     signal.signal(signal.SIGTERM, _exit_quietly)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the children
     log.info(
-        "ready in %.1f s: %d modules imported, pid %d, %s",
+        "ready in %.1f s: %d modules imported, pid %d, %s; exits after %s idle",
         time.perf_counter() - started,
         len(sys.modules),
         parent,
         path,
+        describe_seconds(idle_timeout_s),
     )
+    server.settimeout(min(CHECK_EVERY_S, idle_timeout_s))
+    children: set[int] = set()
+    last_active = time.monotonic()
     while True:
-        conn, _ = server.accept()
+        children = {pid for pid in children if _alive(pid)}
+        if children:
+            last_active = time.monotonic()
+        gone = [name for name, (where, ident) in kept.items() if _identity(where) != ident]
+        if gone:
+            return _stopping(f"its {' and '.join(gone)} is gone")
+        if time.monotonic() - last_active >= idle_timeout_s:
+            return _stopping(f"no command for {describe_seconds(idle_timeout_s)}")
+        try:
+            conn, _ = server.accept()
+        except TimeoutError:
+            continue
+        last_active = time.monotonic()
         try:
             message, fds, _flags, _addr = socket.recv_fds(conn, _MAX_MESSAGE, len(_STDIO))
             request = json.loads(message)
@@ -324,21 +349,60 @@ def serve(path: Path) -> None:
             conn.sendall(_encode({"refused": reason}))
             _close(conn, fds)
             if "installed" in differ:
-                return
+                return _stopping("the libraries were reinstalled")
             continue
         pid = os.fork()
         if pid == 0:
             server.close()
-            _child(conn, fds, request)  # never returns: the child exits through SystemExit
+            _child(conn, fds, request, run)  # never returns: the child exits through SystemExit
         log.info("churn %s: pid %d", " ".join(argv), pid)
+        children.add(pid)
         _close(conn, fds)
+
+
+def describe_seconds(seconds: float) -> str:
+    """``30 min``, ``90 s``: how the idle timeout is said."""
+    if seconds >= 120 and seconds % 60 == 0:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
+
+
+def _stopping(reason: str) -> str:
+    log.info("exiting: %s", reason)
+    return reason
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The folder or file at ``path`` (device, inode), or None when it is gone: a folder deleted
+    and made again under the same name is another one."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _alive(pid: int) -> bool:
+    """Whether a child still runs (the kernel reaps them: a finished one is gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # the pid was reused by another user's process
+        return False
+    return True
 
 
 def _exit_quietly(_signum: int, _frame: Any) -> None:
     raise SystemExit(0)
 
 
-def _child(conn: socket.socket, fds: list[int], request: dict[str, Any]) -> None:
+def _child(
+    conn: socket.socket,
+    fds: list[int],
+    request: dict[str, Any],
+    run: Callable[[list[str]], object],
+) -> None:
     """Become the caller's command: its stdio, directory, environment and argv, then run it."""
     status = {"exit": 1}
 
@@ -363,9 +427,7 @@ def _child(conn: socket.socket, fds: list[int], request: dict[str, Any]) -> None
     sys.argv = ["churn", *request["argv"]]
     logging.getLogger().handlers.clear()  # the command configures logging as a new process does
     try:
-        from pipelines.cli import app
-
-        app(args=request["argv"], prog_name="churn")
+        run(list(request["argv"]))
         status["exit"] = 0
     except SystemExit as exc:
         if isinstance(exc.code, int) or exc.code is None:
@@ -377,10 +439,10 @@ def _child(conn: socket.socket, fds: list[int], request: dict[str, Any]) -> None
     raise SystemExit(status["exit"])
 
 
-def preload() -> list[str]:
-    """Import :data:`PRELOAD`; returns the names that could not be imported."""
+def preload(names: Iterable[str]) -> list[str]:
+    """Import ``names``; returns those that could not be imported."""
     failed = []
-    for name in PRELOAD:
+    for name in names:
         try:
             importlib.import_module(name)
         except ImportError:
@@ -427,14 +489,3 @@ def _close(conn: socket.socket, fds: Sequence[int]) -> None:
 
 def _say(message: str) -> None:
     print(f"churn: {message}", file=sys.stderr)
-
-
-if __name__ == "__main__":
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    target = socket_path()
-    if target is None:
-        raise SystemExit("warm process: PREFECT_HOME is not set (the Makefile sets it)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    serve(target)

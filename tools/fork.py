@@ -22,10 +22,12 @@ from churn.config.settings import Settings
 from churn.prediction_store import PredictionStore
 
 ROOT = Path(__file__).resolve().parents[1]
-# The ``churn`` command of this interpreter's environment (what ``make`` runs).
+# The ``churn`` command line of this interpreter's environment, always as a process of its own
+# (``python -m pipelines.cli`` never hands a command to the warm process).
 CHURN = [sys.executable, "-m", "pipelines.cli"]
-# The installed ``churn`` command, which hands ``train`` and ``monitor`` to the warm process of
-# the PREFECT_HOME in its environment when one is up (pipelines/warm.py), else runs them itself.
+# The installed ``churn`` command (``pipelines.cli:main``, what ``make`` runs), which hands
+# ``train`` and ``monitor`` to the warm process of the PREFECT_HOME in its environment when one is
+# up (pipelines/warm.py), else runs them itself.
 CHURN_COMMAND = [str(Path(sys.executable).parent / "churn")]
 
 

@@ -18,7 +18,7 @@ from churn.config.identity import identity
 from churn.config.settings import get_settings
 from churn.data.versioning import data_version, locked_data_files
 from churn.release import registry, tracking
-from pipelines.cli import app
+from pipelines.cli.commands import app
 from pipelines.training import training_flow
 
 MODEL = identity().model_name  # the registered model: pyproject.toml's identity block

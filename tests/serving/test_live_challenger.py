@@ -158,7 +158,7 @@ def test_shadow_scores_every_request_off_the_path_and_is_never_returned(
     )
 
     # promotion from live evidence refuses while the evidence is short: no labels yet
-    from pipelines.cli import app
+    from pipelines.cli.commands import app
 
     env = {"CHURN_PREDICTION_LOG_URL": f"sqlite:///{tmp_path / 'shadow.db'}"}
     _with_live(project, mode="shadow")

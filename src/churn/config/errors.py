@@ -1,6 +1,6 @@
 """The data problems a user fixes in their data or in ``params.yaml``, as one exception family.
 
-The CLI prints these as one message, never behind a traceback (``pipelines/cli.py``).
+The CLI prints these as one message, never behind a traceback (``pipelines/cli/context.py``).
 """
 
 from __future__ import annotations

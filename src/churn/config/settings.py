@@ -135,6 +135,14 @@ class Settings(BaseSettings):
         description="Last good local copies of the champion; relative paths are in project_dir.",
     )
 
+    # The warm process (pipelines/warm.py, `make warm`).
+    warm_idle_timeout_seconds: float = Field(
+        1800.0,
+        gt=0,
+        description="The warm process exits after this long without a command (30 min); it "
+        "also exits when its project folder or its environment is gone.",
+    )
+
     # Monitoring (monitoring/, pipelines/monitoring.py).
     monitoring_experiment_name: str = Field(
         default_factory=lambda: identity().monitoring_name,

@@ -155,7 +155,7 @@ def test_init_dataset_dry_run_prunes_each_kind_whose_columns_the_data_lacks(tmp_
     columns the data has, removes (and names) the one it lacks, as for the other kinds."""
     from typer.testing import CliRunner
 
-    from pipelines.cli import app
+    from pipelines.cli.commands import app
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     text = re.sub(

@@ -1,0 +1,38 @@
+"""The ``churn`` command line: one sub-command per stage, service and tool, one module per group.
+
+It sits at the top of the layers (it may call the library, serving, monitoring, the flows and the
+tools), and imports each part inside its command, so ``churn serve`` starts without Prefect and
+``churn --help`` starts in a fraction of a second. The Makefile calls these commands.
+
+The groups, as ``churn --help`` shows them: :mod:`~pipelines.cli.data`,
+:mod:`~pipelines.cli.training` (and the registry), :mod:`~pipelines.cli.continuous` (the steps of
+the training workflow), :mod:`~pipelines.cli.serving`, :mod:`~pipelines.cli.monitoring`,
+:mod:`~pipelines.cli.privacy` and :mod:`~pipelines.cli.tools` (from a clone);
+:mod:`~pipelines.cli.commands` puts them on one app, and what they share (the app, the ``-C``
+option, settings and errors) is :mod:`~pipelines.cli.context`.
+
+:func:`main` is the ``churn`` entry point. It hands ``train`` and ``monitor`` to the warm process
+(:mod:`pipelines.warm`, started by ``churn warm``) when one is up for this project and
+environment, before importing any command: that hand-off costs a bare interpreter's start.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from pipelines import warm
+
+# Commands handed to the warm process: the flows, whose imports dominate their time.
+WARM_COMMANDS = frozenset({"train", "monitor"})
+
+
+def main() -> None:
+    """The ``churn`` command: ``train`` and ``monitor`` in the warm process when it is up for
+    this environment, everything else (and those, without it) in this process."""
+    argv = sys.argv[1:]
+    code = warm.run_warm(argv) if argv and argv[0] in WARM_COMMANDS else None
+    if code is not None:
+        sys.exit(code)
+    from pipelines.cli.commands import app
+
+    app(prog_name="churn")

@@ -1,0 +1,141 @@
+"""What every command group shares: the one Typer app, its help panels, the project option, and
+how a command loads settings and ``params.yaml`` or fails with one clear message."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from churn.config.identity import identity
+
+console = Console(stderr=True, soft_wrap=True)  # paths and messages are never cut
+
+DATA, TRAIN, CT, SERVE, MONITOR, PRIVACY, TOOLS = (
+    "Data (init-dataset, then the stages dvc.yaml runs)",
+    "Training and the registry",
+    "Continuous training (the steps of .github/workflows/train.yml)",
+    "Serving",
+    "Monitoring",
+    "Privacy",
+    "Tools (from a clone: not in the package or the images)",
+)
+
+app = typer.Typer(
+    help=f"{identity().title}: data stages, training, the registry, serving, monitoring and tools.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+
+
+@dataclass
+class _Options:
+    project_dir: Path
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    project_dir: Annotated[
+        Path,
+        typer.Option(
+            "--project-dir",
+            "-C",
+            envvar="CHURN_PROJECT_DIR",
+            help="Project root (holds params.yaml); default: CHURN_PROJECT_DIR, else here.",
+            show_default=False,
+        ),
+    ] = Path(),
+) -> None:
+    ctx.obj = _Options(project_dir.resolve())
+    from pipelines import gc_policy
+
+    gc_policy.no_collection_at_exit()  # seconds after a flow (pipelines/gc_policy.py)
+    # skops (MLflow's format for scikit-learn models) looks up the module of every NumPy and
+    # SciPy ufunc when it is imported, scanning sys.modules in import order until a match: with
+    # these two loaded before Prefect, MLflow and the rest, each scan stops within the first
+    # few hundred modules (skops' import in `churn train`: 0.8 s instead of 3.4 s).
+    import numpy  # noqa: F401
+    import scipy.special  # noqa: F401
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # One INFO line per HTTP request (to the Prefect server, MLflow's, the service) is noise.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def fail(message: object, code: int = 1) -> typer.Exit:
+    """Print ``error: <message>`` and return the exit to raise (1: it failed; 2: bad input)."""
+    console.print(f"[red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def load_settings(ctx: typer.Context) -> Any:
+    """The typed settings of the project ``-C`` names, or a clear error naming each field."""
+    from churn.config.settings import SettingsError, get_settings
+
+    try:
+        return get_settings(project_dir=ctx.obj.project_dir)
+    except SettingsError as exc:  # names each field and rule, never the value
+        raise fail(exc, 2) from None
+
+
+def load_context(ctx: typer.Context) -> tuple[Any, Any]:
+    """Settings and ``params.yaml``, or a clear error naming the file and the key."""
+    from churn.config.params import load_params
+
+    settings = load_settings(ctx)
+    try:
+        return settings, load_params(settings.params_path)
+    except FileNotFoundError:
+        raise fail(f"{settings.params_path} not found (use --project-dir)", 2) from None
+    except ValueError as exc:  # pydantic.ValidationError names the key
+        raise fail(f"{settings.params_path} is invalid:\n{exc}", 2) from None
+
+
+class DataErrorsWithoutTraceback(logging.Filter):
+    """Prefect logs a failed task's traceback; for a data problem the message alone is shown.
+
+    A ``churn.config.errors.DataError`` (an unreadable file, a label with one value, missing
+    columns) is something the user fixes in the data or ``params.yaml``: the log keeps its one-line
+    message and the command ends on it, without a stack of Prefect and DVC frames first.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and data_error(record.exc_info[1]) is not None:
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def data_error(exc: BaseException | None) -> BaseException | None:
+    """The ``DataError`` behind ``exc`` (itself, its cause or its context), if any."""
+    from churn.config.errors import DataError
+
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, DataError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
+def clone_tool(name: str) -> ModuleType:
+    """A module of the template's ``tools/`` folder, which only a clone has."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"tools.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("tools", f"tools.{name}"):
+            raise
+        raise fail(
+            "this command runs the template's tools/ folder, which the installed package does "
+            "not ship: run it from a clone of the repository (make demo, make bench-serve, ...)"
+        ) from None

@@ -1,0 +1,167 @@
+"""The data commands: ``init-dataset`` (profile a file, write ``params.yaml``'s blocks), then the
+stages ``dvc.yaml`` runs (``ingest``, ``validate``, ``split``)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from pipelines.cli.context import DATA, app, console, fail, load_context, load_settings
+
+
+@app.command("init-dataset", rich_help_panel=DATA)
+def init_dataset(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="The data file(s): CSV (separator, encoding, decimal mark detected) or Parquet; "
+            "several files of the same columns are read one after the other.",
+            show_default=False,
+        ),
+    ],
+    label: Annotated[str, typer.Option(help="The label column (churned or not).")],
+    positive: Annotated[
+        str | None,
+        typer.Option(
+            help="The label value that means churn, as the file holds it (default: the "
+            "minority of the two values)."
+        ),
+    ] = None,
+    id_column: Annotated[
+        str | None,
+        typer.Option(
+            "--id",
+            help="The customer id column (default: a unique column named like an id, or none: "
+            "rows are then keyed by content).",
+        ),
+    ] = None,
+    write: Annotated[
+        bool,
+        typer.Option(
+            "--write/--dry-run",
+            help="Write the ingest and dataset blocks into params.yaml (other blocks and comments "
+            "are kept), or only print the summary and the blocks.",
+        ),
+    ] = True,
+) -> None:
+    """Profile a churn data set and write params.yaml's ingest and dataset blocks from it.
+
+    Prints one line per column (role, type, levels or range, why). Then edit what it could not
+    know (a time column, codes that are quantities, ranges) and run `make train`.
+    """
+    from churn.config.errors import DataError
+    from churn.data import params_file, profiling
+
+    settings = load_settings(ctx)
+    files = [p.resolve() for p in paths]
+    for file in files:
+        if not file.is_file():
+            raise fail(f"{file} is not a file", 2)
+    written = [_project_path(f, settings.project_dir) for f in files]
+    try:
+        with console.status(f"profiling {len(files)} file(s)..."):
+            profile = profiling.profile_files(
+                files, label, positive=positive, id_column=id_column, written_paths=written
+            )
+        text, removed = params_file.render_params(settings.params_path.read_text(), profile)
+    except DataError as exc:
+        raise fail(exc, 2) from None
+    except FileNotFoundError:
+        raise fail(f"{settings.params_path} not found (use --project-dir)", 2) from None
+    out = Console(soft_wrap=True, markup=False, highlight=False)  # names and levels as they are
+    out.print(_profile_table(profile))
+    ds = profile.dataset
+    excluded = [f"{c.name} ({c.role})" for c in profile.columns if c.role in ("pii", "ignored")]
+    out.print(
+        f"{profile.n_rows} rows; id: {ds.id_column or 'none'}; features: {len(ds.numeric)} "
+        f"numeric, {len(ds.categorical)} categorical; excluded: {', '.join(excluded) or 'none'}"
+    )
+    for note in profile.notes:
+        out.print(f"- {note}")
+    if removed:
+        out.print(
+            f"- removed, as they name columns or levels this data lacks: {', '.join(removed)}"
+        )
+    if not write:
+        blocks = re.findall(r"^(?:ingest|dataset):\n(?:[ #].*\n|\n)*", text, flags=re.MULTILINE)
+        out.print("".join(blocks))
+        out.print("--dry-run: params.yaml unchanged")
+        return
+    settings.params_path.write_text(text)
+    out.print(
+        f"wrote the ingest and dataset blocks of {_project_path(settings.params_path, Path.cwd())} "
+        f"(label {ds.label_column!r} = {ds.positive_label!r}, id {ds.id_column or 'none'}); "
+        "read the comments there, then `make train`"
+    )
+
+
+def _project_path(path: Path, project_dir: Path) -> str:
+    """How params.yaml names a file: relative to the project when inside it."""
+    try:
+        return str(path.relative_to(project_dir))
+    except ValueError:
+        return str(path)
+
+
+def _profile_table(profile: Any) -> Table:
+    table = Table(title=None, box=None, header_style="bold", pad_edge=False)
+    for name in ("column", "role", "type", "levels or range", "why"):
+        table.add_column(name, overflow="fold")
+    style = {"label": "bold", "id": "cyan", "pii": "magenta", "ignored": "yellow"}
+    for c in profile.columns:
+        cells = [Text(x) for x in (c.name, c.role, c.kind, c.summary, c.why)]
+        table.add_row(*cells, style=style.get(c.role))
+    return table
+
+
+@app.command(rich_help_panel=DATA)
+def ingest(ctx: typer.Context) -> None:
+    """Read the source named in params.yaml (ingest.kind) into data/raw/customers.parquet."""
+    from churn.data import stages as data_stages
+    from churn.data.ingest import IngestError
+
+    settings, params = load_context(ctx)
+    with console.status(f"reading the {params.ingest.kind} source..."):
+        try:
+            rows = data_stages.ingest(settings, params)
+        except IngestError as exc:
+            raise fail(exc) from exc
+    console.print(f"ingested {rows} rows from the {params.ingest.kind} source")
+
+
+@app.command(rich_help_panel=DATA)
+def validate(ctx: typer.Context) -> None:
+    """Apply the data contract: valid rows to data/validated/, invalid ones to quarantine."""
+    from churn.data import stages as data_stages
+    from churn.data.validate import ContractError
+
+    settings, params = load_context(ctx)
+    with console.status("validating against the data contract..."):
+        try:
+            report = data_stages.validate(settings, params)
+        except ContractError as exc:
+            raise fail(exc) from exc
+    console.print(
+        f"{report.n_valid} valid rows, {report.n_quarantined} quarantined "
+        f"({report.quarantined_share:.2%}); reasons: {report.reasons or 'none'}"
+    )
+
+
+@app.command(rich_help_panel=DATA)
+def split(ctx: typer.Context) -> None:
+    """Split validated rows into seeded train / valid / test files under data/splits/."""
+    from churn.data import stages as data_stages
+
+    settings, params = load_context(ctx)
+    try:
+        counts = data_stages.split(settings, params)
+    except ValueError as exc:
+        raise fail(exc) from exc
+    console.print("rows per split: " + ", ".join(f"{k} {v}" for k, v in counts.items()))

@@ -1,0 +1,47 @@
+"""The data commands (pipelines/cli/data.py): init-dataset writes params that load, or names what
+is wrong."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_init_dataset_writes_params_that_load_and_prints_one_line_per_column(cli, plain, tmp_path):
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    data = tmp_path / "data" / "clients.csv"
+    data.parent.mkdir()
+    rows = [f"{i};{'Oui' if i % 4 == 0 else 'Non'};{i % 3 + 1};{i * 1.5:.1f}" for i in range(40)]
+    data.write_text("n;Resilie;Forfait;Montant\n" + "\n".join(r.replace(".", ",") for r in rows))
+    result = cli("-C", str(tmp_path), "init-dataset", str(data), "--label", "Resilie")
+    assert result.exit_code == 0, result.output
+    text = plain(result.output)
+    assert re.search(r"Resilie\s+label\s+text\s+'Oui' = churn\s+minority: 10/40 \(25.0%\)", text)
+    assert re.search(r"Forfait\s+categorical\s+integer\s+1, 2, 3", text)
+    assert re.search(r"n\s+ignored\s+integer\s+0\.\.39\s+a row number", text)
+    from churn.config.params import load_params
+
+    params = load_params(tmp_path / "params.yaml")
+    assert params.ingest.path == "data/clients.csv" and params.ingest.sep == ";"
+    assert params.ingest.decimal == "," and params.dataset.positive_label == "Oui"
+    assert params.dataset.id_column is None and list(params.dataset.numeric) == ["Montant"]
+
+
+def test_init_dataset_dry_run_leaves_params_unchanged_and_errors_name_the_values(cli, tmp_path):
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    before = (tmp_path / "params.yaml").read_text()
+    data = tmp_path / "c.csv"
+    data.write_text("a,b,Churn\n" + "\n".join(f"{i},{i % 2},{i % 3}" for i in range(30)))
+    result = cli("-C", str(tmp_path), "init-dataset", str(data), "--label", "Churn")
+    assert result.exit_code == 2
+    assert "holds 3 distinct value(s)" in result.output and "Traceback" not in result.output
+    result = cli("-C", str(tmp_path), "init-dataset", str(data), "--label", "b")
+    assert result.exit_code == 2 and "equally often: pass --positive" in result.output
+    args = ["init-dataset", str(data), "--label", "b", "--positive", "1", "--dry-run"]
+    result = cli("-C", str(tmp_path), *args)
+    assert result.exit_code == 0, result.output
+    assert "dataset:" in result.output and "--dry-run: params.yaml unchanged" in result.output
+    assert (tmp_path / "params.yaml").read_text() == before
