@@ -64,8 +64,10 @@ PRELOAD = (
     "skops.io",
     "dvc.repo",
     "matplotlib.figure",
-    "xgboost",
     "churn.scoring.walk",  # numba, for the serving scorer the training flow checks
+    # The candidates table; each candidate's own libraries (xgboost, sklearn.ensemble, ...)
+    # are added from it below (churn.models: modules).
+    "churn.models",
 )
 PROJECT_PACKAGES = ("churn", "pipelines", "serving", "monitoring", "tools")
 # Environment variables read when a library is imported: the warm process serves a command only
@@ -378,13 +380,20 @@ def _child(conn: socket.socket, fds: list[int], request: dict[str, Any]) -> None
 
 
 def preload() -> list[str]:
-    """Import :data:`PRELOAD`; returns the names that could not be imported."""
+    """Import :data:`PRELOAD`, then every declared candidate's libraries (``churn.models``:
+    ``modules``); returns the names that could not be imported."""
     failed = []
     for name in PRELOAD:
         try:
             importlib.import_module(name)
         except ImportError:
             failed.append(name)
+    if "churn.models" in sys.modules:
+        for name in sys.modules["churn.models"].modules():
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                failed.append(name)
     return failed
 
 
