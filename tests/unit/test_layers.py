@@ -23,4 +23,4 @@ def test_no_import_runs_up_the_layers():
     assert "0 broken" in done.stdout
     # Both contracts were checked (one missing from pyproject would leave its rule unchecked).
     assert "layers: tools > pipelines > serving | monitoring > churn KEPT" in done.stdout
-    assert "churn: dask > release > training > scoring" in done.stdout
+    assert "churn: dask > release > training > models > scoring" in done.stdout
