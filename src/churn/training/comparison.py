@@ -102,7 +102,7 @@ def markdown(comparison: pd.DataFrame) -> str:
     lines = [head, "|" + "---|" * 12]
     for r in comparison.to_dict("records"):
         ms = f"{r['predict_ms_one_row']:.3f}"
-        ms += "" if r["scorer"] == "compiled" else " (pipeline)"
+        ms += "" if r["scorer"] == "compiled" else f" ({r['scorer']})"
         lines.append(
             f"| {models.title(r['candidate'])} | {r['role']} | "
             f"{r['valid_roc_auc']:.4f} | {r['test_roc_auc']:.4f} | {r['test_pr_auc']:.4f} | "

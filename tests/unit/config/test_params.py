@@ -57,7 +57,7 @@ def test_unknown_key_is_refused(tmp_path):
     raw = _raw()
     raw["train"]["n_trees"] = 10
     path.write_text(yaml.safe_dump(raw))
-    with pytest.raises(ValueError, match="train.n_trees is neither a train setting"):
+    with pytest.raises(ValueError, match=r"train\.n_trees is neither a train setting"):
         check_params(load_params(path))
 
 
