@@ -347,8 +347,11 @@ def _served(
     ms = round(one_row_ms(scorer, probe_columns(params.dataset, n=1), repeats=50), 4)
     slow = None
     if scorer.kind != "compiled":
-        slow = f"{scorer.kind}, one row {ms:.3f} ms: {getattr(scorer, 'reason', '')}"
-        log.warning("v%s is not served by the compiled scorer (slower): %s", record.version, slow)
+        slow = f"{getattr(scorer, 'reason', '')} ({scorer.kind}, one row {ms:.3f} ms)"
+        by = "the plain pipeline" if scorer.kind == "pipeline" else "the model's own predict_proba"
+        log.warning(
+            "v%s is served by %s, not the compiled scorer (slower): %s", record.version, by, slow
+        )
     return ServedModel(
         name=settings.model_name,
         version=str(record.version),
