@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from churn import engine
+from churn import engine, models
 from churn.champion import ChampionInfo, ServingCheck
 from churn.config.identity import identity
-from churn.config.params import TITLES, DatasetConfig, Params, load_params
+from churn.config.params import DatasetConfig, Params, load_params
 from churn.config.settings import Settings, get_settings
 from churn.data import stages as data_stages
 from churn.data import versioning
@@ -126,9 +126,7 @@ def dask_evaluate_task(
 def check_serving_task(
     result: model_stages.Evaluation, dataset: DatasetConfig, features: model_stages.FeatureSet
 ) -> ServingCheck:
-    from churn.scoring import check_serving
-
-    return check_serving(result.model, dataset, features.frames["test"])
+    return models.check_serving(result.model, dataset, features.frames["test"])
 
 
 @task(name="push-data", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
@@ -202,6 +200,8 @@ class TrainingSummary:
     selected: str = ""
     comparison: str = ""
     max_recall_gap: float | None = None
+    # Candidates of train.candidates the engine did not train, each with why.
+    refused: dict[str, str] = field(default_factory=dict)
 
 
 @flow(name=identity().training_name, log_prints=True)
@@ -235,6 +235,7 @@ def training_flow(
     """
     settings = get_settings(project_dir=Path(project_dir))
     params = load_params(settings.params_path)
+    models.check_params(params)  # the candidates and their blocks, before any stage
     # engine.kind: dask opens one cluster (or connects to CHURN_DASK_SCHEDULER) for the run.
     with engine.session(settings, params.engine):
         return _run(settings, params, force_ingest, push, promote, frozen_data, retrain)
@@ -306,6 +307,7 @@ def _run(
         selected=result.selected,
         comparison=comparison.markdown(result.comparison),
         max_recall_gap=result.segments.max_recall_gap if result.segments else None,
+        refused=trained.refused,
     )
     return _report(settings, summary)
 
@@ -363,9 +365,10 @@ def format_summary(summary: TrainingSummary, model_name: str) -> str:
     lines = []
     if summary.comparison:
         lines += [
-            f"Candidates (selected: {TITLES.get(summary.selected, summary.selected)}; test split, "
+            f"Candidates (selected: {models.title(summary.selected)}; test split, "
             "each at its own cost threshold):",
             summary.comparison,
+            *(f"  not trained: {reason}" for reason in summary.refused.values()),
         ]
     lines += [
         f"{model_name} v{summary.version}: {verdict}",
@@ -395,8 +398,17 @@ def _auc(value: float | None) -> str:
 def _scorer_line(check: ServingCheck | None) -> str:
     if check is None:
         return "not recorded on this version"
+    one_row = "" if check.one_row_ms is None else f"; one row {check.one_row_ms:.3f} ms"
     if check.compiled:
-        return f"compiled (max |difference| {check.max_abs_diff:.1e} on {check.rows} test rows)"
+        return (
+            f"compiled (max |difference| {check.max_abs_diff:.1e} on {check.rows} test "
+            f"rows{one_row})"
+        )
+    if check.scorer == "predict_proba":
+        return (
+            f"the model's own predict_proba after the replayed features (max |difference| "
+            f"{check.max_abs_diff:.1e} on {check.rows} test rows{one_row}): {check.reason}"
+        )
     return f"pipeline (slower): {check.reason}"
 
 

@@ -440,13 +440,20 @@ def _child(
 
 
 def preload(names: Iterable[str]) -> list[str]:
-    """Import ``names``; returns those that could not be imported."""
+    """Import ``names``, then every declared candidate's libraries when ``churn.models`` is among
+    them (its ``modules()``); returns the names that could not be imported."""
     failed = []
     for name in names:
         try:
             importlib.import_module(name)
         except ImportError:
             failed.append(name)
+    if "churn.models" in sys.modules:
+        for name in sys.modules["churn.models"].modules():
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                failed.append(name)
     return failed
 
 

@@ -21,8 +21,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from churn.config.params import Params, load_params
 from churn.config.settings import Settings
 from churn.data.parts import input_parts
+from churn.models import explainer_for
 from churn.scoring import CompiledScorer, UnseenLevels
-from churn.scoring.explain import Explainer, NotExplainable, explainer_for
+from churn.scoring.explain import Explainer, NotExplainable
 from serving.model import ServedModel, load_initial
 
 log = logging.getLogger(__name__)

@@ -19,6 +19,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 
 from churn.config.params import DatasetConfig
+from churn.models import explainer_for
 from churn.scoring import Columns
 from churn.scoring.explain import (
     DEFAULT_TOP_K,
@@ -26,7 +27,6 @@ from churn.scoring.explain import (
     UNIT_NOTE,
     Explainer,
     NotExplainable,
-    explainer_for,
 )
 from serving.model import ServedModel
 

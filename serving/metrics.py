@@ -54,8 +54,14 @@ class ServingMetrics:
         )
         self.model_info = Gauge(
             "churn_model_info",
-            "The served model (value 1): version, where it came from, which scorer serves it.",
+            "The served model (value 1): version, where it came from, which scorer serves it "
+            "(compiled, predict_proba, pipeline, rules, prior-rate).",
             ["version", "source", "scorer"],
+            registry=r,
+        )
+        self.scorer_one_row = Gauge(
+            "churn_scorer_one_row_seconds",
+            "The served scorer's median time for one row, measured when the model was loaded.",
             registry=r,
         )
         self.fallbacks = Counter(
@@ -184,12 +190,20 @@ class ServingMetrics:
         self.log_journal.set(health.journal_rows)
 
     def set_model(
-        self, version: str, source: str, scorer: str, rules: FallbackRules | None = None
+        self,
+        version: str,
+        source: str,
+        scorer: str,
+        rules: FallbackRules | None = None,
+        one_row_ms: float | None = None,
     ) -> None:
-        """Point ``churn_model_info`` at the model now served (``scorer``: compiled, pipeline,
-        rules, prior-rate) and ``churn_fallback_rules_info`` at its fallback ``rules``."""
+        """Point ``churn_model_info`` at the model now served (``scorer``: compiled,
+        predict_proba, pipeline, rules, prior-rate), ``churn_scorer_one_row_seconds`` at its
+        one-row time (NaN when not measured) and ``churn_fallback_rules_info`` at its fallback
+        ``rules``."""
         self.model_info.clear()
         self.model_info.labels(version=version, source=source, scorer=scorer).set(1)
+        self.scorer_one_row.set(float("nan") if one_row_ms is None else one_row_ms / 1000)
         self.fallback_rules.clear()
         if rules is not None:
             auc = "" if rules.test_roc_auc is None else f"{rules.test_roc_auc:.4f}"

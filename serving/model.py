@@ -18,8 +18,10 @@ from churn.config.layout import DataLayout
 from churn.config.params import Params
 from churn.config.settings import Settings
 from churn.data.split import label_vector
+from churn.models import serving_scorer
 from churn.release import registry, tracking
-from churn.scoring import PipelineScorer, Scorer, compile_pipeline
+from churn.scoring import Scorer, probe_columns
+from churn.scoring.check import one_row_ms
 from churn.scoring.fallback_rules import FILE_NAME as RULES_FILE
 from churn.scoring.fallback_rules import FallbackRules, RulesError
 
@@ -46,7 +48,9 @@ class ServedModel:
 
     ``record`` is the champion record training wrote (None for the rules); ``alias`` the
     registry alias the service follows (``CHURN_SERVED_ALIAS``). ``slow_scorer`` says why the
-    compiled replay does not serve this model (the plain pipeline does: correct, slower).
+    compiled replay does not serve this model (the model's own ``predict_proba`` after the
+    replayed features, or the plain pipeline: correct, slower), with its one-row time;
+    ``one_row_ms`` is the scorer's median one-row time measured at load.
     ``rules`` are the fallback rules trained with this model (None when its folder has none):
     they answer a request the model fails on.
     """
@@ -61,6 +65,7 @@ class ServedModel:
     alias: str = registry.CHAMPION
     slow_scorer: str | None = None
     rules: FallbackRules | None = None
+    one_row_ms: float | None = None
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -96,6 +101,7 @@ class ServedModel:
             "test_roc_auc": r.test_roc_auc if r else None,
             "decision_threshold": self.threshold,
             "scorer": self.scorer.kind,
+            "scorer_one_row_ms": self.one_row_ms,
             "loaded_at": self.loaded_at,
             "degraded_reason": self.degraded_reason,
         }
@@ -336,13 +342,15 @@ def _served(
     reason: str | None,
     rules: FallbackRules | None,
 ) -> ServedModel:
-    scorer = compile_pipeline(pipeline, params.dataset)
-    slow = scorer.reason if isinstance(scorer, PipelineScorer) else None
-    if slow is not None:
+    scorer = serving_scorer(pipeline, params.dataset)
+    # Measured here, on a probe row, so that /version and /ready say what one request costs.
+    ms = round(one_row_ms(scorer, probe_columns(params.dataset, n=1), repeats=50), 4)
+    slow = None
+    if scorer.kind != "compiled":
+        slow = f"{getattr(scorer, 'reason', '')} ({scorer.kind}, one row {ms:.3f} ms)"
+        by = "the plain pipeline" if scorer.kind == "pipeline" else "the model's own predict_proba"
         log.warning(
-            "v%s is served by the plain pipeline, not the compiled scorer (slower): %s",
-            record.version,
-            slow,
+            "v%s is served by %s, not the compiled scorer (slower): %s", record.version, by, slow
         )
     return ServedModel(
         name=settings.model_name,
@@ -355,6 +363,7 @@ def _served(
         alias=settings.served_alias,
         slow_scorer=slow,
         rules=rules,
+        one_row_ms=ms,
     )
 
 

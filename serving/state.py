@@ -85,7 +85,9 @@ class ServingState:
                 self.settings, self.params, f"v{model.version} failed on a request", model.rules
             )
         self.model = model
-        self.metrics.set_model(model.version, model.source, model.scorer.kind, self.rules.rules)
+        self.metrics.set_model(
+            model.version, model.source, model.scorer.kind, self.rules.rules, model.one_row_ms
+        )
 
     async def load_initial(self) -> None:
         """Start-up load (registry, else cache, else rules) without blocking the event loop."""

@@ -180,8 +180,9 @@ def httpx_load(
 def floor_one_row(project_dir: Path) -> tuple[float, float, float]:
     """Median in-process time (ms) for one row: our scorer, the sklearn pipeline, and our
     scorer's explanation of it (the reasons ``?explain=true`` returns)."""
+    from churn.models import explainer_for
     from churn.scoring import PipelineScorer
-    from churn.scoring.explain import DEFAULT_TOP_K, explainer_for
+    from churn.scoring.explain import DEFAULT_TOP_K
     from serving.model import load_initial
 
     settings = get_settings(project_dir=project_dir)

@@ -88,10 +88,13 @@ def load_settings(ctx: typer.Context) -> Any:
 def load_context(ctx: typer.Context) -> tuple[Any, Any]:
     """Settings and ``params.yaml``, or a clear error naming the file and the key."""
     from churn.config.params import load_params
+    from churn.models import check_params
 
     settings = load_settings(ctx)
     try:
-        return settings, load_params(settings.params_path)
+        params = load_params(settings.params_path)
+        check_params(params)  # the candidates and their blocks (churn.models), before any stage
+        return settings, params
     except FileNotFoundError:
         raise fail(f"{settings.params_path} not found (use --project-dir)", 2) from None
     except ValueError as exc:  # pydantic.ValidationError names the key

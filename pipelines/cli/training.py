@@ -136,8 +136,10 @@ WARM_PRELOAD = (
     "skops.io",
     "dvc.repo",
     "matplotlib.figure",
-    "xgboost",
     "churn.scoring.walk",  # numba, for the serving scorer the training flow checks
+    # The candidates table; each candidate's own libraries (xgboost, sklearn.ensemble, ...) are
+    # added from it (churn.models: modules(), in pipelines/warm.py's preload).
+    "churn.models",
 )
 
 

@@ -45,6 +45,8 @@ class Version(BaseModel):
     test_roc_auc: float | None
     decision_threshold: float
     scorer: str
+    # The scorer's median time for one row, measured when the model was loaded (ms).
+    scorer_one_row_ms: float | None = None
     loaded_at: str
     degraded_reason: str | None
     live: dict[str, Any] | None = None

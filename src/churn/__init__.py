@@ -3,8 +3,10 @@
 ``config`` (settings, ``params.yaml``, paths, the data error) -> ``data`` (sources, contract,
 validation, split, DVC versions, ``init-dataset``) -> ``features`` (the feature pipeline) ->
 ``scoring`` (the fast serving scorer, the threshold, explanations, the fallback rules) ->
-``training`` (candidates, evaluation, comparison, the training stages) -> ``release`` (MLflow
-tracking, the registry, the gate, checks, live challengers). Beside them, the contracts that cross
+``models`` (the candidates table: one module per model, what each declares, which scorer and
+explainer serve a fitted model) -> ``training`` (candidates, evaluation, comparison, the
+training stages) -> ``release`` (MLflow tracking, the registry, the gate, checks, live
+challengers). Beside them, the contracts that cross
 package borders: ``champion`` (the champion record), ``prediction_store`` (the prediction log and
 labels) and ``engine`` (where the stages run). ``dask`` is the optional Dask engine, a plug-in.
 

@@ -41,21 +41,32 @@ class ServingCheck:
     """The training run's check of the serving scorer against the pipeline, on the test split.
 
     Attributes:
-        scorer: ``compiled`` (the numpy replay serving uses) or ``pipeline`` (the replay does
-            not support this model, so serving calls the scikit-learn pipeline: correct, slower).
-        max_abs_diff: the largest difference between the two scorers' probabilities (compiled).
+        scorer: ``compiled`` (the numpy replay of features and model), ``predict_proba`` (the
+            numpy replay of the features, then the model's own ``predict_proba``: its kind
+            declares no compiled replay) or ``pipeline`` (the replay does not support this
+            pipeline, so serving calls the scikit-learn pipeline: correct, slower).
+        max_abs_diff: the largest difference between the replay's probabilities and the
+            pipeline's (None when no replay could run).
         rows: test rows compared.
-        reason: why the replay is not used (``pipeline``), empty otherwise.
+        reason: why the model is not replayed (``predict_proba``, ``pipeline``), else empty.
+        one_row_ms: the median one-row time of that scorer, measured at the check (None on
+            versions registered before it was recorded, and for ``pipeline``).
     """
 
     scorer: str
     max_abs_diff: float | None
     rows: int
     reason: str = ""
+    one_row_ms: float | None = None
 
     @property
     def compiled(self) -> bool:
         return self.scorer == "compiled"
+
+    @property
+    def replayed(self) -> bool:
+        """The numpy replay serves (the model itself compiled or by its ``predict_proba``)."""
+        return self.scorer in ("compiled", "predict_proba")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import pytest
 
 from churn.config.params import load_params
 from churn.config.settings import get_settings
-from churn.scoring.explain import explainer_for
+from churn.models import explainer_for
 from serving.app import create_app
 from serving.model import ServedModel, load_initial
 from tests.serving.conftest import loaded_client

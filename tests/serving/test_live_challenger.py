@@ -45,7 +45,7 @@ def _register_challenger(project: Path, shift: float) -> tuple[str, str]:
             pipeline,
             name="model",
             pip_requirements=tracking.model_requirements(),
-            skops_trusted_types=tracking.TRUSTED_MODEL_TYPES,
+            skops_trusted_types=tracking.trusted_model_types(),
         )
     tags = {k: v for k, v in champion.tags.items() if not k.startswith("promotion.")}
     new = registry.register_challenger(

@@ -139,7 +139,7 @@ def test_a_champion_the_replay_cannot_serve_is_served_by_the_pipeline_and_ready_
             changed,
             name="model",
             skops_trusted_types=[
-                *tracking.TRUSTED_MODEL_TYPES,
+                *tracking.trusted_model_types(),
                 "sklearn.preprocessing._function_transformer.FunctionTransformer",
             ],
         )

@@ -7,6 +7,10 @@ What runs where (docs/scaling.md):
   aggregates over every training row: the fill medians (Dask's quantile) and the scaler's mean
   and variance of the filled, derived columns.
 - **Encoding**: the fitted pipeline is applied to each partition (``map_partitions``).
+- **Which candidates**: each as its module declares (``churn.models``, ``dask``): XGBoost on
+  the cluster (``xgboost.dask``), the baseline (and any candidate declaring ``sample``) in one
+  process on the sample; a candidate that declares neither is not trained here, and that is
+  said by name (a WARNING, and the run's summary).
 - **XGBoost**: ``xgboost.dask.train`` on a ``DaskQuantileDMatrix`` of the training split (the
   validation split's matrix shares its quantiles), for the configured values and each trial of
   ``train.search``; trials are ranked on the validation split's ROC AUC as on pandas.
@@ -33,10 +37,10 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
-from xgboost import XGBClassifier
 
+from churn import models
 from churn.config.layout import SPLITS, DataLayout, parts_of
-from churn.config.params import BASELINE, DatasetConfig, Params, TrainParams, XGBoostParams
+from churn.config.params import BASELINE, DatasetConfig, Params, TrainParams
 from churn.config.settings import Settings
 from churn.data.split import label_vector
 from churn.features.pipeline import (
@@ -46,20 +50,21 @@ from churn.features.pipeline import (
     encoded_feature_names,
     feature_steps,
 )
+from churn.models.candidates import xgboost as xgboost_kind
 from churn.scoring.fallback_rules import fit_rules, with_test_auc
 from churn.scoring.threshold import choose_threshold
 from churn.training import comparison, evaluation
 from churn.training.stages import Evaluation, FeatureSet
 from churn.training.train import (
-    _SEARCH_SPACE,
     FittedCandidate,
     TrainedModels,
     Trial,
-    _sample,
     assemble,
     calibrate,
-    fit_baseline,
     monotone_constraints,
+    search,
+    search_grid,
+    select,
     validation_metrics,
 )
 
@@ -183,8 +188,8 @@ def featurize(splits: Splits, params: Params) -> DaskFeatures:
 def booster_params(
     values: dict[str, Any], seed: int, monotone: tuple[int, ...]
 ) -> tuple[dict[str, Any], int]:
-    """XGBoost's native parameters and rounds for the ``XGBClassifier`` values ``fit_xgboost``
-    uses (``n_estimators`` is the number of rounds)."""
+    """XGBoost's native parameters and rounds for the ``XGBClassifier`` values the xgboost
+    candidate's ``fit`` uses (``n_estimators`` is the number of rounds)."""
     native = {k: v for k, v in values.items() if k != "n_estimators"}
     native |= {
         "objective": "binary:logistic",
@@ -197,19 +202,12 @@ def booster_params(
     return native, int(values["n_estimators"])
 
 
-def as_classifier(booster: Any, values: dict[str, Any], params: TrainParams) -> XGBClassifier:
+def as_classifier(booster: Any, values: dict[str, Any], params: TrainParams) -> Any:
     """An ``XGBClassifier`` around a booster trained on the cluster: the pandas engine's model
-    (same constructor as ``fit_xgboost``), so the service, the fast scorer and the importances
-    read it alike."""
+    (the xgboost candidate's own constructor), so the service, the fast scorer and the
+    importances read it alike."""
     booster.feature_names = None  # the pandas engine trains on arrays: features f0, f1...
-    model = XGBClassifier(
-        **values,
-        objective="binary:logistic",
-        eval_metric="auc",
-        tree_method="hist",
-        random_state=params.seed,
-        n_jobs=params.n_jobs,
-    )
+    model = xgboost_kind.classifier(values, params.seed, params.n_jobs, ())
     model.load_model(bytearray(booster.save_raw("json")))
     return model
 
@@ -233,24 +231,47 @@ def train(
     params: Params,
     progress: Callable[[int, int], None] | None = None,
 ) -> TrainedModels:
-    """XGBoost with ``xgboost.dask`` (the configured values, then ``search.n_trials`` seeded
-    neighbours, best on valid), calibrated on every validation score; the baseline on the
-    sample. The random forest of ``train.candidates`` is not trained on this engine (said at
-    INFO): scikit-learn's forest has no distributed fit."""
+    """Every candidate of ``train.candidates`` as its module declares for this engine
+    (``churn.models``, ``dask``): ``xgboost.dask`` on the cluster, ``sample`` in one process on
+    the sample; the others are refused by name (a WARNING; ``TrainedModels.refused``). The
+    selection is the pandas engine's (``train.select``)."""
+    cfg = params.train
+    refused = models.refused_on("dask", cfg.candidates)
+    for reason in refused.values():
+        log.warning("%s", reason)
+    fitted: dict[str, FittedCandidate] = {}
+    for name in cfg.candidates:
+        if name in refused:
+            continue
+        kind = models.kind(name)
+        if kind.dask == "xgboost.dask":
+            fitted[name] = _on_cluster(client, features, kind, cfg, progress)
+        else:
+            fitted[name] = _on_sample(features, kind, cfg)
+    selected = select(fitted, cfg.select.metric, cfg.select.tolerance, cfg.select.prefer)
+    return TrainedModels(
+        candidates=fitted, selected=selected, metric=cfg.select.metric, refused=refused
+    )
+
+
+def _on_cluster(
+    client: Client,
+    features: DaskFeatures,
+    kind: models.ModelKind,
+    cfg: TrainParams,
+    progress: Callable[[int, int], None] | None,
+) -> FittedCandidate:
+    """An XGBoost candidate with ``xgboost.dask`` (its configured values, then its seeded
+    search trials, best on valid), calibrated on every validation score."""
     import time
 
     from xgboost import dask as dxgb
 
-    cfg = params.train
-    if "random_forest" in cfg.candidates:
-        log.info("dask engine: train.candidates' random_forest is skipped (no distributed fit)")
     started = time.perf_counter()
     monotone = monotone_constraints(features.sample.feature_names, cfg.monotone)
     dtrain = dxgb.DaskQuantileDMatrix(client, features.X["train"], features.y["train"])
     y_valid = np.asarray(features.y["valid"].compute())
-    candidates = [cfg.xgboost.model_dump()]
-    rng = np.random.default_rng(cfg.seed)
-    candidates += [_sample(rng, _SEARCH_SPACE, XGBoostParams) for _ in range(cfg.search.n_trials)]
+    candidates = search_grid(kind, cfg)
     best: tuple[float, Any, dict[str, Any]] | None = None
     trials: list[Trial] = []
     for i, values in enumerate(candidates):
@@ -258,7 +279,7 @@ def train(
         out = dxgb.train(client, native, dtrain, num_boost_round=rounds, verbose_eval=False)
         raw = np.asarray(dxgb.inplace_predict(client, out["booster"], features.X["valid"]))
         auc = float(roc_auc_score(y_valid, raw))
-        trials.append(Trial(params=values, valid_roc_auc=auc))
+        trials.append(Trial(params=values, valid_roc_auc=auc, candidate=kind.name))
         n = len(candidates)
         log.info("xgboost.dask trial %d/%d: valid ROC AUC %.4f %s", i + 1, n, auc, values)
         if best is None or auc > best[0]:
@@ -274,60 +295,78 @@ def train(
     valid_raw = scores(features.X["valid"], model)
     calibrator = calibrated.calibrated_classifiers_[0].calibrators[0].fit(valid_raw, y_valid)
     valid_proba = np.asarray(calibrator.predict(valid_raw), dtype="float64")
-    xgb_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    baseline = calibrate(
-        fit_baseline(sample.X["train"], sample.y["train"], cfg),
-        sample.X["valid"],
-        sample.y["valid"],
-        cfg.calibration,
+    return FittedCandidate(
+        name=kind.name,
+        model=calibrated,
+        params=values,
+        trials=trials,
+        fit_seconds=time.perf_counter() - started,
+        valid=validation_metrics(y_valid, valid_proba, cfg.costs),
     )
-    base_seconds = time.perf_counter() - started
-    fitted: dict[str, FittedCandidate] = {
-        "xgboost": FittedCandidate(
-            name="xgboost",
-            model=calibrated,
-            params=values,
-            trials=trials,
-            fit_seconds=xgb_seconds,
-            valid=validation_metrics(y_valid, valid_proba, cfg.costs),
+
+
+def _on_sample(features: DaskFeatures, kind: models.ModelKind, cfg: TrainParams) -> FittedCandidate:
+    """A candidate fitted in one process on the seeded sample (``engine.sample_rows`` rows per
+    split), searched and calibrated as on the pandas engine."""
+    import time
+
+    from threadpoolctl import threadpool_limits
+
+    sample = features.sample
+    started = time.perf_counter()
+    monotone = monotone_constraints(sample.feature_names, cfg.monotone)
+    with threadpool_limits(limits=cfg.n_jobs, user_api="openmp"):
+        model, trials = search(
+            kind,
+            sample.X["train"],
+            sample.y["train"],
+            sample.X["valid"],
+            sample.y["valid"],
+            cfg,
+            monotone,
+        )
+    chosen = (
+        max(trials, key=lambda t: t.valid_roc_auc).params
+        if trials
+        else models.values(cfg, kind.name)
+    )
+    calibrated = calibrate(model, sample.X["valid"], sample.y["valid"], cfg.calibration)
+    return FittedCandidate(
+        name=kind.name,
+        model=calibrated,
+        params=chosen,
+        trials=trials,
+        fit_seconds=time.perf_counter() - started,
+        valid=validation_metrics(
+            sample.y["valid"], calibrated.predict_proba(sample.X["valid"])[:, 1], cfg.costs
         ),
-        BASELINE: FittedCandidate(
-            name=BASELINE,
-            model=baseline,
-            params=cfg.baseline.model_dump(),
-            trials=[],
-            fit_seconds=base_seconds,
-            valid=validation_metrics(
-                sample.y["valid"], baseline.predict_proba(sample.X["valid"])[:, 1], cfg.costs
-            ),
-        ),
-    }
-    return TrainedModels(candidates=fitted, selected="xgboost", metric=cfg.select.metric)
+    )
 
 
 def evaluate(features: DaskFeatures, trained: TrainedModels, params: Params) -> Evaluation:
     """The pandas engine's ``evaluate_models`` from scores computed on the cluster (one pass over
-    valid and test for both models): threshold on every validation row, metrics on every test
-    row; the fallback rules on the sample."""
+    valid and test for every trained candidate): thresholds on every validation row, metrics on
+    every test row; the fallback rules on the sample."""
     from dask.base import compute
 
     sample, costs = features.sample, params.train.costs
-    y_valid, y_test, valid, base_valid, proba, base_proba = (
+    names = list(trained.candidates)
+    computed = [
         np.asarray(a)
         for a in compute(
             features.y["valid"],
             features.y["test"],
             *(
-                _scores(features.X[split], model)
+                _scores(features.X[split], trained.candidates[name].model)
+                for name in names
                 for split in ("valid", "test")
-                for model in (trained.model, trained.baseline)
             ),
         )
-    )
-    threshold = choose_threshold(y_valid, valid, costs)
-    base_threshold = choose_threshold(y_valid, base_valid, costs)
-    xgb = trained.chosen.estimator
+    ]
+    y_valid, y_test = computed[0], computed[1]
+    valid = {name: computed[2 + 2 * i] for i, name in enumerate(names)}
+    test = {name: computed[3 + 2 * i] for i, name in enumerate(names)}
+    thresholds = {name: choose_threshold(y_valid, valid[name], costs) for name in names}
     rules = fit_rules(
         sample.frames["train"],
         sample.y["train"],
@@ -338,16 +377,16 @@ def evaluate(features: DaskFeatures, trained: TrainedModels, params: Params) -> 
     )
     model = assemble(sample.pipeline, trained.model)
     baseline = assemble(sample.pipeline, trained.baseline)
+    threshold, base_threshold = thresholds[trained.selected], thresholds[BASELINE]
+    proba, base_proba = test[trained.selected], test[BASELINE]
     metrics = evaluation.classification_metrics(y_test, proba, threshold)
-    base_metrics = evaluation.classification_metrics(y_test, base_proba, base_threshold)
     rows, per_candidate = [], {}
-    for name, pipeline, found, cut in (
-        (trained.selected, model, metrics, threshold),
-        (BASELINE, baseline, base_metrics, base_threshold),
-    ):
+    for name in names:
         candidate = trained.candidates[name]
+        found = evaluation.classification_metrics(y_test, test[name], thresholds[name])
+        pipeline = assemble(sample.pipeline, candidate.model)
         speed = comparison.one_row_ms(pipeline, params.dataset, sample.frames["test"])
-        rows.append(comparison.row(candidate, trained.selected, found, cut, speed))
+        rows.append(comparison.row(candidate, trained.selected, found, thresholds[name], speed))
         per_candidate[name] = {
             **candidate.valid,
             **found,
@@ -355,6 +394,9 @@ def evaluate(features: DaskFeatures, trained: TrainedModels, params: Params) -> 
             "predict_ms_one_row": speed[0],
             "size_kb": rows[-1]["size_kb"],
         }
+    found_importances, importance_kind = evaluation.importances(
+        trained.chosen.estimator, sample.feature_names
+    )
     return Evaluation(
         model=model,
         baseline=baseline,
@@ -365,11 +407,7 @@ def evaluate(features: DaskFeatures, trained: TrainedModels, params: Params) -> 
         ),
         rules=with_test_auc(rules, sample.frames["test"], sample.y["test"]),
         figures=evaluation.diagnostic_plots(
-            y_test,
-            proba,
-            threshold,
-            base_proba,
-            evaluation.xgboost_importances(xgb, sample.feature_names),
+            y_test, proba, threshold, base_proba, found_importances, importance_kind
         ),
         selected=trained.selected,
         selection_metric=trained.metric,

@@ -119,13 +119,17 @@ def monotone_directions(
 def scorer_parity(check: ServingCheck) -> CheckOutcome:
     """The serving scorer against the pipeline (``churn.scoring.check_serving``'s verdict).
 
-    Fails when the compiled replay cannot serve the model: the service would then answer with
-    the plain pipeline (correct, far slower) and report itself degraded.
+    Fails when the numpy replay cannot serve the model: the service would then answer with
+    the plain pipeline (correct, far slower) and report itself degraded. A model whose kind
+    declares no compiled replay passes (the replayed features, then its own ``predict_proba``,
+    equal the pipeline); the detail names that scorer and its one-row time.
     """
     diff = "n/a" if check.max_abs_diff is None else f"{check.max_abs_diff:.3g}"
     detail = f"serving scorer {check.scorer}: largest difference {diff} over {check.rows} rows"
+    if check.one_row_ms is not None:
+        detail += f", one row {check.one_row_ms:.3f} ms"
     return CheckOutcome(
-        "scorer_parity", check.compiled, detail + (f"; {check.reason}" if check.reason else "")
+        "scorer_parity", check.replayed, detail + (f"; {check.reason}" if check.reason else "")
     )
 
 

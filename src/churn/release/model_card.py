@@ -7,8 +7,9 @@ from typing import Any
 
 import pandas as pd
 
+from churn import models
 from churn.champion import ChampionInfo
-from churn.config.params import TITLES, Params
+from churn.config.params import Params
 from churn.training import comparison as compare
 from churn.training.fairness import SegmentReport
 
@@ -95,7 +96,7 @@ Intended use: ranking customers for retention outreach. Not for decisions about 
 human review; not for pricing or credit.
 
 ## Model
-{_sentence(TITLES.get(selected, selected))} ({hyper}) with {params.train.calibration} calibration
+{_sentence(models.title(selected))} ({hyper}) with {params.train.calibration} calibration
 on the validation split, behind a scikit-learn feature pipeline (missing values, derived features,
 scaling, one-hot encoding). Monotone constraints: {params.train.monotone or "none"}.{why}
 

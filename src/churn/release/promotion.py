@@ -28,6 +28,7 @@ from mlflow import MlflowClient
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
+from churn import models
 from churn.champion import ChampionInfo, ServingCheck
 from churn.config.layout import DataLayout
 from churn.config.params import DatasetConfig, Params
@@ -42,9 +43,6 @@ from churn.training.stages import Evaluation, FeatureSet
 from churn.training.train import TrainedModels, score
 
 log = logging.getLogger(__name__)
-
-# How each candidate's hyperparameters are named among the run's parameters.
-PARAM_PREFIX = {"logistic": "logreg", "random_forest": "rf", "xgboost": "xgb"}
 
 
 @dataclass
@@ -140,7 +138,8 @@ def build_run(
         "selection_metric": trained.metric,
         "fairness_segments": params.fairness.segments,
         **{
-            f"{PARAM_PREFIX[c.name]}_{k}": v
+            # each candidate's chosen values, named by its declared prefix (churn.models)
+            f"{models.kind(c.name).param_prefix}_{k}": v
             for c in trained.candidates.values()
             for k, v in c.params.items()
         },

@@ -17,6 +17,7 @@ from mlflow.environment_variables import MLFLOW_TRACKING_URI
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.types import ColSpec, Schema
 
+from churn import models
 from churn.config.params import DatasetConfig
 from churn.config.settings import Settings
 
@@ -30,23 +31,30 @@ if TYPE_CHECKING:
 
 # Pinned requirements for the logged model. Listing them avoids MLflow's requirement inference,
 # which loads the model again in a subprocess and costs several seconds per run.
-# XGBoost is one of two distributions (``xgboost-cpu`` on Linux): whichever is installed is listed.
-_MODEL_PACKAGES = ("scikit-learn", "xgboost", "xgboost-cpu", "pandas", "numpy", "skops")
+# With the candidates' own libraries (``churn.models``: ``libraries``; XGBoost is one of two
+# distributions, ``xgboost-cpu`` on Linux, so whichever is installed is listed).
+_BASE_PACKAGES = ("scikit-learn", "pandas", "numpy", "skops")
 
 # MLflow saves scikit-learn models with skops, which refuses to load types nobody vouched for.
-# These are the types the churn pipeline is made of; a new model type is added here on purpose.
-TRUSTED_MODEL_TYPES = [
+# These are the types the churn pipeline is made of around its model; each candidate's module
+# vouches for its own model's types (``churn.models``: ``trusted_types``).
+PIPELINE_TYPES = [
     "churn.features.pipeline.DerivedFeatures",
     "churn.features.pipeline.FillMissing",
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
     "sklearn.isotonic.IsotonicRegression",
-    "sklearn.ensemble._forest.RandomForestClassifier",
-    "sklearn.tree._classes.DecisionTreeClassifier",
-    "sklearn.tree._tree.Tree",
-    "xgboost.core.Booster",
-    "xgboost.sklearn.XGBClassifier",
 ]
+
+
+def trusted_model_types() -> list[str]:
+    """The pipeline's own types and every declared candidate's (``churn.models``)."""
+    return sorted({*PIPELINE_TYPES, *models.trusted_types()})
+
+
+def model_packages() -> tuple[str, ...]:
+    """The logged model's requirements: the pipeline's libraries and the candidates'."""
+    return tuple(dict.fromkeys((*_BASE_PACKAGES, *models.libraries())))
 
 
 def connect(settings: Settings) -> MlflowClient:
@@ -91,7 +99,7 @@ def experiment_id(client: MlflowClient, settings: Settings, name: str | None = N
 def model_requirements() -> list[str]:
     """``package==version`` for the packages the model needs at load time."""
     reqs = []
-    for package in _MODEL_PACKAGES:
+    for package in model_packages():
         try:
             version = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
@@ -167,7 +175,7 @@ def log_training_run(
                 input_example=input_example,
                 pip_requirements=model_requirements(),
                 pyfunc_predict_fn="predict_proba",
-                skops_trusted_types=TRUSTED_MODEL_TYPES,
+                skops_trusted_types=trusted_model_types(),
                 extra_files=[str(rules.write(Path(tmp) / RULES_FILE))],
             )
     return run.info.run_id, info.model_uri

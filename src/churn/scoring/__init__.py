@@ -2,8 +2,9 @@
 
 Modules: ``columns`` (raw column helpers), ``reference`` (the ``Scorer`` interface and the
 pipeline itself), ``replay`` (the compiled numpy replay), ``trees`` (XGBoost's trees in numpy),
-``walk`` (one record's tree walk, numba-compiled), ``check`` (the choice between them, and the
-training-time check), ``threshold`` (the cost-based decision threshold), ``fallback_rules`` (what
+``walk`` (one record's tree walk, numba-compiled), ``check`` (the replay or the pipeline, and
+the training-time check; which model has which compiled score and explainer is declared in
+``churn.models``), ``threshold`` (the cost-based decision threshold), ``fallback_rules`` (what
 answers when no model can), ``treeshap`` and ``explain`` (the reasons for a score).
 """
 

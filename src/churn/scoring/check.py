@@ -14,7 +14,7 @@ from churn.champion import ServingCheck
 from churn.config.params import DatasetConfig
 from churn.scoring.columns import ROW_BY_ROW, SMALL, Columns
 from churn.scoring.reference import PipelineScorer, Scorer
-from churn.scoring.replay import TREE_ROWS, CompiledScorer, NotCompilable
+from churn.scoring.replay import TREE_ROWS, CompiledScorer, NotCompilable, RawScore
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +50,19 @@ def probe_columns(dataset: DatasetConfig, n: int = 64, seed: int = 0) -> dict[st
     return cols
 
 
-def compile_pipeline(pipeline: Pipeline, dataset: DatasetConfig) -> Scorer:
-    """The compiled replay when it matches the pipeline on probe rows, else the pipeline itself.
+def compile_pipeline(
+    pipeline: Pipeline, dataset: DatasetConfig, raw_score: RawScore | None = None
+) -> Scorer:
+    """The numpy replay when it matches the pipeline on probe rows, else the pipeline itself.
 
-    The returned :class:`PipelineScorer` carries the ``reason`` the replay is not used; serving
-    reports it (``/ready`` degraded, a warning, ``/metrics``).
+    ``raw_score`` is the model kind's compiled replay (``churn.models`` chooses it): with it the
+    replay scores the model too (``kind`` ``compiled``), without it the replayed features go to
+    the model's own ``predict_proba`` (``kind`` ``predict_proba``). The returned
+    :class:`PipelineScorer` carries the ``reason`` the replay is not used; serving reports it
+    (``/ready`` degraded, a warning, ``/metrics``).
     """
     try:
-        compiled = CompiledScorer(pipeline)
+        compiled = CompiledScorer(pipeline, raw_score)
     except NotCompilable as exc:
         return PipelineScorer(pipeline, dataset, reason=f"not compilable: {exc}")
     reference = PipelineScorer(pipeline, dataset)
@@ -72,7 +77,11 @@ def compile_pipeline(pipeline: Pipeline, dataset: DatasetConfig) -> Scorer:
 
 
 def check_serving(
-    pipeline: Pipeline, dataset: DatasetConfig, test_frame: pd.DataFrame
+    pipeline: Pipeline,
+    dataset: DatasetConfig,
+    test_frame: pd.DataFrame,
+    raw_score: RawScore | None = None,
+    why_not_compiled: str = "",
 ) -> ServingCheck:
     """Check the serving scorer against ``pipeline.predict_proba`` on the test split.
 
@@ -86,10 +95,13 @@ def check_serving(
         pipeline: the fitted pipeline training registers (features and model).
         dataset: the dataset config (the raw columns serving receives).
         test_frame: the test split as training holds it.
+        raw_score: the model kind's compiled replay (``churn.models``); None: the model's own
+            ``predict_proba`` after the replayed features.
+        why_not_compiled: why there is no ``raw_score`` (recorded as the check's reason).
     """
     rows = len(test_frame)
     try:
-        compiled = CompiledScorer(pipeline)
+        compiled = CompiledScorer(pipeline, raw_score)
     except NotCompilable as exc:
         return _slow(rows, None, f"not compilable: {exc}")
     want = np.asarray(pipeline.predict_proba(test_frame)[:, 1], dtype=np.float64)
@@ -113,8 +125,33 @@ def check_serving(
         return _slow(rows, None, _failed(exc))
     if gap > TOLERANCE:
         return _slow(rows, gap, _differs(gap, "the test split"))
-    log.info("serving scorer: compiled, max |difference| %.2g on %d test rows", gap, rows)
-    return ServingCheck(scorer="compiled", max_abs_diff=gap, rows=rows)
+    ms = one_row_ms(compiled, columns)
+    reason = "" if compiled.kind == "compiled" else why_not_compiled
+    log.info(
+        "serving scorer: %s, max |difference| %.2g on %d test rows, one row %.3f ms%s",
+        compiled.kind,
+        gap,
+        rows,
+        ms,
+        f" ({reason})" if reason else "",
+    )
+    return ServingCheck(
+        scorer=compiled.kind, max_abs_diff=gap, rows=rows, reason=reason, one_row_ms=ms
+    )
+
+
+def one_row_ms(scorer: Scorer, columns: Columns, repeats: int = 200) -> float:
+    """The median milliseconds ``scorer`` takes to score the first row of ``columns``."""
+    import time
+
+    row = {c: list(v[:1]) for c, v in columns.items()}
+    scorer.score(row, 1)  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        scorer.score(row, 1)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1000)
 
 
 def _probe_gap(

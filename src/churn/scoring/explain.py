@@ -15,8 +15,11 @@ pushes the churn probability up). How the contributions are computed depends on 
 * **the fallback rules** (``rules``): the points table is additive already: each kept column
   contributes ``scale x points`` of the customer's value, the base is the rules' intercept.
 
-Anything else (a random forest, a forker's model, the prior-rate rule) raises
-:class:`NotExplainable` with the reason; serving says so in the response instead of failing.
+Which model has which explainer is declared by its kind (``churn.models``: ``explainer``, or
+``no_explainer`` saying why none); this module holds the implementations
+(``treeshap_contributions``, ``linear_contributions``). A model without one (a random forest, a
+forker's model) and the prior-rate rule raise :class:`NotExplainable` with the reason; serving
+says so in the response instead of failing.
 
 Contributions of encoded columns are added up per **reason**: a one-hot block and a scaled
 numeric column become the customer's own field (``Contract = Month-to-month``, summed over every
@@ -30,6 +33,7 @@ feature, raises :class:`NotExplainable` naming it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -57,6 +61,21 @@ UNIT_NOTE = (
 )
 
 Method = Literal["treeshap", "linear", "rules"]
+# ``X -> (contributions per encoded column, base)`` of one fitted model, in log-odds.
+Contributions = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+class ModelContributions(Protocol):
+    """A model kind's explainer (``churn.models.Explains``): its method, and how to build the
+    contributions of one fitted model from it and the encoded columns' training centres.
+    ``build`` returns None when this fitted model is not one it explains (then
+    ``NotExplainable``)."""
+
+    @property
+    def method(self) -> Method: ...
+
+    @property
+    def build(self) -> Callable[[Any, np.ndarray], Contributions | None]: ...
 
 
 class NotExplainable(Exception):
@@ -162,9 +181,17 @@ class Explainer(Protocol):
         ...
 
 
-def explainer_for(scorer: Any, dataset: DatasetConfig) -> Explainer:
+def explainer_for(
+    scorer: Any,
+    dataset: DatasetConfig,
+    contributions: ModelContributions | None = None,
+    no_explainer: str = "",
+) -> Explainer:
     """The explainer of what a service or batch run scores with: a fitted pipeline, a serving
     scorer (compiled replay or plain pipeline) or the fallback rules.
+
+    ``contributions`` is the model kind's explainer (``churn.models.explainer_for`` looks it
+    up); without it a model is not explained, and ``no_explainer`` says why.
 
     Raises:
         NotExplainable: the model kind has no explainer (the message names it).
@@ -176,12 +203,13 @@ def explainer_for(scorer: Any, dataset: DatasetConfig) -> Explainer:
                 "moves the score, so there is nothing to explain"
             )
         return RulesExplainer(scorer)
+    why = no_explainer or "its model kind declares no explainer"
     if isinstance(scorer, CompiledScorer):
-        return PipelineExplainer(scorer.pipeline, dataset, scorer)
+        return PipelineExplainer(scorer.pipeline, dataset, scorer, contributions, why)
     if isinstance(scorer, PipelineScorer):
-        return PipelineExplainer(scorer.pipeline, dataset)
+        return PipelineExplainer(scorer.pipeline, dataset, None, contributions, why)
     if hasattr(scorer, "steps"):
-        return PipelineExplainer(scorer, dataset)
+        return PipelineExplainer(scorer, dataset, None, contributions, why)
     raise NotExplainable(f"explanations are not available for a {type(scorer).__name__} scorer")
 
 
@@ -213,7 +241,12 @@ class PipelineExplainer:
     added up per customer field (see the module's docstring)."""
 
     def __init__(
-        self, pipeline: Any, dataset: DatasetConfig, compiled: CompiledScorer | None = None
+        self,
+        pipeline: Any,
+        dataset: DatasetConfig,
+        compiled: CompiledScorer | None = None,
+        contributions: ModelContributions | None = None,
+        no_explainer: str = "its model kind declares no explainer",
     ) -> None:
         self.dataset = dataset
         self.compiled = compiled
@@ -233,7 +266,9 @@ class PipelineExplainer:
             )
         self.reasons, group, self._descale, self._centre = _layout(steps.encode, derived)
         self._group = group  # (encoded columns, reasons) 0/1
-        self._contribs, self.method = _model_contributions(model, self._centre)
+        self._contribs, self.method = _model_contributions(
+            model, self._centre, contributions, no_explainer
+        )
 
     def encode(self, columns: Columns, n: int) -> np.ndarray:
         """The encoded matrix the model sees (the compiled replay's, else the pipeline's)."""
@@ -301,11 +336,12 @@ def _layout(
     return reasons, group, descale, np.asarray(centre, dtype=np.float64)
 
 
-def _model_contributions(model: Any, centre: np.ndarray) -> tuple[Any, Method]:
+def _model_contributions(
+    model: Any, centre: np.ndarray, declared: ModelContributions | None, no_explainer: str
+) -> tuple[Contributions, Method]:
     """``X -> (contributions per encoded column, base)`` for the final estimator, and the
     method. A ``CalibratedClassifierCV`` is explained through the model it calibrates."""
     from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.linear_model import LogisticRegression
 
     inners = [model]
     if isinstance(model, CalibratedClassifierCV):
@@ -313,18 +349,17 @@ def _model_contributions(model: Any, centre: np.ndarray) -> tuple[Any, Method]:
             getattr(cc.estimator, "estimator", cc.estimator) for cc in model.calibrated_classifiers_
         ]
     distinct = list({id(m): m for m in inners}.values())
-    kinds = {type(m).__name__ for m in distinct}
-    if kinds == {"XGBClassifier"}:
-        parts = [_treeshap(m, len(centre)) for m in distinct]
-        method: Method = "treeshap"
-    elif all(isinstance(m, LogisticRegression) and m.coef_.shape[0] == 1 for m in distinct):
-        parts = [_linear(m, centre) for m in distinct]
-        method = "linear"
-    else:
+    kinds = " / ".join(sorted({type(m).__name__ for m in distinct}))
+    if declared is None:
+        raise NotExplainable(f"explanations are not available for {kinds} models: {no_explainer}")
+    built = [declared.build(m, centre) for m in distinct]
+    parts = [p for p in built if p is not None]
+    if len(parts) != len(built):
         raise NotExplainable(
-            f"explanations are not available for {' / '.join(sorted(kinds))} models (the "
-            "explainer knows XGBoost, by TreeSHAP, and logistic regression)"
+            f"explanations are not available for this {kinds} model: its {declared.method} "
+            "explainer does not apply to it"
         )
+    method = declared.method
     if len(parts) == 1:
         return parts[0], method
 
@@ -340,13 +375,13 @@ def _model_contributions(model: Any, centre: np.ndarray) -> tuple[Any, Method]:
     return mean, method
 
 
-def _treeshap(model: Any, n_features: int) -> Any:
+def treeshap_contributions(model: Any, centre: np.ndarray) -> Contributions:
     """TreeSHAP of a fitted XGBClassifier: from the numpy tables (``churn.scoring.treeshap``), or
-    from
-    XGBoost's own ``pred_contribs`` (the same numbers, several times slower) for an ensemble
-    too large for tables."""
+    from XGBoost's own ``pred_contribs`` (the same numbers, several times slower) for an
+    ensemble too large for tables."""
     import xgboost as xgb
 
+    n_features = len(centre)
     booster = model.get_booster()
     try:
         iterations = (0, int(model.best_iteration) + 1)
@@ -370,7 +405,11 @@ def _treeshap(model: Any, n_features: int) -> Any:
     return contributions
 
 
-def _linear(model: Any, centre: np.ndarray) -> Any:
+def linear_contributions(model: Any, centre: np.ndarray) -> Contributions | None:
+    """A binary linear model: coefficient x (encoded value - its training centre); None for a
+    multi-class one."""
+    if getattr(model, "coef_", np.zeros((2, 0))).shape[0] != 1:
+        return None
     coef = np.asarray(model.coef_[0], dtype=np.float64)
     base = float(model.intercept_[0]) + float(coef @ centre)
 
@@ -386,14 +425,20 @@ SUMMARY_ROWS = 5_000
 
 
 def summary_figures(
-    model: Any, frame: pd.DataFrame, dataset: DatasetConfig, max_rows: int = SUMMARY_ROWS
+    model: Any,
+    frame: pd.DataFrame,
+    dataset: DatasetConfig,
+    max_rows: int = SUMMARY_ROWS,
+    *,
+    contributions: ModelContributions | None = None,
+    no_explainer: str = "",
 ) -> dict[str, Any]:
     """The training run's global summary: mean |contribution| per field on ``frame`` (the test
     split; a seeded sample of ``max_rows`` when it is larger), as
-    ``{"explanations_summary.png": figure}``; empty (with an INFO line) when the model has no
-    explainer."""
+    ``{"explanations_summary.png": figure}``; empty (with an INFO line saying why) when the
+    model's kind has no explainer (``contributions``; ``no_explainer`` says why)."""
     try:
-        explainer = explainer_for(model, dataset)
+        explainer = explainer_for(model, dataset, contributions, no_explainer)
     except NotExplainable as exc:
         log.info("no explanation summary for this model: %s", exc)
         return {}

@@ -40,19 +40,21 @@ class CompiledScorer:
     ``StandardScaler`` and ``OneHotEncoder(handle_unknown="ignore")``), then the model. The
     feature steps are not re-implemented: it uses the fitted fill values, each derived
     feature's own arithmetic (``churn.features.kinds``, in its frame and its one-record form),
-    and reads the encoder's fitted statistics and categories. The model: for a calibrated
-    XGBoost, random forest or logistic regression (sigmoid or isotonic), its raw score and the
-    calibrators; for anything else, the model's own ``predict_proba`` on the replayed matrix.
-    Any other step, or a derived-feature kind without arithmetic, raises :class:`NotCompilable`
+    and reads the encoder's fitted statistics and categories. The model: with ``raw_score`` (the
+    model kind's compiled replay, declared in ``churn.models``) and a binary
+    ``CalibratedClassifierCV`` (sigmoid or isotonic), its raw score and the calibrators: ``kind``
+    is ``compiled``; otherwise the model's own ``predict_proba`` on the replayed matrix, with its
+    OpenMP and BLAS threads bounded by ``threads`` per call: ``kind`` is ``predict_proba``. Any
+    other step, or a derived-feature kind without arithmetic, raises :class:`NotCompilable`
     naming it.
 
     ``churn.scoring.check`` compares it with the real pipeline, at training (the test split)
     and at load (probe rows), before it is used.
     """
 
-    kind = "compiled"
-
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(
+        self, pipeline: Pipeline, raw_score: RawScore | None = None, threads: int = 1
+    ) -> None:
         try:
             features, model = model_steps(pipeline)
             steps = feature_steps(features)
@@ -64,7 +66,12 @@ class CompiledScorer:
         encode = steps.encode
         self._blocks = self._encoder_blocks(encode)
         self.n_features = sum(width for _, _, width, _ in self._blocks)
-        self._predict, self.model_path, self._dtype, self._predict_one = _model_predict(model)
+        predict = _model_predict(model, raw_score, threads)
+        self._predict, self.model_path, self._dtype, self._predict_one, replayed = predict
+        # What scores, named as /version, /ready and /metrics show it: the compiled replay of
+        # the model too, or the replayed features and then the model's own predict_proba.
+        self.kind = "compiled" if replayed else "predict_proba"
+        self.reason = ""  # why the model is not replayed (set by whoever chose the scorer)
         self._scale_plan: list[tuple[int, str, float, float]] = []
         self._onehot_plan: list[tuple[int, str, dict[Any, int]]] = []
         self._categories: dict[str, dict[Any, int]] = {}
@@ -211,21 +218,21 @@ OneRow = Callable[[np.ndarray], float]
 
 
 def _model_predict(
-    model: Any,
-) -> tuple[Callable[[np.ndarray], np.ndarray], str, type[np.floating[Any]], OneRow | None]:
+    model: Any, raw_score: RawScore | None, threads: int
+) -> tuple[Callable[[np.ndarray], np.ndarray], str, type[np.floating[Any]], OneRow | None, bool]:
     """The fastest exact ``X -> P(churn)`` for the final estimator, what it uses, the matrix's
-    dtype it needs, and the same for one encoded row in Python floats when every part has one
-    (the compiled tree walk with sigmoid calibration), else None.
+    dtype it needs, the same for one encoded row in Python floats when every part has one
+    (the compiled tree walk with sigmoid calibration) else None, and whether the model itself
+    is replayed.
 
-    A binary ``CalibratedClassifierCV`` around one of the training candidates is taken apart:
-    the fitted model's raw score and the calibrators, combined as
+    A binary ``CalibratedClassifierCV`` around a model whose kind declares ``raw_score`` is
+    taken apart: the fitted model's raw score (``raw_score``: e.g. the compiled tree walk of
+    XGBoost, the numpy walk of a forest, a linear score) and the calibrators, combined as
     ``CalibratedClassifierCV.predict_proba`` combines them (the mean over its classifiers).
-    The raw score: for XGBoost, the compiled tree walk for up to ``TREE_ROWS`` rows with sigmoid
-    calibration, else the booster; for a random forest, the numpy walk of its trees for up to
-    ``TREE_ROWS`` rows with sigmoid calibration, else its own ``predict_proba``; for a logistic
-    regression, its linear score. Isotonic calibration gets the model's own raw output and the
-    calibrator's own ``predict``: a piecewise-linear map can be steep, so only its exact input
-    is safe. Anything else is the model's own ``predict_proba`` on the replayed matrix.
+    Isotonic calibration gets the model's own raw output and the calibrator's own ``predict``:
+    a piecewise-linear map can be steep, so only its exact input is safe. Anything else is the
+    model's own ``predict_proba`` on the replayed matrix, its threads bounded to ``threads``
+    (an OpenMP model left to itself spreads one row over every core: 100 ms instead of 2).
 
     The one-row function does the same operations in the same order on floats (the same value
     to the last bit, ``tests/unit/scoring/test_scoring.py``): for a single record the dozen numpy
@@ -235,10 +242,15 @@ def _model_predict(
     from sklearn.calibration import CalibratedClassifierCV, _SigmoidCalibration
     from sklearn.isotonic import IsotonicRegression
 
-    def generic(X: np.ndarray) -> np.ndarray:
-        return np.asarray(model.predict_proba(X)[:, 1], dtype=np.float64)
+    bounded = Bounded(threads)
 
-    fallback = (generic, f"{type(model).__name__}.predict_proba", np.float64, None)
+    def generic(X: np.ndarray) -> np.ndarray:
+        with bounded():
+            return np.asarray(model.predict_proba(X)[:, 1], dtype=np.float64)
+
+    fallback = (generic, f"{type(model).__name__}.predict_proba", np.float64, None, False)
+    if raw_score is None:
+        return fallback
     if not isinstance(model, CalibratedClassifierCV) or len(model.classes_) != 2:
         return fallback
     parts: list[tuple[Callable[[np.ndarray], np.ndarray], Any]] = []
@@ -255,7 +267,7 @@ def _model_predict(
             methods.add("isotonic")
         else:
             return fallback
-        raw = _raw_score(inner, sigmoid=isinstance(calibrator, _SigmoidCalibration))
+        raw = raw_score(inner, sigmoid=isinstance(calibrator, _SigmoidCalibration))
         if raw is None:
             return fallback
         kinds.add(raw[1])
@@ -290,59 +302,89 @@ def _model_predict(
 
     path = f"{'/'.join(sorted(kinds))}, {'/'.join(sorted(methods))} calibration"
     one = calibrated_one if len(one_parts) == len(parts) else None
-    return calibrated, path, dtypes.pop(), one
+    return calibrated, path, dtypes.pop(), one, True
 
 
-def _raw_score(
-    inner: Any, *, sigmoid: bool
-) -> tuple[Callable[[np.ndarray], np.ndarray], str, type[np.floating[Any]], OneRow | None] | None:
-    """``X -> the score the calibrator was fitted on`` for a known model, the name of that
-    path, the dtype the model computes in (trees: float32; linear: float64) and the score of
-    one row as a float when the compiled tree walk gives it; None for an unknown model."""
-    kind = type(inner).__name__
-    if kind == "XGBClassifier":
+class Bounded:
+    """A context that bounds the OpenMP and BLAS threads of what runs inside it to ``threads``.
+
+    The controller is made at the first use, when the model's libraries are loaded (it limits
+    the thread pools loaded when it is made); entering it costs about 0.03 ms.
+    """
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self._controller: Any = None
+
+    def __call__(self) -> Any:
+        if self._controller is None:
+            from threadpoolctl import ThreadpoolController
+
+            self._controller = ThreadpoolController()
+        return self._controller.limit(limits=self.threads)
+
+
+RawPath = tuple[Callable[[np.ndarray], np.ndarray], str, type[np.floating[Any]], OneRow | None]
+# A model kind's compiled replay (declared in ``churn.models``): ``(fitted model, sigmoid) ->
+# (X -> the score its calibrator was fitted on, the name of that path, the dtype the model
+# computes in, one row's score as a float or None)``, or None when this fitted model has no
+# replay after all (then its own ``predict_proba`` serves).
+RawScore = Callable[..., RawPath | None]
+
+
+def xgboost_raw_score(inner: Any, *, sigmoid: bool) -> RawPath:
+    """XGBoost's margin: the compiled tree walk for up to ``TREE_ROWS`` rows with sigmoid
+    calibration, else the booster (float32, as XGBoost compares)."""
+    try:
+        iterations = (0, int(inner.best_iteration) + 1)
+    except AttributeError:
+        iterations = (0, 0)
+    booster = inner.get_booster()
+    trees: NumpyTrees | None = None
+    if sigmoid:
         try:
-            iterations = (0, int(inner.best_iteration) + 1)
-        except AttributeError:
-            iterations = (0, 0)
-        booster = inner.get_booster()
-        trees: NumpyTrees | None = None
-        if sigmoid:
-            try:
-                trees = NumpyTrees(booster, iterations)
-            except NotSupported:
-                trees = None
+            trees = NumpyTrees(booster, iterations)
+        except NotSupported:
+            trees = None
 
-        def xgb(X: np.ndarray) -> np.ndarray:
-            if trees is not None and X.shape[0] <= TREE_ROWS:
-                return trees.predict_proba(X)
-            p = booster.inplace_predict(X, iteration_range=iterations, validate_features=False)
-            return np.asarray(p, dtype=np.float64) if sigmoid else np.asarray(p)
+    def xgb(X: np.ndarray) -> np.ndarray:
+        if trees is not None and X.shape[0] <= TREE_ROWS:
+            return trees.predict_proba(X)
+        p = booster.inplace_predict(X, iteration_range=iterations, validate_features=False)
+        return np.asarray(p, dtype=np.float64) if sigmoid else np.asarray(p)
 
-        one = trees.proba_one if trees is not None else None
-        return xgb, "XGBoost booster", np.float32, one
-    if kind == "RandomForestClassifier":
-        forest: NumpyForest | None = None
-        if sigmoid:
-            try:
-                forest = NumpyForest(inner)
-            except NotSupported:
-                forest = None
+    one = trees.proba_one if trees is not None else None
+    return xgb, "XGBoost booster", np.float32, one
 
-        def rf(X: np.ndarray) -> np.ndarray:
-            if forest is not None and X.shape[0] <= TREE_ROWS and not np.isnan(X).any():
-                return forest.predict_proba(X)
-            return np.asarray(inner.predict_proba(X)[:, 1], dtype=np.float64)
 
-        return rf, "random-forest trees", np.float32, None
-    if kind == "LogisticRegression" and getattr(inner, "coef_", np.zeros((2, 0))).shape[0] == 1:
-        coef = np.asarray(inner.coef_[0], dtype=np.float64)
-        intercept = float(inner.intercept_[0])
+def forest_raw_score(inner: Any, *, sigmoid: bool) -> RawPath:
+    """A random forest's churn share: the numpy walk of its trees for up to ``TREE_ROWS`` rows
+    with sigmoid calibration, else its own ``predict_proba``."""
+    forest: NumpyForest | None = None
+    if sigmoid:
+        try:
+            forest = NumpyForest(inner)
+        except NotSupported:
+            forest = None
 
-        def linear(X: np.ndarray) -> np.ndarray:
-            if not sigmoid:
-                return np.asarray(inner.decision_function(X), dtype=np.float64)
-            return np.asarray(X @ coef + intercept, dtype=np.float64)
+    def rf(X: np.ndarray) -> np.ndarray:
+        if forest is not None and X.shape[0] <= TREE_ROWS and not np.isnan(X).any():
+            return forest.predict_proba(X)
+        return np.asarray(inner.predict_proba(X)[:, 1], dtype=np.float64)
 
-        return linear, "logistic-regression coefficients", np.float64, None
-    return None
+    return rf, "random-forest trees", np.float32, None
+
+
+def linear_raw_score(inner: Any, *, sigmoid: bool) -> RawPath | None:
+    """A binary linear model's score (``X @ coef + intercept``); None for a multi-row ``coef_``."""
+    if getattr(inner, "coef_", np.zeros((2, 0))).shape[0] != 1:
+        return None
+    coef = np.asarray(inner.coef_[0], dtype=np.float64)
+    intercept = float(inner.intercept_[0])
+
+    def linear(X: np.ndarray) -> np.ndarray:
+        if not sigmoid:
+            return np.asarray(inner.decision_function(X), dtype=np.float64)
+        return np.asarray(X @ coef + intercept, dtype=np.float64)
+
+    return linear, "logistic-regression coefficients", np.float64, None

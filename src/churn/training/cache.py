@@ -23,6 +23,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from churn import models
 from churn.config.params import Params
 
 if TYPE_CHECKING:
@@ -30,7 +31,9 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
 TAG = "training_fingerprint"
-_LIBRARIES = ("scikit-learn", "xgboost-cpu", "xgboost", "numpy", "pandas", "mlflow")
+# The libraries every fit depends on; each candidate's own come from its module
+# (``churn.models``: ``libraries``).
+_LIBRARIES = ("scikit-learn", "numpy", "pandas", "mlflow")
 
 
 def fingerprint(params: Params, data_files: dict[str, str]) -> str:
@@ -38,6 +41,8 @@ def fingerprint(params: Params, data_files: dict[str, str]) -> str:
     parts = {
         "data": sorted(data_files.items()),
         "params": params.model_dump(mode="json", by_alias=True, exclude={"monitor"}),
+        # each candidate's values as its module validates them (its defaults filled in)
+        "candidates": {n: models.values(params.train, n) for n in params.train.candidates},
         "code": code_digest(),
         "libraries": library_versions(),
     }
@@ -46,8 +51,9 @@ def fingerprint(params: Params, data_files: dict[str, str]) -> str:
 
 @cache
 def code_digest() -> str:
-    """The hash of the ``churn`` package's source files (path and content)."""
-    root = Path(__file__).resolve().parent
+    """The hash of the ``churn`` package's source files (path and content): every package,
+    the candidates' modules (``churn/models/candidates/``) included."""
+    root = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
         digest.update(path.relative_to(root).as_posix().encode())
@@ -58,7 +64,7 @@ def code_digest() -> str:
 @cache
 def library_versions() -> dict[str, str]:
     versions = {}
-    for name in _LIBRARIES:
+    for name in dict.fromkeys((*_LIBRARIES, *models.libraries())):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from churn.config.params import BASELINE, TITLES, DatasetConfig
-from churn.scoring import compile_pipeline
+from churn import models
+from churn.config.params import BASELINE, DatasetConfig
 from churn.training.train import FittedCandidate
 
 # The table's columns, in order (``candidate`` is the key of ``train.candidates``).
@@ -40,10 +40,11 @@ def one_row_ms(
 ) -> tuple[float, str]:
     """Median milliseconds to score one row with the scorer serving would use, and its kind.
 
-    The scorer is chosen as serving chooses it (``churn.scoring.compile_pipeline``): the
-    compiled numpy replay when it matches the pipeline, else the pipeline itself.
+    The scorer is chosen as serving chooses it (``churn.models.serving_scorer``): the compiled
+    numpy replay when the model's kind declares one, else the replayed features and the model's
+    own ``predict_proba`` (kind ``predict_proba``), else the pipeline itself.
     """
-    scorer = compile_pipeline(pipeline, dataset)
+    scorer = models.serving_scorer(pipeline, dataset)
     row = {c: frame[c].iloc[:1].tolist() for c in dataset.feature_columns}
     scorer.score(row, 1)  # warm-up
     times = []
@@ -101,9 +102,9 @@ def markdown(comparison: pd.DataFrame) -> str:
     lines = [head, "|" + "---|" * 12]
     for r in comparison.to_dict("records"):
         ms = f"{r['predict_ms_one_row']:.3f}"
-        ms += "" if r["scorer"] == "compiled" else " (pipeline)"
+        ms += "" if r["scorer"] == "compiled" else f" ({r['scorer']})"
         lines.append(
-            f"| {TITLES.get(r['candidate'], r['candidate'])} | {r['role']} | "
+            f"| {models.title(r['candidate'])} | {r['role']} | "
             f"{r['valid_roc_auc']:.4f} | {r['test_roc_auc']:.4f} | {r['test_pr_auc']:.4f} | "
             f"{r['test_brier']:.4f} | {r['threshold']:.3f} | {r['test_recall']:.3f} | "
             f"{r['test_precision']:.3f} | {r['fit_seconds']:.1f} | {ms} | {r['size_kb']:,.0f} |"
@@ -117,10 +118,10 @@ def why_this_model(
     """The model card's paragraph: which candidate was selected, by which rule, over which."""
     by = comparison.set_index("candidate")
     chosen = comparison.loc[comparison["role"] == "selected"].iloc[0]
-    name = TITLES.get(chosen.candidate, chosen.candidate)
+    name = models.title(chosen.candidate)
     direction = "lowest" if metric == "valid_cost" else "highest"
     others = [
-        f"{TITLES.get(c, c)} (valid ROC AUC {by.loc[c, 'valid_roc_auc']:.4f}, test "
+        f"{models.title(c)} (valid ROC AUC {by.loc[c, 'valid_roc_auc']:.4f}, test "
         f"{by.loc[c, 'test_roc_auc']:.4f})"
         for c in by.index
         if c not in (chosen.candidate, BASELINE)
@@ -132,7 +133,7 @@ def why_this_model(
         f"{metric}`, {direction} wins, measured on the validation split, never on test"
         + (
             f"; within {tolerance:g} of the best, the first of `train.select.prefer` "
-            f"({', '.join(TITLES.get(p, p) for p in prefer)})"
+            f"({', '.join(models.title(p) for p in prefer)})"
             if tolerance and prefer
             else ""
         )

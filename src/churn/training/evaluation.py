@@ -19,6 +19,8 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from churn import models
+
 
 def classification_metrics(
     y_true: np.ndarray, proba: np.ndarray, threshold: float, prefix: str = "test_"
@@ -103,18 +105,14 @@ def diagnostic_plots(
 def importances(model: object, feature_names: Sequence[str]) -> tuple[dict[str, float] | None, str]:
     """The model's own importances keyed by encoded feature name, and what they measure.
 
-    XGBoost: gain; a random forest: mean decrease in impurity; a linear model: none.
+    What its kind declares (``churn.models``: XGBoost's gain, the forest's mean decrease in
+    impurity); else its ``feature_importances_`` when it has them; else none (a linear model).
     """
-    if type(model).__name__ == "XGBClassifier":
-        return xgboost_importances(model, feature_names), "XGBoost gain"
+    declared = models.kind_of(model)
+    if declared is not None and declared.importances is not None:
+        return declared.importances(model, list(feature_names))
     found = getattr(model, "feature_importances_", None)
     if found is None:
         return None, ""
     values = dict(zip(feature_names, map(float, found), strict=True))
-    return values, "random-forest mean decrease in impurity"
-
-
-def xgboost_importances(booster_model: object, feature_names: Sequence[str]) -> dict[str, float]:
-    """Gain importances keyed by encoded feature name (features never split on are omitted)."""
-    scores = booster_model.get_booster().get_score(importance_type="gain")  # type: ignore[attr-defined]
-    return {feature_names[int(k[1:])]: float(v) for k, v in scores.items()}
+    return values, f"{type(model).__name__} feature_importances_"

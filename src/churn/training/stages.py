@@ -10,10 +10,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.pipeline import Pipeline
 
+from churn import models
 from churn.config.params import BASELINE, Params
 from churn.data.split import label_vector
 from churn.features.pipeline import build_feature_pipeline, encoded_feature_names
-from churn.scoring import explain
 from churn.scoring.fallback_rules import FallbackRules, fit_rules, with_test_auc
 from churn.training import comparison, evaluation, fairness, value
 from churn.training.train import (
@@ -137,7 +137,7 @@ def evaluate_models(features: FeatureSet, trained: TrainedModels, params: Params
     figures = evaluation.diagnostic_plots(y_test, proba, threshold, base_proba, found, kind)
     figures.update(value.value_plots(y_test, proba, threshold, econ))
     model = assemble(features.pipeline, trained.model)
-    figures.update(explain.summary_figures(model, features.frames["test"], params.dataset))
+    figures.update(models.explanation_figures(model, features.frames["test"], params.dataset))
     return Evaluation(
         model=model,
         baseline=assemble(features.pipeline, trained.baseline),

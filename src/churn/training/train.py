@@ -1,5 +1,6 @@
-"""Training: the candidates (logistic-regression baseline, random forest, XGBoost, each with its
-bounded search), calibration, the selection on validation, and each candidate's cost-based
+"""Training: every candidate of ``train.candidates`` as its module declares it (``churn.models``:
+the logistic-regression baseline, the random forest, XGBoost, a forker's model), each with its
+bounded search, calibration, the selection on validation, and each candidate's cost-based
 threshold (``churn.scoring.threshold``)."""
 
 from __future__ import annotations
@@ -16,45 +17,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.ensemble import RandomForestClassifier
 from sklearn.frozen import FrozenEstimator
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.pipeline import Pipeline
-from xgboost import XGBClassifier
 
-from churn.config.params import (
-    BASELINE,
-    TITLES,
-    CostParams,
-    RandomForestParams,
-    TrainParams,
-    XGBoostParams,
-)
+from churn import models
+from churn.config.params import BASELINE, CostParams, TrainParams
 from churn.features.pipeline import FEATURES, MODEL
+from churn.models import FitContext, ModelKind
+from churn.models.kind import SearchSpace
 from churn.scoring.threshold import choose_threshold
 
 log = logging.getLogger(__name__)
-
-# Bounds of the random search around the configured XGBoost values.
-_SEARCH_SPACE: dict[str, tuple[float, float, str]] = {
-    "n_estimators": (100, 600, "int"),
-    "max_depth": (2, 6, "int"),
-    "learning_rate": (0.01, 0.2, "log"),
-    "subsample": (0.6, 1.0, "lin"),
-    "colsample_bytree": (0.4, 1.0, "lin"),
-    "min_child_weight": (0.5, 20.0, "log"),
-    "reg_lambda": (0.1, 20.0, "log"),
-}
-
-
-# Bounds of the random forest's search (seeded, on the validation split, like XGBoost's).
-_FOREST_SPACE: dict[str, tuple[float, float, str]] = {
-    "n_estimators": (60, 160, "int"),
-    "max_depth": (4, 10, "int"),
-    "min_samples_leaf": (3, 40, "logint"),
-    "max_features": (0.2, 0.8, "lin"),
-}
 
 
 @dataclass
@@ -96,6 +70,9 @@ class TrainedModels:
     candidates: dict[str, FittedCandidate]
     selected: str
     metric: str = "valid_roc_auc"
+    # Candidates of ``train.candidates`` the engine did not train, each with why (said in the
+    # log and the run's summary).
+    refused: dict[str, str] = field(default_factory=dict)
 
     @property
     def chosen(self) -> FittedCandidate:
@@ -132,83 +109,22 @@ def monotone_constraints(
     return tuple(wanted.get(name, 0) for name in feature_names)
 
 
-def fit_baseline(X: np.ndarray, y: np.ndarray, params: TrainParams) -> LogisticRegression:
-    """Plain L2 logistic regression on the encoded features."""
-    return LogisticRegression(C=params.baseline.C, max_iter=2000).fit(X, y)
+def search_grid(candidate: ModelKind, params: TrainParams) -> list[dict[str, Any]]:
+    """The configured values of ``candidate``, then its ``search_trials`` seeded neighbours
+    within its ``search_space`` (the keys it does not search keep the configured values)."""
+    configured = models.block(params, candidate)
+    grid = [configured.model_dump()]
+    if not candidate.search_space:
+        return grid
+    rng = np.random.default_rng(params.seed + candidate.search_seed)
+    for _ in range(candidate.search_trials(params.search)):
+        sampled = _sample(rng, candidate.search_space)
+        grid.append(candidate.params(**{**configured.model_dump(), **sampled}).model_dump())
+    return grid
 
 
-def fit_forest(
-    X: np.ndarray,
-    y: np.ndarray,
-    values: dict[str, Any],
-    seed: int,
-    monotone: tuple[int, ...],
-    n_jobs: int = 1,
-) -> RandomForestClassifier:
-    """One random-forest fit (with the same monotone constraints as XGBoost, when any).
-
-    ``values["max_samples"]`` bounds the rows each tree draws; it applies only when the training
-    split has more rows than that.
-    """
-    values = dict(values)
-    cap = values.pop("max_samples", None)
-    model = RandomForestClassifier(
-        **values,
-        max_samples=cap if cap is not None and cap < len(X) else None,
-        random_state=seed,
-        n_jobs=n_jobs,
-        monotonic_cst=list(monotone) if any(monotone) else None,
-    )
-    return model.fit(X, y)
-
-
-def search_forest(
-    X_train: np.ndarray,
-    y_train: np.ndarray,
-    X_valid: np.ndarray,
-    y_valid: np.ndarray,
-    params: TrainParams,
-    monotone: tuple[int, ...],
-) -> tuple[RandomForestClassifier, list[Trial]]:
-    """The configured forest, then ``search.random_forest_trials`` seeded neighbours; the best
-    by validation ROC AUC (as for XGBoost: the test split stays untouched)."""
-    n_trials = params.search.random_forest_trials
-    n_trials = params.search.n_trials if n_trials is None else n_trials
-    rng = np.random.default_rng(params.seed + 1)
-    grid = [params.random_forest.model_dump()]
-    cap = {"max_samples": params.random_forest.max_samples}  # not searched
-    grid += [_sample(rng, _FOREST_SPACE, RandomForestParams) | cap for _ in range(n_trials)]
-    return _best_of(
-        "random_forest",
-        grid,
-        lambda v: fit_forest(X_train, y_train, v, params.seed, monotone, params.n_jobs),
-        X_valid,
-        y_valid,
-    )
-
-
-def fit_xgboost(
-    X: np.ndarray,
-    y: np.ndarray,
-    values: dict[str, Any],
-    seed: int,
-    monotone: tuple[int, ...],
-    n_jobs: int = 1,
-) -> XGBClassifier:
-    """One XGBoost fit with the given hyperparameters."""
-    model = XGBClassifier(
-        **values,
-        objective="binary:logistic",
-        eval_metric="auc",
-        tree_method="hist",
-        random_state=seed,
-        n_jobs=n_jobs,
-        monotone_constraints=monotone if any(monotone) else None,
-    )
-    return model.fit(X, y)
-
-
-def search_xgboost(
+def search(
+    candidate: ModelKind,
     X_train: np.ndarray,
     y_train: np.ndarray,
     X_valid: np.ndarray,
@@ -216,19 +132,18 @@ def search_xgboost(
     params: TrainParams,
     monotone: tuple[int, ...],
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[XGBClassifier, list[Trial]]:
-    """Fit the configured XGBoost, then ``search.n_trials`` random neighbours; keep the best.
-
-    The search is seeded and bounded; trials are scored by ROC AUC on the validation split only,
-    so the test split stays untouched until evaluation.
-    """
-    grid = [params.xgboost.model_dump()]
-    rng = np.random.default_rng(params.seed)
-    grid += [_sample(rng, _SEARCH_SPACE, XGBoostParams) for _ in range(params.search.n_trials)]
+) -> tuple[Any, list[Trial]]:
+    """Fit ``candidate``'s grid (``search_grid``) on train and keep the best by validation ROC
+    AUC; the test split stays untouched until evaluation. A candidate without a search space
+    is fitted once with its configured values (no trials recorded)."""
+    context = FitContext(seed=params.seed, monotone=monotone, n_jobs=params.n_jobs)
+    grid = search_grid(candidate, params)
+    if not candidate.search_space:
+        return candidate.fit(X_train, y_train, grid[0], context), []
     return _best_of(
-        "xgboost",
+        candidate.name,
         grid,
-        lambda v: fit_xgboost(X_train, y_train, v, params.seed, monotone, params.n_jobs),
+        lambda v: candidate.fit(X_train, y_train, v, context),
         X_valid,
         y_valid,
         progress,
@@ -281,20 +196,25 @@ def train_models(
     ``params.select.metric``. Nothing here sees the test split.
     """
 
+    # Progress (when asked for) follows the candidate with the most trials.
+    followed = max(params.candidates, key=lambda n: len(search_grid(models.kind(n), params)))
+
     def fit(name: str) -> FittedCandidate:
         start = time.perf_counter()
-        trials: list[Trial] = []
-        if name == "xgboost":
-            model, trials = search_xgboost(
-                X_train, y_train, X_valid, y_valid, params, monotone, progress
-            )
-            chosen = max(trials, key=lambda t: t.valid_roc_auc).params
-        elif name == "random_forest":
-            model, trials = search_forest(X_train, y_train, X_valid, y_valid, params, monotone)
+        model, trials = search(
+            models.kind(name),
+            X_train,
+            y_train,
+            X_valid,
+            y_valid,
+            params,
+            monotone,
+            progress if name == followed else None,
+        )
+        if trials:
             chosen = max(trials, key=lambda t: t.valid_roc_auc).params
         else:
-            model = fit_baseline(X_train, y_train, params)
-            chosen = params.baseline.model_dump()
+            chosen = models.values(params, name)
         calibrated = calibrate(model, X_valid, y_valid, params.calibration)
         seconds = time.perf_counter() - start
         proba = calibrated.predict_proba(X_valid)[:, 1]
@@ -308,7 +228,7 @@ def train_models(
         )
         log.info(
             "%s: valid ROC AUC %.4f, fitted in %.1f s",
-            TITLES[name],
+            models.title(name),
             candidate.valid["valid_roc_auc"],
             seconds,
         )
@@ -320,8 +240,15 @@ def train_models(
     # whatever the order they finish in.
     # Each thread runs in a copy of this context, so what it logs belongs to the caller's run
     # (Prefect sends it to the flow run's log; without it, every line warned of a missing run).
+    # OpenMP-based estimators (scikit-learn's histogram boosting, ...) take every core unless
+    # told: their pools are bounded to train.n_jobs for the whole fit, as n_jobs bounds the rest.
+    from threadpoolctl import threadpool_limits
+
     workers = min(len(params.candidates), os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="candidate") as pool:
+    with (
+        threadpool_limits(limits=params.n_jobs, user_api="openmp"),
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="candidate") as pool,
+    ):
         futures = [pool.submit(contextvars.copy_context().run, fit, c) for c in params.candidates]
         fitted: dict[str, FittedCandidate] = {
             name: future.result() for name, future in zip(params.candidates, futures, strict=True)
@@ -381,19 +308,15 @@ def score(model: Pipeline, frame: pd.DataFrame) -> np.ndarray:
     return np.asarray(model.predict_proba(frame)[:, 1], dtype="float64")
 
 
-def _sample(
-    rng: np.random.Generator,
-    space: dict[str, tuple[float, float, str]],
-    kind_of: type[XGBoostParams] | type[RandomForestParams],
-) -> dict[str, Any]:
+def _sample(rng: np.random.Generator, space: SearchSpace) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for name, (lo, hi, kind) in space.items():
-        if kind == "int":
+    for name, (lo, hi, scale) in space.items():
+        if scale == "int":
             values[name] = int(rng.integers(int(lo), int(hi) + 1))
-        elif kind == "log":
+        elif scale == "log":
             values[name] = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-        elif kind == "logint":
+        elif scale == "logint":
             values[name] = round(float(np.exp(rng.uniform(np.log(lo), np.log(hi)))))
         else:
             values[name] = float(rng.uniform(lo, hi))
-    return kind_of(**values).model_dump()
+    return values

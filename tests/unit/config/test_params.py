@@ -76,12 +76,21 @@ def test_derived_feature_names_are_new_unique_columns_and_kinds_are_known():
 
 
 def test_unknown_key_is_refused(tmp_path):
+    """Refused by the typed view; under ``train``, where each candidate adds its own block, by
+    the candidates table (``churn.models.check_params``, which every command runs)."""
+    from churn.models import check_params
+
     raw = _raw()
-    raw["train"]["n_trees"] = 10
+    raw["promote"]["n_trees"] = 10
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ValidationError, match="n_trees"):
         load_params(path)
+    raw = _raw()
+    raw["train"]["n_trees"] = 10
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValueError, match=r"train\.n_trees is neither a train setting"):
+        check_params(load_params(path))
 
 
 def test_a_segment_column_must_be_a_categorical_column(params):

@@ -19,10 +19,12 @@ from churn.data.generator import generate_customers
 from churn.data.split import label_vector, split_frame
 from churn.data.validate import validate_frame
 from churn.features.pipeline import build_feature_pipeline, encoded_feature_names
-from churn.scoring import CompiledScorer, PipelineScorer, compile_pipeline
-from churn.scoring.explain import NotExplainable, explainer_for, summary_figures
+from churn.models import FitContext, explainer_for, kind, serving_scorer, values
+from churn.models import explanation_figures as summary_figures
+from churn.scoring import CompiledScorer, PipelineScorer
+from churn.scoring.explain import NotExplainable
 from churn.scoring.fallback_rules import FallbackRules, fit_rules
-from churn.training.train import assemble, calibrate, fit_baseline, fit_xgboost
+from churn.training.train import assemble, calibrate
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +40,12 @@ def fitted(params: Params, splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
     features = build_feature_pipeline(params.dataset, params.features).fit(splits["train"])
     X = {n: np.asarray(features.transform(f), dtype=np.float32) for n, f in splits.items()}
     y = {n: label_vector(f, params.dataset).to_numpy() for n, f in splits.items()}
-    booster = fit_xgboost(
-        X["train"], y["train"], {"n_estimators": 40, "max_depth": 3}, seed=0, monotone=()
+    booster = kind("xgboost").fit(
+        X["train"], y["train"], {"n_estimators": 40, "max_depth": 3}, FitContext(0, (), 1)
     )
-    linear = fit_baseline(X["train"], y["train"], params.train)
+    linear = kind("logistic").fit(
+        X["train"], y["train"], values(params.train, "logistic"), FitContext(0, (), 1)
+    )
     return {
         "features": features,
         "X": X,
@@ -66,7 +70,7 @@ def test_treeshap_contributions_and_base_add_up_to_the_boosters_margin(
     encoded columns are added up per field; and the margin is the served score's: the
     calibrated probability computed from it is what the compiled scorer answers."""
     test = splits["test"]
-    scorer = compile_pipeline(fitted["xgboost_pipeline"], params.dataset)
+    scorer = serving_scorer(fitted["xgboost_pipeline"], params.dataset)
     assert isinstance(scorer, CompiledScorer)
     explanations = explainer_for(scorer, params.dataset).explain(
         columns_of(test, params), len(test)
@@ -119,7 +123,7 @@ def test_reasons_name_the_customers_fields_and_values(
     row = splits["test"].iloc[[3]]
     record = {c: [v.item() if hasattr(v, "item") else v] for c, v in row.iloc[0].items()}
     explainer = explainer_for(
-        compile_pipeline(fitted["xgboost_pipeline"], params.dataset), params.dataset
+        serving_scorer(fitted["xgboost_pipeline"], params.dataset), params.dataset
     )
     explained = explainer.explain(record, 1).record(0, top_k=50)
     derived = params.features.names()
@@ -157,7 +161,9 @@ def test_the_compiled_and_the_pipeline_encodings_explain_alike(
     test = splits["test"].head(50)
     cols = columns_of(test, params)
     pipeline = fitted["xgboost_pipeline"]
-    compiled = explainer_for(CompiledScorer(pipeline), params.dataset).explain(cols, len(test))
+    scorer = serving_scorer(pipeline, params.dataset)
+    assert isinstance(scorer, CompiledScorer)
+    compiled = explainer_for(scorer, params.dataset).explain(cols, len(test))
     plain = explainer_for(PipelineScorer(pipeline, params.dataset), params.dataset).explain(
         cols, len(test)
     )
@@ -233,11 +239,13 @@ def test_a_difference_is_a_reason_of_its_own_that_names_both_its_fields(
     pipe = build_feature_pipeline(custom.dataset, custom.features).fit(splits["train"])
     X = {n: np.asarray(pipe.transform(f), dtype=np.float32) for n, f in splits.items()}
     y = {n: label_vector(f, custom.dataset).to_numpy() for n, f in splits.items()}
-    linear = fit_baseline(X["train"], y["train"], custom.train)
+    linear = kind("logistic").fit(
+        X["train"], y["train"], values(custom.train, "logistic"), FitContext(0, (), 1)
+    )
     model = assemble(pipe, calibrate(linear, X["valid"], y["valid"], "sigmoid"))
     row = splits["test"].dropna(subset=["TotalCharges"]).iloc[[0]]
     record = {c: [v.item() if hasattr(v, "item") else v] for c, v in row.iloc[0].items()}
-    for scorer in (model, compile_pipeline(model, custom.dataset)):
+    for scorer in (model, serving_scorer(model, custom.dataset)):
         explained = explainer_for(scorer, custom.dataset).explain(record, 1).record(0, top_k=50)
         reasons = {r["field"]: r for r in explained["up"] + explained["down"]}
         assert set(reasons) <= {*custom.dataset.feature_columns, "billed_before"}

@@ -21,14 +21,13 @@ from churn.data.split import label_vector, split_frame
 from churn.data.validate import validate_frame
 from churn.features.kinds import count_present
 from churn.features.pipeline import FEATURES, DerivedFeatures, build_feature_pipeline
+from churn.models import FitContext, check_serving, kind, serving_scorer
 from churn.scoring import (
     CompiledScorer,
     PipelineScorer,
-    check_serving,
-    compile_pipeline,
     probe_columns,
 )
-from churn.training.train import assemble, calibrate, fit_xgboost
+from churn.training.train import assemble, calibrate
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +58,8 @@ def fit(
     base = (
         model
         if model is not None
-        else fit_xgboost(
-            X["train"], y["train"], {"n_estimators": 40, "max_depth": 3}, seed=0, monotone=()
+        else kind("xgboost").fit(
+            X["train"], y["train"], {"n_estimators": 40, "max_depth": 3}, FitContext(0, (), 1)
         )
     )
     if model is not None:
@@ -82,7 +81,7 @@ def test_the_check_serves_the_compiled_replay_for_either_calibration(
     assert check.scorer == "compiled" and check.compiled, check.reason
     assert check.max_abs_diff is not None and check.max_abs_diff < 1e-6
     assert check.rows == len(splits["test"]) and check.reason == ""
-    assert isinstance(compile_pipeline(pipeline, params.dataset), CompiledScorer)
+    assert isinstance(serving_scorer(pipeline, params.dataset), CompiledScorer)
 
 
 def test_one_record_in_floats_scores_the_same_bits_as_the_matrix_path(
@@ -90,7 +89,7 @@ def test_one_record_in_floats_scores_the_same_bits_as_the_matrix_path(
 ) -> None:
     """The single-record path (Python floats around the tree walk) gives exactly the value of
     the matrix path, for a row with a missing number too; isotonic has no such path."""
-    scorer = compile_pipeline(fit(params, splits), params.dataset)
+    scorer = serving_scorer(fit(params, splits), params.dataset)
     assert isinstance(scorer, CompiledScorer) and scorer._predict_one is not None
     rows = splits["test"].head(40).copy()
     rows.loc[rows.index[0], "TotalCharges"] = np.nan
@@ -99,7 +98,7 @@ def test_one_record_in_floats_scores_the_same_bits_as_the_matrix_path(
         one = scorer.score(cols, 1)
         assert one.shape == (1,) and one.dtype == np.float64
         assert one[0] == scorer.predict(scorer.encode(cols, 1))[0]
-    isotonic = compile_pipeline(fit(params, splits, "isotonic"), params.dataset)
+    isotonic = serving_scorer(fit(params, splits, "isotonic"), params.dataset)
     assert isinstance(isotonic, CompiledScorer) and isotonic._predict_one is None
 
 
@@ -111,7 +110,7 @@ def test_one_record_encodes_to_the_bits_of_the_pipeline_and_the_vectorised_path(
     the trees' float32), row by row: a missing number, a zero tenure, an unseen level and a
     value that is no level but counts as absent among them."""
     pipeline = fit(params, splits)
-    scorer = compile_pipeline(pipeline, params.dataset)
+    scorer = serving_scorer(pipeline, params.dataset)
     assert isinstance(scorer, CompiledScorer)
     rows = splits["test"].head(60).reset_index(drop=True)
     rows.loc[0, "TotalCharges"] = np.nan
@@ -204,7 +203,7 @@ def test_a_difference_is_served_by_the_replay_to_the_bits_of_the_pipeline(
     check = check_serving(pipeline, custom.dataset, splits["test"])
     assert check.scorer == "compiled" and check.max_abs_diff is not None, check.reason
     assert check.max_abs_diff < 1e-6
-    scorer = compile_pipeline(pipeline, custom.dataset)
+    scorer = serving_scorer(pipeline, custom.dataset)
     assert isinstance(scorer, CompiledScorer)
     assert "billed_before" in [c for _, c, _, _ in scorer._scale_plan]
     rows = splits["test"].head(30).reset_index(drop=True)
@@ -238,7 +237,7 @@ def test_the_other_candidates_are_compiled_too(
     """The logistic regression and the random forest (the training candidates besides XGBoost):
     their own raw score replayed with numpy, within 1e-6 of the pipeline on every path."""
     pipeline = fit(params, splits, calibration, model=clone(model))
-    scorer = compile_pipeline(pipeline, params.dataset)
+    scorer = serving_scorer(pipeline, params.dataset)
     assert isinstance(scorer, CompiledScorer)
     assert scorer.model_path == f"{path}, {calibration} calibration"
     check = check_serving(pipeline, params.dataset, splits["test"])
@@ -246,17 +245,22 @@ def test_the_other_candidates_are_compiled_too(
     assert check.max_abs_diff < 1e-6
 
 
-def test_a_model_the_replay_does_not_know_is_compiled_through_its_own_predict_proba(
+def test_a_model_no_candidate_declares_is_scored_by_its_own_predict_proba_and_says_so(
     params: Params, splits: dict[str, pd.DataFrame]
 ) -> None:
-    """Any other classifier: the replayed matrix, the model's own ``predict_proba``."""
+    """Any other classifier: the replayed matrix, then the model's own ``predict_proba``; the
+    scorer is named ``predict_proba`` (never ``compiled``), with why and its one-row time."""
     pipeline = fit(params, splits, model=GaussianNB())
-    scorer = compile_pipeline(pipeline, params.dataset)
+    scorer = serving_scorer(pipeline, params.dataset)
     assert isinstance(scorer, CompiledScorer)
+    assert scorer.kind == "predict_proba"
     assert scorer.model_path == "CalibratedClassifierCV.predict_proba"
+    assert "sklearn.naive_bayes.GaussianNB" in scorer.reason
     check = check_serving(pipeline, params.dataset, splits["test"])
-    assert check.scorer == "compiled" and check.max_abs_diff is not None
-    assert check.max_abs_diff < 1e-6
+    assert check.scorer == "predict_proba" and check.max_abs_diff is not None
+    assert check.max_abs_diff < 1e-6 and check.replayed and not check.compiled
+    assert "no module of churn/models/candidates/ declares" in check.reason
+    assert check.one_row_ms is not None and check.one_row_ms > 0
 
 
 def test_an_unknown_step_is_served_by_the_pipeline_with_the_reason(
@@ -270,7 +274,7 @@ def test_an_unknown_step_is_served_by_the_pipeline_with_the_reason(
     assert check.scorer == "pipeline" and not check.compiled
     assert "VarianceThreshold" in check.reason and check.max_abs_diff is None
     assert "slower pipeline scorer" in caplog.text and "VarianceThreshold" in caplog.text
-    scorer = compile_pipeline(pipeline, params.dataset)
+    scorer = serving_scorer(pipeline, params.dataset)
     assert isinstance(scorer, PipelineScorer) and "VarianceThreshold" in scorer.reason
     probe = probe_columns(params.dataset, n=5)
     expected = pipeline.predict_proba(scorer.frame(probe))[:, 1]
@@ -325,7 +329,7 @@ def test_a_value_that_is_no_level_but_counts_as_absent_scores_as_in_the_pipeline
     but is one of the count's ``absent`` values: the replay counts it as the pipeline does, on
     the row path, the vectorised path and (above 4096 rows) the categorical one."""
     pipeline = fit(params, splits)
-    scorer = compile_pipeline(pipeline, params.dataset)
+    scorer = serving_scorer(pipeline, params.dataset)
     assert isinstance(scorer, CompiledScorer)
     test = splits["test"]
     rows = test.iloc[np.arange(n) % len(test)].reset_index(drop=True)

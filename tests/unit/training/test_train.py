@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from churn.config.params import CostParams, TrainParams
+from churn.models import kind
 from churn.scoring.threshold import choose_threshold
-from churn.training.train import monotone_constraints, search_xgboost
+from churn.training.train import monotone_constraints, search
 
 
 def _brute_force(y, p, costs):
@@ -56,7 +57,9 @@ def test_search_tries_the_configured_point_plus_n_trials_and_keeps_the_best():
     X = rng.random((300, 4)).astype("float32")
     y = (X[:, 0] + 0.3 * rng.random(300) > 0.6).astype(int)
     params = TrainParams(search={"n_trials": 2}, xgboost={"n_estimators": 20})
-    model, trials = search_xgboost(X[:200], y[:200], X[200:], y[200:], params, (0, 0, 0, 0))
+    model, trials = search(
+        kind("xgboost"), X[:200], y[:200], X[200:], y[200:], params, (0, 0, 0, 0)
+    )
     assert len(trials) == 3
     assert trials[0].params["n_estimators"] == 20
     best = max(t.valid_roc_auc for t in trials)
@@ -160,8 +163,6 @@ def test_challengers_within_the_tolerance_go_to_the_preferred_one():
 def test_each_tree_of_the_forest_draws_at_most_max_samples_rows(rows):
     """``random_forest.max_samples`` bounds every trial's trees (it is not searched); a training
     split smaller than the bound is drawn whole, as sklearn's default bootstrap does."""
-    from churn.training.train import search_forest
-
     rng = np.random.default_rng(5)
     X = rng.random((rows + 100, 4))
     y = (X[:, 0] + 0.3 * rng.random(rows + 100) > 0.6).astype(int)
@@ -169,7 +170,9 @@ def test_each_tree_of_the_forest_draws_at_most_max_samples_rows(rows):
         search={"random_forest_trials": 2},
         random_forest={"n_estimators": 5, "max_samples": 200},
     )
-    best, trials = search_forest(X[:rows], y[:rows], X[rows:], y[rows:], params, (0,) * 4)
+    best, trials = search(
+        kind("random_forest"), X[:rows], y[:rows], X[rows:], y[rows:], params, (0,) * 4
+    )
     assert [t.params["max_samples"] for t in trials] == [200] * 3
     assert best.max_samples == (200 if rows > 200 else None)  # None: sklearn draws all rows
 
