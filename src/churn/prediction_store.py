@@ -210,7 +210,9 @@ class PredictionStore:
         self.predictions_url = predictions_url
         self.labels_url = labels_url
         self.create = create
-        self._hash_key = hash_key
+        # The standard library's HMAC, keyed once; hash_id copies it (OpenSSL's HMAC context,
+        # copied in C). Never a hand-made copy of the construction.
+        self._keyed = hmac.new(hash_key, digestmod="sha256")
         self._second: tuple[int, str] = (-1, "")  # timestamp(): the last second and its text
         self._engines: dict[str, sa.Engine] = {}
 
@@ -287,10 +289,11 @@ class PredictionStore:
         return [None if i is None else self.hash_id(i) for i in customer_ids]
 
     def hash_id(self, customer_id: str) -> str:
-        """Keyed HMAC-SHA256 of one id, hex: the standard library's one-shot ``hmac.digest``
-        (OpenSSL's HMAC in one C call; what the hash costs a request: ``churn bench serve
-        --in-process``, "without the log's id hash")."""
-        return hmac.digest(self._hash_key, customer_id.encode(), "sha256").hex()
+        """Keyed HMAC-SHA256 of one id (``hmac.new(key, id, sha256).hexdigest()``; what the hash
+        costs a request: ``churn bench serve --in-process``, "without the log's id hash")."""
+        keyed = self._keyed.copy()
+        keyed.update(customer_id.encode())
+        return keyed.hexdigest()
 
     # -- predictions ----------------------------------------------------------------------------
 
