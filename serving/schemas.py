@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import (
@@ -16,6 +17,12 @@ from typing_extensions import TypedDict  # pydantic needs this one before Python
 
 from churn.config.params import DatasetConfig
 from churn.scoring.explain import DEFAULT_TOP_K, MAX_TOP_K, UNIT_NOTE
+
+UNIT_DOC = (
+    f"per record, the fields pushing the score up and down with their contributions in "
+    f"{UNIT_NOTE} (XGBoost: exact TreeSHAP; logistic regression: coefficient x (value - mean); "
+    f"fallback rules: their points)."
+)
 
 # A categorical value that is not one of the configured levels is accepted (and flagged), but it
 # must still look like a level: a short string, or an int for integer-coded columns.
@@ -62,8 +69,19 @@ def _categorical_type(levels: list[Any]) -> Any:
     return known | UnseenText
 
 
+# The response of ``/predict``, declared once. The models document the route (its
+# ``response_model``: the OpenAPI document and ``/docs``), the FastAPI route validates what it
+# returns against them, and the builders below are the only code that names their fields: every
+# path of both routes (one row, many, explain, canary, the fallback rules), the docs' example and
+# batch scoring's columns are built by them. ``extra="forbid"``: a field sent but not declared
+# fails the FastAPI route and tests/serving/test_response_shape.py.
+_CLOSED = ConfigDict(extra="forbid")
+
+
 class Reason(BaseModel):
     """One field's contribution to a score (``explain``)."""
+
+    model_config = _CLOSED
 
     field: str = Field(description="The customer's field, or a derived feature's name.")
     value: Any = Field(description="The customer's value of the field (null when missing).")
@@ -78,6 +96,8 @@ class Reason(BaseModel):
 
 class Explanation(BaseModel):
     """Why this score (``explain``): the fields pushing it up and down, largest first."""
+
+    model_config = _CLOSED
 
     method: Literal["treeshap", "linear", "rules"] | None = Field(
         description="XGBoost's exact TreeSHAP, coefficient x (value - mean) for a logistic "
@@ -96,6 +116,8 @@ class Explanation(BaseModel):
 class Prediction(BaseModel):
     """The score of one record."""
 
+    model_config = _CLOSED
+
     churn_probability: float = Field(ge=0.0, le=1.0, description="Probability of churn.")
     churn: bool = Field(description="Decision at the model's cost-based threshold.")
     unseen_categories: list[str] = Field(
@@ -107,17 +129,98 @@ class Prediction(BaseModel):
     )
     model_version: str | None = Field(
         None,
-        description="The version that scored this record, in canary mode only (params.yaml "
-        "live.mode: canary), where the champion and the challenger share the traffic.",
+        description="The version that scored this record, in canary mode and in batch scoring's "
+        "output (params.yaml live.mode: canary, where the champion and the challenger share the "
+        "traffic).",
     )
 
 
 class PredictResponse(BaseModel):
     """Scores in input order, the model version that produced them and the request id."""
 
+    model_config = _CLOSED
+
     model_version: str = Field(description="Registry version, or 'fallback-rules'.")
     request_id: str
     predictions: list[Prediction]
+
+
+def _declared(model: type[BaseModel], *names: str) -> tuple[str, ...]:
+    """``names``, checked to be exactly ``model``'s fields: a field declared but not built, or
+    built but not declared, fails at import, naming it."""
+    declared = set(model.model_fields)
+    if set(names) != declared or len(names) != len(declared):
+        raise TypeError(
+            f"{model.__name__}: the response builders in serving/schemas.py name "
+            f"{sorted(names)} but the model declares {sorted(declared)}: add the field to both"
+        )
+    return names
+
+
+PROBABILITY, DECISION, UNSEEN, EXPLANATION, VERSION = _declared(
+    Prediction, "churn_probability", "churn", "unseen_categories", "explanation", "model_version"
+)
+RESPONSE_VERSION, REQUEST_ID, PREDICTIONS = _declared(
+    PredictResponse, "model_version", "request_id", "predictions"
+)
+# Batch scoring's output columns beside the id (and the reasons with --explain): a prediction's
+# scalar fields, the version on every row (a file may be scored by several in future).
+BATCH_COLUMNS = (PROBABILITY, DECISION, VERSION)
+
+
+def predictions(
+    proba: Sequence[float],
+    churn: Sequence[bool],
+    unseen: Sequence[list[str]] | None = None,
+    explanations: Sequence[dict[str, Any]] | None = None,
+    versions: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Each record's ``Prediction`` as a plain dict (the hot path: no model instance per
+    request), in input order; an optional field only when its list is given."""
+    if unseen is None and explanations is None and versions is None:
+        return [{PROBABILITY: p, DECISION: d} for p, d in zip(proba, churn, strict=True)]
+    out = []
+    for i, (p, d) in enumerate(zip(proba, churn, strict=True)):
+        row: dict[str, Any] = {PROBABILITY: p, DECISION: d}
+        if unseen is not None:
+            row[UNSEEN] = unseen[i]
+        if explanations is not None:
+            row[EXPLANATION] = explanations[i]
+        if versions is not None:
+            row[VERSION] = versions[i]
+        out.append(row)
+    return out
+
+
+def predict_response(
+    model_version: str, request_id: str, scored: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The ``PredictResponse`` of a request as a plain dict (``scored``: :func:`predictions`)."""
+    return {RESPONSE_VERSION: model_version, REQUEST_ID: request_id, PREDICTIONS: scored}
+
+
+def batch_columns(proba: Any, churn: Any, model_version: str) -> dict[str, Any]:
+    """Batch scoring's output columns (:data:`BATCH_COLUMNS`), named as ``Prediction``'s
+    fields: the same names a client of ``/predict`` reads."""
+    return dict(zip(BATCH_COLUMNS, (proba, churn, model_version), strict=True))
+
+
+class ExplainQuery(BaseModel):
+    """``/predict``'s query parameters (the body's ``explain``/``explain_top_k`` do the same;
+    the body's ``explain_top_k`` wins when both are sent). Both routes validate the query with
+    this model, so a bad value gets the same 422."""
+
+    explain: bool = Field(
+        False,
+        description=f"Return each record's top reasons (as the body's `explain`): {UNIT_DOC}",
+    )
+    top_k: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_TOP_K,
+        description=f"Reasons per direction with explain (default {DEFAULT_TOP_K}; as the "
+        "body's `explain_top_k`, which wins when both are sent).",
+    )
 
 
 def build_request_models(dataset: DatasetConfig, max_records: int) -> tuple[Any, Any]:
