@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal, NotRequired
 
@@ -12,6 +13,7 @@ from pydantic import (
     Field,
     StringConstraints,
     TypeAdapter,
+    ValidationError,
 )
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
@@ -233,8 +235,8 @@ def build_request_models(dataset: DatasetConfig, max_records: int) -> tuple[Any,
     ignored (a client may send a whole CRM row, label included): they are never used as features
     and never stored.
 
-    They are typed dicts rather than models: pydantic validates a 1000-record body straight
-    from JSON into dicts about twice as fast as into model instances (see ``RequestParser``).
+    They are typed dicts rather than models: pydantic validates a 1000-record body into dicts
+    about twice as fast as into model instances.
     """
     fields: dict[str, Any] = {}
     if dataset.id_column:  # a data set without ids (id_column: null) logs predictions without one
@@ -291,16 +293,18 @@ def build_request_models(dataset: DatasetConfig, max_records: int) -> tuple[Any,
 
 
 class RequestParser:
-    """Validates a raw ``/predict`` body in one pass (JSON parsing and the contract, in Rust).
+    """Validates a raw ``/predict`` body for the direct route: ``json.loads``, then pydantic
+    validates the objects, as FastAPI does with a declared body.
 
-    FastAPI's own body handling parses JSON in Python first, then validates the objects: for a
-    1000-record request that is about twice the time, most of the request's budget.
+    (Until issue #24 it validated the raw JSON in one pass, pydantic-core's ``validate_json``:
+    that earned 1.22x on a 1000-row request's CPU in one in-process A/B, under the 1.25x a
+    hand-written path must earn to stay; docs/architecture.md, "Library path or hand-written
+    path".)
     """
 
     def __init__(self, dataset: DatasetConfig, max_records: int) -> None:
         self.record, self.request = build_request_models(dataset, max_records)
         self._adapter: TypeAdapter[Any] = TypeAdapter(self.request)
-        self._validator = self._adapter.validator  # pydantic-core's, without the wrapper
 
     def parse(self, body: bytes) -> list[dict[str, Any]]:
         """The validated records of a body.
@@ -318,7 +322,14 @@ class RequestParser:
         Raises:
             pydantic.ValidationError: as :meth:`parse`.
         """
-        validated: dict[str, Any] = self._validator.validate_json(body)
+        try:
+            data = json.loads(body)
+        except ValueError as exc:  # not JSON, or not UTF-8 (UnicodeDecodeError)
+            raise ValidationError.from_exception_data(
+                "PredictRequest",
+                [{"type": "json_invalid", "loc": (), "input": None, "ctx": {"error": str(exc)}}],
+            ) from None
+        validated: dict[str, Any] = self._adapter.validate_python(data)
         return validated
 
     def openapi_schemas(self) -> dict[str, Any]:
