@@ -75,10 +75,12 @@ def records(n: int, seed: int = 11) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def server(cmd: list[str], env: dict[str, str], url: str, timeout: float = 180.0) -> Any:
-    """Start a server process, wait until ``url`` answers 200, stop it afterwards."""
+def server(
+    cmd: list[str], env: dict[str, str], url: str, timeout: float = 180.0, cwd: Path | None = None
+) -> Any:
+    """Start a server process (in ``cwd``), wait until ``url`` answers 200, stop it afterwards."""
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)  # noqa: S603
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -535,7 +537,10 @@ def run_against(
     with tempfile.TemporaryDirectory() as tmp:
         base = {**os.environ, "CHURN_RELOAD_INTERVAL_SECONDS": "0"}
         base.pop("CHURN_API_KEY", None)
-        servers: dict[str, tuple[str, dict[str, str], list[str]]] = {}
+        # Each server runs in its own checkout: ``python -m`` puts the working directory first on
+        # sys.path, ahead of PYTHONPATH, so run from here the other checkout's server would
+        # import this one's ``serving`` and ``pipelines`` beside the other's ``churn``.
+        servers: dict[str, tuple[str, dict[str, str], list[str], Path]] = {}
         for name, tree in (("this", here), ("other", other)):
             env = {
                 **base,
@@ -543,20 +548,20 @@ def run_against(
                 "CHURN_PREDICTION_LOG_URL": f"sqlite:///{tmp}/{name}.db",
             }
             cmd = [sys.executable, "-m", "pipelines.cli", "-C", str(project_dir), "serve"]
-            servers[name] = ("/ready", env, [*cmd, "--log-level", "warning", "--port"])
+            servers[name] = ("/ready", env, [*cmd, "--log-level", "warning", "--port"], tree)
         floor_cmd = [
             sys.executable, "-m", "uvicorn", "tools.floor_server:app", "--workers", "1",
             "--loop", "uvloop", "--http", "httptools", "--log-level", "warning",
             "--no-access-log", "--port",
         ]  # fmt: skip
-        servers["floor"] = ("/ready", {**base, "PYTHONPATH": str(here)}, floor_cmd)
+        servers["floor"] = ("/ready", {**base, "PYTHONPATH": str(here)}, floor_cmd, here)
         results: dict[str, list[tuple[Load, float]]] = {name: [] for name in servers}
         with contextlib.ExitStack() as stack:
             targets = {}
-            for name, (ready, env, cmd) in servers.items():
+            for name, (ready, env, cmd, tree) in servers.items():
                 port = free_port()
                 proc = stack.enter_context(
-                    server([*cmd, str(port)], env, f"http://127.0.0.1:{port}{ready}")
+                    server([*cmd, str(port)], env, f"http://127.0.0.1:{port}{ready}", cwd=tree)
                 )
                 targets[name] = (f"http://127.0.0.1:{port}/predict", proc.pid)
             for url, _ in targets.values():  # warm-up, not measured
