@@ -12,9 +12,8 @@ sockets: the figures move far less with the machine than requests per second do.
 Then the same for each hand-written path against the library path it stands in for (the table
 "Library path or hand-written path" in docs/architecture.md), in the same alternating rounds:
 the compiled replay against the pipeline's own ``predict_proba`` and its numba tree walk against
-the calibrated model's own ``predict_proba`` (one row), the numpy TreeSHAP against XGBoost's
-``pred_contribs`` (one row with ``explain``), the direct route against the FastAPI route (one
-row) and ``json.loads`` then pydantic (what ``RequestParser`` does) against the one-pass
+the calibrated model's own ``predict_proba`` (one row), the direct route against the FastAPI
+route (one row) and ``json.loads`` then pydantic (what ``RequestParser`` does) against the one-pass
 ``validate_json`` it used until issue #24 (1000 rows).
 """
 
@@ -78,7 +77,7 @@ async def _measure(project_dir: Path, requests: int, rounds: int, echo: Any) -> 
         **{name: (app, body, patch, 1.0) for name, patch in patches.items()},
         "floor": (floor, body, NO_PATCH, 1.0),
     }
-    pairs = _pairs(state, app, fastapi_app, body, explained, thousand)
+    pairs = _pairs(state, app, fastapi_app, body, thousand)
     for figure, (library, hand) in pairs.items():
         variants[f"{figure}: {library[0]}"] = library[1]
         variants[f"{figure}: {hand[0]}"] = hand[1]
@@ -152,15 +151,12 @@ Variant = tuple[Any, bytes, Patch, float]
 
 
 def _pairs(
-    state: Any, app: Any, fastapi_app: Any, body: bytes, explained: bytes, thousand: bytes
+    state: Any, app: Any, fastapi_app: Any, body: bytes, thousand: bytes
 ) -> dict[str, tuple[tuple[str, Variant], tuple[str, Variant]]]:
     """Per hand-written path: ``(library path, hand-written path)``, each a name and a variant
     (the app, the body, what is patched for it, the share of the requests it is run for)."""
-    import serving.explain as serving_explain
     import serving.schemas as schemas
     from churn.scoring import PipelineScorer
-    from churn.scoring import explain as scoring_explain
-    from churn.scoring.treeshap import TooDeep
 
     scorer = state.model.scorer
     pipeline = PipelineScorer(scorer.pipeline, state.dataset)
@@ -176,25 +172,6 @@ def _pairs(
     def model_one(columns: Any) -> float:
         return float(model.predict_proba(scorer.encode(columns, 1))[0, 1])
 
-    class NoTables:
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            raise TooDeep("the library path: XGBoost's pred_contribs")
-
-    def rebuilt(patch: Patch) -> Patch:
-        """The explainers are built on first use and kept: drop them around a patch."""
-
-        def on() -> None:
-            serving_explain.EXPLAINERS._by_model.clear()
-            patch[0]()
-
-        def off() -> None:
-            patch[1]()
-            serving_explain.EXPLAINERS._by_model.clear()
-
-        return on, off
-
-    tables = scoring_explain.TreeShap
-
     def one_pass(parser: Any, raw: bytes) -> Any:
         return parser._adapter.validator.validate_json(raw)
 
@@ -209,23 +186,6 @@ def _pairs(
         "one row, the model after the replay's encoding": (
             ("the model's predict_proba", (app, body, swap(scorer, "score_one", model_one), 0.25)),
             ("the numba tree walk", (app, body, NO_PATCH, 1.0)),
-        ),
-        "one row with explain": (
-            (
-                "XGBoost's pred_contribs",
-                (
-                    app,
-                    explained,
-                    rebuilt(
-                        (
-                            lambda: setattr(scoring_explain, "TreeShap", NoTables),
-                            lambda: setattr(scoring_explain, "TreeShap", tables),
-                        )
-                    ),
-                    0.25,
-                ),
-            ),
-            ("the numpy TreeSHAP", (app, explained, rebuilt(NO_PATCH), 0.25)),
         ),
         "one row, the route": (
             ("the FastAPI route", (fastapi_app, body, NO_PATCH, 1.0)),

@@ -4,7 +4,7 @@ Modules: ``columns`` (raw column helpers), ``reference`` (the ``Scorer`` interfa
 pipeline itself), ``replay`` (the compiled numpy replay), ``trees`` (XGBoost's trees in numpy),
 ``walk`` (one record's tree walk, numba-compiled), ``check`` (the choice between them, and the
 training-time check), ``threshold`` (the cost-based decision threshold), ``fallback_rules`` (what
-answers when no model can), ``treeshap`` and ``explain`` (the reasons for a score).
+answers when no model can), and ``explain`` (the reasons for a score).
 """
 
 from churn.scoring.check import TOLERANCE, check_serving, compile_pipeline, probe_columns
