@@ -43,7 +43,8 @@ def options(body: dict[str, Any], query: ExplainQuery | None) -> int | None:
     top_k: int | None = body.get("explain_top_k")
     if query is not None:
         wanted = wanted or query.explain
-        top_k = query.top_k if top_k is None else top_k
+        if top_k is None and "top_k" in query.model_fields_set:  # the body's wins
+            top_k = query.top_k
     return (top_k or DEFAULT_TOP_K) if wanted else None
 
 

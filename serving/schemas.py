@@ -216,8 +216,8 @@ class ExplainQuery(BaseModel):
         False,
         description=f"Return each record's top reasons (as the body's `explain`): {UNIT_DOC}",
     )
-    top_k: int | None = Field(
-        None,
+    top_k: int = Field(
+        DEFAULT_TOP_K,
         ge=1,
         le=MAX_TOP_K,
         description=f"Reasons per direction with explain (default {DEFAULT_TOP_K}; as the "
