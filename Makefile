@@ -180,7 +180,7 @@ batch-predict: $(STAMP) ## Score a file with the champion: INPUT=customers.parqu
 	$(RUN) churn batch-predict "$(INPUT)" "$(OUTPUT)" $(if $(EXPLAIN),--explain) $(if $(ENGINE),--engine $(ENGINE))
 
 .PHONY: bench-serve
-bench-serve: $(STAMP) ## Benchmark the service against the HTTP floor (same stack, constant answer) and `mlflow models serve`, and /predict with and without explain (needs wrk; prints ratios)
+bench-serve: $(STAMP) ## Benchmark the service against the HTTP floor (same stack, constant answer), its FastAPI /predict route and `mlflow models serve`, and /predict with and without explain (needs wrk; prints ratios)
 	$(RUN) churn bench serve
 
 .PHONY: bench-shadow

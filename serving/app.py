@@ -78,12 +78,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.serving = state
-    predict.add_route(app, state, parser)
+    predict.add_route(app, state, parser, settings.predict_route)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(admin.router)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    predict.document_request(app, parser)
     document_examples(app, state)
     max_body = settings.max_body_bytes or settings.max_records * _BYTES_PER_RECORD
     app.add_middleware(ServiceMiddleware, metrics=state.metrics, max_body=max_body)

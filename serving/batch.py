@@ -25,6 +25,7 @@ from churn.models import explainer_for
 from churn.scoring import CompiledScorer, UnseenLevels
 from churn.scoring.explain import Explainer, NotExplainable
 from serving.model import ServedModel, load_initial
+from serving.schemas import batch_columns
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)
@@ -107,8 +108,9 @@ def score_file(
 ) -> BatchSummary:
     """Score every row of ``input_path`` into ``output_path`` (CSV or Parquet by extension).
 
-    The output holds the id column (when present), ``churn_probability``, ``churn`` and
-    ``model_version``, in input order. With ``explain_top_k``, also the reasons of each score
+    The output holds the id column (when present) and :data:`serving.schemas.BATCH_COLUMNS`
+    (``churn_probability``, ``churn``, ``model_version``: ``Prediction``'s fields, as
+    ``/predict`` names them), in input order. With ``explain_top_k``, also the reasons of each score
     (``churn.scoring.explain``): ``reason_up_1..k`` and ``reason_down_1..k``, each
     ``"Contract = Month-to-month: +0.21"`` (log-odds before calibration), empty when a row has
     fewer reasons that way.
@@ -230,12 +232,7 @@ def _output(
     """The scored rows: id (when the data has one), score, decision, model version (and the
     reasons' columns with --explain)."""
     out = pd.DataFrame(
-        {
-            "churn_probability": proba,
-            "churn": proba >= model.threshold,
-            "model_version": model.version,
-            **(reasons or {}),
-        }
+        {**batch_columns(proba, proba >= model.threshold, model.version), **(reasons or {})}
     )
     if ids is not None and params.dataset.id_column:
         out.insert(0, params.dataset.id_column, ids)

@@ -1,7 +1,9 @@
-"""Route dependencies: ``Annotated`` aliases (state, served model, admin key) and their checks.
+"""Route dependencies: ``Annotated`` aliases (state, served model, API and admin keys) and their
+checks.
 
-``/predict`` calls ``check_key`` and ``served_model`` inline (``serving/routers/predict.py``
-says why); every other endpoint takes the aliases.
+The direct ``/predict`` route calls ``check_key`` and ``served_model`` inline
+(``serving/routers/predict.py`` says why); every other endpoint, and the FastAPI ``/predict``,
+takes the aliases.
 """
 
 from __future__ import annotations
@@ -53,6 +55,15 @@ def check_key(state: ServingState, given: str | None) -> None:
             f"missing or wrong {API_KEY_HEADER} header",
             headers={"WWW-Authenticate": API_KEY_HEADER},
         )
+
+
+async def require_key(state: State, key: Annotated[str | None, Security(api_key_header)]) -> None:
+    """The API key when one is configured (``/predict``); open in development without one."""
+    if state.api_key is not None:
+        check_key(state, key)
+
+
+PredictKey = Annotated[None, Depends(require_key)]
 
 
 async def require_admin(state: State, key: Annotated[str | None, Security(api_key_header)]) -> None:

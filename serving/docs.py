@@ -25,6 +25,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from churn.config.params import DatasetConfig
+from serving.schemas import predict_response, predictions
 from serving.state import ServingState
 
 log = logging.getLogger(__name__)
@@ -122,13 +123,8 @@ def _example_answer(state: ServingState, record: dict[str, Any]) -> dict[str, An
     except Exception:  # the docs must open even when the model cannot score this record
         log.exception("v%s could not score the docs' example", model.version)
         return None
-    return {
-        "model_version": model.version,
-        "request_id": EXAMPLE_REQUEST_ID,
-        "predictions": [
-            {"churn_probability": round(proba, 4), "churn": bool(proba >= model.threshold)}
-        ],
-    }
+    scored = predictions([round(proba, 4)], [bool(proba >= model.threshold)])
+    return predict_response(model.version, EXAMPLE_REQUEST_ID, scored)
 
 
 def _example_explanation(state: ServingState, record: dict[str, Any]) -> dict[str, Any] | None:

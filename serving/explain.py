@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from churn.config.params import DatasetConfig
 from churn.models import explainer_for
@@ -24,57 +25,44 @@ from churn.scoring import Columns
 from churn.scoring.explain import (
     DEFAULT_TOP_K,
     MAX_TOP_K,
-    UNIT_NOTE,
     Explainer,
     NotExplainable,
 )
 from serving.model import ServedModel
+from serving.schemas import UNIT_DOC, ExplainQuery
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_TOP_K", "MAX_TOP_K", "UNIT_DOC", "explain_rows", "options"]
-
-UNIT_DOC = (
-    f"per record, the fields pushing the score up and down with their contributions in "
-    f"{UNIT_NOTE} (XGBoost: exact TreeSHAP; logistic regression: coefficient x (value - mean); "
-    f"fallback rules: their points)."
-)
-# What pydantic (and so FastAPI) reads as a boolean: the schema says boolean, so an empty
-# ``?explain=`` is a 422 like any other non-boolean (the API fuzz test sends it).
-_TRUE = {"true", "t", "1", "yes", "y", "on"}
-_FALSE = {"false", "f", "0", "no", "n", "off"}
+__all__ = ["DEFAULT_TOP_K", "MAX_TOP_K", "UNIT_DOC", "explain_rows", "options", "query_of"]
 
 
-def options(body: dict[str, Any], request: Request) -> int | None:
+def options(body: dict[str, Any], query: ExplainQuery | None) -> int | None:
     """``top_k`` when the request asks for explanations (body ``explain``/``explain_top_k``,
-    or query ``?explain=true&top_k=``), else None.
-
-    Raises:
-        RequestValidationError: a query value is not a boolean or an integer in range (422,
-            ``loc`` names the query parameter).
-    """
+    or query ``?explain=true&top_k=``), else None."""
     wanted = bool(body.get("explain", False))
     top_k: int | None = body.get("explain_top_k")
-    if request.scope["query_string"]:
-        query = request.query_params
-        if "explain" in query:
-            flag = query["explain"].strip().lower()
-            if flag not in _TRUE | _FALSE:
-                raise _query_error("explain", "Input should be a valid boolean (true or false)")
-            wanted = wanted or flag in _TRUE
-        if "top_k" in query:  # checked also when the body's explain_top_k wins
-            try:
-                asked: int | None = int(query["top_k"])
-            except ValueError:
-                asked = None
-            if asked is None or not 1 <= asked <= MAX_TOP_K:
-                raise _query_error("top_k", f"Input should be an integer from 1 to {MAX_TOP_K}")
-            top_k = asked if top_k is None else top_k
+    if query is not None:
+        wanted = wanted or query.explain
+        if top_k is None and "top_k" in query.model_fields_set:  # the body's wins
+            top_k = query.top_k
     return (top_k or DEFAULT_TOP_K) if wanted else None
 
 
-def _query_error(name: str, msg: str) -> RequestValidationError:
-    return RequestValidationError([{"type": "value_error", "loc": ("query", name), "msg": msg}])
+def query_of(request: Request) -> ExplainQuery | None:
+    """The query string validated by ``ExplainQuery`` (as FastAPI validates a declared query
+    model); None without a query string.
+
+    Raises:
+        RequestValidationError: a value is not a boolean or an integer in range (422, ``loc``
+            names the query parameter).
+    """
+    if not request.scope["query_string"]:
+        return None
+    try:
+        return ExplainQuery.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        raise RequestValidationError([{**e, "loc": ("query", *e["loc"])} for e in errors]) from None
 
 
 class Explainers:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import (
@@ -11,11 +13,18 @@ from pydantic import (
     Field,
     StringConstraints,
     TypeAdapter,
+    ValidationError,
 )
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from churn.config.params import DatasetConfig
 from churn.scoring.explain import DEFAULT_TOP_K, MAX_TOP_K, UNIT_NOTE
+
+UNIT_DOC = (
+    f"per record, the fields pushing the score up and down with their contributions in "
+    f"{UNIT_NOTE} (XGBoost: exact TreeSHAP; logistic regression: coefficient x (value - mean); "
+    f"fallback rules: their points)."
+)
 
 # A categorical value that is not one of the configured levels is accepted (and flagged), but it
 # must still look like a level: a short string, or an int for integer-coded columns.
@@ -62,8 +71,19 @@ def _categorical_type(levels: list[Any]) -> Any:
     return known | UnseenText
 
 
+# The response of ``/predict``, declared once. The models document the route (its
+# ``response_model``: the OpenAPI document and ``/docs``), the FastAPI route validates what it
+# returns against them, and the builders below are the only code that names their fields: every
+# path of both routes (one row, many, explain, canary, the fallback rules), the docs' example and
+# batch scoring's columns are built by them. ``extra="forbid"``: a field sent but not declared
+# fails the FastAPI route and tests/serving/test_response_shape.py.
+_CLOSED = ConfigDict(extra="forbid")
+
+
 class Reason(BaseModel):
     """One field's contribution to a score (``explain``)."""
+
+    model_config = _CLOSED
 
     field: str = Field(description="The customer's field, or a derived feature's name.")
     value: Any = Field(description="The customer's value of the field (null when missing).")
@@ -78,6 +98,8 @@ class Reason(BaseModel):
 
 class Explanation(BaseModel):
     """Why this score (``explain``): the fields pushing it up and down, largest first."""
+
+    model_config = _CLOSED
 
     method: Literal["treeshap", "linear", "rules"] | None = Field(
         description="XGBoost's exact TreeSHAP, coefficient x (value - mean) for a logistic "
@@ -96,6 +118,8 @@ class Explanation(BaseModel):
 class Prediction(BaseModel):
     """The score of one record."""
 
+    model_config = _CLOSED
+
     churn_probability: float = Field(ge=0.0, le=1.0, description="Probability of churn.")
     churn: bool = Field(description="Decision at the model's cost-based threshold.")
     unseen_categories: list[str] = Field(
@@ -107,17 +131,98 @@ class Prediction(BaseModel):
     )
     model_version: str | None = Field(
         None,
-        description="The version that scored this record, in canary mode only (params.yaml "
-        "live.mode: canary), where the champion and the challenger share the traffic.",
+        description="The version that scored this record, in canary mode and in batch scoring's "
+        "output (params.yaml live.mode: canary, where the champion and the challenger share the "
+        "traffic).",
     )
 
 
 class PredictResponse(BaseModel):
     """Scores in input order, the model version that produced them and the request id."""
 
+    model_config = _CLOSED
+
     model_version: str = Field(description="Registry version, or 'fallback-rules'.")
     request_id: str
     predictions: list[Prediction]
+
+
+def _declared(model: type[BaseModel], *names: str) -> tuple[str, ...]:
+    """``names``, checked to be exactly ``model``'s fields: a field declared but not built, or
+    built but not declared, fails at import, naming it."""
+    declared = set(model.model_fields)
+    if set(names) != declared or len(names) != len(declared):
+        raise TypeError(
+            f"{model.__name__}: the response builders in serving/schemas.py name "
+            f"{sorted(names)} but the model declares {sorted(declared)}: add the field to both"
+        )
+    return names
+
+
+PROBABILITY, DECISION, UNSEEN, EXPLANATION, VERSION = _declared(
+    Prediction, "churn_probability", "churn", "unseen_categories", "explanation", "model_version"
+)
+RESPONSE_VERSION, REQUEST_ID, PREDICTIONS = _declared(
+    PredictResponse, "model_version", "request_id", "predictions"
+)
+# Batch scoring's output columns beside the id (and the reasons with --explain): a prediction's
+# scalar fields, the version on every row (a file may be scored by several in future).
+BATCH_COLUMNS = (PROBABILITY, DECISION, VERSION)
+
+
+def predictions(
+    proba: Sequence[float],
+    churn: Sequence[bool],
+    unseen: Sequence[list[str]] | None = None,
+    explanations: Sequence[dict[str, Any]] | None = None,
+    versions: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Each record's ``Prediction`` as a plain dict (the hot path: no model instance per
+    request), in input order; an optional field only when its list is given."""
+    if unseen is None and explanations is None and versions is None:
+        return [{PROBABILITY: p, DECISION: d} for p, d in zip(proba, churn, strict=True)]
+    out = []
+    for i, (p, d) in enumerate(zip(proba, churn, strict=True)):
+        row: dict[str, Any] = {PROBABILITY: p, DECISION: d}
+        if unseen is not None:
+            row[UNSEEN] = unseen[i]
+        if explanations is not None:
+            row[EXPLANATION] = explanations[i]
+        if versions is not None:
+            row[VERSION] = versions[i]
+        out.append(row)
+    return out
+
+
+def predict_response(
+    model_version: str, request_id: str, scored: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The ``PredictResponse`` of a request as a plain dict (``scored``: :func:`predictions`)."""
+    return {RESPONSE_VERSION: model_version, REQUEST_ID: request_id, PREDICTIONS: scored}
+
+
+def batch_columns(proba: Any, churn: Any, model_version: str) -> dict[str, Any]:
+    """Batch scoring's output columns (:data:`BATCH_COLUMNS`), named as ``Prediction``'s
+    fields: the same names a client of ``/predict`` reads."""
+    return dict(zip(BATCH_COLUMNS, (proba, churn, model_version), strict=True))
+
+
+class ExplainQuery(BaseModel):
+    """``/predict``'s query parameters (the body's ``explain``/``explain_top_k`` do the same;
+    the body's ``explain_top_k`` wins when both are sent). Both routes validate the query with
+    this model, so a bad value gets the same 422."""
+
+    explain: bool = Field(
+        False,
+        description=f"Return each record's top reasons (as the body's `explain`): {UNIT_DOC}",
+    )
+    top_k: int = Field(
+        DEFAULT_TOP_K,
+        ge=1,
+        le=MAX_TOP_K,
+        description=f"Reasons per direction with explain (default {DEFAULT_TOP_K}; as the "
+        "body's `explain_top_k`, which wins when both are sent).",
+    )
 
 
 def build_request_models(dataset: DatasetConfig, max_records: int) -> tuple[Any, Any]:
@@ -130,8 +235,8 @@ def build_request_models(dataset: DatasetConfig, max_records: int) -> tuple[Any,
     ignored (a client may send a whole CRM row, label included): they are never used as features
     and never stored.
 
-    They are typed dicts rather than models: pydantic validates a 1000-record body straight
-    from JSON into dicts about twice as fast as into model instances (see ``RequestParser``).
+    They are typed dicts rather than models: pydantic validates a 1000-record body into dicts
+    about twice as fast as into model instances.
     """
     fields: dict[str, Any] = {}
     if dataset.id_column:  # a data set without ids (id_column: null) logs predictions without one
@@ -188,16 +293,18 @@ def build_request_models(dataset: DatasetConfig, max_records: int) -> tuple[Any,
 
 
 class RequestParser:
-    """Validates a raw ``/predict`` body in one pass (JSON parsing and the contract, in Rust).
+    """Validates a raw ``/predict`` body for the direct route: ``json.loads``, then pydantic
+    validates the objects, as FastAPI does with a declared body.
 
-    FastAPI's own body handling parses JSON in Python first, then validates the objects: for a
-    1000-record request that is about twice the time, most of the request's budget.
+    (Until issue #24 it validated the raw JSON in one pass, pydantic-core's ``validate_json``:
+    that earned 1.22x on a 1000-row request's CPU in one in-process A/B, under the 1.25x a
+    hand-written path must earn to stay; docs/architecture.md, "Library path or hand-written
+    path".)
     """
 
     def __init__(self, dataset: DatasetConfig, max_records: int) -> None:
         self.record, self.request = build_request_models(dataset, max_records)
         self._adapter: TypeAdapter[Any] = TypeAdapter(self.request)
-        self._validator = self._adapter.validator  # pydantic-core's, without the wrapper
 
     def parse(self, body: bytes) -> list[dict[str, Any]]:
         """The validated records of a body.
@@ -215,7 +322,14 @@ class RequestParser:
         Raises:
             pydantic.ValidationError: as :meth:`parse`.
         """
-        validated: dict[str, Any] = self._validator.validate_json(body)
+        try:
+            data = json.loads(body)
+        except ValueError as exc:  # not JSON, or not UTF-8 (UnicodeDecodeError)
+            raise ValidationError.from_exception_data(
+                "PredictRequest",
+                [{"type": "json_invalid", "loc": (), "input": None, "ctx": {"error": str(exc)}}],
+            ) from None
+        validated: dict[str, Any] = self._adapter.validate_python(data)
         return validated
 
     def openapi_schemas(self) -> dict[str, Any]:

@@ -8,6 +8,13 @@ second of one worker); the variants alternate in each round (in reverse order ev
 round) and medians are printed. What a
 part costs in context is the whole app's figure minus the figure without it. No wrk, no
 sockets: the figures move far less with the machine than requests per second do.
+
+Then the same for each hand-written path against the library path it stands in for (the table
+"Library path or hand-written path" in docs/architecture.md), in the same alternating rounds:
+the compiled replay against the pipeline's own ``predict_proba`` and its numba tree walk against
+the calibrated model's own ``predict_proba`` (one row), the direct route against the FastAPI
+route (one row) and ``json.loads`` then pydantic (what ``RequestParser`` does) against the one-pass
+``validate_json`` it used until issue #24 (1000 rows).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import numpy as np
 from tools.bench_serve import records
 
 Patch = tuple[Callable[[], None], Callable[[], None]]
+NO_PATCH: Patch = (lambda: None, lambda: None)
 
 
 def run(project_dir: Path, requests: int = 2000, rounds: int = 5, echo: Any = print) -> None:
@@ -47,41 +55,51 @@ async def _measure(project_dir: Path, requests: int, rounds: int, echo: Any) -> 
     from tools.floor_server import app as floor
 
     body = json.dumps({"records": records(1)}).encode()
-    app = create_app(get_settings(project_dir=project_dir))
-    startup: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    lifespan = asyncio.create_task(
-        app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, startup.get, replies.put)
+    explained = json.dumps({"records": records(1), "explain": True}).encode()
+    thousand = json.dumps({"records": records(1000, seed=3)}).encode()
+    settings = get_settings(project_dir=project_dir)
+    app, stop_app = await _started(create_app(settings))
+    fastapi_settings = get_settings(  # its own prediction log: two writers would contend
+        project_dir=project_dir,
+        predict_route="fastapi",
+        prediction_log_url=settings.prediction_log_url.replace(".db", "-fastapi.db"),
     )
-    await startup.put({"type": "lifespan.startup"})
-    await replies.get()
+    fastapi_app, stop_fastapi = await _started(create_app(fastapi_settings))
     state = app.state.serving
-    while state.model is None:
-        await asyncio.sleep(0.2)
-    if await _request(app, body) != 200:
-        raise RuntimeError("/predict did not answer 200 in process")
+    for target in (app, fastapi_app):
+        for payload in (body, explained, thousand):
+            if await _request(target, payload) != 200:
+                raise RuntimeError("/predict did not answer 200 in process")
     patches = _patches(state, body)
-    variants = {"whole app": app, **dict.fromkeys(patches, app), "floor": floor}
-    for _ in range(300):  # warm both apps up
+    # name -> (app, body, patch, share of ``requests``)
+    variants: dict[str, tuple[Any, bytes, Patch, float]] = {
+        "whole app": (app, body, NO_PATCH, 1.0),
+        **{name: (app, body, patch, 1.0) for name, patch in patches.items()},
+        "floor": (floor, body, NO_PATCH, 1.0),
+    }
+    pairs = _pairs(state, app, fastapi_app, body, thousand)
+    for figure, (library, hand) in pairs.items():
+        variants[f"{figure}: {library[0]}"] = library[1]
+        variants[f"{figure}: {hand[0]}"] = hand[1]
+    for _ in range(300):  # warm the apps up
         await _request(app, body)
+        await _request(fastapi_app, body)
         await _request(floor, body)
     cpu: dict[str, list[float]] = {name: [] for name in variants}
     loop: dict[str, list[float]] = {name: [] for name in variants}
     for i in range(rounds):  # the order reversed every other round: drift counts for none
         for name in list(variants) if i % 2 == 0 else list(reversed(variants)):
-            target = variants[name]
-            if name in patches:
-                patches[name][0]()
+            target, payload, patch, share = variants[name]
+            count = max(int(requests * share), 20)
+            patch[0]()
             started, started_loop = time.process_time(), time.thread_time()
-            for _ in range(requests):
-                await _request(target, body)
-            cpu[name].append((time.process_time() - started) / requests * 1e6)
-            loop[name].append((time.thread_time() - started_loop) / requests * 1e6)
-            if name in patches:
-                patches[name][1]()
-    await startup.put({"type": "lifespan.shutdown"})
-    await replies.get()
-    await lifespan
+            for _ in range(count):
+                await _request(target, payload)
+            cpu[name].append((time.process_time() - started) / count * 1e6)
+            loop[name].append((time.thread_time() - started_loop) / count * 1e6)
+            patch[1]()
+    await stop_app()
+    await stop_fastapi()
     whole = statistics.median(cpu["whole app"])
     whole_loop = statistics.median(loop["whole app"])
     echo(f"CPU per /predict request in process, medians of {rounds} rounds of {requests}:")
@@ -90,11 +108,105 @@ async def _measure(project_dir: Path, requests: int, rounds: int, echo: Any) -> 
         "thread | the part costs there |"
     )
     echo("|---|---:|---:|---:|---:|")
-    for name, values in cpu.items():
+    for name in ["whole app", *patches, "floor"]:
+        values = cpu[name]
         median, median_loop = statistics.median(values), statistics.median(loop[name])
         part = "" if name in ("whole app", "floor") else f"{whole - median:.1f}"
         part_loop = "" if name in ("whole app", "floor") else f"{whole_loop - median_loop:.1f}"
         echo(f"| {name} | {median:.1f} | {part} | {median_loop:.1f} | {part_loop} |")
+    echo("")
+    echo(
+        "Library path or hand-written path (CPU µs per request, all threads, in process; the "
+        "same rounds):"
+    )
+    echo("| figure | library path | µs | hand-written path | µs | hand-written earns |")
+    echo("|---|---|---:|---|---:|---:|")
+    for figure, (library, hand) in pairs.items():
+        lib = statistics.median(cpu[f"{figure}: {library[0]}"])
+        own = statistics.median(cpu[f"{figure}: {hand[0]}"])
+        echo(f"| {figure} | {library[0]} | {lib:.1f} | {hand[0]} | {own:.1f} | {lib / own:.2f}x |")
+
+
+async def _started(app: Any) -> tuple[Any, Callable[[], Any]]:
+    """``app`` after its lifespan started and its model loaded, and the coroutine that stops it."""
+    startup: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    lifespan = asyncio.create_task(
+        app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, startup.get, replies.put)
+    )
+    await startup.put({"type": "lifespan.startup"})
+    await replies.get()
+    while app.state.serving.model is None:
+        await asyncio.sleep(0.2)
+
+    async def stop() -> None:
+        await startup.put({"type": "lifespan.shutdown"})
+        await replies.get()
+        await lifespan
+
+    return app, stop
+
+
+Variant = tuple[Any, bytes, Patch, float]
+
+
+def _pairs(
+    state: Any, app: Any, fastapi_app: Any, body: bytes, thousand: bytes
+) -> dict[str, tuple[tuple[str, Variant], tuple[str, Variant]]]:
+    """Per hand-written path: ``(library path, hand-written path)``, each a name and a variant
+    (the app, the body, what is patched for it, the share of the requests it is run for)."""
+    import serving.schemas as schemas
+    from churn.scoring import PipelineScorer
+
+    scorer = state.model.scorer
+    pipeline = PipelineScorer(scorer.pipeline, state.dataset)
+    model = scorer.pipeline[-1]
+    validate = schemas.RequestParser.validate
+
+    def swap(obj: Any, name: str, value: Any) -> Patch:
+        return (lambda: setattr(obj, name, value), lambda: delattr(obj, name))
+
+    def pipeline_one(columns: Any) -> float:
+        return float(pipeline.score(columns, 1)[0])
+
+    def model_one(columns: Any) -> float:
+        return float(model.predict_proba(scorer.encode(columns, 1))[0, 1])
+
+    def one_pass(parser: Any, raw: bytes) -> Any:
+        return parser._adapter.validator.validate_json(raw)
+
+    return {
+        "one row, scoring": (
+            (
+                "the pipeline's predict_proba",
+                (app, body, swap(scorer, "score_one", pipeline_one), 0.05),
+            ),
+            ("the compiled replay", (app, body, NO_PATCH, 1.0)),
+        ),
+        "one row, the model after the replay's encoding": (
+            ("the model's predict_proba", (app, body, swap(scorer, "score_one", model_one), 0.25)),
+            ("the numba tree walk", (app, body, NO_PATCH, 1.0)),
+        ),
+        "one row, the route": (
+            ("the FastAPI route", (fastapi_app, body, NO_PATCH, 1.0)),
+            ("the direct ASGI route", (app, body, NO_PATCH, 1.0)),
+        ),
+        "1000 rows, the body": (
+            ("json.loads, then pydantic (shipped)", (app, thousand, NO_PATCH, 0.02)),
+            (
+                "validate_json in one pass (removed)",
+                (
+                    app,
+                    thousand,
+                    (
+                        lambda: setattr(schemas.RequestParser, "validate", one_pass),
+                        lambda: setattr(schemas.RequestParser, "validate", validate),
+                    ),
+                    0.02,
+                ),
+            ),
+        ),
+    }
 
 
 def _patches(state: Any, body: bytes) -> dict[str, Patch]:

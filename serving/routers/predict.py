@@ -1,35 +1,26 @@
 """``POST /predict``: score records with the served model, or with the rules if the model fails.
 
-The one endpoint not written the usual FastAPI way, on purpose: it is the hot path. The other
-endpoints take ``Annotated`` dependencies from ``serving/deps.py``, a declared body and a
-``response_model``; follow them for a new endpoint. This one
+Two routes answer it, chosen by the ``predict_route`` setting (``CHURN_PREDICT_ROUTE``), and
+both call :func:`answer`, the one function that scores, explains, logs and builds the response
+(``serving.schemas.predictions``/``predict_response``, the declared ``PredictResponse``):
 
-* reads the raw body and validates it with ``RequestParser`` (pydantic-core parses and validates
-  the JSON in one pass into plain dicts; a declared body is parsed by ``json.loads`` first, then
-  validated),
-* checks the key and reads the served model inline (``check_key``, ``served_model``) instead of
-  through dependencies, and
-* writes the response with orjson instead of FastAPI's validation and serialisation of the
-  returned dict against ``PredictResponse`` (still the declared ``response_model``, so the
-  OpenAPI document is FastAPI's own).
+* ``fastapi``: the idiomatic route, as every other endpoint is written: a declared
+  ``PredictRequest`` body, the ``ExplainQuery`` query model, the key, state and model as
+  ``Annotated`` dependencies (``serving/deps.py``), and ``response_model=PredictResponse``,
+  which FastAPI validates and serialises the returned dict against.
+* ``direct`` (the default): the same endpoint as an ASGI-level handler (``_DirectRoute``), which
+  validates the body with ``RequestParser`` (``json.loads``, then pydantic, as FastAPI), checks
+  the key and reads the model inline (``check_key``, ``served_model``), and writes the response
+  with orjson. Its OpenAPI operation is FastAPI's own (``response_model``, ``openapi_extra``,
+  :func:`document_request`).
 
-Why (measured; figures and commands in docs/serving.md, "The /predict decision"): the
-idiomatic version of this endpoint (``tools/bench_predict.py``: the same scoring and logging
-behind a declared ``PredictRequest`` body, ``State``/``Model``/key dependencies and a returned
-dict) answered 11-25 % fewer single-row requests per second in four alternating A/B runs (ratios
-of median req/s 0.75, 0.77, 0.79, 0.89) and its 1000-row p50 was 28-37 ms against 18-25 ms (the
-target is 25 ms); it also answers a body that is not UTF-8 with a 400, not the contract's 422.
-The rule (issue #9): keep the fast path when the idiomatic one costs more than 10 %.
+Why two: the direct route is kept only while a one-run A/B shows it earns at least 1.25x on a
+figure users see (docs/architecture.md, "Library path or hand-written path"; ``churn bench
+serve --routes``); ``tests/serving/test_predict_routes.py`` sends the same requests to both and
+compares the answers.
 
 Reasons for each score (``explain`` in the body or the query, ``serving/explain.py``) are a
-separate step taken only when a request asks for them: without them the path costs one length
-check of the validated body and of the query string.
-
-``document_request`` adds the body's schemas to the OpenAPI document, so ``/docs``,
-``/openapi.json`` and the schema tests see the same contract a declared body would give, and a
-bad body still gets FastAPI's 422 shape. Tested in ``tests/serving/test_contract.py`` (auth,
-the contract, 413, 422, the OpenAPI document) and ``tests/serving/test_live.py``
-(schemathesis against the running server).
+separate step taken only when a request asks for them.
 """
 
 from __future__ import annotations
@@ -37,29 +28,44 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, MutableMapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import orjson
-from fastapi import FastAPI, HTTPException, Request, Response, status
+from fastapi import APIRouter, Body, FastAPI, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from churn.prediction_store import CHALLENGER_ROLE, CHAMPION_ROLE
 from serving import explain
-from serving.deps import API_KEY_HEADER, api_key_header, check_key, served_model
+from serving.deps import (
+    API_KEY_HEADER,
+    Model,
+    PredictKey,
+    State,
+    api_key_header,
+    check_key,
+    served_model,
+)
 from serving.predlog import ScoredBatch
-from serving.schemas import PredictResponse, RequestParser
+from serving.schemas import (
+    ExplainQuery,
+    PredictResponse,
+    RequestParser,
+    predict_response,
+    predictions,
+)
 from serving.state import ServingState
 
 log = logging.getLogger(__name__)
+
+ROUTES = ("direct", "fastapi")  # the predict_route setting's values
 
 # Bigger requests are scored in a worker thread so the event loop keeps answering small ones
 # while the booster (which releases the GIL) works.
@@ -77,6 +83,98 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         "log's queue is full (retry after `Retry-After` seconds): nothing was kept."
     },
 }
+_SUMMARY = "Score customers"
+
+
+async def answer(
+    state: ServingState,
+    model: Any,
+    body: dict[str, Any],
+    top_k: int | None,
+    request_scope: MutableMapping[str, Any],
+) -> dict[str, Any]:
+    """The ``PredictResponse`` (a plain dict) of a validated body: scores by ``model`` (the
+    rules if it fails; the challenger for canary customers), reasons when ``top_k`` is set,
+    the prediction log, the shadow. Both routes call it.
+
+    Raises:
+        HTTPException: 503 when the prediction log cannot keep the rows (nothing acknowledged).
+    """
+    records = body["records"]
+    n = len(records)
+    features = state.feature_columns
+    if n == 1:  # the common request: one record, its columns without a loop per column
+        record = records[0]
+        columns = {c: [record[c]] for c in features}
+    else:
+        columns = {c: [r[c] for r in records] for c in features}
+    live = state.live  # None unless params.yaml's live.mode runs a challenger
+    id_column = state.dataset.id_column
+    ids = [r.get(id_column) for r in records] if id_column else [None] * n
+    canary: Canary | None = None
+    if live is not None and live.mode == "canary":
+        canary = _canary(state, live, model, columns, n, ids)
+    proba: np.ndarray | list[float]
+    decisions: np.ndarray | list[bool]
+    if canary is not None:
+        proba, served, decisions = canary.proba, canary.answered_by, canary.decisions
+    elif n == 1:  # the common request, in floats: no one-element arrays
+        one, served = _score_one(state, model, columns)
+        proba, decisions = [one], [one >= served.threshold]
+    elif n > _THREAD_ROWS:
+        proba, served = await run_in_threadpool(_score, state, model, columns, n)
+        decisions = proba >= served.threshold
+    else:
+        proba, served = _score(state, model, columns, n)
+        decisions = proba >= served.threshold
+    unseen = state.unseen.per_row(columns, n)
+    if unseen is not None:
+        for cols in unseen:
+            for c in cols:
+                state.metrics.unseen.labels(c).inc()
+    reasons = None
+    if top_k is not None:  # the reasons of the model that answered each record
+        args = (served, canary, state.dataset, columns, n, top_k)
+        if n > _THREAD_ROWS:
+            reasons = await run_in_threadpool(_reasons, *args)
+        else:
+            reasons = _reasons(*args)
+    request_state = request_scope["state"]
+    request_id: str = request_state["request_id"]
+    batch = ScoredBatch(
+        logged_at=datetime.now(UTC),
+        request_id=request_id,
+        model_version=served.version,
+        ids=ids,
+        columns=columns,
+        proba=proba,
+        decisions=decisions,
+        latency_ms=(time.perf_counter() - request_state["started"]) * 1e3,
+        unseen=unseen,
+    )
+    if canary is None:
+        kept = state.predlog.submit(batch)
+    else:
+        kept = all(state.predlog.submit(part) for part in canary.log_batches(batch))
+    if not kept:  # never acknowledge what the log cannot keep (docs/serving.md)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "the prediction log is full; retry later",
+            headers={"Retry-After": "1"},
+        )
+    versions = None
+    if live is not None and live.mode == "canary":  # each record says who answered it
+        versions = canary.versions if canary is not None else [served.version] * n
+    if live is not None and live.mode == "shadow":  # scored after the answer, off this path
+        live.shadow(request_id, ids, columns, n)
+    scored = predictions(
+        proba if isinstance(proba, list) else proba.tolist(),
+        decisions if isinstance(decisions, list) else decisions.tolist(),
+        unseen,
+        reasons,
+        versions,
+    )
+    return predict_response(served.version, request_id, scored)
 
 
 class _DirectRoute(APIRoute):
@@ -108,16 +206,59 @@ class _DirectRoute(APIRoute):
         return endpoint
 
 
-def add_route(app: FastAPI, state: ServingState, parser: RequestParser) -> None:
-    """Add ``POST /predict`` for one request contract (built from the dataset config) to the
-    app, ahead of the routes it already has.
+def add_route(app: FastAPI, state: ServingState, parser: RequestParser, route: str) -> None:
+    """Add ``POST /predict`` for one request contract (built from the dataset config): the
+    ``route`` the settings name (:data:`ROUTES`)."""
+    if route == "fastapi":
+        app.include_router(fastapi_router(parser))
+    elif route == "direct":
+        add_direct_route(app, state, parser)
+        document_request(app, parser)
+    else:  # the settings refuse any other value; a caller passing one is a bug
+        raise ValueError(f"predict_route must be one of {ROUTES}, not {route!r}")
+
+
+def fastapi_router(parser: RequestParser) -> APIRouter:
+    """``POST /predict`` the idiomatic FastAPI way (``predict_route: fastapi``)."""
+    router = APIRouter(tags=["predict"])
+
+    async def predict(
+        request: Request,
+        state: State,
+        _: PredictKey,
+        model: Model,
+        body: Any,
+        query: Annotated[ExplainQuery, Query()],
+    ) -> dict[str, Any]:
+        """Churn probability and decision for each record, in input order."""
+        return await answer(state, model, body, explain.options(body, query), request.scope)
+
+    # The body's type is built at run time from params.yaml's dataset block, so it is set here
+    # rather than written in the signature (this module's annotations are strings).
+    predict.__annotations__["body"] = Annotated[parser.request, Body()]
+    router.add_api_route(
+        "/predict",
+        predict,
+        methods=["POST"],
+        response_model=PredictResponse,
+        # Optional fields the answer does not carry stay out, as in the direct route's body.
+        response_model_exclude_unset=True,
+        responses=_ERRORS,
+        summary=_SUMMARY,
+    )
+    return router
+
+
+def add_direct_route(app: FastAPI, state: ServingState, parser: RequestParser) -> None:
+    """Add the direct ``POST /predict`` (``predict_route: direct``) to the app, ahead of the
+    routes it already has.
 
     On the app rather than in an ``APIRouter``: FastAPI matches an included router's routes
     through the router (twice: to select it, then the route in it), a route on the app once.
     And first: Starlette tries routes in order, and the documentation's routes made with the
     app (``/openapi.json``, the assets, ``/docs``, ``/redoc``) would be tried in vain before
-    every prediction. ``openapi_extra`` names the body (``PredictRequest``) and the key; call
-    :func:`document_request` on the app to add the body's schemas.
+    every prediction. ``openapi_extra`` names the body (``PredictRequest``), the query and the
+    key; :func:`document_request` adds the body's schemas.
     """
 
     async def predict(request: Request) -> Response:
@@ -126,103 +267,22 @@ def add_route(app: FastAPI, state: ServingState, parser: RequestParser) -> None:
             check_key(state, request.headers.get(API_KEY_HEADER))
         model = served_model(state)
         try:
-            body = parser.validate(await _read_body(request))
+            body = parser.validate(await request.body())
         except ValidationError as exc:
             errors = exc.errors(include_url=False, include_input=False, include_context=False)
             raise RequestValidationError(
                 [{**e, "loc": ("body", *e["loc"])} for e in errors]
             ) from None
-        records = body["records"]
         # Only a request with explain options (body keys or a query string) pays for them.
         top_k = (
-            explain.options(body, request)
+            explain.options(body, explain.query_of(request))
             if len(body) > 1 or request.scope["query_string"]
             else None
         )
-        n = len(records)
-        features = state.feature_columns
-        if n == 1:  # the common request: one record, its columns without a loop per column
-            record = records[0]
-            columns = {c: [record[c]] for c in features}
-        else:
-            columns = {c: [r[c] for r in records] for c in features}
-        live = state.live  # None unless params.yaml's live.mode runs a challenger
-        id_column = state.dataset.id_column
-        ids = [r.get(id_column) for r in records] if id_column else [None] * n
-        canary: Canary | None = None
-        if live is not None and live.mode == "canary":
-            canary = _canary(state, live, model, columns, n, ids)
-        proba: np.ndarray | list[float]
-        decisions: np.ndarray | list[bool]
-        if canary is not None:
-            proba, served, decisions = canary.proba, canary.answered_by, canary.decisions
-        elif n == 1:  # the common request, in floats: no one-element arrays
-            one, served = _score_one(state, model, columns)
-            proba, decisions = [one], [one >= served.threshold]
-        elif n > _THREAD_ROWS:
-            proba, served = await run_in_threadpool(_score, state, model, columns, n)
-            decisions = proba >= served.threshold
-        else:
-            proba, served = _score(state, model, columns, n)
-            decisions = proba >= served.threshold
-        unseen = state.unseen.per_row(columns, n)
-        proba_list = proba if isinstance(proba, list) else proba.tolist()
-        decision_list = decisions if isinstance(decisions, list) else decisions.tolist()
-        if unseen is None:
-            predictions = [
-                {"churn_probability": p, "churn": d}
-                for p, d in zip(proba_list, decision_list, strict=True)
-            ]
-        else:
-            predictions = [
-                {"churn_probability": p, "churn": d, "unseen_categories": u}
-                for p, d, u in zip(proba_list, decision_list, unseen, strict=True)
-            ]
-            for cols in unseen:
-                for c in cols:
-                    state.metrics.unseen.labels(c).inc()
-        if top_k is not None:  # the reasons of the model that answered each record
-            args = (served, canary, state.dataset, columns, n, top_k)
-            if n > _THREAD_ROWS:
-                reasons = await run_in_threadpool(_reasons, *args)
-            else:
-                reasons = _reasons(*args)
-            for prediction, reason in zip(predictions, reasons, strict=True):
-                prediction["explanation"] = reason
-        request_id: str = request.scope["state"]["request_id"]
-        started: float = request.scope["state"]["started"]
-        batch = ScoredBatch(
-            logged_at=datetime.now(UTC),
-            request_id=request_id,
-            model_version=served.version,
-            ids=ids,
-            columns=columns,
-            proba=proba,
-            decisions=decisions,
-            latency_ms=(time.perf_counter() - started) * 1e3,
-            unseen=unseen,
-        )
-        if canary is None:
-            kept = state.predlog.submit(batch)
-        else:
-            kept = all(state.predlog.submit(part) for part in canary.log_batches(batch))
-        if live is not None and live.mode == "canary":  # each record says who answered it
-            versions = canary.versions if canary is not None else [served.version] * n
-            for p, version in zip(predictions, versions, strict=True):
-                p["model_version"] = version
-        if not kept:  # never acknowledge what the log cannot keep (docs/serving.md)
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE,
-                "the prediction log is full; retry later",
-                headers={"Retry-After": "1"},
-            )
-        if live is not None and live.mode == "shadow":  # scored after the answer, off this path
-            live.shadow(request_id, ids, columns, n)
-        content = orjson.dumps(
-            {"model_version": served.version, "request_id": request_id, "predictions": predictions}
-        )
+        content = orjson.dumps(await answer(state, model, body, top_k, request.scope))
         return Response(content, media_type="application/json")
 
+    query = ExplainQuery.model_json_schema()
     routes = app.router.routes
     before = len(routes)
     app.router.add_api_route(
@@ -233,7 +293,7 @@ def add_route(app: FastAPI, state: ServingState, parser: RequestParser) -> None:
         tags=["predict"],
         response_model=PredictResponse,
         responses=_ERRORS,
-        summary="Score customers",
+        summary=_SUMMARY,
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -242,51 +302,21 @@ def add_route(app: FastAPI, state: ServingState, parser: RequestParser) -> None:
                 },
             },
             "security": [{api_key_header.scheme_name: []}],
-            "parameters": [
+            "parameters": [  # from the query model the FastAPI route declares
                 {
-                    "name": "explain",
+                    "name": name,
                     "in": "query",
                     "required": False,
-                    "schema": {"type": "boolean", "default": False},
-                    "description": "Return each record's top reasons (as the body's `explain`): "
-                    f"{explain.UNIT_DOC}",
-                },
-                {
-                    "name": "top_k",
-                    "in": "query",
-                    "required": False,
-                    "schema": {
-                        "type": "integer",
-                        "minimum": 1,
-                        "maximum": explain.MAX_TOP_K,
-                        "default": explain.DEFAULT_TOP_K,
-                    },
-                    "description": "Reasons per direction with explain (as the body's "
-                    "`explain_top_k`, which wins when both are sent).",
-                },
+                    "schema": {k: v for k, v in field.items() if k != "description"},
+                    "description": field["description"],
+                }
+                for name, field in query["properties"].items()
             ],
         },
     )
     added = routes[before:]
     del routes[before:]
     routes[0:0] = added
-
-
-async def _read_body(request: Request) -> bytes:
-    """The whole body, read from the ASGI ``receive`` directly: Starlette's ``Request.body``
-    goes through an async generator (``Request.stream``), a few microseconds of every request.
-
-    Raises:
-        ClientDisconnect: the client went away before sending it all (as ``Request.body``).
-    """
-    chunks: list[bytes] = []
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def document_request(app: FastAPI, parser: RequestParser) -> None:

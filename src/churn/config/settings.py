@@ -93,6 +93,12 @@ class Settings(BaseSettings):
         None, description="HMAC key that hashes customer ids before they reach the prediction log."
     )
     max_records: int = Field(1000, ge=1, description="Most records one /predict request may carry.")
+    predict_route: Literal["direct", "fastapi"] = Field(
+        "direct",
+        description="Which /predict route serves: `direct` (the hand-written ASGI route, kept "
+        "while it earns >= 1.25x, docs/architecture.md) or `fastapi` (the idiomatic route: "
+        "declared body, dependencies, response_model). Both give the same answers.",
+    )
     max_body_bytes: int | None = Field(
         None, ge=1024, description="Largest /predict body (413 above it); default 4 KiB per record."
     )

@@ -5,7 +5,7 @@ pipeline itself), ``replay`` (the compiled numpy replay), ``trees`` (XGBoost's t
 ``walk`` (one record's tree walk, numba-compiled), ``check`` (the replay or the pipeline, and
 the training-time check; which model has which compiled score and explainer is declared in
 ``churn.models``), ``threshold`` (the cost-based decision threshold), ``fallback_rules`` (what
-answers when no model can), ``treeshap`` and ``explain`` (the reasons for a score).
+answers when no model can), and ``explain`` (the reasons for a score).
 """
 
 from churn.scoring.check import TOLERANCE, check_serving, compile_pipeline, probe_columns

@@ -5,9 +5,10 @@ for every row, where ``margin`` is the log-odds the model computes *before* cali
 (calibration maps it to the served probability, monotonically, so a positive contribution always
 pushes the churn probability up). How the contributions are computed depends on the model:
 
-* **XGBoost** (``treeshap``): the booster's exact TreeSHAP (XGBoost's ``pred_contribs=True``
-  numbers, computed from ``churn.scoring.treeshap``'s tables, several times quicker), whose
-  contributions and bias add up to the booster's margin by construction;
+* **XGBoost** (``treeshap``): the booster's exact TreeSHAP, XGBoost's own ``pred_contribs=True``
+  (a numpy copy of it earned 1.18-1.48x on a one-row explained request and was removed under
+  the 1.25x rule, docs/architecture.md), whose contributions and bias add up to the booster's
+  margin by construction;
 * **logistic regression** (``linear``): coefficient x (encoded value - its mean). A scaled
   column's training mean is 0; a one-hot column's "mean" is ``1 / levels`` (the encoder does not
   keep the levels' frequencies), so a categorical field contributes its level's coefficient
@@ -47,7 +48,6 @@ from churn.scoring.columns import Columns, Values, numeric_column
 from churn.scoring.fallback_rules import FallbackRules
 from churn.scoring.reference import PipelineScorer
 from churn.scoring.replay import CompiledScorer
-from churn.scoring.treeshap import TooDeep, TreeShap
 
 log = logging.getLogger(__name__)
 
@@ -376,26 +376,16 @@ def _model_contributions(
 
 
 def treeshap_contributions(model: Any, centre: np.ndarray) -> Contributions:
-    """TreeSHAP of a fitted XGBClassifier: from the numpy tables (``churn.scoring.treeshap``), or
-    from XGBoost's own ``pred_contribs`` (the same numbers, several times slower) for an
-    ensemble too large for tables."""
+    """TreeSHAP of a fitted XGBClassifier: XGBoost's own ``pred_contribs`` (one thread)."""
     import xgboost as xgb
 
-    n_features = len(centre)
     booster = model.get_booster()
     try:
         iterations = (0, int(model.best_iteration) + 1)
     except AttributeError:
         iterations = (0, 0)
-    try:
-        tables: TreeShap | None = TreeShap(booster, n_features, iterations)
-    except TooDeep as exc:
-        log.info("TreeSHAP by XGBoost's pred_contribs (slower): %s", exc)
-        tables = None
 
     def contributions(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if tables is not None:
-            return tables.contributions(X)
         out = booster.predict(
             xgb.DMatrix(X, nthread=1), pred_contribs=True, iteration_range=iterations
         )

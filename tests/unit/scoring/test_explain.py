@@ -293,12 +293,11 @@ def test_the_summary_of_a_large_test_split_is_drawn_on_a_seeded_sample_and_says_
     assert f"the test split ({len(test):,} rows)" in whole.axes[0].get_xlabel()
 
 
-def test_the_numpy_tables_give_xgboosts_own_treeshap_for_a_few_rows(
+def test_a_few_rows_get_xgboosts_own_treeshap_per_field(
     params: Params, splits: dict[str, pd.DataFrame], fitted: dict[str, Any]
 ) -> None:
-    """A request of one to a few rows (``churn.scoring.treeshap``'s tables, as for any size): the
-    same
-    contributions and bias as ``pred_contribs``, row by row."""
+    """A request of one to a few rows: each field's contribution is the sum of its encoded
+    columns' ``pred_contribs``, and the bias XGBoost's, row by row."""
     FEW_ROWS = 4
     test = splits["test"].head(FEW_ROWS)
     booster = fitted["xgboost"].get_booster()
@@ -317,23 +316,3 @@ def test_the_numpy_tables_give_xgboosts_own_treeshap_for_a_few_rows(
             np.testing.assert_allclose(
                 explanations.contributions[:, r], raw[:n, own].sum(axis=1), atol=1e-5
             )
-
-
-def test_the_tables_handle_deep_trees_repeated_features_and_missing_values() -> None:
-    """Depth 6, a feature tested several times on one path, NaN sent down the default branch:
-    still XGBoost's numbers."""
-    from churn.scoring.treeshap import TreeShap
-
-    rng = np.random.default_rng(3)
-    X = rng.normal(size=(600, 5)).astype(np.float32)
-    y = (X[:, 0] + np.sin(3 * X[:, 0]) + X[:, 1] * X[:, 2] > 0).astype(int)
-    X[rng.random(X.shape) < 0.1] = np.nan
-    model = xgb.XGBClassifier(n_estimators=30, max_depth=6, n_jobs=1).fit(X, y)
-    booster = model.get_booster()
-    shap = TreeShap(booster, 5)
-    assert max(g.d for g in shap.groups) >= 3
-    rows = X[:300]  # more than one block of rows
-    contributions, bias = shap.contributions(rows)
-    reference = booster.predict(xgb.DMatrix(rows), pred_contribs=True)
-    np.testing.assert_allclose(contributions, reference[:, :-1], atol=1e-5)
-    np.testing.assert_allclose(bias, reference[:, -1], atol=1e-5)
