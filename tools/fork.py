@@ -60,6 +60,8 @@ def fork_project(dest: Path, overrides: dict[str, Any] | None = None) -> Path:
     dest.mkdir(parents=True)
     shutil.copytree(ROOT / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "dvc.yaml", dest / "dvc.yaml")
+    # The project's identity (churn.config.identity reads [tool.churn.identity] beside src/).
+    shutil.copy(ROOT / "pyproject.toml", dest / "pyproject.toml")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     (dest / "params.yaml").write_text(yaml.safe_dump(deep_merge(params, overrides or {})))
     (dest / ".gitignore").write_text(

@@ -131,8 +131,9 @@ def test_a_forkers_candidate_is_trained_registered_and_summarised_by_its_module_
     # The summary names the scorer really used, why, and its one-row time.
     assert "serving scorer: the model's own predict_proba after the replayed features" in output
     assert "hist_gb declares no compiled replay (no numpy replay of its trees yet)" in output
-    client = tracking.connect(get_settings(project_dir=project))
-    version = registry.aliased_version(client, "churn", "challenger")
+    settings = get_settings(project_dir=project)
+    client = tracking.connect(settings)
+    version = registry.aliased_version(client, settings.model_name, "challenger")
     record = ChampionInfo.from_version(version)
     check = record.serving_check
     assert check is not None and check.scorer == "predict_proba" and check.one_row_ms

@@ -79,7 +79,8 @@ def test_a_renamed_project_trains_registers_and_serves_under_its_new_names(
     )
     assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
 
-    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlruns' / 'mlflow.db'}")
+    store = f"sqlite:///{project / 'mlruns' / 'mlflow.db'}"
+    client = mlflow.MlflowClient(store, store)  # registry too: not this process's last one
     assert [m.name for m in client.search_registered_models()] == [NEW["model_name"]]
     versions = client.search_model_versions(f"name='{NEW['model_name']}'")
     assert [str(v.version) for v in versions] == ["1"], trained.stderr[-2000:]

@@ -49,7 +49,7 @@ class DerivedFeatures(BaseEstimator, TransformerMixin):  # type: ignore[misc]
 
     ``features`` is that block as plain data (``FeatureParams.model_dump(mode="json")``): the
     fitted step is saved with skops, which loads plain data and the types vouched for in
-    ``release.tracking.TRUSTED_MODEL_TYPES`` only, so a new kind needs no new trusted type.
+    ``release.tracking.trusted_model_types()`` only, so a new kind needs no new trusted type.
     """
 
     def __init__(self, features: dict[str, Any]) -> None:

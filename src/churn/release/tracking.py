@@ -13,7 +13,7 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.data.pandas_dataset import from_pandas
-from mlflow.environment_variables import MLFLOW_TRACKING_URI
+from mlflow.environment_variables import MLFLOW_REGISTRY_URI, MLFLOW_TRACKING_URI
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.types import ColSpec, Schema
 
@@ -68,6 +68,9 @@ def connect(settings: Settings) -> MlflowClient:
         # default would read as a user override to every Settings built later in this process
         # (another project, a test).
         MLFLOW_TRACKING_URI.unset()
+        # set_registry_uri exports MLFLOW_REGISTRY_URI the same way: a child process (another
+        # project's `churn train`) would register its models in this project's store.
+        MLFLOW_REGISTRY_URI.unset()
     return MlflowClient(settings.tracking_uri, settings.tracking_uri)
 
 

@@ -17,7 +17,7 @@ from churn.data.generator import generate_customers
 from churn.data.split import split_frame
 from churn.data.validate import validate_frame
 from churn.features.pipeline import UnknownStep, build_feature_pipeline, feature_steps
-from churn.scoring import check_serving
+from churn.models import check_serving
 from churn.training.train import assemble
 
 pytest.importorskip("dask.dataframe")

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from churn import models
 from churn.config.params import Params
 from churn.models import candidates
-from pipelines.cli import app
+from pipelines.cli.commands import app
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 
 import xgboost
 
@@ -16,3 +17,23 @@ def test_requirements_pin_the_installed_xgboost_whichever_distribution_it_is() -
     assert pinned[dist] == importlib.metadata.version(dist) == xgboost.__version__
     for package in ("scikit-learn", "pandas", "numpy", "skops"):
         assert pinned[package] == importlib.metadata.version(package)
+
+
+def test_connecting_a_local_store_leaves_no_mlflow_uri_in_the_environment(tmp_path, monkeypatch):
+    """A project-local store stays this process's: MLflow's setters export MLFLOW_TRACKING_URI
+    and MLFLOW_REGISTRY_URI, which a child process (another project's `churn train`) would take
+    as its own and register its models in this project's store."""
+    import mlflow
+
+    from churn.config.settings import get_settings
+    from churn.release import tracking
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    settings = get_settings(project_dir=tmp_path)
+    tracking.connect(settings)
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert "MLFLOW_REGISTRY_URI" not in os.environ
+    # ... while this process still tracks and registers in the project's store.
+    assert mlflow.get_tracking_uri() == settings.tracking_uri
+    assert mlflow.get_registry_uri() == settings.tracking_uri
