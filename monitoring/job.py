@@ -8,7 +8,6 @@ named :class:`MonitoringOutcome`.
 from __future__ import annotations
 
 import logging
-from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -83,8 +82,11 @@ class MonitoringOutcome:
         """A few lines a person can read in a terminal."""
         d = self.decision
         data = self.checks.data if self.checks else None
-        if data is not None and data.engine == "dask":
-            how = f", all judged on the dask engine; report on a sample of {data.evidently_rows}"
+        if data is not None and data.engine != "pandas":
+            how = (
+                f", all judged on the {data.engine} engine; report on a sample of "
+                f"{data.evidently_rows}"
+            )
         else:
             how = ", sampled" if self.window.sampled else ""
         lines = [
@@ -175,13 +177,13 @@ def read_window(
     """The champion's own recent predictions (``monitor.window``), sampled to the cap.
 
     With ``current`` (``churn monitor --current``, else ``monitor.current_path``), the window is
-    that Parquet export instead of the store: read here on the pandas engine; on the dask engine
-    only its row count is read here, and :func:`check_data_at_scale` reads it on the cluster.
+    that Parquet export instead of the store: read here on the pandas engine; on a plug-in engine
+    (dask) only its row count is read here, and :func:`check_data_at_scale` reads it there.
     """
     m = params.monitor
     current = current or m.current_path
     if current is not None:
-        if params.engine.kind == "dask":
+        if params.engine.kind != "pandas":
             rows = mdata.window_rows(mdata.window_files(current))
             return PredictionWindow(pd.DataFrame(), rows, rows > m.max_current_rows, None, None)
         return mdata.read_parquet_window(current, max_rows=m.max_current_rows, seed=m.sample_seed)
@@ -230,17 +232,19 @@ def check_data(
 
 
 def at_scale(params: Params, current: str | Path | None) -> str | Path | None:
-    """The Parquet window the dask engine reads on the cluster, or None (this process judges).
+    """The Parquet window a plug-in engine (dask) reads on its workers, or None (this process
+    judges).
 
-    The dask engine needs a Parquet window: a window from the prediction store is read (and
+    A plug-in engine needs a Parquet window: a window from the prediction store is read (and
     sampled) in this process, as on the pandas engine, and the log says so.
     """
     current = current or params.monitor.current_path
-    if params.engine.kind != "dask":
+    kind = params.engine.kind
+    if kind == "pandas":
         return None
     if current is None:
         log.warning(
-            "monitoring: engine.kind is dask but the window comes from the prediction store, "
+            f"monitoring: engine.kind is {kind} but the window comes from the prediction store, "
             "read and sampled to monitor.max_current_rows in this process; export the window "
             "as Parquet and give --current (or monitor.current_path) to judge all of it on the "
             "cluster"
@@ -254,23 +258,18 @@ def check_data_at_scale(
     current: str | Path,
     params: Params,
     html: Path | None,
-    client: Any = None,
 ) -> tuple[report.DataChecks, PredictionWindow]:
-    """The dask engine's data checks: the whole Parquet window summarised on the cluster (the
-    configured scheduler, else a LocalCluster; or ``client``), Evidently's report on a sample.
+    """A plug-in engine's data checks (``engine.kind``): the whole Parquet window summarised on
+    its workers (for dask: an open client, the configured scheduler, else a LocalCluster),
+    Evidently's report on a sample.
 
     Returns the checks and the window with its sample (what the quality check and the
     dashboard read)."""
     from monitoring import at_scale
 
     files = mdata.window_files(current)
-    with ExitStack() as stack:
-        if client is None:
-            from churn.engine import dask_client
-
-            client = stack.enter_context(dask_client(settings, params.engine))
-        ref_summary, summary, window = at_scale.scan(client, files, reference.train, params)
-    checks = at_scale.check_data(reference.train, ref_summary, summary, window, params, html)
+    summary, window = at_scale.scan(settings, files, reference.train, params)
+    checks = at_scale.check_data(reference.train, summary, window, params, html)
     return checks, window
 
 

@@ -27,7 +27,6 @@ from pipelines.timing import StageTimer
 # use them: a run with nothing to train (churn.training.cache) stops before them, and `make
 # train` then pays only for Prefect, DVC and MLflow (tests/unit/test_import_cost.py).
 if TYPE_CHECKING:
-    from churn.dask import train as dask_train
     from churn.release import promotion
     from churn.training import stages as model_stages
     from churn.training.train import TrainedModels
@@ -95,31 +94,28 @@ def evaluate_task(
     return model_stages.evaluate_models(features, trained, params)
 
 
-# The dask engine's featurize / train / evaluate (churn.dask.train), on the flow's cluster.
+# A plug-in engine's featurize / train / evaluate (churn.engine.plugin), on the run's session.
 @task(name="featurize", cache_policy=NO_CACHE)
-def dask_featurize_task(settings: Settings, params: Params) -> dask_train.DaskFeatures:
-    from churn.dask import train as dask_train
-
-    return dask_train.featurize(dask_train.read_splits(settings), params)
+def plugin_featurize_task(settings: Settings, params: Params) -> engine.Features:
+    return engine.plugin(params.engine.kind).featurize(settings, params)
 
 
 @task(name="train", cache_policy=NO_CACHE)
-def dask_train_task(
-    settings: Settings, features: dask_train.DaskFeatures, params: Params
+def plugin_train_task(
+    settings: Settings, features: engine.Features, params: Params
 ) -> TrainedModels:
-    from churn.dask import train as dask_train
-
-    with engine.dask_client(settings, params.engine) as client:
-        return dask_train.train(client, features, params)
+    trained: TrainedModels = engine.plugin(params.engine.kind).train(settings, features, params)
+    return trained
 
 
 @task(name="evaluate", cache_policy=NO_CACHE)
-def dask_evaluate_task(
-    features: dask_train.DaskFeatures, trained: TrainedModels, params: Params
+def plugin_evaluate_task(
+    features: engine.Features, trained: TrainedModels, params: Params
 ) -> model_stages.Evaluation:
-    from churn.dask import train as dask_train
-
-    return dask_train.evaluate(features, trained, params)
+    result: model_stages.Evaluation = engine.plugin(params.engine.kind).evaluate(
+        features, trained, params
+    )
+    return result
 
 
 @task(name="check-serving", cache_policy=NO_CACHE)
@@ -236,7 +232,8 @@ def training_flow(
     settings = get_settings(project_dir=Path(project_dir))
     params = load_params(settings.params_path)
     models.check_params(params)  # the candidates and their blocks, before any stage
-    # engine.kind: dask opens one cluster (or connects to CHURN_DASK_SCHEDULER) for the run.
+    # A plug-in engine (engine.kind: dask) opens one cluster (or connects to CHURN_DASK_SCHEDULER)
+    # for the run.
     with engine.session(settings, params.engine):
         return _run(settings, params, force_ingest, push, promote, frozen_data, retrain)
 
@@ -272,10 +269,10 @@ def _run(
     fingerprint, reused = timed("reuse-check", reuse_check_task, settings, params)
     if reused is not None and promote and not retrain:
         return _report(settings, _reused_summary(reused, fingerprint, ran, timed.seconds))
-    if params.engine.kind == "dask":
-        on_cluster = timed("featurize", dask_featurize_task, settings, params)
-        trained = timed("train", dask_train_task, settings, on_cluster, params)
-        result = timed("evaluate", dask_evaluate_task, on_cluster, trained, params)
+    if params.engine.kind != "pandas":
+        on_cluster = timed("featurize", plugin_featurize_task, settings, params)
+        trained = timed("train", plugin_train_task, settings, on_cluster, params)
+        result = timed("evaluate", plugin_evaluate_task, on_cluster, trained, params)
         features = on_cluster.sample  # bounded samples for the serving check, record and gate
     else:
         features = timed("featurize", featurize_task, settings, params)

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from churn.config.params import Params, load_params
 from churn.config.settings import Settings
 from churn.data.parts import input_parts
+from churn.engine import plugin
 from churn.models import explainer_for
 from churn.scoring import CompiledScorer, UnseenLevels
 from churn.scoring.explain import Explainer, NotExplainable
@@ -245,7 +245,7 @@ def score_frame(
     """One frame scored: ``(output rows, unseen-level counts per column)``.
 
     The same steps :func:`score_file` runs on each chunk (there pipelined over two threads); the
-    dask engine runs this on each partition.
+    plug-in engines run this on each partition (:func:`score_partitioned`).
     """
     n = len(chunk)
     cols = _columns(chunk, params)
@@ -264,81 +264,61 @@ def _count_rows(path: Path) -> int | None:
     return None
 
 
-class EngineMissing(RuntimeError):
-    """The dask engine was asked for where dask is not installed (the serving image)."""
-
-
-def require_dask() -> Any:
-    """dask.dataframe, or a clear error: dask is in the optional ``dask`` group, not the serving
-    image."""
-    try:
-        import dask.dataframe as dd
-        import distributed  # noqa: F401
-    except ImportError as exc:
-        raise EngineMissing(
-            "engine.kind: dask needs dask[dataframe] and distributed, which this environment "
-            f"lacks ({exc.name}): install the dask group (uv sync --extra dask, or run the "
-            "pipeline image), or score with engine.kind: pandas"
-        ) from None
-    return dd
-
-
 def _score_part(
-    part: pd.DataFrame, model: ServedModel, params: Params, text_levels: list[str], path: str
+    part: pd.DataFrame, shared: tuple[ServedModel, Params, list[str], str], index: int
 ) -> tuple[int, dict[str, int]]:
-    """Score one partition into its own Parquet file (runs on a worker)."""
+    """Score one partition into its own Parquet file (runs on a plug-in engine's worker)."""
+    model, params, text_levels, folder = shared
     for c in text_levels:  # what read_chunks's dictionary read gives the pandas path
         if c in part and not isinstance(part[c].dtype, pd.CategoricalDtype):
             part[c] = part[c].astype("category")
     out, unseen = score_frame(part.reset_index(drop=True), model, params)
-    pq.write_table(pa.Table.from_pandas(out, preserve_index=False), path)
+    pq.write_table(
+        pa.Table.from_pandas(out, preserve_index=False), f"{folder}/part-{index:05d}.parquet"
+    )
     return len(out), unseen
+
+
+def _columns_of(path: str) -> list[str]:
+    """A part's column names, from its Parquet footer or its CSV header."""
+    if path.lower().endswith(".csv"):
+        return list(pd.read_csv(path, nrows=0).columns)
+    return list(pq.read_schema(path).names)
 
 
 def score_partitioned(
     settings: Settings,
     source: str | Path,
     output_dir: Path,
-    client: Any,
     *,
+    kind: str | None = None,
     model: ServedModel | None = None,
     blocksize: str = "64MiB",
     progress: bool = True,
 ) -> BatchSummary:
-    """The dask engine: every part of ``source`` scored on the cluster into ``output_dir``.
+    """A plug-in engine (``kind``, else ``engine.kind``): every part of ``source`` scored on its
+    workers into ``output_dir``.
 
     ``source`` is a Parquet or CSV file, a directory of parts or a glob; each partition is scored
     by :func:`score_frame` (the per-chunk function of :func:`score_file`) with the champion sent
     to each worker once, and written as ``output_dir/part-NNNNN.parquet`` in input order. The
     directory appears whole or not at all; the workers must see both paths (a shared volume).
-    """
-    dd = require_dask()
-    import dask
-    from dask.delayed import delayed
-    from distributed import as_completed
 
+    Raises:
+        ValueError: ``kind`` is not a plug-in engine here or its libraries are not installed
+            (``churn.engine.plugin``'s message), the input lacks features or has no rows.
+    """
     params = load_params(settings.params_path)
+    runner = plugin(kind or params.engine.kind)  # before the model: a missing engine says so
     model = model or load_initial(settings, params)
     ds = params.dataset
     if output_dir.suffix.lower() == ".csv":
-        raise ValueError(f"{output_dir}: the dask engine writes a directory of Parquet parts")
+        raise ValueError(f"{output_dir}: a plug-in engine writes a directory of Parquet parts")
     files = [str(p) for p in input_parts(source)]
-    wanted = [*([ds.id_column] if ds.id_column else []), *ds.feature_columns]
-    with dask.config.set({"dataframe.convert-string": False}):  # object columns, as pandas reads
-        if files[0].lower().endswith(".csv"):
-            frame = dd.read_csv(
-                files,
-                usecols=lambda c: c in set(wanted),
-                dtype=dict.fromkeys(wanted, "object"),
-                keep_default_na=False,
-                blocksize=blocksize,
-            )
-        else:
-            present = set(pq.read_schema(files[0]).names)
-            frame = dd.read_parquet(files, columns=[c for c in wanted if c in present])
-    missing = [c for c in ds.feature_columns if c not in frame.columns]
+    missing = [c for c in ds.feature_columns if c not in set(_columns_of(files[0]))]
     if missing:
         raise ValueError(f"{source}: input lacks feature columns {missing}")
+    wanted = [*([ds.id_column] if ds.id_column else []), *ds.feature_columns]
     text_levels = [
         c for c, levels in ds.categorical.items() if all(isinstance(x, str) for x in levels)
     ]
@@ -347,16 +327,6 @@ def score_partitioned(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     started = time.perf_counter()
-    # The champion goes to every worker once; each partition's task refers to that copy.
-    shared = client.scatter(model, broadcast=True, hash=False)
-    parts = frame.to_delayed()
-    tasks = [
-        delayed(_score_part, pure=False)(
-            part, shared, params, text_levels, str(tmp / f"part-{i:05d}.parquet")
-        )
-        for i, part in enumerate(parts)
-    ]
-    rows, unseen = 0, dict[str, int]()
     try:
         with Progress(
             TextColumn("scoring"),
@@ -367,16 +337,25 @@ def score_partitioned(
             console=console,
             disable=not progress,
         ) as bar:
-            task = bar.add_task("score", total=len(tasks))
-            for future in as_completed(client.compute(tasks)):
-                n, part_unseen = future.result()
-                rows += n
-                for c, k in part_unseen.items():
-                    unseen[c] = unseen.get(c, 0) + k
-                bar.advance(task)
+            task = bar.add_task("score", total=None)
+            results = runner.map_parts(
+                settings,
+                params.engine,
+                files,
+                wanted,
+                _score_part,
+                (model, params, text_levels, str(tmp)),
+                blocksize=blocksize,
+                on_done=lambda done, total: bar.update(task, completed=done, total=total),
+            )
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    rows, unseen = 0, dict[str, int]()
+    for n, part_unseen in results:
+        rows += n
+        for c, k in part_unseen.items():
+            unseen[c] = unseen.get(c, 0) + k
     if rows == 0:
         shutil.rmtree(tmp, ignore_errors=True)
         raise ValueError(f"{source} has no rows")

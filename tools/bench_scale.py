@@ -135,12 +135,13 @@ def step_split(b: Bench) -> dict[str, Any]:
 def step_train(b: Bench) -> dict[str, Any]:
     """featurize, train (the configured XGBoost and the baseline), evaluate on the test split."""
     params = b.params
-    if b.engine == "dask":
-        from churn.dask import train as dask_train
+    if b.engine != "pandas":
+        from churn.engine import plugin
 
-        features = dask_train.featurize(dask_train.read_splits(b.settings), params)
-        trained = dask_train.train(b.client, features, params)
-        result = dask_train.evaluate(features, trained, params)
+        runner = plugin(b.engine)  # on the session's client (b.client), which it reuses
+        features = runner.featurize(b.settings, params)
+        trained = runner.train(b.settings, features, params)
+        result = runner.evaluate(features, trained, params)
     else:
         from churn.data import stages as data_stages
         from churn.training import stages as model_stages

@@ -116,7 +116,7 @@ def batch_score_step(
     figures: dict[str, Any] = {"engine": engine}
     with measured(figures, client):
         if engine == "dask":
-            summary = score_partitioned(settings, source, output, client, progress=False)
+            summary = score_partitioned(settings, source, output, kind=engine, progress=False)
         else:
             summary = score_file(settings, source, output, progress=False)
     figures["rows"] = summary.rows
@@ -142,9 +142,7 @@ def monitor_step(project: Path, window: Path, engine: str, client: Any = None) -
         reference = job.load_reference(settings, params, version)
         html = Path(tmp) / "data_drift.html"
         if engine == "dask":
-            data, current = job.check_data_at_scale(
-                settings, reference, window, params, html, client=client
-            )
+            data, current = job.check_data_at_scale(settings, reference, window, params, html)
         else:
             data = job.check_data(reference, current, params, html)
     figures.update(
@@ -168,7 +166,7 @@ def run(
     dask engine on a LocalCluster of ``workers`` processes of one thread, ``memory_limit`` each)."""
     from churn.config.params import load_params
     from churn.config.settings import get_settings
-    from churn.engine import dask_client
+    from churn.engine import session
     from pipelines.training import training_flow
 
     results: dict[str, Any] = {"rows": rows, "part_rows": part_rows}
@@ -192,9 +190,9 @@ def run(
                 echo(f"monitor pandas: {json.dumps(results['monitor_pandas'])}")
         if "dask" in engines:
             settings = get_settings(project_dir=project)
-            engine = load_params(settings.params_path).engine
+            engine = load_params(settings.params_path).engine.model_copy(update={"kind": "dask"})
             results["cluster"] = dict(cluster)
-            with dask_client(settings, engine) as client:
+            with session(settings, engine) as client:  # the steps reuse its client
                 results["cluster"]["warm_up_s"] = warm_up(client)
                 results["batch_dask"] = batch_score_step(
                     project, data["customers"], Path(tmp) / "scores", "dask", client

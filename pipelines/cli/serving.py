@@ -87,22 +87,21 @@ def batch_predict(
     ] = 5,
 ) -> None:
     """Score a file with the registry's champion (else the cached copy, else the rules)."""
-    from serving.batch import EngineMissing, require_dask, score_file, score_partitioned
+    from churn.engine import PLUGINS
+    from serving.batch import score_file, score_partitioned
 
     logging.getLogger().setLevel(logging.WARNING)
     settings, params = load_context(ctx)
     kind = engine or params.engine.kind
-    if kind not in ("pandas", "dask"):
-        raise fail(f"--engine: {kind!r} is not an engine; use pandas or dask", 2)
+    known = ["pandas", *PLUGINS]
+    if kind not in known:
+        raise fail(f"--engine: {kind!r} is not an engine here; use one of {known}", 2)
     try:
-        if kind == "dask":
-            from churn.engine import dask_client
-
+        if kind != "pandas":
             if explain:
-                raise fail("--explain runs on the pandas engine; drop --engine dask", 2)
-            require_dask()  # a clear error where dask is not installed (the serving image)
-            with dask_client(settings, params.engine) as client:
-                summary = score_partitioned(settings, str(input_path), output_path, client)
+                raise fail(f"--explain runs on the pandas engine; drop --engine {kind}", 2)
+            # A plug-in missing its libraries (the serving image has no dask) is a clear error.
+            summary = score_partitioned(settings, str(input_path), output_path, kind=kind)
         else:
             summary = score_file(
                 settings,
@@ -111,7 +110,7 @@ def batch_predict(
                 chunk_rows,
                 explain_top_k=top_k if explain else None,
             )
-    except (ValueError, FileNotFoundError, EngineMissing) as exc:
+    except (ValueError, FileNotFoundError) as exc:
         raise fail(exc, 2) from None
     note = "" if summary.source == "registry" else f" [yellow]({summary.source} fallback)[/]"
     console.print(

@@ -50,7 +50,7 @@ def test_partitioned_scoring_equals_in_memory_scoring_row_for_row(
         settings, single, tmp_path / "whole-out.parquet", model=model, progress=False
     )
     summary = score_partitioned(
-        settings, tmp_path / "in", tmp_path / "out", dask_client, model=model, progress=False
+        settings, tmp_path / "in", tmp_path / "out", kind="dask", model=model, progress=False
     )
     parts = sorted((tmp_path / "out").glob("part-*.parquet"))
     assert len(parts) >= 4
@@ -79,7 +79,7 @@ def test_a_glob_of_parts_and_clear_errors(
         settings,
         str(tmp_path / "in" / "*.parquet"),
         tmp_path / "o",
-        dask_client,
+        kind="dask",
         model=model,
         progress=False,
     )
@@ -92,7 +92,7 @@ def test_a_glob_of_parts_and_clear_errors(
             settings,
             tmp_path / "narrow.parquet",
             tmp_path / "o2",
-            dask_client,
+            kind="dask",
             model=model,
             progress=False,
         )
@@ -101,13 +101,18 @@ def test_a_glob_of_parts_and_clear_errors(
 
 
 def test_without_dask_the_dask_engine_says_what_to_install(
-    monkeypatch: pytest.MonkeyPatch,
+    champion: tuple[ServedModel, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """The serving image has no dask (the dask group): a message, not an ImportError."""
+    """The serving image has no dask (the dask group): a message, not an ImportError, before
+    anything is read or written."""
     import sys
 
-    from serving.batch import EngineMissing, require_dask
+    from serving.batch import score_partitioned
 
-    monkeypatch.setitem(sys.modules, "dask.dataframe", None)  # what an absent package gives
-    with pytest.raises(EngineMissing, match=r"install the dask group .* engine.kind: pandas"):
-        require_dask()
+    model, settings = champion
+    for name in [m for m in sys.modules if m == "dask" or m.startswith(("dask.", "churn.dask"))]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "dask", None)  # what an absent package gives
+    with pytest.raises(ValueError, match=r"needs 'dask'.*--extra dask.*engine.kind: pandas"):
+        score_partitioned(settings, tmp_path / "in", tmp_path / "out", kind="dask", model=model)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()

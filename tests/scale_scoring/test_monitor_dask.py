@@ -85,8 +85,9 @@ def test_both_engines_flag_the_same_drift(
     scaled = _dask(params, max_current_rows=3000)
     counted = job.read_window(None, scaled, NOW, "1", str(current / "*.parquet"))  # type: ignore[arg-type]
     assert counted.total_rows == 12_000 and counted.sampled
+    # The session's client (the fixture's) is the one the engine reuses.
     on_dask, sample = job.check_data_at_scale(
-        settings, reference, current, scaled, tmp_path / "drift.html", client=dask_client
+        settings, reference, current, scaled, tmp_path / "drift.html"
     )
     assert on_dask.engine == "dask" and on_dask.current_rows == 12_000
     assert sample.total_rows == 12_000 and on_dask.evidently_rows == sample.rows == 3000

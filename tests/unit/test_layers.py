@@ -24,4 +24,5 @@ def test_no_import_runs_up_the_layers():
     # Every contract was checked (one missing from pyproject would leave its rule unchecked).
     assert "layers: tools > pipelines > serving | monitoring > churn KEPT" in done.stdout
     assert "churn: dask > release > training > models > scoring" in done.stdout
+    assert "only churn.dask imports dask: the rest goes through churn.engine KEPT" in done.stdout
     assert "no import cycles KEPT" in done.stdout

@@ -372,15 +372,33 @@ class LiveParams(_Strict):
         return "off" if value is False else value
 
 
-class EngineParams(_Strict):
-    """Where the stages run: in this process (pandas) or on a Dask cluster (``churn.engine``).
+# The library's own folder: an engine plug-in is a package of it holding a ``plugin.py``.
+_LIBRARY = Path(__file__).resolve().parents[1]
 
-    With ``kind: dask`` and no scheduler address (``CHURN_DASK_SCHEDULER``), a ``LocalCluster``
-    of ``workers`` processes, ``threads_per_worker`` threads and ``memory_limit`` each is started
+
+def engine_plugins() -> dict[str, str]:
+    """The plug-in engines found beside the library's packages: ``{kind: its plugin module}``.
+
+    A plug-in is a package of ``churn`` with a ``plugin.py`` (its ``ENGINE``, ``churn.engine``);
+    the folder is read, nothing is imported, so deleting the package is deleting the plug-in.
+    """
+    return {
+        d.name: f"churn.{d.name}.plugin"
+        for d in sorted(_LIBRARY.iterdir())
+        if (d / "__init__.py").is_file() and (d / "plugin.py").is_file()
+    }
+
+
+class EngineParams(_Strict):
+    """Where the stages run: in this process (pandas) or a plug-in engine (``churn.engine``).
+
+    ``kind`` is ``pandas`` or a plug-in package's name (``engine_plugins``: ``dask``). With
+    ``kind: dask`` and no scheduler address (``CHURN_DASK_SCHEDULER``), a ``LocalCluster`` of
+    ``workers`` processes, ``threads_per_worker`` threads and ``memory_limit`` each is started
     for the run.
     """
 
-    kind: Literal["pandas", "dask"] = "pandas"
+    kind: str = "pandas"
     workers: int = Field(2, ge=1)
     threads_per_worker: int = Field(1, ge=1)
     memory_limit: str = "4GiB"
@@ -389,6 +407,17 @@ class EngineParams(_Strict):
     # the fallback rules, the gate's champion comparison, the serving check) use a seeded sample
     # of at most this many rows per split.
     sample_rows: int = Field(200_000, gt=0)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        known = ["pandas", *engine_plugins()]
+        if value not in known:
+            raise ValueError(
+                f"engine.kind {value!r} is not an engine here; the known ones are {known} "
+                "(a plug-in engine is a package of src/churn/ with a plugin.py)"
+            )
+        return value
 
 
 class Params(_Strict):
@@ -411,22 +440,24 @@ class Params(_Strict):
     def split_method(self) -> Literal["stratified", "hash"]:
         """The split method in force: ``split.method``, with ``auto`` resolved by the engine."""
         if self.split.method == "auto":
-            return "hash" if self.engine.kind == "dask" else "stratified"
+            return "stratified" if self.engine.kind == "pandas" else "hash"
         return self.split.method
 
     @model_validator(mode="after")
     def _engine_fits_the_split(self) -> Params:
-        if self.engine.kind != "dask":
+        # A plug-in engine splits per part, by a keyed hash of each row's id.
+        kind = self.engine.kind
+        if kind == "pandas":
             return self
         if self.split.method == "stratified":
             raise ValueError(
-                "split.method: stratified needs the whole data set in one process; the dask "
+                f"split.method: stratified needs the whole data set in one process; the {kind} "
                 "engine splits by a keyed hash of each row's id: set split.method: hash (or auto)"
             )
         if self.dataset.time_column:
             raise ValueError(
                 f"dataset.time_column {self.dataset.time_column!r} asks for a split by time, "
-                "which the dask engine does not do (it splits by a keyed hash of each row's "
+                f"which the {kind} engine does not do (it splits by a keyed hash of each row's "
                 "id): set dataset.time_column: null, or engine.kind: pandas"
             )
         return self

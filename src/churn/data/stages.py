@@ -1,8 +1,8 @@
 """The data stages with their I/O: what ``dvc.yaml`` runs through the CLI and the flow runs via DVC.
 
 Kept free of MLflow and model imports so that each DVC stage starts quickly. With
-``engine.kind: dask`` each stage runs per part on a Dask cluster (``churn.dask.data``), with the
-same per-frame functions.
+a plug-in engine (``engine.kind: dask``) each stage is the plug-in's (``churn.engine.plugin``):
+per part on its cluster, with the same per-frame functions.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from churn.config.params import Params
 from churn.config.settings import Settings
 from churn.data.ingest import read_source, write_snapshot
 from churn.data.split import split_frame
-from churn.engine import dask_client, plugin
+from churn.engine import plugin
 
 if TYPE_CHECKING:  # pandera (the contract) is imported when a run validates, not on every run
     from churn.data.validate import ValidationReport
@@ -25,9 +25,7 @@ if TYPE_CHECKING:  # pandera (the contract) is imported when a run validates, no
 def ingest(settings: Settings, params: Params) -> int:
     """Read the configured source and write the raw snapshot; returns the row count."""
     if params.engine.kind != "pandas":
-        dask_data = plugin(params.engine.kind, "data")
-        with dask_client(settings, params.engine) as client:
-            return dask_data.ingest(client, settings, params)
+        return plugin(params.engine.kind).ingest(settings, params)
     frame = read_source(
         params.ingest, base_dir=settings.project_dir, partition_rows=params.engine.partition_rows
     )
@@ -42,9 +40,8 @@ def validate(settings: Settings, params: Params) -> ValidationReport:
         ContractError: after writing the outputs, when the quarantined share is too high.
     """
     if params.engine.kind != "pandas":
-        dask_data = plugin(params.engine.kind, "data")
-        with dask_client(settings, params.engine) as client:
-            return dask_data.validate(client, settings, params)
+        report: ValidationReport = plugin(params.engine.kind).validate(settings, params)
+        return report
     from churn.data.validate import check_quarantine_share, validate_frame, write_outputs
 
     layout = DataLayout(settings.data_dir)
@@ -59,9 +56,7 @@ def validate(settings: Settings, params: Params) -> ValidationReport:
 def split(settings: Settings, params: Params) -> dict[str, int]:
     """Split the validated rows into train / valid / test Parquet files; returns row counts."""
     if params.engine.kind != "pandas":
-        dask_data = plugin(params.engine.kind, "data")
-        with dask_client(settings, params.engine) as client:
-            return dask_data.split(client, settings, params)
+        return plugin(params.engine.kind).split(settings, params)
     layout = DataLayout(settings.data_dir)
     parts = split_frame(
         pd.read_parquet(layout.validated), params.dataset, params.split, params.split_method
