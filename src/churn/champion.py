@@ -70,6 +70,51 @@ class ServingCheck:
 
 
 @dataclass(frozen=True)
+class Lineage:
+    """The data set a version was trained on: what a model can be compared with and served for.
+
+    Two versions share a lineage when they share its ``name`` (the registered model) and its
+    ``fingerprint`` (the schema's); a model is only ever compared with, or swapped for, a model of
+    the same lineage. Built by :func:`churn.data.lineage.lineage_of`.
+
+    Attributes:
+        name: the lineage's name: the registered model its versions go to.
+        fingerprint: 12 hex digits of the SHA-256 of ``schema`` (canonical JSON).
+        schema: ``{"id", "label", "positive", "time", "columns": {name: kind}}``; kind is
+            ``numeric``, ``integer`` or ``categorical``. Levels and ranges are not part of it:
+            new data may add a level without starting a new lineage.
+    """
+
+    name: str
+    fingerprint: str
+    schema: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SplitIdentity:
+    """How a version's train / valid / test rows were chosen (``churn.data.split``).
+
+    Two versions' test splits hold the same rows only when their identities are equal and the
+    data are the same; otherwise a comparison must use rows held out from both.
+
+    Attributes:
+        method: ``stratified`` or ``hash`` (``auto`` resolved by the engine).
+        seed: ``split.seed``.
+        valid_size: ``split.valid_size``.
+        test_size: ``split.test_size``.
+        key: the column that keys a row (the id column or the row key).
+        time_column: the time column when the split is by time, else None.
+    """
+
+    method: str
+    seed: int
+    valid_size: float
+    test_size: float
+    key: str
+    time_column: str | None = None
+
+
+@dataclass(frozen=True)
 class ChampionInfo:
     """One registered version's facts, as the training run recorded them.
 
@@ -86,6 +131,11 @@ class ChampionInfo:
         rules_test_roc_auc: the fallback rules' ROC AUC on the same test split
             (``churn.scoring.fallback_rules``); None on versions registered before they existed, or
             when the test split holds one class.
+        lineage: the data set's identity (:class:`Lineage`); None on versions registered
+            before it was recorded.
+        feature_code: the feature code's version the model was fitted with
+            (``churn.features.version.FEATURE_CODE_VERSION``); None on older versions.
+        split: how the run split its rows (:class:`SplitIdentity`); None on older versions.
         version: registry version (None until registered).
         run_id: the MLflow run that trained it.
     """
@@ -99,6 +149,9 @@ class ChampionInfo:
     trained_at: str
     serving_check: ServingCheck | None = None
     rules_test_roc_auc: float | None = None
+    lineage: Lineage | None = None
+    feature_code: int | None = None
+    split: SplitIdentity | None = None
     version: str | None = None
     run_id: str | None = None
 
@@ -117,6 +170,12 @@ class ChampionInfo:
             tags["serving_check"] = json.dumps(asdict(self.serving_check))
         if self.rules_test_roc_auc is not None:
             tags["rules_test_roc_auc"] = f"{self.rules_test_roc_auc:.6f}"
+        if self.lineage is not None:
+            tags["lineage"] = json.dumps(asdict(self.lineage), sort_keys=True)
+        if self.feature_code is not None:
+            tags["feature_code"] = str(self.feature_code)
+        if self.split is not None:
+            tags["split"] = json.dumps(asdict(self.split), sort_keys=True)
         return tags
 
     @classmethod
@@ -154,10 +213,19 @@ class ChampionInfo:
             raise ChampionRecordError(
                 f"{where} has an unreadable 'rules_test_roc_auc' tag: {exc}"
             ) from exc
+        try:
+            lineage = Lineage(**json.loads(tags["lineage"])) if "lineage" in tags else None
+            feature_code = int(tags["feature_code"]) if "feature_code" in tags else None
+            split = SplitIdentity(**json.loads(tags["split"])) if "split" in tags else None
+        except (TypeError, ValueError) as exc:
+            raise ChampionRecordError(f"{where} has an unreadable lineage tag: {exc}") from exc
         return cls(
             **values,
             serving_check=ServingCheck(**json.loads(check)) if check else None,
             rules_test_roc_auc=rules_test_roc_auc,
+            lineage=lineage,
+            feature_code=feature_code,
+            split=split,
             version=version,
             run_id=run_id,
         )
