@@ -245,7 +245,9 @@ class Tombstones:
             yield self.current()
 
 
-def drop_forgotten(lines: Sequence[bytes], forgotten: dict[str, datetime]) -> tuple[list[bytes], int]:
+def drop_forgotten(
+    lines: Sequence[bytes], forgotten: dict[str, datetime]
+) -> tuple[list[bytes], int]:
     """Journal lines without the rows of forgotten customers logged before their erasure;
     returns the lines and the rows dropped. Only a line naming one of the hashes is parsed."""
     kept: list[bytes] = []
@@ -297,7 +299,9 @@ def erase_customer(root: Path, customer_hash: str, at: datetime | None = None) -
     rewritten without the customer's rows (each folder held by its owner flock meanwhile, as an
     adopting process would), the dead letters too; if a live process owns a folder, a tombstone
     is added, which it applies to every row it delivers from then on (its queue and journal
-    included). With no live owner the tombstones are all spent and the file is removed.
+    included). The unowned segments are rewritten with every tombstone (an earlier erasure's
+    rows may have been left by a process that stopped before delivering them); so with no live
+    owner the tombstones are all spent and the file is removed.
     """
     if not root.exists():
         return JournalErasure(0, 0, 0)
@@ -305,6 +309,7 @@ def erase_customer(root: Path, customer_hash: str, at: datetime | None = None) -
     tombstones = Tombstones(root)
     erased = live = 0
     with _locked(tombstones.lock, fcntl.LOCK_EX):
+        forgotten = {**tombstones.current(), customer_hash: at}
         for folder in sorted(p for p in root.iterdir() if PROCESS_FOLDER.match(p.name)):
             with (folder / OWNER_LOCK).open("ab") as owner:
                 try:
@@ -317,7 +322,7 @@ def erase_customer(root: Path, customer_hash: str, at: datetime | None = None) -
                     if rows is None:
                         continue
                     lines = segment.read_bytes().split(b"\n")
-                    kept, dropped = drop_forgotten(lines, {customer_hash: at})
+                    kept, dropped = drop_forgotten(lines, forgotten)
                     if not dropped:
                         continue
                     erased += dropped

@@ -594,7 +594,9 @@ class PredictionLog:
         if end <= start:
             return []
         try:
-            self.store.insert_rows((b"[" + b",".join(rows[start:end]) + b"]").decode(), commit=False)
+            self.store.insert_rows(
+                (b"[" + b",".join(rows[start:end]) + b"]").decode(), commit=False
+            )
             return []
         except Exception as exc:
             if end - start > 1:
@@ -708,7 +710,9 @@ def _stray(root: Path, entry: Path, why: str) -> None:
     try:
         shutil.move(str(entry), str(target))
     except OSError as exc:
-        log.warning("prediction log: skipped %s (%s) and could not move it aside: %s", entry, why, exc)
+        log.warning(
+            "prediction log: skipped %s (%s) and could not move it aside: %s", entry, why, exc
+        )
         return
     log.warning("prediction log: skipped %s (%s): moved to %s", entry, why, target)
 

@@ -24,6 +24,8 @@ def forget(
     while it delivers, so a delivery that began before the erasure has committed before the
     rows are deleted from the store (docs/serving.md, "Erasure").
     """
+    import sqlalchemy as sa
+
     from churn.prediction_store import MissingStoreError, PredictionStore
     from serving.journal import erase_customer, journal_root
 
@@ -35,6 +37,12 @@ def forget(
         erased = store.forget(customer_id)
     except MissingStoreError as exc:
         raise fail(exc) from None
+    except sa.exc.SQLAlchemyError as exc:  # the journal is erased; the store could not be
+        raise fail(
+            f"the customer's journaled rows are erased, but the store refused the erasure "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}): run churn forget again "
+            "once it answers"
+        ) from None
     finally:
         store.close()
     console.print(
