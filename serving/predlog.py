@@ -566,11 +566,11 @@ class PredictionLog:
             for index, reason in refused:
                 letters.append(DeadLetter.of_row(rows[index], reason))
             self._dead_letters.append(letters)  # on disk before the segments are deleted
-            bad = {index for index, _ in refused}
-            good = [row for i, row in enumerate(rows) if i not in bad]
+            set_aside = {index for index, _ in refused}
+            good = [row for i, row in enumerate(rows) if i not in set_aside]
             self.store.insert_rows((b"[" + b",".join(good) + b"]").decode())
-        except Exception as failed:
-            self._failed("store", failed)
+        except Exception as failed:  # the dead-letter file (the disk) or the store
+            self._failed("journal" if isinstance(failed, OSError) else "store", failed)
             return False
         if letters:
             log.error(
