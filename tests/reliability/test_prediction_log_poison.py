@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from prometheus_client import generate_latest
 
 from churn.prediction_store import PredictionStore
+from serving.journal import DeadLetters
 from serving.metrics import ServingMetrics
 from serving.predlog import PredictionLog, ScoredBatch
 from tests.production.conftest import (
@@ -156,8 +157,8 @@ def test_a_row_breaking_not_null_is_dead_lettered_and_the_rows_behind_it_stored(
     tmp_path: Path,
 ) -> None:
     """SQLite: a NaN latency (JSON null) breaks NOT NULL; the batch goes to the dead letters
-    with the store's reason, every other row is stored, and ``churn dead-letters list`` shows
-    it."""
+    with the store's reason, every other row is stored; one fixed in the file is replayed, and
+    ``churn dead-letters list`` shows the other two."""
     url = f"sqlite:///{tmp_path / 'log.db'}"
     poison = _batch(3, "poison", seed=9)
     poison.latency_ms = float("nan")  # orjson writes null
@@ -173,10 +174,19 @@ def test_a_row_breaking_not_null_is_dead_lettered_and_the_rows_behind_it_stored(
         "CHURN_PREDICTION_LOG_URL": url,
         "CHURN_PREDICTION_JOURNAL_DIR": str(tmp_path / "journal"),
     }
+    # Fixed in the file (a latency), then replayed: stored, and the file is empty.
+    path = log.journal_root / "dead-letters.jsonl"
+    fixed = [json.loads(line) for line in path.read_text().splitlines()]
+    for letter in fixed[:1]:
+        letter["row"][7] = 2.5
+    path.write_text("".join(json.dumps(letter) + "\n" for letter in fixed))
+    stored_again, kept = DeadLetters(log.journal_root).replay(log.store)
+    assert stored_again == 1 and len(kept) == 2 and "NOT NULL" in kept[0].reason
+    assert _stored(url)["poison"] == 1
     listed = _churn(env, "dead-letters", "list")
     assert listed.returncode == 0, listed.stderr
-    assert "3 dead letters" in listed.stderr, listed.stderr
-    assert listed.stdout.count("poison") == 3 and "NOT NULL" in listed.stdout
+    assert "2 dead letters" in listed.stderr, listed.stderr
+    assert listed.stdout.count("poison") == 2 and "NOT NULL" in listed.stdout
 
 
 def test_a_truncated_segment_is_dead_lettered_and_the_rest_replayed(tmp_path: Path) -> None:
