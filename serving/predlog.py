@@ -154,8 +154,8 @@ class PredictionLog:
     Args:
         store: where rows end up.
         metrics: the service's metrics.
-        journal_dir: where segments wait for the store (in a folder per store URL); default
-            ``store.journal_dir()``.
+        journal_dir: where segments wait for the store (in a folder per store identity,
+            without credentials: ``serving.journal``); default ``store.journal_dir()``.
         max_queued_rows: rows waiting in memory above which ``submit`` refuses.
         max_journal_rows: rows journaled (plus queued) above which ``submit`` refuses.
         flush_seconds: how often queued rows are journaled (the ``kill -9`` window).
