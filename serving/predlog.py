@@ -513,14 +513,14 @@ class PredictionLog:
         with self._tombstones.shared() as forgotten:
             lines: list[bytes] = []
             try:
-                lines = [line for s in chunk for line in s.path.read_bytes().split(b"\n")]
+                lines = [line for s in chunk for line in _segment_bytes(s).split(b"\n")]
                 if forgotten:
                     lines, dropped = drop_forgotten(lines, forgotten)
                     if dropped:
                         log.info("prediction log: %d rows of erased customers dropped", dropped)
                 self.store.insert_rows(_payload(lines).decode())
             except Exception as exc:
-                if not lines:  # a segment could not be read
+                if not lines:  # a segment could not be read (the disk)
                     self._failed("journal", exc)
                     return False
                 if not self._set_aside(lines, exc):
@@ -715,6 +715,19 @@ def _stray(root: Path, entry: Path, why: str) -> None:
         )
         return
     log.warning("prediction log: skipped %s (%s): moved to %s", entry, why, target)
+
+
+def _segment_bytes(segment: _Segment) -> bytes:
+    """A segment's lines; nothing (said at ERROR) if someone removed it from the disk."""
+    try:
+        return segment.path.read_bytes()
+    except FileNotFoundError:
+        log.error(
+            "prediction log: segment %s (%d rows) vanished from the disk",
+            segment.path,
+            segment.rows,
+        )
+        return b""
 
 
 def _payload(lines: Sequence[bytes]) -> bytes:
