@@ -226,13 +226,17 @@ bench-monitor: $(STAMP) prefect-server ## Benchmark monitoring: 100k and 1M logg
 
 ##@ Privacy
 .PHONY: forget
-forget: $(STAMP) ## Erase one customer from the prediction log and labels: CUSTOMER_ID=7590-VHVEG
+forget: $(STAMP) ## Erase one customer from the prediction log (store, journal, dead letters) and labels: CUSTOMER_ID=7590-VHVEG
 	@test -n "$(CUSTOMER_ID)" || { echo "usage: make forget CUSTOMER_ID=<id>"; exit 2; }
 	$(RUN) churn forget --customer-id "$(CUSTOMER_ID)"
 
 .PHONY: retention
 retention: $(STAMP) ## Delete predictions older than CHURN_PREDICTION_RETENTION_DAYS (default 90)
 	$(RUN) churn retention
+
+.PHONY: dead-letters
+dead-letters: $(STAMP) ## List the prediction log's dead letters (rows the store refused as data); REPLAY=1 stores them again
+	$(RUN) churn dead-letters $(if $(REPLAY),replay,list)
 
 ##@ Quality
 .PHONY: lint

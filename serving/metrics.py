@@ -118,6 +118,22 @@ class ServingMetrics:
             "Acknowledged rows that neither the journal nor the store kept.",
             registry=r,
         )
+        self.log_journal_max = Gauge(
+            "churn_prediction_log_journal_max_rows",
+            "The journal's bound (CHURN_PREDICTION_JOURNAL_MAX_ROWS): past it /predict answers "
+            "503.",
+            registry=r,
+        )
+        self.log_dead_letters = Gauge(
+            "churn_prediction_log_dead_letters",
+            "Rows in the dead-letter file: refused by the store as data (churn dead-letters).",
+            registry=r,
+        )
+        self.log_dead_lettered = Counter(
+            "churn_prediction_log_dead_lettered_rows",
+            "Rows this process set aside in the dead-letter file since it started.",
+            registry=r,
+        )
         self.role_rows = Counter(
             "churn_role_predictions",
             "Logged predictions by role (champion, challenger: a canary answered, shadow: scored "
@@ -188,6 +204,8 @@ class ServingMetrics:
         self.log_state.labels(health.state).set(1)
         self.log_queue.set(health.queued_rows)
         self.log_journal.set(health.journal_rows)
+        self.log_journal_max.set(health.journal_max_rows)
+        self.log_dead_letters.set(health.dead_letters)
 
     def set_model(
         self,

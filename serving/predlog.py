@@ -20,6 +20,16 @@ The guarantee (docs/serving.md, "Prediction log"):
   a restart replays them (the next process adopts the segments of a dead one).
 * ``close`` (the lifespan's exit, after SIGTERM) journals everything still queued, delivers what
   the store takes within its timeout and leaves the rest journaled for the next start.
+* A chunk the store refuses while it still takes an empty insert (the store is up: the rows
+  are the problem) is split in halves, tried and rolled back, until the rows it refuses as data
+  (SQLSTATE classes 22 and 23: ``DataError``, ``IntegrityError``) and the lines that are not
+  JSON are found: they go to the dead letters (``serving.journal``) with the store's reason,
+  the rest is stored in one transaction. A store that is down, or refuses for any other
+  reason, is retried as before: nothing is dead-lettered for it.
+* ``submit`` also refuses when the journal holds ``max_journal_rows``: the disk is bounded,
+  and what was acknowledged is kept.
+* Rows of customers ``churn forget`` erased while this process owned them (its tombstones) are
+  dropped when delivered.
 
 Rows are lost only when the journal disk *and* the store both refuse them at shutdown: then the
 count is logged at ERROR and counted in ``churn_prediction_log_lost_rows_total``.
@@ -34,6 +44,7 @@ import itertools
 import logging
 import os
 import queue
+import shutil
 import threading
 import time
 import uuid
@@ -45,15 +56,31 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import orjson
+import sqlalchemy as sa
 
 from churn.prediction_store import CHAMPION_ROLE, SHADOW_ROLE, PredictionStore
+from serving.journal import (
+    KNOWN_FILES,
+    OWNER_LOCK,
+    PROCESS_FOLDER,
+    STRAY,
+    DeadLetter,
+    DeadLetters,
+    Tombstones,
+    drop_forgotten,
+    segment_rows,
+    store_reason,
+)
 from serving.metrics import ServingMetrics
 
 log = logging.getLogger(__name__)
 
 _ORJSON = orjson.OPT_SERIALIZE_NUMPY
 _STOP = object()
-_LOCK = "owner.lock"
+_LOCK = OWNER_LOCK
+# The errors by which a store names the rows as the problem (SQLSTATE 22 data exception, 23
+# integrity constraint violation): only these send a row to the dead letters.
+_DATA_ERRORS = (sa.exc.DataError, sa.exc.IntegrityError)
 # How recently a refused submit keeps the log in the "shedding" state on /ready.
 _SHED_MEMORY_SECONDS = 2.0
 
@@ -99,12 +126,18 @@ class LogHealth:
     queued_rows: int
     journal_rows: int
     last_error: str | None
+    journal_max_rows: int = 0
+    dead_letters: int = 0  # rows in the dead-letter file (this store's journal)
+    last_dead_letter: str | None = None  # the store's reason for the last one
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "state": self.state,
             "queued_rows": self.queued_rows,
             "journal_rows": self.journal_rows,
+            "journal_max_rows": self.journal_max_rows,
+            "dead_letters": self.dead_letters,
+            "last_dead_letter": self.last_dead_letter,
             "last_error": self.last_error,
         }
 
@@ -121,9 +154,10 @@ class PredictionLog:
     Args:
         store: where rows end up.
         metrics: the service's metrics.
-        journal_dir: where segments wait for the store (in a folder per store URL); default
-            ``store.journal_dir()``.
+        journal_dir: where segments wait for the store (in a folder per store identity,
+            without credentials: ``serving.journal``); default ``store.journal_dir()``.
         max_queued_rows: rows waiting in memory above which ``submit`` refuses.
+        max_journal_rows: rows journaled (plus queued) above which ``submit`` refuses.
         flush_seconds: how often queued rows are journaled (the ``kill -9`` window).
         batch_rows: rows per journal segment (passed by at most one request's rows).
         deliver_rows: rows per store transaction at most when segments have piled up.
@@ -138,6 +172,7 @@ class PredictionLog:
         *,
         journal_dir: Path | None = None,
         max_queued_rows: int = 100_000,
+        max_journal_rows: int = 2_000_000,
         flush_seconds: float = 0.1,
         batch_rows: int = 2000,
         deliver_rows: int = 20_000,
@@ -146,8 +181,15 @@ class PredictionLog:
     ) -> None:
         self.store = store
         self._metrics = metrics
-        self.journal_root = (journal_dir or store.journal_dir()) / store.journal_key()
+        self._journal_dir = journal_dir or store.journal_dir()
+        self.journal_root = self._journal_dir / store.journal_key()
         self._max_queued_rows = max_queued_rows
+        self._max_journal_rows = max_journal_rows
+        self._dead_letters = DeadLetters(self.journal_root)
+        self._dead_count = 0
+        self._last_dead: str | None = None
+        self._tombstones = Tombstones(self.journal_root)
+        self._shed_reason: str | None = None
         self._flush_seconds = flush_seconds
         self._batch_rows = batch_rows
         self._deliver_rows = deliver_rows
@@ -209,12 +251,21 @@ class PredictionLog:
                 raise
         with self._counts:
             if self._queued_rows + rows > self._max_queued_rows:
-                self._refused_at = time.monotonic()
-                self._metrics.log_shed.inc()
-                return False
+                return self._shed(None)
+            if self._journal_rows + self._queued_rows + rows > self._max_journal_rows:
+                return self._shed(
+                    f"journal full: {self._journal_rows} rows journaled, the bound is "
+                    f"{self._max_journal_rows} (CHURN_PREDICTION_JOURNAL_MAX_ROWS)"
+                )
             self._queued_rows += rows
         self._queue.put(item)
         return True
+
+    def _shed(self, reason: str | None) -> bool:
+        self._refused_at = time.monotonic()
+        self._shed_reason = reason
+        self._metrics.log_shed.inc()
+        return False
 
     def health(self) -> LogHealth:
         """The log's state now (for ``/ready`` and ``/metrics``)."""
@@ -223,11 +274,20 @@ class PredictionLog:
         state: Literal["ok", "behind", "failing", "shedding"] = "ok"
         if time.monotonic() - self._refused_at < _SHED_MEMORY_SECONDS:
             state = "shedding"
+            error = self._shed_reason or error
         elif error is not None:
             state = "failing"
         elif journal > self._deliver_rows:
             state = "behind"
-        return LogHealth(state, queued, journal, error)
+        return LogHealth(
+            state,
+            queued,
+            journal,
+            error,
+            self._max_journal_rows,
+            self._dead_count,
+            self._last_dead,
+        )
 
     def close(self, timeout: float = 5.0) -> None:
         """Journal everything submitted, deliver what the store takes within ``timeout``
@@ -349,7 +409,9 @@ class PredictionLog:
                 tmp.unlink()
             self._failed("journal", exc)
             try:
-                self.store.insert_rows(_payload(pending).decode())
+                with self._tombstones.shared() as forgotten:
+                    lines = drop_forgotten(pending, forgotten)[0] if forgotten else pending
+                    self.store.insert_rows(_payload(lines).decode())
             except Exception as store_exc:
                 self._failed("store", store_exc)
                 return False
@@ -442,13 +504,27 @@ class PredictionLog:
                 self._backlog_changed.wait(self._retry_seconds)
 
     def _deliver(self, chunk: list[_Segment]) -> bool:
-        """One transaction for the chunk's segments; delete them once committed."""
-        try:
-            payload = _payload([line for s in chunk for line in s.path.read_bytes().split(b"\n")])
-            self.store.insert_rows(payload.decode())
-        except Exception as exc:
-            self._failed("store", exc)
-            return False
+        """One transaction for the chunk's segments (the rows the store refuses as data set
+        aside in the dead letters); delete them once committed.
+
+        The tombstones' shared lock is held from reading them until the commit (``churn
+        forget`` waits for it before erasing from the store).
+        """
+        with self._tombstones.shared() as forgotten:
+            lines: list[bytes] = []
+            try:
+                lines = [line for s in chunk for line in _segment_bytes(s).split(b"\n")]
+                if forgotten:
+                    lines, dropped = drop_forgotten(lines, forgotten)
+                    if dropped:
+                        log.info("prediction log: %d rows of erased customers dropped", dropped)
+                self.store.insert_rows(_payload(lines).decode())
+            except Exception as exc:
+                if not lines:  # a segment could not be read (the disk)
+                    self._failed("journal", exc)
+                    return False
+                if not self._set_aside(lines, exc):
+                    return False
         self._store_error = None
         rows = sum(s.rows for s in chunk)
         for segment in chunk:
@@ -461,6 +537,74 @@ class PredictionLog:
             self._metrics.log_journal.set(self._journal_rows)
         self._metrics.log_rows.inc(rows)
         return True
+
+    def _set_aside(self, lines: list[bytes], exc: BaseException) -> bool:
+        """After a refused chunk: if the store is up, find the rows it refuses as data (halves
+        tried and rolled back), dead-letter them, store the rest in one transaction; True when
+        done. False (the chunk waits and is retried) when the store is down, refuses an empty
+        insert, or refuses a single row for another reason than its data."""
+        try:
+            self.store.insert_rows("[]")  # the store is up and has its table
+        except Exception:
+            self._failed("store", exc)
+            return False
+        rows: list[bytes] = []
+        letters: list[DeadLetter] = []
+        for line in lines:
+            if len(line) <= 2:
+                continue
+            try:
+                parsed = orjson.loads(line)
+                if not isinstance(parsed, list):
+                    raise TypeError(f"a JSON {type(parsed).__name__}, not an array of rows")
+            except (orjson.JSONDecodeError, TypeError) as bad:
+                letters.append(DeadLetter.of_line(line, f"unreadable journal line: {bad}"))
+                continue
+            rows.extend(orjson.dumps(row) for row in parsed)
+        try:
+            refused = self._refused(rows, 0, len(rows))
+            for index, reason in refused:
+                letters.append(DeadLetter.of_row(rows[index], reason))
+            self._dead_letters.append(letters)  # on disk before the segments are deleted
+            set_aside = {index for index, _ in refused}
+            good = [row for i, row in enumerate(rows) if i not in set_aside]
+            self.store.insert_rows((b"[" + b",".join(good) + b"]").decode())
+        except Exception as failed:  # the dead-letter file (the disk) or the store
+            self._failed("journal" if isinstance(failed, OSError) else "store", failed)
+            return False
+        if letters:
+            log.error(
+                "prediction log: %d rows the store refused set aside in %s (%s); %d stored "
+                "(churn dead-letters list)",
+                len(letters),
+                self._dead_letters.path,
+                letters[-1].reason,
+                len(rows) - len(refused),
+            )
+            self._dead_count += len(letters)
+            self._last_dead = letters[-1].reason
+            self._metrics.log_dead_lettered.inc(len(letters))
+            self._metrics.log_dead_letters.set(self._dead_count)
+        return True
+
+    def _refused(self, rows: list[bytes], start: int, end: int) -> list[tuple[int, str]]:
+        """The rows in ``rows[start:end]`` the store refuses as data, with its reason (each
+        half tried in a transaction rolled back). Raises what the store said when it refuses
+        one row for another reason (it is not the row's fault: the chunk waits)."""
+        if end <= start:
+            return []
+        try:
+            self.store.insert_rows(
+                (b"[" + b",".join(rows[start:end]) + b"]").decode(), commit=False
+            )
+            return []
+        except Exception as exc:
+            if end - start > 1:
+                middle = (start + end) // 2
+                return self._refused(rows, start, middle) + self._refused(rows, middle, end)
+            if not isinstance(exc, _DATA_ERRORS):
+                raise
+            return [(start, store_reason(exc))]
 
     def _failed(self, where: str, exc: BaseException) -> None:
         message = f"{where}: {type(exc).__name__}: {exc}".splitlines()[0][:300]
@@ -475,33 +619,115 @@ class PredictionLog:
 
     def _claim_journal(self) -> Path:
         """This process's own folder under the journal root (held by a flock while it lives),
-        with the segments of folders whose owner is gone moved in first, oldest first."""
+        with the segments of folders whose owner is gone moved in first, oldest first.
+
+        A journal written under the key before issue #26 (the whole URL's digest) is moved
+        under the store's identity first. Whatever else is in the root or in a dead process's
+        folder (not a segment, a lock or a dead-letter file) is moved into ``stray/`` with a
+        WARNING: start-up never fails on it. Folders of dead processes are removed once
+        emptied.
+        """
         root = self.journal_root
+        self._migrate_legacy()
         mine = root / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         mine.mkdir(parents=True)
         self._lock_fh = (mine / _LOCK).open("wb")
         fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         adopted = 0
-        for other in sorted(p for p in root.iterdir() if p.is_dir() and p != mine):
+        for other in sorted(root.iterdir()):
+            if other == mine or other.name in KNOWN_FILES or other.name == STRAY:
+                continue
+            if not (other.is_dir() and PROCESS_FOLDER.match(other.name)):
+                _stray(root, other, "not a journal folder")
+                continue
             with (other / _LOCK).open("ab") as fh:
                 try:
                     fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     continue  # a live process owns it
-                for segment in sorted(other.glob("*.jsonl")):
-                    target = mine / f"a-{other.name}-{segment.name}"
-                    segment.rename(target)
-                    rows = int(segment.stem.rsplit("-", 1)[1])
+                for entry in sorted(other.iterdir()):
+                    rows = segment_rows(entry) if entry.is_file() else None
+                    if entry.name == _LOCK:
+                        continue
+                    if entry.suffix == ".tmp" and entry.is_file():
+                        entry.unlink()  # a segment cut by kill -9 before its rename
+                        continue
+                    if rows is None:
+                        _stray(root, entry, f"not a segment of {other.name}")
+                        continue
+                    target = mine / f"a-{other.name}-{entry.name}"
+                    entry.rename(target)
                     self._backlog.append(_Segment(target, rows))
                     adopted += rows
-                for leftover in other.iterdir():
-                    leftover.unlink()
-                other.rmdir()
+                with contextlib.suppress(OSError):
+                    (other / _LOCK).unlink()
+                    other.rmdir()
         self._journal_rows = adopted
         self._metrics.log_journal.set(adopted)
         if adopted:
             log.warning("prediction log: replaying %d journaled rows of an earlier run", adopted)
+        letters = self._dead_letters.read()
+        self._dead_count = len(letters)
+        self._last_dead = letters[-1].reason if letters else None
+        self._metrics.log_dead_letters.set(self._dead_count)
+        self._metrics.log_journal_max.set(self._max_journal_rows)
+        if letters:
+            log.warning(
+                "prediction log: %d dead letters in %s (churn dead-letters list)",
+                len(letters),
+                self._dead_letters.path,
+            )
         return mine
+
+    def _migrate_legacy(self) -> None:
+        """Move a backlog journaled under the URL's digest (before issue #26) under the store's
+        identity: its process folders and dead letters join this store's root."""
+        legacy = self._journal_dir / self.store.legacy_journal_key()
+        if legacy == self.journal_root or not legacy.is_dir():
+            return
+        self.journal_root.mkdir(parents=True, exist_ok=True)
+        for entry in legacy.iterdir():
+            target = self.journal_root / entry.name
+            if entry.name == DeadLetters(legacy).path.name and target.exists():
+                with target.open("ab") as fh:
+                    fh.write(entry.read_bytes())
+                entry.unlink()
+            elif not target.exists():
+                entry.rename(target)
+        with contextlib.suppress(OSError):
+            legacy.rmdir()
+        log.warning(
+            "prediction log: moved the journal of %s (the name before issue #26) to %s",
+            legacy,
+            self.journal_root,
+        )
+
+
+def _stray(root: Path, entry: Path, why: str) -> None:
+    """Move a foreign file or folder out of the journal's way, into ``stray/``."""
+    target = root / STRAY / f"{entry.name}-{uuid.uuid4().hex[:6]}"
+    target.parent.mkdir(exist_ok=True)
+    try:
+        shutil.move(str(entry), str(target))
+    except OSError as exc:
+        log.warning(
+            "prediction log: skipped %s (%s) and could not move it aside: %s", entry, why, exc
+        )
+        return
+    log.warning("prediction log: skipped %s (%s): moved to %s", entry, why, target)
+
+
+def _segment_bytes(segment: _Segment) -> bytes:
+    """A segment's lines; nothing (said at ERROR) if someone removed it from the disk."""
+    try:
+        return segment.path.read_bytes()
+    except FileNotFoundError:
+        log.error(
+            "prediction log: segment %s (%d rows) vanished from the disk",
+            segment.path,
+            segment.rows,
+        )
+        return b""
 
 
 def _payload(lines: Sequence[bytes]) -> bytes:

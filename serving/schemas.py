@@ -30,7 +30,11 @@ UNIT_DOC = (
 # must still look like a level: a short string, or an int for integer-coded columns.
 MAX_LEVEL_LENGTH = 64
 MAX_ID_LENGTH = 64
-UnseenText = Annotated[str, StringConstraints(max_length=MAX_LEVEL_LENGTH)]
+# No control characters (U+0000-U+001F, U+007F): PostgreSQL's text cannot hold U+0000, and a row
+# the store refuses would be set aside in the dead letters, never logged (issue #26); a level
+# never needs one.
+NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+UnseenText = Annotated[str, StringConstraints(max_length=MAX_LEVEL_LENGTH, pattern=NO_CONTROL)]
 # What the prediction store can hold (a JSON integer is a 64-bit one in SQLite, PostgreSQL and
 # orjson): a bigger one could be scored but not logged, so the contract refuses it (422).
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1

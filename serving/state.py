@@ -61,6 +61,7 @@ class ServingState:
             self.metrics,
             journal_dir=settings.prediction_journal_dir,
             max_queued_rows=settings.prediction_log_max_queued_rows,
+            max_journal_rows=settings.prediction_journal_max_rows,
         )
         self.unseen = UnseenLevels(params.dataset)
         # What answers a request the served model fails on: its own fallback rules, else the

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Response, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from serving.deps import Model, State
 
@@ -20,6 +20,14 @@ class PredictionLogState(BaseModel):
     state: Literal["ok", "behind", "failing", "shedding"]
     queued_rows: int
     journal_rows: int
+    journal_max_rows: int = Field(
+        description="The journal's bound: past it /predict answers 503 (overloaded)."
+    )
+    dead_letters: int = Field(
+        description="Rows the store refused as data, set aside (churn dead-letters list); "
+        "they do not make the service degraded."
+    )
+    last_dead_letter: str | None = Field(description="The store's reason for the last one.")
     last_error: str | None
 
 

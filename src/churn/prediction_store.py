@@ -132,6 +132,28 @@ def sqlite_file(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+# The port a dialect listens on when a URL names none (made explicit in a store's identity).
+_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433}
+
+
+def store_identity(url: str) -> str:
+    """A store's identity without credentials: the backend (not the driver), the lowercased
+    host, the port (the default made explicit) and the database; a SQLite file's absolute path.
+
+    ``postgresql+psycopg://app:old@DB.example:5432/churn`` and
+    ``postgresql://app:new@db.example/churn`` are the same store: ``postgresql://db.example:5432/churn``.
+    """
+    parsed = sa.engine.make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        db = parsed.database or ""
+        path = db if db in ("", ":memory:") else str(Path(db).expanduser().resolve())
+        return f"sqlite:///{path}"
+    host = (parsed.host or "localhost").lower()
+    port = parsed.port or _DEFAULT_PORTS.get(backend, 0)
+    return f"{backend}://{host}:{port}/{parsed.database or ''}"
+
+
 def make_engine(
     url: str, *, create: bool = False, setting: str = "CHURN_PREDICTION_LOG_URL"
 ) -> sa.Engine:
@@ -320,10 +342,18 @@ class PredictionStore:
             return f"{prefix}.{at.microsecond:06d}{suffix}"
         return prefix + suffix
 
-    def insert_rows(self, rows_json: str) -> None:
-        """Append predictions given as one JSON array of ``ROW_COLUMNS``-ordered arrays."""
-        with self.engine(self.predictions_url).begin() as conn:
+    def insert_rows(self, rows_json: str, *, commit: bool = True) -> None:
+        """Append predictions given as one JSON array of ``ROW_COLUMNS``-ordered arrays.
+
+        With ``commit=False`` the rows are inserted and rolled back: whether the store takes
+        them (the prediction log's search for the rows it refuses), nothing kept.
+        """
+        with self.engine(self.predictions_url).connect() as conn:
             conn.exec_driver_sql(insert_statement(self.dialect), (rows_json,))
+            if commit:
+                conn.commit()
+            else:
+                conn.rollback()
 
     def journal_dir(self) -> Path:
         """Where the service journals rows before the store takes them (next to a SQLite file,
@@ -335,8 +365,14 @@ class PredictionStore:
         return Path.cwd() / "prediction-journal"
 
     def journal_key(self) -> str:
-        """A name for this store's journal folder (the URL's digest: a journal is only ever
-        replayed into the store it was written for, and the URL's password is not shown)."""
+        """A name for this store's journal folder: the digest of its identity
+        (:func:`store_identity`), so a journal is only ever replayed into the store it was
+        written for, whatever the URL's spelling, driver or credentials."""
+        return hashlib.sha256(store_identity(self.predictions_url).encode()).hexdigest()[:16]
+
+    def legacy_journal_key(self) -> str:
+        """The journal folder's name before issue #26 (the digest of the whole URL, password
+        included): the service moves a backlog found under it into :meth:`journal_key`'s."""
         return hashlib.sha256(self.predictions_url.encode()).hexdigest()[:16]
 
     def read_window(

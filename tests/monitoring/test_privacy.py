@@ -74,3 +74,26 @@ def test_the_id_hash_is_hmac_sha256_of_the_key(key_length):
     store = PredictionStore("sqlite://", "sqlite://", key)
     for customer in ("7590-VHVEG", "", "é-ü", "x" * 500):
         assert store.hash_id(customer) == hmac.new(key, customer.encode(), "sha256").hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        (
+            "postgresql+psycopg://app:old@DB.example:5432/churn",
+            "postgresql://app:rotated@db.example/churn",
+            True,
+        ),
+        ("postgresql://db:5432/churn", "postgresql://db:5433/churn", False),
+        ("postgresql://db/churn", "postgresql://db/other", False),
+        ("sqlite:////tmp/x/../x/log.db", "sqlite:////tmp/x/log.db", True),
+    ],
+)
+def test_the_journal_is_named_by_the_store_not_its_credentials(a, b, same):
+    """The journal's key: driver, credentials, host case and a default port do not matter."""
+    from churn.prediction_store import store_identity
+
+    assert (store_identity(a) == store_identity(b)) is same
+    key = PredictionStore(a, a, b"k" * 32).journal_key()
+    assert (key == PredictionStore(b, b, b"k" * 32).journal_key()) is same
+    assert "old" not in store_identity(a) and "rotated" not in store_identity(b)

@@ -130,6 +130,13 @@ class Settings(BaseSettings):
         ge=1000,
         description="Rows waiting in memory for the journal above which /predict answers 503.",
     )
+    prediction_journal_max_rows: int = Field(
+        2_000_000,
+        ge=10_000,
+        description="Rows the prediction journal may hold (about 0.5 KB each on disk with the "
+        "default data set) while the store does not take them; past it /predict answers 503 "
+        "(acknowledged rows are kept, new ones refused).",
+    )
     served_alias: str = Field(
         "champion",
         pattern=r"^[A-Za-z0-9_-]+$",
