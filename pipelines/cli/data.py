@@ -16,7 +16,7 @@ from rich.text import Text
 
 from pipelines.cli.context import DATA, app, console, fail, load_context, load_settings
 
-SAMPLE_ROWS = 200_000  # churn.data.profiling.SAMPLE_ROWS (not imported: --help stays fast)
+SAMPLE_ROWS = 100_000  # churn.data.profiling.SAMPLE_ROWS (not imported: --help stays fast)
 
 
 @app.command("init-dataset", rich_help_panel=DATA)
@@ -142,10 +142,20 @@ def _reading(files: list[Path]) -> Iterator[Callable[[int, int, int], None]]:
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
     if console.is_terminal:
-        columns = (TextColumn("reading"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+        )
         with Progress(*columns, console=console, transient=True) as bar:
-            task = bar.add_task("read", total=sum(f.stat().st_size for f in files))
-            yield lambda done, total, rows: bar.update(task, completed=done, total=total)
+            task = bar.add_task("reading", total=sum(f.stat().st_size for f in files))
+
+            def update(done: int, total: int, rows: int) -> None:
+                described = "profiling" if done >= total else f"reading {rows:,} rows"
+                bar.update(task, completed=done, total=total, description=described)
+
+            yield update
         return
     said = [0]
 
@@ -153,7 +163,8 @@ def _reading(files: list[Path]) -> Iterator[Callable[[int, int, int], None]]:
         tenth = done * 10 // max(total, 1)
         if tenth > said[0] and total > 64 << 20:  # small files are read in a blink
             said[0] = tenth
-            console.print(f"read {done / total:.0%} of {total / 1e6:,.0f} MB ({rows:,} rows)")
+            then = "; profiling" if done >= total else ""
+            console.print(f"read {done / total:.0%} of {total / 1e6:,.0f} MB ({rows:,} rows){then}")
 
     yield line
 

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from churn.config.errors import DataError
@@ -397,8 +398,9 @@ def sample_files(
     The sample is exact and seeded: each row draws a random key (``numpy``'s generator from
     ``seed``) and the ``sample_rows`` smallest keys are kept, so every row is as likely to be
     kept wherever it is in the files, and memory holds the sample and one chunk. CSV cells are read
-    as text and the sample is parsed again as a whole, so its column types are those a full read
-    of the same rows gives (a chunk without a blank cell cannot turn a text column into numbers).
+    as text (Arrow's CSV reader) and the sample is parsed again by pandas as a whole, so its
+    column types are those a full read of the same rows gives (a chunk without a blank cell
+    cannot turn a text column into numbers).
 
     Args:
         files: the data files (CSV or Parquet), read in this order; the same columns each.
@@ -415,48 +417,65 @@ def sample_files(
     sizes = [path.stat().st_size for path in files]
     total_bytes, done_bytes = sum(sizes), 0
     rng = np.random.default_rng(seed)
-    kept: pd.DataFrame | None = None
-    keys = np.empty(0)
-    positions = np.empty(0, dtype=np.int64)
+    # The reservoir: Arrow tables and their keys and positions, compacted to the sample_rows
+    # smallest keys when they hold twice as many rows (few compactions, no pandas row per cell).
+    tables: list[pa.Table] = []
+    keys: list[np.ndarray] = []
+    positions: list[np.ndarray] = []
+    held = 0
     threshold = np.inf  # the largest key kept once the sample is full
     total = 0
     columns: list[str] | None = None
     any_csv = False
+
+    def compact() -> None:
+        nonlocal held, threshold
+        table = pa.concat_tables(tables, promote_options="permissive")
+        drawn, at = np.concatenate(keys), np.concatenate(positions)
+        if sample_rows and held > sample_rows:
+            keep = np.sort(np.argpartition(drawn, sample_rows - 1)[:sample_rows])
+            table, drawn, at = table.take(pa.array(keep)), drawn[keep], at[keep]
+            threshold = float(drawn.max())
+        tables[:], keys[:], positions[:] = [table], [drawn], [at]
+        held = table.num_rows
+
     for path, size in zip(files, sizes, strict=True):
-        chunks = 0
-        for chunk, read_bytes in _file_chunks(path, source, chunk_rows):
-            chunks += 1
+        rows = 0
+        for table, read_bytes in _file_chunks(path, source, chunk_rows):
             any_csv = any_csv or not _is_parquet(path)
             if columns is None:
-                columns = list(chunk.columns)
-            elif chunks == 1 and list(chunk.columns) != columns:
-                extra = sorted(set(chunk.columns) - set(columns))
-                lacking = sorted(set(columns) - set(chunk.columns))
+                columns = list(table.column_names)
+            elif list(table.column_names) != columns:
+                extra = sorted(set(table.column_names) - set(columns))
+                lacking = sorted(set(columns) - set(table.column_names))
                 raise IngestError(
                     f"{path} does not have the columns of {files[0]} (extra {extra}, lacking "
                     f"{lacking}, or another order): files of one source must have the same shape"
                 )
-            n = len(chunk)
+            n = table.num_rows
+            rows += n
             at = np.arange(total, total + n, dtype=np.int64)
             total += n
-            if sample_rows:
-                drawn = rng.random(n)
-                take = drawn < threshold
-                chunk, drawn, at = chunk[take], drawn[take], at[take]
-                keys = np.concatenate([keys, drawn])
-            kept = chunk if kept is None else pd.concat([kept, chunk], ignore_index=True)
-            positions = np.concatenate([positions, at])
-            if sample_rows and len(kept) > sample_rows:
-                keep = np.sort(np.argpartition(keys, sample_rows - 1)[:sample_rows])
-                kept, keys, positions = kept.iloc[keep], keys[keep], positions[keep]
-                kept = kept.reset_index(drop=True)
-                threshold = float(keys.max())
+            drawn = rng.random(n) if sample_rows else np.zeros(n)
+            if sample_rows and threshold < np.inf:
+                take = drawn < threshold  # most rows of a large file: dropped here, in Arrow
+                table, drawn, at = table.filter(pa.array(take)), drawn[take], at[take]
+            tables.append(table)
+            keys.append(drawn)
+            positions.append(at)
+            held += table.num_rows
+            if sample_rows and held > 2 * sample_rows:
+                compact()
             if progress is not None:
                 progress(done_bytes + min(read_bytes, size), total_bytes, total)
-        if chunks == 0 or total == 0:
+        if rows == 0:
             raise IngestError(f"{path} holds only a header ({len(columns or [])} columns), no rows")
         done_bytes += size
-    assert kept is not None and columns is not None
+        if progress is not None:
+            progress(done_bytes, total_bytes, total)
+    assert columns is not None
+    compact()
+    kept = tables[0].to_pandas()
     if any_csv and not kept.empty:
         # Types as a full read of these rows infers them (chunks were read as text).
         buffer = io.StringIO()
@@ -466,7 +485,7 @@ def sample_files(
         options = {**_csv_options(source, sep), "encoding": None}
         kept = pd.read_csv(buffer, **options)
         kept.columns = columns  # as the file names them (a repeated name stays as read)
-    return Sample(kept, positions, total)
+    return Sample(kept, positions[0], total)
 
 
 def _is_parquet(path: Path) -> bool:
@@ -475,34 +494,65 @@ def _is_parquet(path: Path) -> bool:
 
 def _file_chunks(
     path: Path, source: IngestParams, chunk_rows: int
-) -> Iterator[tuple[pd.DataFrame, int]]:
-    """``(chunk, bytes read so far)`` of one file; CSV cells as text (blank cells missing)."""
+) -> Iterator[tuple[pa.Table, int]]:
+    """``(chunk, bytes read so far)`` of one file, as Arrow tables; CSV cells as text (blank
+    cells missing), parsed by Arrow's CSV reader (no Python object per cell: a 1 GB file is
+    parsed in seconds, and only the rows a sample keeps become pandas rows)."""
     if _is_parquet(path):
         parquet = pq.ParquetFile(path)
         rows, size = max(parquet.metadata.num_rows, 1), path.stat().st_size
         done = 0
         for batch in parquet.iter_batches(batch_size=chunk_rows):
             done += batch.num_rows
-            yield batch.to_pandas(), int(size * done / rows)
+            yield pa.Table.from_batches([batch]), int(size * done / rows)
         return
+    import pyarrow.csv as pacsv
+
     with path.open("rb") as handle:
         head = handle.read(65537)
         if not head.strip():
             raise IngestError(f"{path} is empty: no header, no rows")
         detected = detect_csv_format(head, encoding=source.encoding)
         sep = source.sep or detected.sep
+        name = str(path)
+        with _csv_errors(name, source, sep, detected):
+            header = pd.read_csv(io.BytesIO(head), **_csv_options(source, sep), nrows=0)
+        _check_columns(header, name, sep, detected)
+        names = [str(c) for c in header.columns]  # as pandas names them (a repeat: "a.1")
         handle.seek(0)
-        with _csv_errors(str(path), source, sep, detected):
-            reader = pd.read_csv(
-                handle, **_csv_options(source, sep), dtype=str, chunksize=chunk_rows
+        utf8 = codecs.lookup(source.encoding).name == "utf-8"
+        read = pacsv.ReadOptions(
+            encoding="utf8" if utf8 else source.encoding,
+            column_names=names,
+            skip_rows=1,
+            block_size=16 << 20,
+        )
+        parse = pacsv.ParseOptions(delimiter=sep, newlines_in_values=True)
+        convert = pacsv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()), null_values=[""]
+        )
+        try:
+            reader = pacsv.open_csv(
+                handle, read_options=read, parse_options=parse, convert_options=convert
             )
-            with reader:
-                first = True
-                for chunk in reader:
-                    if first:
-                        _check_columns(chunk, str(path), sep, detected)
-                        first = False
-                    yield chunk, handle.tell()
+            # Arrow reads ahead: the bytes parsed are estimated from the rows (the head's
+            # bytes per line), which the file position bounds.
+            per_row = len(head) / max(head.count(b"\n"), 1)
+            rows = 0
+            for batch in reader:
+                rows += batch.num_rows
+                yield pa.Table.from_batches([batch]), min(int(rows * per_row), handle.tell())
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            text = str(exc).splitlines()[0][:300]
+            if isinstance(exc, UnicodeDecodeError) or "UTF8" in text or "decode" in text:
+                raise IngestError(
+                    f"{name} is not {source.encoding} text ({text}); set ingest.encoding "
+                    f"(it looks like {detected.encoding})"
+                ) from exc
+            raise IngestError(
+                f"{name} does not parse with ingest.sep {sep!r}: {text}; it looks "
+                f"{detected.sep!r}-separated"
+            ) from exc
 
 
 def _read_sql(url: str, query: str) -> pd.DataFrame:
