@@ -124,9 +124,10 @@ def test_a_legacy_or_bom_encoded_file_is_read_with_its_encoding(
 ):
     """Shift-JIS (no mark: charset-normalizer), UTF-16 and UTF-8 with a byte-order mark: the
     encoding is printed and written to ``ingest.encoding``, and the Japanese levels read back
-    as the frame holds them (not cp1252 mojibake, not a garbled header)."""
+    as the frame holds them (not cp1252 mojibake, not a garbled header). The file is larger
+    than the 64 KiB the detection reads, so a character is cut there."""
     rng = np.random.default_rng(5)
-    n = 300
+    n = 3000
     frame = pd.DataFrame(
         {
             "顧客ID": [f"J{i:05d}" for i in range(n)],
@@ -138,6 +139,7 @@ def test_a_legacy_or_bom_encoded_file_is_read_with_its_encoding(
     )
     data = tmp_path / f"{encoding}.csv"
     frame.to_csv(data, index=False, encoding=encoding)
+    assert data.stat().st_size > 65536
     code, output = _init(project, data)
     assert code == 0, output
     assert f"encoding {written} ({how}" in output

@@ -40,8 +40,10 @@ BOMS = (
 # A legacy encoding's guess (charset-normalizer): its text this clean (the share of odd
 # characters), and rivals as clean whose language fits within the margin (detect_encoding).
 MAX_CHAOS = 0.1
-SAMPLE_CHUNK_ROWS = 100_000  # rows read at a time by sample_files
 COHERENCE_MARGIN = 0.1
+# sample_files reads Parquet this many rows at a time, CSV in blocks of this many bytes.
+SAMPLE_CHUNK_ROWS = 100_000
+CSV_BLOCK_BYTES = 16 << 20
 
 
 class IngestError(DataError):
@@ -407,7 +409,7 @@ def sample_files(
         source: the ``ingest`` block (separator, encoding, decimal mark of the CSV files).
         sample_rows: rows to keep; None or 0 keeps every row.
         seed: the sample's seed.
-        chunk_rows: rows read at a time.
+        chunk_rows: rows read at a time from a Parquet file (CSV: ``CSV_BLOCK_BYTES``).
         progress: called after each chunk with (bytes read, bytes in all files, rows read).
 
     Raises:
@@ -515,8 +517,12 @@ def _file_chunks(
         detected = detect_csv_format(head, encoding=source.encoding)
         sep = source.sep or detected.sep
         name = str(path)
+        # The header from the head's whole lines (a character cut at its end is no error).
+        text = codecs.getincrementaldecoder(source.encoding)(errors="ignore").decode(head)
+        text = text[: text.rfind("\n") + 1] or text
         with _csv_errors(name, source, sep, detected):
-            header = pd.read_csv(io.BytesIO(head), **_csv_options(source, sep), nrows=0)
+            options = {**_csv_options(source, sep), "encoding": None}
+            header = pd.read_csv(io.StringIO(text.lstrip("\ufeff")), **options, nrows=0)
         _check_columns(header, name, sep, detected)
         names = [str(c) for c in header.columns]  # as pandas names them (a repeat: "a.1")
         handle.seek(0)
@@ -525,7 +531,7 @@ def _file_chunks(
             encoding="utf8" if utf8 else source.encoding,
             column_names=names,
             skip_rows=1,
-            block_size=16 << 20,
+            block_size=CSV_BLOCK_BYTES,
         )
         parse = pacsv.ParseOptions(delimiter=sep, newlines_in_values=True)
         convert = pacsv.ConvertOptions(
