@@ -57,7 +57,8 @@ def render_params(text: str, profile: DatasetProfile) -> tuple[str, list[str]]:
                 ingest.insert(position + offset, key, value)
         ingest.yaml_add_eol_comment("# detected in the file (CSV only)", "sep", column=24)
         if profile.encoding_how:
-            ingest.yaml_add_eol_comment(f"# {profile.encoding_how}", "encoding", column=24)
+            how = f"# CSV text encoding: {profile.encoding_how} (init-dataset --encoding)"
+            ingest.yaml_add_eol_comment(how, "encoding", column=24)
 
     block = CommentedMap()
     block["id_column"] = _scalar(ds.id_column)
