@@ -6,15 +6,15 @@
 # The serving image leaves out the `pipeline` extra (Prefect, DVC, Evidently): the API never
 # imports them (tests/serving/test_serving_imports.py), and its environment is ~0.4 GB smaller.
 
-ARG PYTHON_VERSION=3.11
-ARG UV_VERSION=0.9.5
-
-FROM ghcr.io/astral-sh/uv:${UV_VERSION} AS uv
+# Base images pinned by digest as well as tag: a rebuild never picks up a moved tag (the Debian
+# updates of python:3.11-slim-bookworm, a re-pushed uv). Dependabot proposes new digests weekly
+# (.github/dependabot.yml, ecosystem docker); the tag says what the digest is.
+FROM ghcr.io/astral-sh/uv:0.9.5@sha256:f459f6f73a8c4ef5d69f4e6fbbdb8af751d6fa40ec34b39a1ab469acd6e289b7 AS uv
 
 # Dependency layers first, so code changes do not invalidate them. The API needs the project's
 # dependencies alone; the flows add every extra: `pipeline` (Prefect, DVC, Evidently, pandera)
 # and the optional engines' groups (`dask`), so deleting an engine's group needs no edit here.
-FROM python:${PYTHON_VERSION}-slim-bookworm AS deps-serving
+FROM python:3.11-slim-bookworm@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b AS deps-serving
 COPY --from=uv /uv /usr/local/bin/uv
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
@@ -45,7 +45,7 @@ COPY --from=code /src ./
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --all-extras --no-editable
 
-FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime
+FROM python:3.11-slim-bookworm@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b AS runtime
 # The commit the image was built from, recorded with every model trained in it (no .git inside).
 ARG CHURN_GIT_COMMIT=unknown
 RUN groupadd --system --gid 10001 churn \

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 import shutil
 import time
@@ -29,6 +30,10 @@ from serving.schemas import batch_columns
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)
+
+# A cell a spreadsheet would run as a formula (OWASP, "CSV Injection"): text starting with one of
+# these. In CSV output such text cells get a leading ``'`` (``neutralise_cells``).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass
@@ -105,6 +110,7 @@ def score_file(
     model: ServedModel | None = None,
     progress: bool = True,
     explain_top_k: int | None = None,
+    raw_cells: bool = False,
 ) -> BatchSummary:
     """Score every row of ``input_path`` into ``output_path`` (CSV or Parquet by extension).
 
@@ -114,6 +120,12 @@ def score_file(
     (``churn.scoring.explain``): ``reason_up_1..k`` and ``reason_down_1..k``, each
     ``"Contract = Month-to-month: +0.21"`` (log-odds before calibration), empty when a row has
     fewer reasons that way.
+
+    In CSV output, text cells a spreadsheet would run as a formula (an id ``=HYPERLINK(...)``,
+    ``+cmd|...``, ``-123``: ``FORMULA_STARTS``) get a leading ``'`` unless ``raw_cells``
+    (``neutralise_cells``), and every text cell is double-quoted (OWASP's two rules; a CR in a
+    cell then stays in its row); numbers are written as they are, and Parquet output (typed
+    columns, no formulas) is never changed.
 
     Raises:
         ValueError: a file that is not CSV or Parquet, lacks feature columns or has no rows;
@@ -169,7 +181,16 @@ def score_file(
                     writer = writer or pq.ParquetWriter(tmp, table.schema)
                     writer.write_table(table)
                 else:
-                    out.to_csv(tmp, mode="a", header=not tmp.exists(), index=False)
+                    # Text cells quoted: a CR inside one (which pandas' writer leaves bare)
+                    # stays in its row for every reader.
+                    out = out if raw_cells else neutralise_cells(out)
+                    out.to_csv(
+                        tmp,
+                        mode="a",
+                        header=not tmp.exists(),
+                        index=False,
+                        quoting=csv.QUOTE_NONNUMERIC,
+                    )
                 bar.advance(task, len(out))
 
             # Two-stage pipeline: the booster (which releases the GIL) scores chunk k in a worker
@@ -208,6 +229,26 @@ def score_file(
         raise ValueError(f"{input_path} has no rows")
     tmp.replace(output_path)  # the output appears whole or not at all
     return BatchSummary(rows, time.perf_counter() - started, model.version, model.source, unseen)
+
+
+def neutralise_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each text cell that starts with ``FORMULA_STARTS`` prefixed by ``'``.
+
+    The OWASP rule for CSV files opened in a spreadsheet: ``=HYPERLINK(...)`` or ``+cmd|...``
+    becomes text the spreadsheet shows instead of a formula it runs. A text id such as ``-123``
+    gets the prefix too (a spreadsheet would read a number); numeric columns (the scores) are
+    left alone. The frame given is not changed.
+    """
+    out = frame
+    for name in frame.columns:
+        column = frame[name]
+        if not (column.dtype == object or pd.api.types.is_string_dtype(column)):
+            continue
+        text = column.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_STARTS))
+        if text.any():
+            out = out.copy() if out is frame else out
+            out[name] = column.mask(text, "'" + column[text].astype(str))
+    return out
 
 
 def _ids(chunk: pd.DataFrame, params: Params) -> np.ndarray | None:

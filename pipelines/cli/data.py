@@ -4,6 +4,8 @@ stages ``dvc.yaml`` runs (``ingest``, ``validate``, ``split``)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,6 +15,8 @@ from rich.table import Table
 from rich.text import Text
 
 from pipelines.cli.context import DATA, app, console, fail, load_context, load_settings
+
+SAMPLE_ROWS = 100_000  # churn.data.profiling.SAMPLE_ROWS (not imported: --help stays fast)
 
 
 @app.command("init-dataset", rich_help_panel=DATA)
@@ -42,6 +46,24 @@ def init_dataset(
             "rows are then keyed by content).",
         ),
     ] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            help="The CSV files' encoding (cp1252, cp932, utf-16...). Default: detected (a "
+            "byte-order mark, UTF-8, else charset-normalizer's guess; a guess it cannot make "
+            "stops with this option named). Written to ingest.encoding.",
+            show_default=False,
+        ),
+    ] = None,
+    sample_rows: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Rows profiled at most: a file with more is read in chunks (progress on "
+            "stderr) and a seeded uniform sample of this many rows is profiled, as the summary "
+            "and params.yaml's comment say. 0: every row.",
+        ),
+    ] = SAMPLE_ROWS,
     write: Annotated[
         bool,
         typer.Option(
@@ -66,11 +88,20 @@ def init_dataset(
             raise fail(f"{file} is not a file", 2)
     written = [_project_path(f, settings.project_dir) for f in files]
     try:
-        with console.status(f"profiling {len(files)} file(s)..."):
+        with _reading(files) as progress:
             profile = profiling.profile_files(
-                files, label, positive=positive, id_column=id_column, written_paths=written
+                files,
+                label,
+                positive=positive,
+                id_column=id_column,
+                written_paths=written,
+                encoding=encoding,
+                sample_rows=sample_rows,
+                progress=progress,
             )
-        text, removed = params_file.render_params(settings.params_path.read_text(), profile)
+        text, removed = params_file.render_params(
+            settings.params_path.read_text(encoding="utf-8"), profile
+        )
     except DataError as exc:
         raise fail(exc, 2) from None
     except FileNotFoundError:
@@ -79,8 +110,11 @@ def init_dataset(
     out.print(_profile_table(profile))
     ds = profile.dataset
     excluded = [f"{c.name} ({c.role})" for c in profile.columns if c.role in ("pii", "ignored")]
+    rows = f"{profile.n_rows} rows"
+    if profile.total_rows is not None:
+        rows = f"{profile.n_rows:,} of {profile.total_rows:,} rows (sampled)"
     out.print(
-        f"{profile.n_rows} rows; id: {ds.id_column or 'none'}; features: {len(ds.numeric)} "
+        f"{rows}; id: {ds.id_column or 'none'}; features: {len(ds.numeric)} "
         f"numeric, {len(ds.categorical)} categorical; excluded: {', '.join(excluded) or 'none'}"
     )
     for note in profile.notes:
@@ -94,12 +128,45 @@ def init_dataset(
         out.print("".join(blocks))
         out.print("--dry-run: params.yaml unchanged")
         return
-    settings.params_path.write_text(text)
+    settings.params_path.write_text(text, encoding="utf-8")
     out.print(
         f"wrote the ingest and dataset blocks of {_project_path(settings.params_path, Path.cwd())} "
         f"(label {ds.label_column!r} = {ds.positive_label!r}, id {ds.id_column or 'none'}); "
         "read the comments there, then `make train`"
     )
+
+
+@contextmanager
+def _reading(files: list[Path]) -> Iterator[Callable[[int, int, int], None]]:
+    """Progress of the chunked read on stderr: a bar in a terminal, else a line per 10 %."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    if console.is_terminal:
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task("reading", total=sum(f.stat().st_size for f in files))
+
+            def update(done: int, total: int, rows: int) -> None:
+                described = "profiling" if done >= total else f"reading {rows:,} rows"
+                bar.update(task, completed=done, total=total, description=described)
+
+            yield update
+        return
+    said = [0]
+
+    def line(done: int, total: int, rows: int) -> None:
+        tenth = done * 10 // max(total, 1)
+        if tenth > said[0] and total > 64 << 20:  # small files are read in a blink
+            said[0] = tenth
+            then = "; profiling" if done >= total else ""
+            console.print(f"read {done / total:.0%} of {total / 1e6:,.0f} MB ({rows:,} rows){then}")
+
+    yield line
 
 
 def _project_path(path: Path, project_dir: Path) -> str:

@@ -85,6 +85,16 @@ def batch_predict(
     top_k: Annotated[
         int, typer.Option(min=1, max=50, help="Reasons per direction with --explain.")
     ] = 5,
+    raw_cells: Annotated[
+        bool,
+        typer.Option(
+            "--raw-cells",
+            help="CSV output: write text cells as they are. By default a text cell starting with "
+            "= + - @ tab or CR (an id like =HYPERLINK(...)) gets a leading ' so that a "
+            "spreadsheet shows it instead of running it (OWASP CSV injection); numbers and "
+            "Parquet output are never changed.",
+        ),
+    ] = False,
 ) -> None:
     """Score a file with the registry's champion (else the cached copy, else the rules)."""
     from churn.engine import PLUGINS
@@ -109,6 +119,7 @@ def batch_predict(
                 output_path,
                 chunk_rows,
                 explain_top_k=top_k if explain else None,
+                raw_cells=raw_cells,
             )
     except (ValueError, FileNotFoundError) as exc:
         raise fail(exc, 2) from None

@@ -511,6 +511,6 @@ def load_params(path: Path | str = "params.yaml") -> Params:
         FileNotFoundError: when the file does not exist.
         pydantic.ValidationError: naming the offending key when a value is invalid.
     """
-    with Path(path).open() as fh:
+    with Path(path).open(encoding="utf-8") as fh:  # levels may be any text (init-dataset)
         raw = yaml.safe_load(fh) or {}
     return Params.model_validate(raw)

@@ -8,7 +8,13 @@ from typing import Any
 
 from churn.config.features import FeatureParams, column_problem
 from churn.config.params import DatasetConfig, Params, label_text
-from churn.data.profiling import CODE_MAX_LEVELS, RANGE_SLACK, DatasetProfile, suggest_segments
+from churn.data.profiling import (
+    CODE_MAX_LEVELS,
+    RANGE_SLACK,
+    DatasetProfile,
+    ProfileError,
+    suggest_segments,
+)
 
 
 def render_params(text: str, profile: DatasetProfile) -> tuple[str, list[str]]:
@@ -37,7 +43,9 @@ def render_params(text: str, profile: DatasetProfile) -> tuple[str, list[str]]:
     ingest = doc.setdefault("ingest", CommentedMap())
     ingest["kind"] = "file"
     paths = profile.ingest.paths
-    ingest["path"] = paths[0] if len(paths) == 1 else _flow(CommentedSeq(paths))
+    ingest["path"] = (
+        _scalar(paths[0]) if len(paths) == 1 else _flow(CommentedSeq(map(_scalar, paths)))
+    )
     ingest.yaml_add_eol_comment("# written by churn init-dataset", "path", column=24)
     if profile.ingest.sep is not None:
         position = list(ingest).index("path") + 1
@@ -48,12 +56,15 @@ def render_params(text: str, profile: DatasetProfile) -> tuple[str, list[str]]:
             else:
                 ingest.insert(position + offset, key, value)
         ingest.yaml_add_eol_comment("# detected in the file (CSV only)", "sep", column=24)
+        if profile.encoding_how:
+            how = f"# CSV text encoding: {profile.encoding_how} (init-dataset --encoding)"
+            ingest.yaml_add_eol_comment(how, "encoding", column=24)
 
     block = CommentedMap()
-    block["id_column"] = ds.id_column
-    block["label_column"] = ds.label_column
-    block["positive_label"] = _scalar(ds.positive_label)
-    block["negative_label"] = _scalar(ds.negative_label)
+    block["id_column"] = _scalar(ds.id_column)
+    block["label_column"] = _scalar(ds.label_column)
+    block["positive_label"] = _level(ds.positive_label)
+    block["negative_label"] = _level(ds.negative_label)
     block["time_column"] = None
     reasons = {c.name: c.why for c in profile.columns}
     if ds.id_column:
@@ -76,11 +87,11 @@ def render_params(text: str, profile: DatasetProfile) -> tuple[str, list[str]]:
             entry["integer"] = True
         if spec.nullable:
             entry["nullable"] = True
-        numeric[name] = entry
+        numeric[_scalar(name)] = entry
         widths.append(len(name) + len(_flow_text(entry)))
     categorical = CommentedMap()
     for name, levels in ds.categorical.items():
-        categorical[name] = _flow(CommentedSeq([_scalar(level) for level in levels]))
+        categorical[_scalar(name)] = _flow(CommentedSeq([_level(level) for level in levels]))
         widths.append(len(name) + len(_flow_text(levels)))
     column = min(max(widths, default=0) + 8, 64)
     for name in ds.numeric:
@@ -91,9 +102,15 @@ def render_params(text: str, profile: DatasetProfile) -> tuple[str, list[str]]:
         categorical.yaml_add_eol_comment("# " + reasons[name], name, column=column)
     block["numeric"] = numeric
     block["categorical"] = categorical
+    rows = f"{profile.n_rows} rows"
+    if profile.total_rows is not None:
+        rows = (
+            f"a seeded uniform sample of {profile.n_rows} of\n{profile.total_rows} rows "
+            "(--sample-rows: levels only in other rows are quarantined)"
+        )
     block.yaml_set_comment_before_after_key(
         "numeric",
-        before=f"Written by `churn init-dataset` from {profile.n_rows} rows. Ranges: the observed "
+        before=f"Written by `churn init-dataset` from {rows}. Ranges: the observed "
         f"range widened by\n{RANGE_SLACK:.0%} of its span (the minimum is 0 when no value is "
         "negative). Integers with at most\n"
         f"{CODE_MAX_LEVELS} distinct values are codes (categorical): move one to numeric if "
@@ -108,7 +125,14 @@ def render_params(text: str, profile: DatasetProfile) -> tuple[str, list[str]]:
     rendered = _blank_line_before_blocks(out.getvalue())
     import yaml as pyyaml
 
-    Params.model_validate(pyyaml.safe_load(rendered))  # never write a file that will not load
+    # Never write a file that will not load, or that reads back other levels than the file's.
+    loaded = Params.model_validate(pyyaml.safe_load(rendered)).dataset
+    for key in ("id_column", "label_column", "positive_label", "negative_label", "categorical"):
+        if getattr(loaded, key) != getattr(ds, key):
+            raise ProfileError(
+                f"dataset.{key} would not read back as profiled ({getattr(ds, key)!r}); "
+                "rename the column or map its values in the file"
+            )
     return rendered, removed
 
 
@@ -125,19 +149,35 @@ def _listed(names: list[str], reasons: dict[str, str]) -> Any:
 
 
 def _scalar(value: Any) -> Any:
-    """A string that YAML 1.1 readers (PyYAML, DVC) would take for something else, quoted.
+    """A name that a YAML 1.1 reader (PyYAML, DVC) would take for something else, quoted.
 
     ``No``, ``Yes``, ``on``, ``1.0`` or ``null`` written bare would come back as a boolean, a
-    number or nothing; ``"No"`` stays the level the file holds.
+    number or nothing, and ``@x``, ``!x``, ``*x`` or ``a: b`` would not load at all; ``"No"`` stays
+    the name the file holds. Other names stay bare (``tenure``, not ``"tenure"``).
     """
     import yaml as pyyaml
     from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
-    if isinstance(value, str) and pyyaml.safe_load(f"k: {value}" if value else "k: ''") != {
-        "k": value
-    }:
-        return DoubleQuotedScalarString(value)
-    return value
+    if not isinstance(value, str):
+        return value
+    try:
+        plain = pyyaml.safe_load(f"k: {value}" if value else "k: ''") == {"k": value}
+    except pyyaml.YAMLError:
+        plain = False
+    plain = plain and value.isprintable() and "#" not in value
+    return value if plain else DoubleQuotedScalarString(value)
+
+
+def _level(value: Any) -> Any:
+    """A level or label value: text always double-quoted, so any string reads back as itself.
+
+    Double quotes escape what YAML cannot hold bare (a leading ``@``, ``*``, ``&``, ``!``, ``%``,
+    ``|``, ``>``, ``#``, quotes, control characters); ``"yes"``, ``"~"`` and ``"123"`` stay text.
+    Numbers (integer codes) stay numbers.
+    """
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+
+    return DoubleQuotedScalarString(value) if isinstance(value, str) else value
 
 
 def _flow_text(node: Any) -> str:
@@ -189,7 +229,7 @@ def _prune_features(doc: Any, ds: DatasetConfig) -> list[str]:
             f"fairness.segments {c}" for c in fairness["segments"] or [] if c not in segments
         ]
         segments = segments or suggest_segments(ds)
-        fairness["segments"] = _flow(CommentedSeq(segments))
+        fairness["segments"] = _flow(CommentedSeq(map(_scalar, segments)))
     return removed
 
 

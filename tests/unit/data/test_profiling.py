@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from churn.config.params import IngestParams, Params
 from churn.data.params_file import render_params
@@ -182,3 +184,35 @@ def test_init_dataset_dry_run_prunes_each_kind_whose_columns_the_data_lacks(tmp_
     assert params.features.differences["kept"].reads() == ("Balance", "Plan")
     assert "gone" not in params.features.differences
     assert any(note.startswith("features.differences.gone") for note in removed)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    levels=st.lists(st.text(min_size=1, max_size=10), min_size=1, max_size=8, unique=True),
+    name=st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=8),
+)
+def test_any_text_level_or_column_name_reads_back_as_itself(tmp_path_factory, levels, name):
+    """Whatever the text (YAML indicators, booleans, numbers as text, control characters,
+    unicode), the written params.yaml loads through the project's own loader to the very levels
+    and column name the frame holds."""
+    from churn.config.params import load_params
+
+    n = 40
+    plan = ([lv for lv in levels for _ in range(3)] + ["zz-text"] * n)[:n]
+    frame = pd.DataFrame(
+        {
+            name if name not in ("Churn", "tenure") else "x" + name: plan,
+            "tenure": range(n),
+            "Churn": ["Yes" if i % 4 == 0 else "No" for i in range(n)],
+        }
+    )
+    frame = frame.sample(frac=1, random_state=0).reset_index(drop=True)
+    column = frame.columns[0]
+    profile = profile_frame(frame, "Churn", ingest=IngestParams(kind="file", path="c.csv"))
+    assert column in profile.dataset.categorical, profile.columns  # text: categorical
+    rendered, _ = render_params((ROOT / "params.yaml").read_text(), profile)
+    path = tmp_path_factory.mktemp("params") / "params.yaml"
+    path.write_text(rendered, encoding="utf-8")
+    loaded = load_params(path).dataset
+    assert loaded.categorical[column] == profile.dataset.categorical[column]
+    assert set(loaded.categorical[column]) == set(frame[column])
