@@ -203,11 +203,13 @@ def model_info(
         record = ChampionInfo.from_version(version)
     except LookupError as exc:
         raise fail(f"{exc} (tracking URI {settings.tracking_uri})") from exc
+    from churn.config.redact import mask_credentials
+
     info = {
         "name": settings.model_name,
         "alias": alias,
         "model_uri": f"models:/{settings.model_name}@{alias}",
-        "tracking_uri": settings.tracking_uri,
+        "tracking_uri": mask_credentials(settings.tracking_uri),
         **record.as_dict(),
         "image_digest": (version.tags or {}).get(registry.IMAGE_DIGEST_TAG),
     }
