@@ -177,8 +177,8 @@ def _run_live(dest: Path, say: Timeline, normal_rows: int, drifted_rows: int) ->
             say(f"a new request is answered by v{', '.join(probe.model_versions)}")
     say("service stopped (SIGINT, prediction log drained)")
     say(
-        f"MLflow: make ui with MLFLOW_TRACKING_URI={mask_credentials(settings.tracking_uri)} (the evidence is on "
-        "the new champion's promotion.live.* tags)"
+        f"MLflow: make ui with MLFLOW_TRACKING_URI={mask_credentials(settings.tracking_uri)} "
+        "(the evidence is on the new champion's promotion.live.* tags)"
     )
     result["seconds"] = time.perf_counter() - say.start
     result["timeline"] = say.steps
