@@ -22,6 +22,15 @@ What stays correct:
 * **the same configuration.** Libraries read some settings when imported (Prefect's profile and
   API URL, matplotlib's backend, thread counts). A command whose environment differs from the
   warm process's in any of them runs in its own process, and says which variable differs.
+* **only its owner.** A command's request carries its environment (keys, passwords) and its
+  terminal, so :func:`run_warm` sends it only to a warm process of the same user: ``PREFECT_HOME``
+  must be the user's (or root's) and writable by no one else, ``warm.sock`` a socket the user
+  owns (lstat: not a link), and the process listening on it must run as the user (SO_PEERCRED);
+  otherwise the command runs in its own process and says why in one line. The warm process
+  drops connections from other users (its socket is 0600 besides), reads requests through one
+  selector (a connection that sends nothing is closed after ``REQUEST_S`` and holds up no one),
+  and each child takes the caller's umask and resource limits (``RLIMITS``) as a process of its
+  own would have them.
 * **nothing is silent.** ``$PREFECT_HOME/warm.log`` has a line per command (its pid);
   ``make stop`` ends the process; without it ``churn`` behaves exactly as before.
 * **it does not linger.** It exits after ``CHURN_WARM_IDLE_TIMEOUT_SECONDS`` (30 minutes) with no

@@ -91,6 +91,10 @@ def warm(
     (pipelines/warm.py; `make warm`, which the flow targets run). It exits after
     CHURN_WARM_IDLE_TIMEOUT_SECONDS without a command (default 30 min), or when the project
     folder or its environment is gone; `make stop` or `churn warm --stop` ends it now.
+
+    It serves only you: PREFECT_HOME must be yours and not group- or world-writable (else it is
+    refused: `chmod 700` it), and `churn` sends a command (its environment, its terminal) only
+    to a socket you own whose process runs as you; a child takes your umask and limits.
     """
     from pipelines import warm as warm_process
 
