@@ -64,6 +64,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
+from churn.config.redact import mask_credentials
+
 # The project's own packages: imported to reach their libraries, then dropped, so each child
 # imports them again from disk.
 PROJECT_PACKAGES = ("churn", "pipelines", "serving", "monitoring", "tools")
@@ -529,7 +531,7 @@ def serve(
                 for other, waiting in pending.items():  # other clients' sockets and terminals
                     _close(other, waiting.fds)
                 _child(conn, got.fds, request, run)  # never returns: exits through SystemExit
-            log.info("churn %s: pid %d", " ".join(argv), pid)
+            log.info("churn %s: pid %d", mask_credentials(" ".join(argv)), pid)
             children.add(pid)
             _close(conn, got.fds)
 
@@ -585,7 +587,8 @@ def _answer(
         reason = _refusal(request, len(fds), ours)
         if reason is None:
             return None
-        log.info("refused churn %s: %s", " ".join(request.get("argv", [])), reason)
+        command = mask_credentials(" ".join(request.get("argv", [])))
+        log.info("refused churn %s: %s", command, reason)
         answer = {"refused": reason}
         stop = "the libraries were reinstalled" if reason.startswith("the libraries") else ""
     try:
