@@ -369,6 +369,10 @@ def start(path: Path, command: Sequence[str], timeout: float = 180) -> str:
 def stop(path: Path) -> str:
     """Stop the warm process that :func:`start` started on ``path``; returns what it did."""
     pid_file = path.with_suffix(".pid")
+    with contextlib.suppress(OSError):  # a pid file others could write names any process
+        problem = home_problem(path.parent)
+        if problem:
+            return f"warm process not stopped: {problem}"
     try:
         pid = int(pid_file.read_text())
     except (FileNotFoundError, ValueError):

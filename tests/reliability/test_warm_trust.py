@@ -214,9 +214,11 @@ def test_a_prefect_home_others_may_write_is_refused_with_what_to_do(
     assert "received 0" in got and "s3cr3tPW" not in got, got
     said = capsys.readouterr().err
     assert "writable by" in said and f"chmod 700 {home}" in said, said
-    # `churn warm` will not start one there either.
+    # `churn warm` will not start one there either, nor stop what its pid file names.
     with pytest.raises(RuntimeError, match="chmod 700"):
         warm.start(home / warm.SOCKET_NAME, ["false"])
+    (home / "warm.pid").write_text(f"{fake.pid}\n")
+    assert "not stopped" in warm.stop(home / warm.SOCKET_NAME)
 
 
 def test_the_warm_process_drops_a_connection_from_another_user(
