@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from churn.config.redact import without_credentials
 from churn.config.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -19,8 +20,9 @@ LOCAL_MLFLOW_UI = "http://127.0.0.1:5000"
 
 
 def mlflow_ui_url(settings: Settings) -> str:
-    """Where a person opens this project's MLflow UI."""
-    uri = settings.tracking_uri
+    """Where a person opens this project's MLflow UI (a user and password in the tracking URI
+    are left out: the link is shown in the Prefect UI)."""
+    uri = without_credentials(settings.tracking_uri)
     return uri.rstrip("/") if uri.startswith(("http://", "https://")) else LOCAL_MLFLOW_UI
 
 

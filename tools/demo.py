@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 import httpx
 
+from churn.config.redact import mask_credentials
 from churn.config.settings import get_settings
 from churn.prediction_store import PredictionStore
 from pipelines.monitoring import monitoring_flow
@@ -176,8 +177,8 @@ def _run_live(dest: Path, say: Timeline, normal_rows: int, drifted_rows: int) ->
             say(f"a new request is answered by v{', '.join(probe.model_versions)}")
     say("service stopped (SIGINT, prediction log drained)")
     say(
-        f"MLflow: make ui with MLFLOW_TRACKING_URI={settings.tracking_uri} (the evidence is on "
-        "the new champion's promotion.live.* tags)"
+        f"MLflow: make ui with MLFLOW_TRACKING_URI={mask_credentials(settings.tracking_uri)} "
+        "(the evidence is on the new champion's promotion.live.* tags)"
     )
     result["seconds"] = time.perf_counter() - say.start
     result["timeline"] = say.steps
@@ -236,7 +237,7 @@ def _run(dest: Path, say: Timeline, normal_rows: int, drifted_rows: int) -> dict
     reports = sorted((project / "reports" / "monitoring").glob("*"))
     say("reports: " + ", ".join(str(p) for p in reports))
     say(
-        f"MLflow: make ui with MLFLOW_TRACKING_URI={settings.tracking_uri} "
+        f"MLflow: make ui with MLFLOW_TRACKING_URI={mask_credentials(settings.tracking_uri)} "
         "(experiments churn-training, churn-monitoring)"
     )
     result["seconds"] = time.perf_counter() - say.start

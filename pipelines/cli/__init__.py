@@ -33,6 +33,22 @@ def main() -> None:
     code = warm.run_warm(argv) if argv and argv[0] in WARM_COMMANDS else None
     if code is not None:
         sys.exit(code)
+    run_app()
+
+
+def run_app(args: list[str] | None = None) -> None:
+    """The command line in this process (``args``, else ``sys.argv[1:]``). An unexpected error
+    ends with its traceback, credentials in URLs masked (a library's message may hold the
+    tracking URI or a store URL with its password)."""
     from pipelines.cli.commands import app
 
-    app(prog_name="churn")
+    try:
+        app(args, prog_name="churn")
+    except Exception as exc:
+        import traceback
+
+        from churn.config.redact import mask_credentials
+
+        shown = "".join(traceback.format_exception(exc))
+        print(mask_credentials(shown), file=sys.stderr, end="")
+        sys.exit(1)

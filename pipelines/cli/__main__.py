@@ -1,6 +1,6 @@
 """``python -m pipelines.cli``: the ``churn`` command line, run in this process (never handed to
 the warm process: what tests, benchmarks and the services' subprocesses run)."""
 
-from pipelines.cli.commands import app
+from pipelines.cli import run_app
 
-app(prog_name="churn")
+run_app()

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from churn.config.identity import identity
+from churn.config.redact import mask_credentials, mask_logging
 
 console = Console(stderr=True, soft_wrap=True)  # paths and messages are never cut
 
@@ -65,13 +66,15 @@ def _main(
     import scipy.special  # noqa: F401
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    mask_logging()  # a URL a library logs (MLflow, Prefect, SQLAlchemy) shows no password
     # One INFO line per HTTP request (to the Prefect server, MLflow's, the service) is noise.
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def fail(message: object, code: int = 1) -> typer.Exit:
-    """Print ``error: <message>`` and return the exit to raise (1: it failed; 2: bad input)."""
-    console.print(f"[red]error:[/] {message}")
+    """Print ``error: <message>`` (credentials in a URL masked) and return the exit to raise
+    (1: it failed; 2: bad input)."""
+    console.print(f"[red]error:[/] {mask_credentials(message)}")
     return typer.Exit(code)
 
 

@@ -45,6 +45,7 @@ def simulate(
 
     import httpx
 
+    from churn.config.redact import mask_credentials
     from churn.prediction_store import MissingStoreError, PredictionStore
 
     sim = clone_tool("simulate")
@@ -85,7 +86,9 @@ def simulate(
         written = sim.send_labels(PredictionStore.from_settings(settings), customers)
     except MissingStoreError as exc:
         raise fail(exc) from None
-    console.print(f"labels: wrote {written} true outcomes to {settings.labels_url}")
+    console.print(
+        f"labels: wrote {written} true outcomes to {mask_credentials(settings.labels_url)}"
+    )
 
 
 @app.command(rich_help_panel=TOOLS)

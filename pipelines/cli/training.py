@@ -91,6 +91,10 @@ def warm(
     (pipelines/warm.py; `make warm`, which the flow targets run). It exits after
     CHURN_WARM_IDLE_TIMEOUT_SECONDS without a command (default 30 min), or when the project
     folder or its environment is gone; `make stop` or `churn warm --stop` ends it now.
+
+    It serves only you: PREFECT_HOME must be yours and not group- or world-writable (else it is
+    refused: `chmod 700` it), and `churn` sends a command (its environment, its terminal) only
+    to a socket you own whose process runs as you; a child takes your umask and limits.
     """
     from pipelines import warm as warm_process
 
@@ -203,11 +207,13 @@ def model_info(
         record = ChampionInfo.from_version(version)
     except LookupError as exc:
         raise fail(f"{exc} (tracking URI {settings.tracking_uri})") from exc
+    from churn.config.redact import mask_credentials
+
     info = {
         "name": settings.model_name,
         "alias": alias,
         "model_uri": f"models:/{settings.model_name}@{alias}",
-        "tracking_uri": settings.tracking_uri,
+        "tracking_uri": mask_credentials(settings.tracking_uri),
         **record.as_dict(),
         "image_digest": (version.tags or {}).get(registry.IMAGE_DIGEST_TAG),
     }
