@@ -70,9 +70,9 @@ train: $(STAMP) warm ## Run the training flow: data stages -> featurize -> train
 	$(RUN) churn train
 
 .PHONY: init-dataset
-init-dataset: $(STAMP) ## Profile your data and write params.yaml's ingest+dataset blocks (INPUT=file(s) LABEL=column [POSITIVE= ID= DRY_RUN=1])
-	@test -n "$${INPUT:-}" && test -n "$${LABEL:-}" || { echo "usage: make init-dataset INPUT=data/your.csv LABEL=Churn [POSITIVE=Yes] [ID=customerID] [DRY_RUN=1]"; exit 2; }
-	$(RUN) churn init-dataset $$INPUT --label "$$LABEL" $${POSITIVE:+--positive "$$POSITIVE"} $${ID:+--id "$$ID"} $${DRY_RUN:+--dry-run}
+init-dataset: $(STAMP) ## Profile your data and write params.yaml's ingest+dataset blocks (INPUT=file(s) LABEL=column [POSITIVE= ID= NAME=lineage DRY_RUN=1])
+	@test -n "$${INPUT:-}" && test -n "$${LABEL:-}" || { echo "usage: make init-dataset INPUT=data/your.csv LABEL=Churn [POSITIVE=Yes] [ID=customerID] [NAME=lineage] [DRY_RUN=1]"; exit 2; }
+	$(RUN) churn init-dataset $$INPUT --label "$$LABEL" $${POSITIVE:+--positive "$$POSITIVE"} $${ID:+--id "$$ID"} $${NAME:+--name "$$NAME"} $${DRY_RUN:+--dry-run}
 
 .PHONY: data
 data: $(STAMP) ## Reproduce only the DVC data stages (dvc repro)
