@@ -20,6 +20,7 @@ import yaml
 from mlflow import MlflowClient
 
 from churn.champion import ChampionInfo
+from churn.config.identity import identity
 from churn.config.params import load_params
 from churn.config.settings import get_settings
 from churn.data import stages as data_stages
@@ -38,6 +39,7 @@ SMALL = {
     "train": {"search": {"n_trials": 1}},
 }
 IRANIAN = REAL_FILES["iranian"][0]
+DEFAULT = identity().model_name  # the default data's lineage (no dataset.name)
 
 
 def _client(project: Path) -> MlflowClient:
@@ -61,7 +63,7 @@ def _features(project: Path) -> Any:
 
 
 @pytest.fixture(scope="module")
-def lineage_project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def lineage_project(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> dict[str, Any]:
     project = fork_project(tmp_path_factory.mktemp("lineage") / "project", SMALL)
     first = training_flow(str(project), push=False)
     assert first.promoted, first.reason
@@ -70,8 +72,8 @@ def lineage_project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def test_every_version_records_its_lineage_feature_code_and_split(lineage_project):
     project, first = lineage_project["project"], lineage_project["first"]
-    record = _record(project, "churn", first.version)
-    assert record.lineage is not None and record.lineage.name == "churn"
+    record = _record(project, DEFAULT, first.version)
+    assert record.lineage is not None and record.lineage.name == DEFAULT
     assert len(record.lineage.fingerprint) == 12
     assert record.feature_code is not None
     assert record.split is not None and record.split.method == "stratified"
@@ -86,8 +88,8 @@ def test_a_split_mismatch_compares_only_rows_held_out_from_both(lineage_project)
     lineage_project["second"] = second
     print(f"gate: {second.reason}")
     assert "splits differ" in second.reason and "held out from both" in second.reason
-    champion = _record(project, "churn", first.version)
-    challenger = _record(project, "churn", second.version)
+    champion = _record(project, DEFAULT, first.version)
+    challenger = _record(project, DEFAULT, second.version)
     assert challenger.split is not None and challenger.split.method == "hash"
     key = load_params(project / "params.yaml").dataset.key_column
 
@@ -107,11 +109,11 @@ def test_a_champion_that_cannot_score_stops_the_gate(lineage_project, caplog):
     project = lineage_project["project"]
     settings = get_settings(project_dir=project)
     client = _client(project)
-    champion = registry.current_champion(client, "churn")
+    champion = registry.current_champion(client, DEFAULT)
     assert champion is not None
-    versions = sorted(int(v.version) for v in client.search_model_versions("name='churn'"))
+    versions = sorted(int(v.version) for v in client.search_model_versions(f"name='{DEFAULT}'"))
     other = str(next(v for v in versions if str(v) != str(champion.version)))
-    challenger = _record(project, "churn", other)
+    challenger = _record(project, DEFAULT, other)
     # Break the champion's artefact: its pickled pipeline no longer loads.
     pickles = list(Path(project / "mlruns").rglob("model.pkl"))
     broken = [p for p in pickles if str(champion.source).removeprefix("models:/") in str(p)]
@@ -125,9 +127,9 @@ def test_a_champion_that_cannot_score_stops_the_gate(lineage_project, caplog):
     assert not registered.promoted and registered.recorded == registry.REJECTED
     assert f"champion v{champion.version} cannot score" in registered.decision.reason
     assert "churn promote --force" in registered.decision.reason
-    assert registry.current_champion(client, "churn").version == champion.version
+    assert registry.current_champion(client, DEFAULT).version == champion.version
     assert any("undecided" in r.getMessage() for r in caplog.records)
-    tags = client.get_model_version("churn", other).tags
+    tags = client.get_model_version(DEFAULT, other).tags
     assert tags["promotion.decision"] == registry.REJECTED
 
 
@@ -138,7 +140,7 @@ def test_a_new_data_set_gets_its_own_lineage_and_is_judged_as_a_first_model(
 ):
     project = lineage_project["project"]
     client = _client(project)
-    before = registry.current_champion(client, "churn")
+    before = registry.current_champion(client, DEFAULT)
     assert before is not None
     # Feedback exported by `make monitor` on the previous data set: set aside, never a failure.
     feedback = project / "data" / "feedback" / "labelled.parquet"
@@ -155,16 +157,16 @@ def test_a_new_data_set_gets_its_own_lineage_and_is_judged_as_a_first_model(
     assert summary.promoted and summary.reason.startswith("no champion yet"), summary.reason
     record = _record(project, "iranian_customer_churn", summary.version)
     assert record.lineage is not None and record.lineage.name == "iranian_customer_churn"
-    champion_a = _record(project, "churn", str(before.version))
+    champion_a = _record(project, DEFAULT, str(before.version))
     assert champion_a.lineage is not None
     assert record.lineage.fingerprint != champion_a.lineage.fingerprint
     # The default data's champion did not move.
-    assert registry.current_champion(client, "churn").version == before.version
+    assert registry.current_champion(client, DEFAULT).version == before.version
 
     # The same data set under the old name: compared with nothing, refused with what to do.
     params = load_params(project / "params.yaml")
     versus = promotion.compare_with_champion(
-        client, "churn", record, params, _features(project), project
+        client, DEFAULT, record, params, _features(project), project
     )
     print(f"gate (other lineage): {promotion.undecided_reason(versus.refusal, record.version)}")
     assert versus.version == str(before.version) and versus.champion_auc is None
