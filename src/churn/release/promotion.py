@@ -385,8 +385,14 @@ def compare_with_champion(
         model = mlflow.sklearn.load_model(f"models:/{name}/{version}")
         champion_auc = float(roc_auc_score(y_test[mask], score(model, test[mask])))
     except Exception as exc:
+        hint = (
+            " (a new data set? give it its own lineage with `dataset.name` in params.yaml)"
+            if theirs is None
+            else ""
+        )
         return refuse(
-            f"champion v{version} cannot score this run's test data ({type(exc).__name__}: {exc})"
+            f"champion v{version} cannot score this run's test data "
+            f"({type(exc).__name__}: {exc}){hint}"
         )
     challenger_auc = challenger.test_roc_auc
     if not mask.all():
