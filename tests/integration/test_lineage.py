@@ -118,9 +118,9 @@ def test_a_champion_that_cannot_score_stops_the_gate(lineage_project, caplog):
     other = str(next(v for v in versions if str(v) != str(champion.version)))
     challenger = _record(project, DEFAULT, other)
     # Break the champion's artefact: its pickled pipeline no longer loads.
-    pickles = list(Path(project / "mlruns").rglob("model.pkl"))
-    broken = [p for p in pickles if str(champion.source).removeprefix("models:/") in str(p)]
-    assert broken, (champion.source, pickles)
+    logged = client.get_logged_model(str(champion.source).removeprefix("models:/"))
+    broken = list(Path(logged.artifact_location.removeprefix("file://")).rglob("model.pkl"))
+    assert broken, logged.artifact_location
     for path in broken:
         path.write_bytes(b"not a pickle")
     params = load_params(settings.params_path)
