@@ -119,7 +119,8 @@ def test_a_champion_that_cannot_score_stops_the_gate(lineage_project, caplog):
     challenger = _record(project, DEFAULT, other)
     # Break the champion's artefact: its pickled pipeline no longer loads.
     logged = client.get_logged_model(str(champion.source).removeprefix("models:/"))
-    broken = list(Path(logged.artifact_location.removeprefix("file://")).rglob("model.pkl"))
+    folder = Path(logged.artifact_location.removeprefix("file://"))
+    broken = [p for p in folder.rglob("model.*") if p.suffix in (".skops", ".pkl")]
     assert broken, logged.artifact_location
     for path in broken:
         path.write_bytes(b"not a pickle")
