@@ -108,6 +108,8 @@ def test_a_split_mismatch_compares_only_rows_held_out_from_both(lineage_project,
     assert compared < len(ours)
 
 
+# The gate is called here outside a flow run: Prefect's API log handler says it cannot ship that.
+@pytest.mark.filterwarnings("ignore:Logger .* attempted to send logs to the API")
 def test_a_champion_that_cannot_score_stops_the_gate(lineage_project, caplog):
     project = lineage_project["project"]
     settings = get_settings(project_dir=project)
