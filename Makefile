@@ -29,10 +29,18 @@ export UV_COMPILE_BYTECODE ?= 1
 # Flows report to one local Prefect server (API + UI), started in the background by the first
 # target that runs a flow and reused after (`make prefect-server`; `make stop` ends it). Without
 # it each process starts Prefect's temporary server (7-13 s). Set PREFECT_API_URL to use another.
-PREFECT_PORT ?= 4200
+# Only this project's server is reused (the marker $(PREFECT_HOME)/server.json names its pid,
+# port and project: tools/prefect_port.py); another project's on :4200 is left alone and this
+# project's starts on the next free port.
+ifeq ($(origin PREFECT_PORT), undefined)
+PREFECT_PORT := $(shell $(PYTHON) tools/prefect_port.py "$(PREFECT_HOME)" "$(CURDIR)" 4200 2>/dev/null || echo 4200)
+endif
 LOCAL_PREFECT_API := http://127.0.0.1:$(PREFECT_PORT)/api
 export PREFECT_API_URL ?= $(LOCAL_PREFECT_API)
 PREFECT_PID := $(PREFECT_HOME)/server.pid
+PREFECT_MARKER := $(PREFECT_HOME)/server.json
+# numba's compiled tree walk (churn.scoring.walk) is cached here, not beside the code in src/.
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 
 .PHONY: help
 help: ## Show this help
@@ -62,9 +70,9 @@ train: $(STAMP) warm ## Run the training flow: data stages -> featurize -> train
 	$(RUN) churn train
 
 .PHONY: init-dataset
-init-dataset: $(STAMP) ## Profile your data and write params.yaml's ingest+dataset blocks (INPUT=file(s) LABEL=column [POSITIVE= ID= ENCODING= SAMPLE_ROWS= DRY_RUN=1])
-	@test -n "$${INPUT:-}" && test -n "$${LABEL:-}" || { echo "usage: make init-dataset INPUT=data/your.csv LABEL=Churn [POSITIVE=Yes] [ID=customerID] [ENCODING=cp932] [SAMPLE_ROWS=100000] [DRY_RUN=1]"; exit 2; }
-	$(RUN) churn init-dataset $$INPUT --label "$$LABEL" $${POSITIVE:+--positive "$$POSITIVE"} $${ID:+--id "$$ID"} $${ENCODING:+--encoding "$$ENCODING"} $${SAMPLE_ROWS:+--sample-rows "$$SAMPLE_ROWS"} $${DRY_RUN:+--dry-run}
+init-dataset: $(STAMP) ## Profile your data and write params.yaml's ingest+dataset blocks (INPUT=file(s) LABEL=column [POSITIVE= ID= NAME=lineage ENCODING= SAMPLE_ROWS= DRY_RUN=1])
+	@test -n "$${INPUT:-}" && test -n "$${LABEL:-}" || { echo "usage: make init-dataset INPUT=data/your.csv LABEL=Churn [POSITIVE=Yes] [ID=customerID] [NAME=lineage] [ENCODING=cp932] [SAMPLE_ROWS=100000] [DRY_RUN=1]"; exit 2; }
+	$(RUN) churn init-dataset $$INPUT --label "$$LABEL" $${POSITIVE:+--positive "$$POSITIVE"} $${ID:+--id "$$ID"} $${NAME:+--name "$$NAME"} $${ENCODING:+--encoding "$$ENCODING"} $${SAMPLE_ROWS:+--sample-rows "$$SAMPLE_ROWS"} $${DRY_RUN:+--dry-run}
 
 .PHONY: data
 data: $(STAMP) ## Reproduce only the DVC data stages (dvc repro)
@@ -94,18 +102,21 @@ ui: $(STAMP) prefect-server ## MLflow UI (:5000), Evidently monitoring dashboard
 	echo "Prefect UI   $${PREFECT_API_URL%/api}  (every flow run; \`make stop\` ends the server)"; \
 	$(RUN) mlflow server --backend-store-uri "$$uri" --workers 1 --port 5000
 
-# Reuse the server when it answers; else start it detached (its log: $(PREFECT_HOME)/server.log)
-# and wait for its health check. A PREFECT_API_URL other than the local one is left alone.
+# Reuse this project's server when it answers (PREFECT_PORT is its port then, else a free one);
+# else start it detached (its log: $(PREFECT_HOME)/server.log), write the marker and wait for
+# its health check. A PREFECT_API_URL other than the local one is left alone.
 .PHONY: prefect-server
-prefect-server: $(STAMP) ## Start the local Prefect server (API + UI, :4200) in the background, or reuse the running one
+prefect-server: $(STAMP) ## Start this project's Prefect server (API + UI, :4200, else the next free port: printed) in the background, or reuse it when it runs
 	@if [ "$$PREFECT_API_URL" != "$(LOCAL_PREFECT_API)" ]; then exit 0; fi; \
 	health="$(LOCAL_PREFECT_API)/health"; \
 	up() { $(VENV)/bin/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$$health" 2>/dev/null; }; \
 	if up; then exit 0; fi; \
 	mkdir -p "$(PREFECT_HOME)"; \
+	if [ "$(PREFECT_PORT)" != 4200 ]; then echo ">> port 4200 is another server's (not this project's): this project's Prefect server goes to port $(PREFECT_PORT)"; fi; \
 	echo ">> starting the Prefect server on $(LOCAL_PREFECT_API) (log: $(PREFECT_HOME)/server.log; make stop ends it)"; \
 	nohup $(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT) \
 		>"$(PREFECT_HOME)/server.log" 2>&1 </dev/null & echo $$! >"$(PREFECT_PID)"; \
+	printf '{"pid": %s, "port": %s, "project": "%s"}\n' "$$(cat "$(PREFECT_PID)")" "$(PREFECT_PORT)" "$(CURDIR)" >"$(PREFECT_MARKER)"; \
 	for _ in $$(seq 180); do \
 		up && exit 0; \
 		kill -0 "$$(cat "$(PREFECT_PID)")" 2>/dev/null || { tail -n 30 "$(PREFECT_HOME)/server.log"; rm -f "$(PREFECT_PID)"; echo "the Prefect server exited (log above)"; exit 1; }; \
@@ -124,7 +135,7 @@ stop: ## Stop the local Prefect server and the warm process that make started
 		if kill "$$pid" 2>/dev/null; then echo "warm process (pid $$pid) stopped"; fi; \
 	fi
 	@if [ -f "$(PREFECT_PID)" ]; then \
-		pid=$$(cat "$(PREFECT_PID)"); rm -f "$(PREFECT_PID)"; \
+		pid=$$(cat "$(PREFECT_PID)"); rm -f "$(PREFECT_PID)" "$(PREFECT_MARKER)"; \
 		if kill "$$pid" 2>/dev/null; then echo "Prefect server (pid $$pid) stopped"; else echo "Prefect server was not running"; fi; \
 	else echo "no Prefect server started by make (no $(PREFECT_PID))"; fi
 
@@ -280,7 +291,14 @@ test-core: | $(UV_BOOTSTRAP) ## Run the unit suite without the optional Dask eng
 	UV_PROJECT_ENVIRONMENT=$(CORE_VENV) $(RUN) pytest tests/unit -n $(TEST_WORKERS) --dist loadfile -p no:cacheprovider
 
 .PHONY: clean
-clean: stop ## Stop the Prefect server, then back to a fresh clone's state: data, feedback, prediction log, model cache, reports, MLflow, Prefect, DVC cache and remote
-	rm -rf data/raw data/validated data/splits data/feedback data/predictions data/labels \
-		.serving-cache reports mlruns .prefect .dvcstore .dvc/cache .dvc/tmp .venv-core \
-		.pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+# CLEAN_PATHS: every folder a target or the code writes in the project (tests/unit/test_clean.py
+# checks the list against what `git status --ignored` shows after a run); the user's own files
+# under data/ (git-ignored) and .venv stay. A tracked dvc.lock is restored to the commit's.
+CLEAN_PATHS := data/raw data/validated data/splits data/feedback data/predictions data/labels \
+	.serving-cache reports mlruns .prefect .dvcstore .dvc/cache .dvc/tmp .venv-core \
+	evidently-workspace prediction-journal .cache \
+	.pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+clean: stop ## Stop the Prefect server, then back to a fresh clone's state: data, feedback, prediction log, model cache, reports, MLflow, Evidently workspace, Prefect, DVC cache and remote, dvc.lock
+	rm -rf $(CLEAN_PATHS)
+	find src serving monitoring pipelines tools -name '*.nb[ic]' -delete
+	if git ls-files --error-unmatch dvc.lock >/dev/null 2>&1; then git checkout -- dvc.lock; fi

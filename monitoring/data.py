@@ -86,16 +86,63 @@ def read_parquet_window(source: str | Path, *, max_rows: int, seed: int = 0) -> 
     return PredictionWindow(frame, total, sampled, None, None)
 
 
+# Columns of a prediction-log window that are not the request's features.
+_LOG_COLUMNS = frozenset(
+    {"id", "logged_at", "model_version", "customer_hash", SCORE_COLUMN, "churn", "role"}
+)
+
+
+def own_lineage(window: PredictionWindow, dataset: DatasetConfig) -> PredictionWindow:
+    """The window's rows logged for this lineage's schema; the others are set aside.
+
+    The prediction log keys rows by version number, and every lineage (registered model) counts
+    its versions from 1: a row whose features hold a column this data set does not have, or
+    none of its columns, was logged by another lineage's model. Those rows are left out with
+    one WARNING line, never an error.
+    """
+    frame = window.frame
+    if frame.empty:
+        return window
+    ours = set(dataset.feature_columns) | {dataset.id_column}
+    foreign = [c for c in frame.columns if c not in _LOG_COLUMNS and c not in ours]
+    present = [c for c in dataset.feature_columns if c in frame.columns]
+    other = np.zeros(len(frame), dtype=bool)
+    if foreign:
+        other |= frame[foreign].notna().any(axis=1).to_numpy()
+    if present:
+        other |= ~frame[present].notna().any(axis=1).to_numpy()
+    else:
+        other[:] = True
+    if not other.any():
+        return window
+    log.warning(
+        "monitoring: %d of %d logged predictions belong to another data set's lineage "
+        "(features %s): set aside",
+        int(other.sum()),
+        len(frame),
+        sorted(foreign)[:5] or "without this data set's columns",
+    )
+    kept = frame[~other].drop(columns=foreign).reset_index(drop=True)
+    total = window.total_rows - (0 if window.sampled else int(other.sum()))
+    if kept.empty:
+        return PredictionWindow.empty()
+    return PredictionWindow(
+        kept, total, window.sampled, kept["logged_at"].min(), kept["logged_at"].max()
+    )
+
+
 def store_window(
     store: PredictionStore,
     monitor: MonitorParams,
     now: datetime,
     version: str,
     roles: list[str] | None = None,
+    dataset: DatasetConfig | None = None,
 ) -> PredictionWindow:
     """``version``'s recent predictions in the store (``monitor.window``, sampled to
-    ``monitor.max_current_rows``), of the given ``roles`` (all by default)."""
-    return store.read_window(
+    ``monitor.max_current_rows``), of the given ``roles`` (all by default); with ``dataset``,
+    only the rows of its lineage (:func:`own_lineage`)."""
+    window = store.read_window(
         monitor.window.rows,
         hours=monitor.window.hours,
         max_rows=monitor.max_current_rows,
@@ -104,6 +151,7 @@ def store_window(
         model_version=version,
         roles=roles,
     )
+    return window if dataset is None else own_lineage(window, dataset)
 
 
 def join_labels(window: PredictionWindow, store: PredictionStore) -> pd.DataFrame:
@@ -248,7 +296,7 @@ def feedback_rows(store: PredictionStore, dataset: DatasetConfig, max_rows: int)
     ids = [dataset.id_column] if dataset.id_column else []
     if not ids:
         return pd.DataFrame(columns=[dataset.label_column, *dataset.feature_columns])
-    window = store.read_window(max_rows, max_rows=max_rows)
+    window = own_lineage(store.read_window(max_rows, max_rows=max_rows), dataset)
     labelled = join_labels(window, store)
     if labelled.empty:
         return pd.DataFrame(columns=[*ids, dataset.label_column, *dataset.feature_columns])

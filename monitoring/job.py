@@ -147,9 +147,14 @@ def with_retrain(params: Params, retrain: bool | None) -> Params:
     )
 
 
+def lineage_reports(settings: Settings) -> Path:
+    """The lineage's monitoring reports: ``<reports_dir>/monitoring/<registered model>``."""
+    return settings.reports_dir / "monitoring" / settings.model_name
+
+
 def report_dir(settings: Settings, now: datetime) -> Path:
-    """A new folder for this run's reports: ``<reports_dir>/monitoring/<time>``."""
-    out = settings.reports_dir / "monitoring" / f"{now:%Y%m%dT%H%M%S%f}"
+    """A new folder for this run's reports: ``<reports_dir>/monitoring/<lineage>/<time>``."""
+    out = lineage_reports(settings) / f"{now:%Y%m%dT%H%M%S%f}"
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -187,7 +192,7 @@ def read_window(
             rows = mdata.window_rows(mdata.window_files(current))
             return PredictionWindow(pd.DataFrame(), rows, rows > m.max_current_rows, None, None)
         return mdata.read_parquet_window(current, max_rows=m.max_current_rows, seed=m.sample_seed)
-    return mdata.store_window(store, m, now, version)
+    return mdata.store_window(store, m, now, version, dataset=params.dataset)
 
 
 def too_small(window: PredictionWindow, params: Params) -> MonitoringDecision | None:
@@ -207,7 +212,7 @@ def load_reference(settings: Settings, params: Params, version: str) -> mdata.Re
         max_rows=params.monitor.max_reference_rows,
         seed=params.monitor.sample_seed,
         version=version,
-        cache_dir=settings.reports_dir / "monitoring" / "reference-cache",
+        cache_dir=lineage_reports(settings) / "reference-cache",
     )
 
 
@@ -414,6 +419,7 @@ def add_snapshot(settings: Settings, outcome: MonitoringOutcome, now: datetime) 
         action=d.action,
         model_version=outcome.champion_version,
         mlflow_run_id=outcome.mlflow_run_id,
+        model_name=settings.model_name,
     )
 
 

@@ -84,10 +84,18 @@ def compare_live(
         v: ChampionInfo.from_version(registry.model_version(client, settings.model_name, v))
         for v in (champion, challenger)
     }
+    lineages = {v: records[v].lineage for v in (champion, challenger)}
+    a, b = lineages[champion], lineages[challenger]
+    if a is not None and b is not None and a.fingerprint != b.fingerprint:
+        raise NoLiveEvidence(
+            f"challenger v{challenger} was trained on another data set than champion v{champion} "
+            f"(schema {b.fingerprint} vs {a.fingerprint}): live traffic cannot compare them; "
+            "a person decides (`churn promote --force --by NAME --reason TEXT`)"
+        )
     role = SHADOW_ROLE if mode == live.SHADOW else CHALLENGER_ROLE
     frames = {}
     for version, roles in ((champion, [CHAMPION_ROLE]), (challenger, [role])):
-        window = mdata.store_window(store, params.monitor, now, version, roles)
+        window = mdata.store_window(store, params.monitor, now, version, roles, params.dataset)
         labelled = mdata.join_labels(window, store).rename(columns={TARGET: live.LABEL})
         columns = ["customer_hash", SCORE_COLUMN, live.LABEL]
         frames[version] = labelled[columns] if len(labelled) else pd.DataFrame(columns=columns)

@@ -24,8 +24,15 @@ from evidently.ui.workspace import Project, Workspace
 from churn.config.identity import identity
 from monitoring.service import ServiceFigures
 
-# The Evidently project of the monitoring runs, named after the registered model.
+# The Evidently project of the monitoring runs, named after the registered model: one project
+# per lineage (``dataset.name``, ``Settings.model_name``); this is the default lineage's.
 PROJECT_NAME = f"{identity().model_name} monitoring"
+
+
+def project_name(model_name: str | None = None) -> str:
+    """The lineage's Evidently project: ``<registered model> monitoring``."""
+    return f"{model_name} monitoring" if model_name else PROJECT_NAME
+
 
 # figure -> (panel title, legend); one line plot per title, in this order.
 FIGURES: dict[str, tuple[str, str]] = {
@@ -71,13 +78,16 @@ def run_figures(
     return {k: float(v) for k, v in values.items() if v is not None}
 
 
-def project(workspace: Workspace) -> Project:
-    """The monitoring project, created with its dashboard on first use."""
-    found = workspace.search_project(PROJECT_NAME)
+def project(workspace: Workspace, model_name: str | None = None) -> Project:
+    """The lineage's monitoring project, created with its dashboard on first use."""
+    name = project_name(model_name)
+    found = workspace.search_project(name)
     if found:
         return found[0]
     new = workspace.create_project(
-        PROJECT_NAME, f"One snapshot per monitoring run ({identity().title})."
+        name,
+        f"One snapshot per monitoring run of {name.removesuffix(' monitoring')!r} "
+        f"({identity().title}).",
     )
     titles = dict.fromkeys(title for title, _ in FIGURES.values())
     for title in titles:
@@ -98,6 +108,7 @@ def add_run(
     action: str,
     model_version: str | None,
     mlflow_run_id: str,
+    model_name: str | None = None,
 ) -> str:
     """Store one run's ``figures`` as a snapshot in the workspace at ``path``; returns its id."""
     path.mkdir(parents=True, exist_ok=True)
@@ -118,13 +129,14 @@ def add_run(
         },
         name=f"monitor-{at:%Y%m%dT%H%M%S}",
     )
-    return str(workspace.add_run(project(workspace).id, snapshot).id)
+    return str(workspace.add_run(project(workspace, model_name).id, snapshot).id)
 
 
-def runs(path: Path) -> list[dict[str, float]]:
-    """Each stored run's figures, oldest first (what the dashboard plots)."""
+def runs(path: Path, model_name: str | None = None) -> list[dict[str, float]]:
+    """Each stored run's figures of the lineage ``model_name``, oldest first (what its
+    dashboard plots)."""
     workspace = Workspace(str(path))
-    found = workspace.search_project(PROJECT_NAME)
+    found = workspace.search_project(project_name(model_name))
     if not found:
         return []
     pid = found[0].id

@@ -234,7 +234,7 @@ def _run(dest: Path, say: Timeline, normal_rows: int, drifted_rows: int) -> dict
             result["served_after"] = sorted(probe.model_versions)
             say(f"a new request is answered by v{', '.join(probe.model_versions)}")
     say("service stopped (SIGINT, prediction log drained)")
-    reports = sorted((project / "reports" / "monitoring").glob("*"))
+    reports = sorted((project / "reports" / "monitoring" / settings.model_name).glob("*"))
     say("reports: " + ", ".join(str(p) for p in reports))
     say(
         f"MLflow: make ui with MLFLOW_TRACKING_URI={mask_credentials(settings.tracking_uri)} "

@@ -327,7 +327,8 @@ def monitoring_rounds(
             send_labels(store, customers)
             wait_for_log(settings, logged + rows, version)
             churn(stack, "monitor", log_name=f"monitor-{len(stack.reports) + 1}")
-            report = max((settings.reports_dir / "monitoring").iterdir())
+            runs = (settings.reports_dir / "monitoring" / settings.model_name).glob("[0-9]*")
+            report = max(runs)
             stack.reports.append(report)
             champion = str(registry.current_champion(client, settings.model_name).version)
             wait_for_version(stack.service, champion)
@@ -427,8 +428,10 @@ def dashboard_page(page: Any, stack: Stack) -> bool:
 
     from monitoring import workspace
 
-    path = get_settings(project_dir=stack.project).evidently_workspace
-    pid = Workspace(str(path)).search_project(workspace.PROJECT_NAME)[0].id
+    settings = get_settings(project_dir=stack.project)
+    path = settings.evidently_workspace
+    name = workspace.project_name(settings.model_name)
+    pid = Workspace(str(path)).search_project(name)[0].id
     page.goto(f"{stack.evidently}/projects/{pid}")
     for title in dict.fromkeys(t for t, _ in workspace.FIGURES.values()):
         _appears(page, page.get_by_text(title, exact=True), f"the dashboard panel '{title}'")

@@ -64,6 +64,14 @@ def init_dataset(
             "and params.yaml's comment say. 0: every row.",
         ),
     ] = SAMPLE_ROWS,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="The data set's lineage name (dataset.name): its own registered model, champion, "
+            "monitoring project and reports. Default: the first file's name, slugified "
+            "(customers_2024.csv -> customers_2024).",
+        ),
+    ] = None,
     write: Annotated[
         bool,
         typer.Option(
@@ -76,9 +84,12 @@ def init_dataset(
     """Profile a churn data set and write params.yaml's ingest and dataset blocks from it.
 
     Prints one line per column (role, type, levels or range, why). Then edit what it could not
-    know (a time column, codes that are quantities, ranges) and run `make train`.
+    know (a time column, codes that are quantities, ranges) and run `make train`. The data set
+    gets its own lineage (dataset.name, --name): its first model is judged as a first champion,
+    never against another data set's.
     """
     from churn.config.errors import DataError
+    from churn.config.params import LINEAGE_NAME_PATTERN
     from churn.data import params_file, profiling
 
     settings = load_settings(ctx)
@@ -99,8 +110,15 @@ def init_dataset(
                 sample_rows=sample_rows,
                 progress=progress,
             )
+        lineage = name or params_file.lineage_slug(files[0].stem)
+        if not re.match(LINEAGE_NAME_PATTERN, lineage):
+            raise fail(
+                f"--name {lineage!r}: a lineage name is letters, digits, '_', '.' or '-' "
+                "(at most 63 characters, starting with a letter or digit)",
+                2,
+            )
         text, removed = params_file.render_params(
-            settings.params_path.read_text(encoding="utf-8"), profile
+            settings.params_path.read_text(encoding="utf-8"), profile, name=lineage
         )
     except DataError as exc:
         raise fail(exc, 2) from None
@@ -131,7 +149,8 @@ def init_dataset(
     settings.params_path.write_text(text, encoding="utf-8")
     out.print(
         f"wrote the ingest and dataset blocks of {_project_path(settings.params_path, Path.cwd())} "
-        f"(label {ds.label_column!r} = {ds.positive_label!r}, id {ds.id_column or 'none'}); "
+        f"(label {ds.label_column!r} = {ds.positive_label!r}, id {ds.id_column or 'none'}, "
+        f"lineage {lineage!r}: its own registered model and champion); "
         "read the comments there, then `make train`"
     )
 

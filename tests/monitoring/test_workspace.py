@@ -38,3 +38,31 @@ def test_runs_are_stored_in_order_in_one_project_with_their_figures(tmp_path: Pa
     assert stored == [f for _, f in sorted(added, key=lambda a: a[0])]
     assert "roc_auc" not in stored[-1] and stored[0]["roc_auc"] == 0.74
     assert stored[0]["model_version"] == 2.0 and stored[0]["window_rows"] == 1002
+
+
+def test_each_lineage_has_its_own_project(tmp_path: Path) -> None:
+    at = datetime(2026, 1, 5, 9, tzinfo=UTC)
+    figures = workspace.run_figures(
+        drifted_share=0.0,
+        window_rows=10,
+        labelled_rows=0,
+        mean_score=0.3,
+        roc_auc=None,
+        recall=None,
+        model_version="1",
+    )
+    workspace.add_run(tmp_path, figures, at=at, action="none", model_version="1", mlflow_run_id="a")
+    other = {**figures, "window_rows": 99.0}
+    workspace.add_run(
+        tmp_path,
+        other,
+        at=at,
+        action="none",
+        model_version="1",
+        mlflow_run_id="b",
+        model_name="iranian",
+    )
+    names = sorted(p.name for p in Workspace(str(tmp_path)).list_projects())
+    assert names == sorted([workspace.PROJECT_NAME, "iranian monitoring"])
+    assert workspace.runs(tmp_path) == [figures]
+    assert workspace.runs(tmp_path, "iranian") == [other]

@@ -131,6 +131,10 @@ class NumericColumn(_Strict):
     fill_value: float | None = None  # imputation value; the training median when unset
 
 
+# A lineage's name: an MLflow registered model's, an Evidently project's and a folder's.
+LINEAGE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+
+
 class DatasetConfig(_Strict):
     """Column roles and the data contract of one churn data set.
 
@@ -138,8 +142,14 @@ class DatasetConfig(_Strict):
     ``ROW_KEY`` instead, and the service logs predictions without an id. ``ignore_columns`` are
     columns of the file that are never features (a row number, an internal code, a column that
     leaks the label): validation leaves them out of the validated rows.
+
+    ``name`` is the data set's lineage: the registered model its versions go to (``churn
+    init-dataset`` writes one derived from the file). Unset, the project's model name
+    (``CHURN_MODEL_NAME``, else the identity block's) is used: see
+    ``churn.config.settings.lineage_name``.
     """
 
+    name: str | None = Field(None, pattern=LINEAGE_NAME_PATTERN)
     id_column: str | None
     label_column: str
     positive_label: LabelValue

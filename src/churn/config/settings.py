@@ -48,6 +48,27 @@ OTHER_VARIABLES = frozenset({"CHURN_REAL_DATA", "CHURN_TEST_DATABASE_URL", "CHUR
 _warned: set[str] = set()
 
 
+def lineage_name(params_path: Path) -> str | None:
+    """The data set's lineage name (``dataset.name`` in ``params.yaml``), or None when unset.
+
+    The one place the registered model's name is decided (``Settings.model_name``): training,
+    the gate, the CLI, monitoring and the service all read it there, so each data set has its
+    own registered model, champion, monitoring project and reports. Precedence: ``dataset.name``,
+    else ``CHURN_MODEL_NAME``, else the identity block's ``model_name`` (``churn``). A file that
+    is missing or does not parse gives None here: ``load_params`` reports it where it is read.
+    """
+    import yaml
+
+    try:
+        with params_path.open() as fh:
+            raw = yaml.safe_load(fh)
+    except (OSError, yaml.YAMLError):
+        return None
+    dataset = raw.get("dataset") if isinstance(raw, dict) else None
+    name = dataset.get("name") if isinstance(dataset, dict) else None
+    return name if isinstance(name, str) and name else None
+
+
 class Settings(BaseSettings):
     """Infrastructure settings with safe local defaults.
 
@@ -77,7 +98,9 @@ class Settings(BaseSettings):
     )
     model_name: str = Field(
         default_factory=lambda: identity().model_name,
-        description="The registered model in MLflow's registry; default: the identity block's.",
+        description="The registered model in MLflow's registry: the lineage's name. params.yaml's "
+        "`dataset.name` sets it per data set (it wins); this variable names the data sets that "
+        "set none; default: the identity block's.",
     )
     dvc_push: bool = True
     git_commit: str | None = Field(
@@ -210,6 +233,7 @@ class Settings(BaseSettings):
             "prediction_journal_dir": self.prediction_journal_dir
             and root / self.prediction_journal_dir,
             "tracking_uri": self.tracking_uri or f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
+            "model_name": lineage_name(root / self.params_path) or self.model_name,
         }
         log_url = self.prediction_log_url or (
             f"sqlite:///{root / 'data' / 'predictions' / 'predictions.db'}"

@@ -280,8 +280,10 @@ def append_feedback(frame: pd.DataFrame, feedback: FeedbackSource, base_dir: Pat
     text too, so the snapshot has one type per column; validation parses both alike. Without the
     file (no retrain has exported traffic yet) the frame is returned unchanged.
 
-    Raises:
-        IngestError: when the feedback file lacks one of the source's columns.
+    A feedback file that lacks one of the source's columns holds another data set's traffic
+    (``make monitor`` ran on the previous data set): it is set aside with one WARNING line and
+    the source's rows are returned unchanged; the next ``make monitor`` rewrites it with this
+    data set's labelled traffic.
     """
     if not feedback.path:
         return frame
@@ -294,7 +296,13 @@ def append_feedback(frame: pd.DataFrame, feedback: FeedbackSource, base_dir: Pat
         return frame
     missing = [c for c in frame.columns if c not in extra.columns]
     if missing:
-        raise IngestError(f"feedback file {path} lacks the source's columns {missing}")
+        log.warning(
+            "feedback file %s lacks the source's columns %s: it holds another data set's "
+            "traffic, set aside (not appended); the next `make monitor` rewrites it for this one",
+            path,
+            missing,
+        )
+        return frame
     extra = extra[list(frame.columns)].copy()
     for name in frame.columns:
         if frame[name].dtype == object and extra[name].dtype != object:

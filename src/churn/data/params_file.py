@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 from churn.config.features import FeatureParams, column_problem
@@ -17,7 +18,15 @@ from churn.data.profiling import (
 )
 
 
-def render_params(text: str, profile: DatasetProfile) -> tuple[str, list[str]]:
+def lineage_slug(stem: str) -> str:
+    """A lineage name from a file's stem: lower case, runs of other characters as ``-``."""
+    slug = re.sub(r"[^a-z0-9_.-]+", "-", stem.lower()).strip("-._")[:63].rstrip("-._")
+    return slug or "dataset"
+
+
+def render_params(
+    text: str, profile: DatasetProfile, name: str | None = None
+) -> tuple[str, list[str]]:
     """``params.yaml``'s text with the profile's ``ingest`` and ``dataset`` blocks written in.
 
     Every other block and comment is kept (round-trip YAML). ``features`` entries and
@@ -61,6 +70,8 @@ def render_params(text: str, profile: DatasetProfile) -> tuple[str, list[str]]:
             ingest.yaml_add_eol_comment(how, "encoding", column=24)
 
     block = CommentedMap()
+    if name:
+        block["name"] = _scalar(name)
     block["id_column"] = _scalar(ds.id_column)
     block["label_column"] = _scalar(ds.label_column)
     block["positive_label"] = _level(ds.positive_label)
@@ -72,13 +83,15 @@ def render_params(text: str, profile: DatasetProfile) -> tuple[str, list[str]]:
     block["pii_columns"] = _listed(ds.pii_columns, reasons)
     block["ignore_columns"] = _listed(ds.ignore_columns, reasons)
     top = {
+        "name": "the lineage: its own registered model, champion and monitoring (--name)",
         "id_column": profile.id_why,
         "label_column": "given (--label)",
         "positive_label": profile.label_why,
         "time_column": "not inferred: set it to split by time (oldest rows train)",
     }
     for key, comment in top.items():
-        block.yaml_add_eol_comment("# " + comment, key, column=24)
+        if key in block:
+            block.yaml_add_eol_comment("# " + comment, key, column=24)
     numeric = CommentedMap()
     widths = []
     for name, spec in ds.numeric.items():

@@ -231,12 +231,37 @@ def load_candidate(settings: Settings, version: str) -> Candidate:
     )
 
 
+def same_lineage(record: ChampionInfo, dataset: DatasetConfig) -> CheckOutcome:
+    """The candidate was trained on the data set params.yaml declares (its schema's fingerprint).
+
+    A version of another schema cannot be checked, nor served, with this data set's contract:
+    the check fails (closed) rather than run the others on columns the model does not know.
+    """
+    from churn.data.lineage import fingerprint, schema_of
+
+    ours = fingerprint(schema_of(dataset))
+    if record.lineage is None:
+        return CheckOutcome("lineage", True, "no lineage recorded (a version before issue #25)")
+    if record.lineage.fingerprint != ours:
+        return CheckOutcome(
+            "lineage",
+            False,
+            f"trained on schema {record.lineage.fingerprint} ({record.lineage.name!r}), "
+            f"params.yaml's dataset block is {ours}: not the same data set",
+        )
+    return CheckOutcome("lineage", True, f"schema {ours} ({record.lineage.name!r})")
+
+
 def offline_checks(settings: Settings, params: Params, candidate: Candidate) -> list[CheckOutcome]:
     """Every check that needs no running service, on the candidate's test rows."""
 
     frame = candidate.test
+    lineage = same_lineage(candidate.record, params.dataset)
+    if not lineage.passed:
+        return [gate_decision(candidate.recorded), lineage]
     outcomes = [
         gate_decision(candidate.recorded),
+        lineage,
         id_invariance(candidate.model, frame, params.dataset),
         *monotone_directions(candidate.model, frame, params.train.monotone),
     ]

@@ -6,7 +6,8 @@ Three steps, each a plain function the training flow wires as a task:
    record, the run's parameters, metrics, figures and documents. No I/O beyond reading
    ``dvc.lock`` and git.
 2. :func:`log_and_register` logs that run to MLflow and registers the model as ``challenger``.
-3. :func:`gate` scores the current champion on the same test split, decides, writes the decision
+3. :func:`gate` scores the current champion of the lineage on test rows neither model learnt
+   from (:func:`compare_with_champion`; it fails closed), decides, writes the decision
    on the new version and moves ``champion`` only when the gate says so (and, with
    ``move_champion=False``, not even then: the continuous-training job checks the approved
    version first and promotes it with ``registry.promote``).
@@ -29,11 +30,14 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
 from churn import models
-from churn.champion import ChampionInfo, ServingCheck
+from churn.champion import ChampionInfo, ChampionRecordError, ServingCheck, SplitIdentity
 from churn.config.layout import DataLayout
-from churn.config.params import DatasetConfig, Params
+from churn.config.params import DatasetConfig, Params, SplitParams
 from churn.config.settings import Settings
 from churn.data import versioning
+from churn.data.lineage import lineage_of, split_identity
+from churn.data.split import hash_assign
+from churn.features.version import FEATURE_CODE_VERSION
 from churn.release import registry, tracking
 from churn.release.model_card import render_model_card
 from churn.scoring.fallback_rules import FILE_NAME as RULES_FILE
@@ -123,6 +127,9 @@ def build_run(
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
         serving_check=serving_check,
         rules_test_roc_auc=result.rules.test_roc_auc,
+        lineage=lineage_of(params.dataset, settings.model_name),
+        feature_code=FEATURE_CODE_VERSION,
+        split=split_identity(params),
     )
     row_counts = features.row_counts()
     run_params: dict[str, Any] = {
@@ -243,25 +250,163 @@ def log_and_register(settings: Settings, run: TrainingRun) -> ChampionInfo:
     return ChampionInfo.from_version(version)
 
 
-def champion_test_auc(
-    client: MlflowClient, name: str, test: pd.DataFrame, y_test: np.ndarray
-) -> tuple[str | None, float | None, str]:
-    """Score the current champion on this run's test split: ``(version, roc_auc, note)``.
+# Fewest rows held out from both models the gate compares them on (and both classes).
+MIN_COMPARISON_ROWS = 50
 
-    A champion that cannot score these rows (another data set's columns, say) is not comparable;
-    the note says why and the gate then treats the challenger as a first model.
+
+@dataclass(frozen=True)
+class ChampionComparison:
+    """The champion and the challenger scored on the same rows, or why the gate cannot decide.
+
+    Attributes:
+        version: the champion's version; None when there is no champion yet.
+        champion_auc: its ROC AUC on ``rows`` test rows (None with ``refusal``).
+        challenger_auc: the challenger's on the same rows: its own test ROC AUC when the rows are
+            the whole test split.
+        rows: test rows compared.
+        note: how the rows were chosen, when not the whole test split.
+        refusal: non-empty when the gate cannot decide (the champion cannot score, another
+            lineage, too few rows held out from both): the challenger is rejected with it and
+            the champion stays.
+    """
+
+    version: str | None = None
+    champion_auc: float | None = None
+    challenger_auc: float | None = None
+    rows: int = 0
+    note: str = ""
+    refusal: str = ""
+
+
+def _split_text(split: SplitIdentity) -> str:
+    return f"{split.method}, seed {split.seed}, key {split.key}"
+
+
+def champion_held_out(
+    champion: ChampionInfo, test: pd.DataFrame, params: Params, project_dir: Path
+) -> tuple[np.ndarray, str]:
+    """Which of this run's test rows the champion also held out (``(mask, how)``).
+
+    The champion's own test split is read back by its DVC md5 (exact, whatever its method);
+    when it is gone from the cache and the remote, a hash split is recomputed from the
+    champion's split identity (a row's hash split depends on its key only).
+
+    Raises:
+        LookupError: when neither can tell (the message says why).
+    """
+    split = champion.split
+    key = params.dataset.key_column
+    if split is None or split.key != key or key not in test.columns:
+        raise LookupError(
+            f"champion v{champion.version}'s rows are keyed by "
+            f"{split.key if split else 'an unrecorded key'}, this run's by {key!r}"
+        )
+    try:
+        paths = versioning.versioned_paths(project_dir, champion.split_md5("test"))
+        keys = pd.concat([pd.read_parquet(p, columns=[key]) for p in paths], ignore_index=True)
+        held = test[key].astype(str).isin(set(keys[key].astype(str)))
+        return held.to_numpy(), "its test split read back by DVC md5"
+    except (ChampionRecordError, versioning.VersioningError, OSError, KeyError) as exc:
+        if split.method != "hash":
+            raise LookupError(
+                f"champion v{champion.version}'s test split cannot be read back "
+                f"({type(exc).__name__}: {exc}) and its {split.method} split cannot be "
+                "recomputed row by row"
+            ) from exc
+    assigned = hash_assign(
+        test,
+        params.dataset,
+        SplitParams(seed=split.seed, valid_size=split.valid_size, test_size=split.test_size),
+    )
+    return assigned == "test", "its hash split recomputed from its split identity"
+
+
+def compare_with_champion(
+    client: MlflowClient,
+    name: str,
+    challenger: ChampionInfo,
+    params: Params,
+    features: FeatureSet,
+    project_dir: Path,
+) -> ChampionComparison:
+    """Score the current champion of this lineage on test rows neither model learnt from.
+
+    Fails closed: a champion that cannot be compared (another lineage's schema, a record or an
+    artefact it cannot load, columns it cannot score, too few rows held out from both) gives a
+    ``refusal``, never "no champion". When the champion's split identity differs from this
+    run's (another ``split.method`` or seed, e.g. ``engine.kind`` switched), only the test rows
+    the champion also held out are compared, and both models are scored on them.
     """
     champion = registry.current_champion(client, name)
     if champion is None:
-        return None, None, ""
+        return ChampionComparison()
+    version = str(champion.version)
+
+    def refuse(why: str) -> ChampionComparison:
+        return ChampionComparison(version=version, refusal=why)
+
     try:
-        model = mlflow.sklearn.load_model(f"models:/{name}@{registry.CHAMPION}")
-        proba = score(model, test)
+        record = ChampionInfo.from_version(champion)
+    except ChampionRecordError as exc:
+        return refuse(f"champion v{version}'s record cannot be read ({exc})")
+    ours, theirs = challenger.lineage, record.lineage
+    if ours is not None and theirs is not None and ours.fingerprint != theirs.fingerprint:
+        return refuse(
+            f"champion v{version} of {name!r} was trained on another data set (schema "
+            f"{theirs.fingerprint}, this run's {ours.fingerprint}): give this data set its own "
+            "lineage with `dataset.name` in params.yaml (`churn init-dataset --name`), so its "
+            "first model is judged as a first champion"
+        )
+    test, y_test = features.frames["test"], features.y["test"]
+    mask = np.ones(len(test), dtype=bool)
+    note = ""
+    if (
+        record.split is not None
+        and challenger.split is not None
+        and record.split != challenger.split
+    ):
+        try:
+            mask, how = champion_held_out(record, test, params, project_dir)
+        except LookupError as exc:
+            return refuse(f"the splits differ and the rows held out from both are unknown: {exc}")
+        rows = int(mask.sum())
+        classes = len(np.unique(y_test[mask])) if rows else 0
+        note = (
+            f"splits differ (champion v{version}: {_split_text(record.split)}; this run: "
+            f"{_split_text(challenger.split)}): compared on the {rows} of {len(test)} test rows "
+            f"held out from both ({how})"
+        )
+        if rows < MIN_COMPARISON_ROWS or classes < 2:
+            return refuse(
+                f"{note}: too few (at least {MIN_COMPARISON_ROWS} with both classes are needed)"
+            )
+        log.info("gate: %s", note)
+    try:
+        model = mlflow.sklearn.load_model(f"models:/{name}/{version}")
+        champion_auc = float(roc_auc_score(y_test[mask], score(model, test[mask])))
     except Exception as exc:
-        note = f"champion v{champion.version} cannot score this test data ({type(exc).__name__})"
-        log.warning("%s: %s", note, exc)
-        return champion.version, None, note
-    return champion.version, float(roc_auc_score(y_test, proba)), ""
+        hint = (
+            " (a new data set? give it its own lineage with `dataset.name` in params.yaml)"
+            if theirs is None
+            else ""
+        )
+        return refuse(
+            f"champion v{version} cannot score this run's test data "
+            f"({type(exc).__name__}: {exc}){hint}"
+        )
+    challenger_auc = challenger.test_roc_auc
+    if not mask.all():
+        ours_model = mlflow.sklearn.load_model(f"models:/{name}/{challenger.version}")
+        challenger_auc = float(roc_auc_score(y_test[mask], score(ours_model, test[mask])))
+    return ChampionComparison(version, champion_auc, challenger_auc, int(mask.sum()), note)
+
+
+def undecided_reason(refusal: str, version: str | None) -> str:
+    """The gate's reason when it cannot decide: why, and the command that decides."""
+    return (
+        f"undecided, the champion stays: {refusal}. A person decides: "
+        f"`churn promote --force --version {version} --by NAME --reason TEXT`"
+    )
 
 
 def gate(
@@ -280,19 +425,32 @@ def gate(
     if challenger.version is None or challenger.run_id is None:
         raise ValueError("the gate decides on a registered version (run log_and_register first)")
     client = tracking.connect(settings)
-    champ_version, champ_auc, note = champion_test_auc(
-        client, settings.model_name, features.frames["test"], features.y["test"]
+    versus = compare_with_champion(
+        client, settings.model_name, challenger, params, features, settings.project_dir
     )
-    decision = registry.decide_promotion(
-        challenger.test_roc_auc,
-        challenger.baseline_test_roc_auc,
-        champ_auc,
-        params.promote,
-        champion_version=champ_version,
-        champion_note=note,
-        recall_gap=client.get_run(challenger.run_id).data.metrics.get("fairness_max_recall_gap"),
-        max_recall_gap=params.fairness.max_recall_gap,
-    )
+    if versus.refusal:
+        decision = registry.PromotionDecision(
+            False,
+            undecided_reason(versus.refusal, challenger.version),
+            challenger.test_roc_auc,
+            challenger.baseline_test_roc_auc,
+            versus.version,
+        )
+        log.warning("gate: %s", decision.reason)
+    else:
+        decision = registry.decide_promotion(
+            challenger.test_roc_auc,
+            challenger.baseline_test_roc_auc,
+            versus.champion_auc,
+            params.promote,
+            champion_version=versus.version,
+            champion_note=versus.note,
+            recall_gap=client.get_run(challenger.run_id).data.metrics.get(
+                "fairness_max_recall_gap"
+            ),
+            max_recall_gap=params.fairness.max_recall_gap,
+            challenger_compared_auc=versus.challenger_auc,
+        )
     recorded = registry.record_decision(
         client, settings.model_name, challenger.version, decision, move_champion=move_champion
     )

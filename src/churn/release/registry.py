@@ -54,8 +54,12 @@ def decide_promotion(
     champion_note: str = "",
     recall_gap: float | None = None,
     max_recall_gap: float | None = None,
+    challenger_compared_auc: float | None = None,
 ) -> PromotionDecision:
     """The gate. All ROC AUCs are on the same held-out test split.
+
+    When the champion was scored on part of it only (the rows held out from both models, as
+    ``champion_note`` says), ``challenger_compared_auc`` is the challenger's on those rows.
 
     A challenger is promoted only if it beats the baseline, and then either beats the champion by
     ``params.margin`` or, when there is no comparable champion, reaches ``params.min_roc_auc``.
@@ -95,16 +99,23 @@ def decide_promotion(
             f"{params.min_roc_auc:.4f} and beats the baseline ({baseline_auc:.4f})",
         )
     needed = champion_auc + params.margin
-    if challenger_auc < needed:
+    compared = challenger_auc if challenger_compared_auc is None else challenger_compared_auc
+    prefix = f"{champion_note}; " if champion_note else ""
+    figures = (
+        f"test ROC AUC {compared:.4f}"
+        if compared == challenger_auc
+        else (f"ROC AUC {compared:.4f} on those rows (test {challenger_auc:.4f})")
+    )
+    if compared < needed:
         return decision(
             False,
-            f"test ROC AUC {challenger_auc:.4f} does not beat champion "
+            f"{prefix}{figures} does not beat champion "
             f"v{champion_version} ({champion_auc:.4f}) by the margin "
             f"{params.margin:.4f} on the same test data",
         )
     return decision(
         True,
-        f"test ROC AUC {challenger_auc:.4f} beats champion v{champion_version} "
+        f"{prefix}{figures} beats champion v{champion_version} "
         f"({champion_auc:.4f}) by at least {params.margin:.4f} and the "
         f"baseline ({baseline_auc:.4f})",
     )

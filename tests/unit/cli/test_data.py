@@ -28,6 +28,19 @@ def test_init_dataset_writes_params_that_load_and_prints_one_line_per_column(cli
     assert params.ingest.path == "data/clients.csv" and params.ingest.sep == ";"
     assert params.ingest.decimal == "," and params.dataset.positive_label == "Oui"
     assert params.dataset.id_column is None and list(params.dataset.numeric) == ["Montant"]
+    # The data set's own lineage, from the file's name: its registered model.
+    assert params.dataset.name == "clients" and "lineage 'clients'" in text
+    from churn.config.settings import get_settings
+
+    assert get_settings(project_dir=tmp_path).model_name == "clients"
+    result = cli(
+        "-C", str(tmp_path), "init-dataset", str(data), "--label", "Resilie", "--name", "x y"
+    )
+    assert result.exit_code == 2 and "--name 'x y'" in result.output
+    result = cli(
+        "-C", str(tmp_path), "init-dataset", str(data), "--label", "Resilie", "--name", "fr"
+    )
+    assert result.exit_code == 0 and load_params(tmp_path / "params.yaml").dataset.name == "fr"
 
 
 def test_init_dataset_dry_run_leaves_params_unchanged_and_errors_name_the_values(cli, tmp_path):

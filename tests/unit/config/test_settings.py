@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from churn.config import settings as settings_module
-from churn.config.settings import get_settings
+from churn.config.settings import Settings, get_settings
 
 
 def test_every_location_has_one_name_and_a_default_inside_the_project(tmp_path):
@@ -103,3 +103,19 @@ def test_churn_env_is_warned_about_as_the_environment_it_is_not(tmp_path, monkey
         assert get_settings(project_dir=tmp_path).environment == "development"
     (warning,) = [r.getMessage() for r in caplog.records]
     assert "did you mean CHURN_ENVIRONMENT?" in warning and "keys are NOT required" in warning
+
+
+def test_the_registered_model_is_the_data_sets_lineage(tmp_path, monkeypatch):
+    """dataset.name wins; CHURN_MODEL_NAME names data sets without one; else the identity's."""
+    from churn.config.identity import identity
+
+    monkeypatch.delenv("CHURN_MODEL_NAME", raising=False)
+    params = tmp_path / "params.yaml"
+    params.write_text("dataset:\n  label_column: Churn\n")
+    assert Settings(project_dir=tmp_path).model_name == identity().model_name
+    monkeypatch.setenv("CHURN_MODEL_NAME", "staging")
+    assert Settings(project_dir=tmp_path).model_name == "staging"
+    params.write_text("dataset:\n  name: telco_b\n  label_column: Churn\n")
+    assert Settings(project_dir=tmp_path).model_name == "telco_b"
+    params.write_text("dataset: [not, a, mapping\n")  # load_params reports it where it is read
+    assert Settings(project_dir=tmp_path).model_name == "staging"

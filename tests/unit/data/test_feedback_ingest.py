@@ -7,7 +7,7 @@ import pytest
 
 from churn.config.params import FeedbackSource
 from churn.data.generator import generate_customers
-from churn.data.ingest import IngestError, append_feedback
+from churn.data.ingest import append_feedback
 
 
 def test_without_the_file_the_source_is_unchanged(tmp_path):
@@ -32,7 +32,13 @@ def test_the_newest_rows_are_appended_with_the_sources_types(tmp_path):
     )
 
 
-def test_a_feedback_file_without_the_sources_columns_is_refused(tmp_path):
-    pd.DataFrame({"customerID": ["a"]}).to_parquet(tmp_path / "fb.parquet")
-    with pytest.raises(IngestError, match="lacks the source's columns"):
-        append_feedback(generate_customers(5, 1), FeedbackSource(path="fb.parquet"), tmp_path)
+def test_another_data_sets_feedback_is_set_aside_with_one_warning(tmp_path, caplog):
+    """Feedback exported on the previous data set never fails the run (issue #25)."""
+    pd.DataFrame({"customerID": ["a"], "CallFailure": [3]}).to_parquet(tmp_path / "fb.parquet")
+    base = generate_customers(5, 1)
+    with caplog.at_level("WARNING", logger="churn.data.ingest"):
+        out = append_feedback(base, FeedbackSource(path="fb.parquet"), tmp_path)
+    assert out is base
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert "lacks the source's columns" in warnings[0] and "set aside" in warnings[0]

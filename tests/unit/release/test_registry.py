@@ -27,16 +27,26 @@ def test_challenger_must_beat_the_champion_by_the_margin():
     assert won.promote and "beats champion v3 (0.8000)" in won.reason
 
 
-def test_incomparable_champion_falls_back_to_first_model_rules():
-    d = decide_promotion(
-        0.75,
+def test_on_rows_held_out_from_both_the_challenger_is_judged_by_its_figure_there():
+    """A split mismatch (issue #25): both models are scored on the rows neither learnt from; the
+    challenger's figure there decides, not its test ROC AUC. (A champion that cannot score never
+    reaches this rule: ``promotion.compare_with_champion`` refuses first.)"""
+    note = "splits differ (...): compared on the 96 of 500 test rows held out from both"
+    kept = decide_promotion(
+        0.90,
         0.7,
-        None,
+        0.85,
         GATE,
-        champion_version="2",
-        champion_note="champion v2 cannot score this test data",
+        champion_version="1",
+        champion_note=note,
+        challenger_compared_auc=0.84,
     )
-    assert d.promote and d.reason.startswith("champion v2 cannot score")
+    assert not kept.promote and kept.reason.startswith(note)
+    assert "ROC AUC 0.8400 on those rows (test 0.9000) does not beat champion v1" in kept.reason
+    won = decide_promotion(
+        0.80, 0.7, 0.85, GATE, champion_version="1", challenger_compared_auc=0.87
+    )
+    assert won.promote
 
 
 def test_the_gate_refuses_a_recall_gap_above_the_configured_limit_and_only_then():
