@@ -227,3 +227,31 @@ spec:
     {{- toYaml . | nindent 4 }}
   {{- end }}
 {{- end }}
+
+{{/* The MLflow server's environment: its secrets by reference, the S3 endpoint. */}}
+{{- define "chart.mlflowEnv" -}}
+{{- with .Values.mlflow.backendStore.existingSecret }}
+# --backend-store-uri, read by MLflow from its own variable (a URL with a password).
+{{- include "chart.secretEnv" (dict "name" "MLFLOW_BACKEND_STORE_URI" "secret" . "key" $.Values.mlflow.backendStore.uriKey) | nindent 0 }}
+{{- end }}
+{{- with .Values.s3.existingSecret }}
+{{- include "chart.secretEnv" (dict "name" "AWS_ACCESS_KEY_ID" "secret" . "key" $.Values.s3.accessKeyIdKey) | nindent 0 }}
+{{- include "chart.secretEnv" (dict "name" "AWS_SECRET_ACCESS_KEY" "secret" . "key" $.Values.s3.secretAccessKeyKey) | nindent 0 }}
+{{- end }}
+{{- with .Values.s3.endpointUrl }}
+- name: MLFLOW_S3_ENDPOINT_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.s3.region }}
+- name: AWS_DEFAULT_REGION
+  value: {{ . | quote }}
+{{- end }}
+{{- if .Values.mlflow.auth.enabled }}
+- name: MLFLOW_AUTH_CONFIG_PATH
+  value: /etc/mlflow/basic_auth.ini
+{{- $secret := required "mlflow.auth.existingSecret is required when mlflow.auth.enabled is true (docs/kubernetes.md)" .Values.mlflow.auth.existingSecret }}
+{{- include "chart.secretEnv" (dict "name" "MLFLOW_AUTH_ADMIN_USERNAME" "secret" $secret "key" .Values.mlflow.auth.usernameKey) | nindent 0 }}
+{{- include "chart.secretEnv" (dict "name" "MLFLOW_AUTH_ADMIN_PASSWORD" "secret" $secret "key" .Values.mlflow.auth.passwordKey) | nindent 0 }}
+{{- include "chart.secretEnv" (dict "name" "MLFLOW_FLASK_SERVER_SECRET_KEY" "secret" $secret "key" .Values.mlflow.auth.flaskSecretKeyKey) | nindent 0 }}
+{{- end }}
+{{- end }}
