@@ -251,6 +251,58 @@ bench-train: $(STAMP) prefect-server ## Benchmark churn train (nothing changed; 
 bench-monitor: $(STAMP) prefect-server ## Benchmark monitoring: 100k and 1M logged predictions, sampling power, false alarms
 	$(RUN) churn bench monitor
 
+##@ Kubernetes (docs/kubernetes.md; .github/workflows/kind.yml runs these on a kind cluster)
+# The release is named after the project, so its objects are too (deploy/helm/<project>).
+KIND_CLUSTER ?= chart-testing
+K8S_NAMESPACE ?= churn
+RELEASE = $(shell $(PYTHON) src/churn/config/identity.py project)
+
+.PHONY: kind-images
+kind-images: ## Build both images (tag dev) and load them into the kind cluster (KIND_CLUSTER=chart-testing)
+	docker build --target serving --tag "$$($(PYTHON) src/churn/config/identity.py image):dev" .
+	docker build --target pipeline --tag "$$($(PYTHON) src/churn/config/identity.py pipeline_image):dev" .
+	kind load docker-image --name $(KIND_CLUSTER) "$$($(PYTHON) src/churn/config/identity.py image):dev" "$$($(PYTHON) src/churn/config/identity.py pipeline_image):dev"
+
+# A throw-away PostgreSQL (trust auth) stands in for the external database; the Secrets get
+# random keys. A real cluster: create them as docs/kubernetes.md says, then `helm install`.
+.PHONY: kind-install
+kind-install: $(HELM) ## On the current kubectl context: a throw-away PostgreSQL, the Secrets (random keys), the chart with values-dev.yaml (K8S_NAMESPACE=churn)
+	kubectl create namespace $(K8S_NAMESPACE) --dry-run=client -o yaml | kubectl apply -f -
+	kubectl -n $(K8S_NAMESPACE) create deployment postgres --image=postgres:16-bookworm --port=5432 --dry-run=client -o yaml | kubectl apply -f -
+	kubectl -n $(K8S_NAMESPACE) set env deployment/postgres POSTGRES_HOST_AUTH_METHOD=trust POSTGRES_DB=churn
+	kubectl -n $(K8S_NAMESPACE) expose deployment postgres --port=5432 --dry-run=client -o yaml | kubectl apply -f -
+	kubectl -n $(K8S_NAMESPACE) rollout status deployment/postgres --timeout=300s
+	@key() { $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))'; }; \
+	kubectl -n $(K8S_NAMESPACE) create secret generic churn-api --from-literal=api-key="$$(key)" \
+		--from-literal=id-hash-key="$$(key)" --dry-run=client -o yaml | kubectl apply -f - >/dev/null; \
+	kubectl -n $(K8S_NAMESPACE) create secret generic churn-database \
+		--from-literal=prediction-log-url=postgresql+psycopg://postgres@postgres:5432/churn \
+		--dry-run=client -o yaml | kubectl apply -f - >/dev/null; \
+	echo "Secrets churn-api and churn-database written"
+	$(HELM) upgrade --install $(RELEASE) $(CHART) --namespace $(K8S_NAMESPACE) -f $(CHART)/values-dev.yaml
+	kubectl -n $(K8S_NAMESPACE) rollout status deployment/$(RELEASE)-mlflow --timeout=300s
+
+.PHONY: kind-train
+kind-train: ## Run the release's training CronJob once (job train-now) and wait for it; its log on failure
+	kubectl -n $(K8S_NAMESPACE) delete job train-now --ignore-not-found
+	kubectl -n $(K8S_NAMESPACE) create job train-now --from=cronjob/$(RELEASE)-training
+	@for _ in $$(seq 360); do \
+		state=$$(kubectl -n $(K8S_NAMESPACE) get job train-now -o jsonpath='{.status.succeeded}/{.status.failed}'); \
+		case "$$state" in 1/*) echo "training finished"; exit 0;; */[1-9]*) break;; esac; sleep 5; \
+	done; \
+	kubectl -n $(K8S_NAMESPACE) logs job/train-now --all-containers --tail=200; echo "training failed or took over 30 min"; exit 1
+
+.PHONY: kind-smoke
+kind-smoke: ## Smoke /predict on the release through a port-forward: the champion answers the OpenAPI example (deploy/kind/smoke.py)
+	kubectl -n $(K8S_NAMESPACE) rollout status deployment/$(RELEASE) --timeout=300s
+	@kubectl -n $(K8S_NAMESPACE) port-forward svc/$(RELEASE) 18000:8000 >/dev/null & pf=$$!; trap 'kill $$pf' EXIT; sleep 3; \
+	CHURN_API_KEY=$$(kubectl -n $(K8S_NAMESPACE) get secret churn-api -o jsonpath='{.data.api-key}' | base64 -d) \
+		$(PYTHON) deploy/kind/smoke.py http://127.0.0.1:18000
+
+.PHONY: kind-test
+kind-test: $(HELM) ## helm test: the release's test pod asks the API's /ready from inside the cluster
+	$(HELM) test $(RELEASE) --namespace $(K8S_NAMESPACE) --logs
+
 ##@ Privacy
 .PHONY: forget
 forget: $(STAMP) ## Erase one customer from the prediction log and labels: CUSTOMER_ID=7590-VHVEG
