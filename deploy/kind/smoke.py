@@ -21,11 +21,13 @@ WAIT_SECONDS = 180
 
 
 def call(url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    if not url.startswith(("http://", "https://")):
+        raise SystemExit(f"{url}: not an http(s) URL")
     headers = {"Content-Type": "application/json", "X-API-Key": os.environ["CHURN_API_KEY"]}
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, headers=headers)
+    request = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310 (http(s) only, above)
     try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 (http(s) only)
             return answer.status, json.load(answer)
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode(errors="replace")[:500]
@@ -54,7 +56,8 @@ def main(base: str) -> int:
         return 1
     scores = [p["churn_probability"] for p in answer["predictions"]]
     if answer["model_version"] != served["version"] or len(scores) != len(request["records"]):
-        print(f"/predict answered {answer}; expected one score per record from v{served['version']}")
+        expected = f"one score per record from v{served['version']}"
+        print(f"/predict answered {answer}; expected {expected}")
         return 1
     print(f"/predict: v{answer['model_version']} scored {len(scores)} record(s): {scores}")
     return 0

@@ -87,7 +87,7 @@ def api_routes() -> set[str]:
     from serving.routers.health import router
 
     routes: list[BaseRoute] = router.routes
-    return {r.path for r in routes if "GET" in (getattr(r, "methods", None) or ())}
+    return {getattr(r, "path", "") for r in routes if "GET" in (getattr(r, "methods", None) or ())}
 
 
 def test_the_probes_and_the_helm_test_ask_the_apis_real_routes() -> None:
@@ -105,7 +105,9 @@ def test_the_probes_and_the_helm_test_ask_the_apis_real_routes() -> None:
     command = test_pod["spec"]["containers"][0]["command"]
     assert '"/ready"' in command[2] and "/ready" in routes
     service = the(render(), "Service", "api")
-    assert command[3] == f"http://{service['metadata']['name']}:{service['spec']['ports'][0]['port']}"
+    assert (
+        command[3] == f"http://{service['metadata']['name']}:{service['spec']['ports'][0]['port']}"
+    )
 
 
 # Variables that carry a secret: each must come from a Secret (secretKeyRef), never a value.
@@ -202,7 +204,7 @@ def test_every_container_is_non_root_on_a_read_only_root_with_limits(values: str
         # What the read-only root would refuse is a volume: /tmp everywhere but the test pod.
         if not name.startswith("Pod/"):
             mounts = {m["mountPath"] for c in containers(spec) for m in c["volumeMounts"]}
-            assert "/tmp" in mounts, name
+            assert "/tmp" in mounts, name  # noqa: S108 (a mount path, not a file made here)
 
 
 def test_the_api_writes_its_model_cache_and_journal_to_volumes_the_settings_name() -> None:
@@ -260,7 +262,8 @@ def test_the_mlflow_server_answers_only_its_own_hosts() -> None:
     assert tracking == f"http://{service}:5000"
     # Without the server: an external URL, required by the schema.
     external = render("values-prod.yaml")
-    assert not [o for o in external if o["kind"] == "Deployment" and "mlflow" in o["metadata"]["name"]]
+    deployments = [o["metadata"]["name"] for o in external if o["kind"] == "Deployment"]
+    assert not [name for name in deployments if name.endswith("-mlflow")], deployments
     done = helm("template", "release", str(CHART), "--set", "mlflow.enabled=false")
     assert done.returncode != 0 and "externalUrl" in done.stderr
 

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ def locked_packages() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def sbom(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def sbom(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     if shutil.which("make") is None:
         pytest.skip("no make")
     path = tmp_path_factory.mktemp("sbom") / "sbom.cdx.json"
@@ -39,7 +40,7 @@ def sbom(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return json.loads(path.read_text())
 
 
-def test_the_sbom_lists_every_locked_package_at_its_version(sbom: dict) -> None:
+def test_the_sbom_lists_every_locked_package_at_its_version(sbom: dict[str, Any]) -> None:
     assert sbom["bomFormat"] == "CycloneDX"
     listed = {c["name"]: c["version"] for c in sbom["components"]}
     locked = locked_packages()
@@ -49,5 +50,5 @@ def test_the_sbom_lists_every_locked_package_at_its_version(sbom: dict) -> None:
     assert all(c["purl"] == f"pkg:pypi/{c['name']}@{c['version']}" for c in sbom["components"])
 
 
-def test_the_sbom_describes_the_project(sbom: dict) -> None:
+def test_the_sbom_describes_the_project(sbom: dict[str, Any]) -> None:
     assert sbom["metadata"]["component"]["name"] == identity().project
