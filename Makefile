@@ -371,7 +371,7 @@ $(HELM):
 # are skipped with the reason.
 .PHONY: helm-if-possible
 helm-if-possible:
-	@$(MAKE) --no-print-directory $(HELM) || echo ">> helm could not be installed: tests/deploy will be skipped"
+	@test -x $(HELM) || $(MAKE) --no-print-directory $(HELM) || echo ">> helm could not be installed: tests/deploy will be skipped"
 
 .PHONY: sbom
 sbom: | $(UV_BOOTSTRAP) ## Write the locked environment's CycloneDX SBOM (every package of uv.lock, all extras and groups) to SBOM=dist/sbom.cdx.json
