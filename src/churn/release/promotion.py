@@ -34,6 +34,8 @@ from churn.config.layout import DataLayout
 from churn.config.params import DatasetConfig, Params
 from churn.config.settings import Settings
 from churn.data import versioning
+from churn.data.lineage import lineage_of, split_identity
+from churn.features.version import FEATURE_CODE_VERSION
 from churn.release import registry, tracking
 from churn.release.model_card import render_model_card
 from churn.scoring.fallback_rules import FILE_NAME as RULES_FILE
@@ -123,6 +125,9 @@ def build_run(
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
         serving_check=serving_check,
         rules_test_roc_auc=result.rules.test_roc_auc,
+        lineage=lineage_of(params.dataset, settings.model_name),
+        feature_code=FEATURE_CODE_VERSION,
+        split=split_identity(params),
     )
     row_counts = features.row_counts()
     run_params: dict[str, Any] = {
