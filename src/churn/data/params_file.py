@@ -51,6 +51,8 @@ def render_params(text: str, profile: DatasetProfile) -> tuple[str, list[str]]:
 
     block = CommentedMap()
     block["id_column"] = ds.id_column
+    if ds.id_type != "string":
+        block["id_type"] = ds.id_type
     block["label_column"] = ds.label_column
     block["positive_label"] = _scalar(ds.positive_label)
     block["negative_label"] = _scalar(ds.negative_label)
@@ -62,12 +64,14 @@ def render_params(text: str, profile: DatasetProfile) -> tuple[str, list[str]]:
     block["ignore_columns"] = _listed(ds.ignore_columns, reasons)
     top = {
         "id_column": profile.id_why,
+        "id_type": "integers in the file: the API takes a number or a string of digits",
         "label_column": "given (--label)",
         "positive_label": profile.label_why,
         "time_column": "not inferred: set it to split by time (oldest rows train)",
     }
     for key, comment in top.items():
-        block.yaml_add_eol_comment("# " + comment, key, column=24)
+        if key in block:
+            block.yaml_add_eol_comment("# " + comment, key, column=24)
     numeric = CommentedMap()
     widths = []
     for name, spec in ds.numeric.items():
