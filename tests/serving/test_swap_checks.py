@@ -89,7 +89,7 @@ def test_a_version_it_cannot_run_is_refused_and_the_current_one_keeps_serving(
     """Another lineage, then a feature code from the future: both refused with the reason on
     /ready, /metrics and once in the log; /predict keeps answering with A's model; a runnable
     version is swapped in on the next poll and the refusal is cleared."""
-    server = live_server(project_copy, POLL)
+    server = live_server(project_copy, POLL, ready=240)
     served = httpx.get(server.url + "/version").json()["version"]
     assert served != "fallback-rules", server.output()[-3000:]
     body = {"records": records(3)}
@@ -135,13 +135,13 @@ def test_a_start_serves_the_cached_copy_of_its_lineage_else_answers_503(
     serves (``refused`` names the version); without a cache nothing of this lineage is left,
     and /predict answers 503 with the reason and Retry-After until a runnable version is
     registered, which the next poll serves."""
-    first = live_server(project_copy)
+    first = live_server(project_copy, ready=240)
     served = httpx.get(first.url + "/version").json()["version"]
     first.stop()
     other = register_with_record(project_copy, another_lineage)
     body = {"records": records(2)}
 
-    cached = live_server(project_copy)
+    cached = live_server(project_copy, ready=240)
     ready = httpx.get(cached.url + "/ready").json()
     assert ready["source"] == "cache" and ready["model_version"] == served, ready
     assert ready["refused"]["version"] == other and ready["refused"]["check"] == "lineage"
@@ -149,7 +149,7 @@ def test_a_start_serves_the_cached_copy_of_its_lineage_else_answers_503(
     cached.stop()
 
     shutil.rmtree(project_copy / ".serving-cache")
-    empty = live_server(project_copy, POLL)
+    empty = live_server(project_copy, POLL, ready=240)
     r = httpx.get(empty.url + "/ready")
     assert r.status_code == 503 and r.json()["status"] == "unservable", r.text
     assert r.json()["refused"]["version"] == other, r.text
