@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 import yaml
 
-from churn.prediction_store import PredictionStore
+from churn.prediction_store import PredictionStore, predictions_table
 
 
 def test_an_integer_id_is_taken_as_a_number_or_digits_and_hashed_alike(
@@ -46,11 +47,11 @@ def test_an_integer_id_is_taken_as_a_number_or_digits_and_hashed_alike(
     assert {"integer", "null"} <= {s.get("type") for s in id_schema["anyOf"]}, id_schema
 
     store = PredictionStore(log_url, log_url, b"")
+    query = sa.select(predictions_table.c.request_id, predictions_table.c.customer_hash)
     deadline = time.monotonic() + 30
-    frame = store.read_window(100_000, max_rows=100).frame
-    while len(frame) < 4 and time.monotonic() < deadline:
+    while store.rows() < 4 and time.monotonic() < deadline:
         time.sleep(0.2)
-        frame = store.read_window(100_000, max_rows=100).frame
-    hashes = dict(zip(frame["request_id"], frame["customer_hash"], strict=True))
+    with store.engine(log_url).connect() as conn:
+        hashes = dict(conn.execute(query).all())
     first, digits, padded, other = (hashes[i] for i in sent)
     assert first == digits == padded != other
