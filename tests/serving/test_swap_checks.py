@@ -199,7 +199,8 @@ def test_a_version_without_a_lineage_record_is_checked_by_the_probe(
     from serving.model import NotRunnable, cached_copies, load_from_registry
 
     doc = yaml.safe_load((project_copy / "params.yaml").read_text())
-    doc["dataset"]["numeric"]["tenure_months"] = doc["dataset"]["numeric"].pop("tenure")
+    categorical = doc["dataset"]["categorical"]
+    categorical["PayMethod"] = categorical.pop("PaymentMethod")
     (project_copy / "params.yaml").write_text(yaml.safe_dump(doc))
     settings = get_settings(project_dir=project_copy)
     params = load_params(settings.params_path)
@@ -210,10 +211,10 @@ def test_a_version_without_a_lineage_record_is_checked_by_the_probe(
     with pytest.raises(NotRunnable) as refused:
         load_from_registry(settings, params, record)
     assert refused.value.refusal.check == "probe"
-    assert "tenure" in refused.value.refusal.reason, refused.value.refusal.reason
+    assert "PaymentMethod" in refused.value.refusal.reason, refused.value.refusal.reason
     assert cached_copies(settings) == []
     # With the lineage record the same version is refused before any download.
     with pytest.raises(NotRunnable) as by_record:
         load_from_registry(settings, params, ChampionInfo.from_version(version))
     assert by_record.value.refusal.check == "lineage"
-    assert "tenure" in by_record.value.refusal.reason
+    assert "PaymentMethod" in by_record.value.refusal.reason
