@@ -133,6 +133,9 @@ class ServingState:
                 self._probe_refused[(model.refused.version, model.refused.run_id)] = model.refused
         self.refused = model.refused
         self.metrics.set_refused(model.refused)
+        if model.source == "none":
+            log.warning("serving nothing (/predict answers 503): %s", model.degraded_reason)
+            return
         log.info(
             "serving %s v%s (%s, scorer %s); fallback: %s",
             model.name,

@@ -27,16 +27,22 @@ pytestmark = pytest.mark.integration
 POLL = {"CHURN_RELOAD_INTERVAL_SECONDS": "0.3"}
 
 
-def register_with_record(project: Path, change: Callable[[Any], Any]) -> str:
-    """A new version with the champion's artefacts and its record changed by ``change``
-    (``ChampionInfo`` -> ``ChampionInfo``); the champion alias moves to it."""
+def register_with_record(
+    project: Path, change: Callable[[Any], Any], base: str | None = None
+) -> str:
+    """A new version with the artefacts of version ``base`` (default: the champion) and its
+    record changed by ``change`` (``ChampionInfo`` -> ``ChampionInfo``); the champion alias
+    moves to it."""
     from churn.champion import ChampionInfo
     from churn.config.settings import get_settings
     from churn.release import registry, tracking
 
     settings = get_settings(project_dir=project)
     client = tracking.connect(settings)
-    champion = registry.current_champion(client, settings.model_name)
+    if base is None:
+        champion = registry.current_champion(client, settings.model_name)
+    else:
+        champion = client.get_model_version(settings.model_name, base)
     assert champion is not None
     record = change(ChampionInfo.from_version(champion))
     tags = {k: v for k, v in champion.tags.items() if k not in ("lineage", "feature_code")}
@@ -94,7 +100,7 @@ def test_a_version_it_cannot_run_is_refused_and_the_current_one_keeps_serving(
     assert served != "fallback-rules", server.output()[-3000:]
     body = {"records": records(3)}
 
-    other = register_with_record(project_copy, another_lineage)
+    other = register_with_record(project_copy, another_lineage, base=served)
     ready = _until(server.url, lambda r: (r.get("refused") or {}).get("version") == other)
     print("\n/ready at a refused swap:", json.dumps(ready, indent=1))
     assert ready["refused"]["check"] == "lineage", ready
@@ -111,7 +117,7 @@ def test_a_version_it_cannot_run_is_refused_and_the_current_one_keeps_serving(
     assert log.count(f"not serving v{other} (lineage check)") == 1, log[-3000:]
     assert "WARNING" in log.split(f"not serving v{other}")[0].rsplit("\n", 1)[-1]
 
-    future = register_with_record(project_copy, future_feature_code)
+    future = register_with_record(project_copy, future_feature_code, base=served)
     ready = _until(server.url, lambda r: (r.get("refused") or {}).get("version") == future)
     assert ready["refused"]["check"] == "feature_code", ready
     assert "deploy the code it was trained with" in ready["refused"]["reason"]
@@ -121,7 +127,9 @@ def test_a_version_it_cannot_run_is_refused_and_the_current_one_keeps_serving(
     good = register_copy_of_champion(project_copy)  # the refused one's tags: still refused
     ready = _until(server.url, lambda r: (r.get("refused") or {}).get("version") == good)
     assert ready["refused"]["check"] == "feature_code", ready
-    runnable = register_with_record(project_copy, lambda rec: replace(rec, feature_code=None))
+    runnable = register_with_record(
+        project_copy, lambda rec: replace(rec, feature_code=None), base=served
+    )
     ready = _until(server.url, lambda r: r["model_version"] == runnable)
     assert ready["model_version"] == runnable and ready["refused"] is None, ready
     assert ready["status"] == "ready", ready
@@ -158,7 +166,7 @@ def test_a_start_serves_the_cached_copy_of_its_lineage_else_answers_503(
     assert "another data set" in answer.json()["detail"], answer.text
     assert "nothing this service can run" in empty.output()
 
-    runnable = register_with_record(project_copy, lambda rec: rec)  # A's own record again
+    runnable = register_with_record(project_copy, lambda rec: rec, base=served)  # A again
     ready = _until(empty.url, lambda r: r["model_version"] == runnable)
     assert ready["status"] == "ready" and ready["refused"] is None, ready
     assert httpx.post(empty.url + "/predict", json=body).status_code == 200
