@@ -83,10 +83,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(admin.router)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)
     document_examples(app, state)
     max_body = settings.max_body_bytes or settings.max_records * _BYTES_PER_RECORD
     app.add_middleware(ServiceMiddleware, metrics=state.metrics, max_body=max_body)
     return app
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    """The net under every route (Starlette's server-error handler): ``/predict`` answers 503
+    with ``Retry-After``, never 500 (its routes already map their own failures: this catches
+    what happens around them); other endpoints keep the plain 500. Logged with the traceback."""
+    log.error("%s %s failed unexpectedly", request.method, request.url.path, exc_info=exc)
+    if request.url.path == "/predict":
+        request.app.state.serving.metrics.unanswered.labels("unexpected").inc()
+        content = {"detail": f"the request could not be answered ({type(exc).__name__}); retry"}
+        return Response(
+            orjson.dumps(content), 503, {"Retry-After": "5"}, media_type="application/json"
+        )
+    return Response(orjson.dumps({"detail": "Internal Server Error"}), 500)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

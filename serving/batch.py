@@ -129,10 +129,11 @@ def score_file(
 
     Raises:
         ValueError: a file that is not CSV or Parquet, lacks feature columns or has no rows;
+            nothing this project can run (a swap check refused the champion, no rules);
             with ``explain_top_k``, a model that cannot be explained (nothing is written).
     """
     params = load_params(settings.params_path)
-    model = model or load_initial(settings, params)
+    model = servable(model or load_initial(settings, params))
     ds = params.dataset
     explainer: Explainer | None = None
     if explain_top_k is not None:
@@ -351,7 +352,7 @@ def score_partitioned(
     """
     params = load_params(settings.params_path)
     runner = plugin(kind or params.engine.kind)  # before the model: a missing engine says so
-    model = model or load_initial(settings, params)
+    model = servable(model or load_initial(settings, params))
     ds = params.dataset
     if output_dir.suffix.lower() == ".csv":
         raise ValueError(f"{output_dir}: a plug-in engine writes a directory of Parquet parts")
@@ -404,3 +405,14 @@ def score_partitioned(
         shutil.rmtree(output_dir) if output_dir.is_dir() else output_dir.unlink()
     tmp.replace(output_dir)
     return BatchSummary(rows, time.perf_counter() - started, model.version, model.source, unseen)
+
+
+def servable(model: ServedModel) -> ServedModel:
+    """``model``, unless nothing this project can run was found (``source`` ``none``).
+
+    Raises:
+        ValueError: naming why (the refused champion, no rules of this lineage).
+    """
+    if model.source == "none":
+        raise ValueError(f"nothing can score this file: {model.degraded_reason}")
+    return model

@@ -31,11 +31,23 @@ async def get_state(request: Request) -> ServingState:
 State = Annotated[ServingState, Depends(get_state)]
 
 
+# Seconds a client waits before retrying a 503 that a poll or a restart may clear.
+RETRY_AFTER = "5"
+
+
 def served_model(state: ServingState) -> ServedModel:
-    """The model served right now; 503 before the first load finished."""
+    """The model served right now; 503 before the first load finished, and 503 with the
+    reason and ``Retry-After`` while nothing this service can run is loaded (``unservable``)."""
     model = state.model
     if model is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the model is not loaded yet")
+    if model.source == "none":
+        state.metrics.unanswered.labels("unservable").inc()
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"nothing can score: {model.degraded_reason}",
+            headers={"Retry-After": RETRY_AFTER},
+        )
     return model
 
 

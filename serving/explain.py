@@ -83,6 +83,9 @@ class Explainers:
         except NotExplainable as exc:
             built = str(exc)
             log.info("v%s cannot be explained: %s", model.version, built)
+        except Exception as exc:  # a broken explainer costs the reasons, never the scores
+            log.exception("building the explainer of v%s failed", model.version)
+            built = f"the explanation failed ({type(exc).__name__}); the score is unaffected"
         with self._lock:
             self._by_model = {k: v for k, v in self._by_model.items() if v[0]() is not None}
             self._by_model[id(model)] = (weakref.ref(model), built)

@@ -86,6 +86,32 @@ class ServingMetrics:
         self.reloads = Counter(
             "churn_model_reloads", "Registry checks, by outcome.", ["outcome"], registry=r
         )
+        self.swaps_refused = Counter(
+            "churn_model_swaps_refused",
+            "Registry versions the service refused to serve, each counted once, by the check "
+            "that refused it: lineage (another data set's schema), feature_code (fitted with "
+            "feature code this service does not run), probe (a row of the request schema could "
+            "not be scored). The current model kept answering.",
+            ["check"],
+            registry=r,
+        )
+        self.refused_info = Gauge(
+            "churn_model_refused_info",
+            "The registry's champion the service does not serve (value 1): version and check; "
+            "absent when the registry's champion is served.",
+            ["version", "check"],
+            registry=r,
+        )
+        self.unanswered = Counter(
+            "churn_predict_unanswered",
+            "/predict requests answered 503 because nothing could score them, by reason: "
+            "rules_error (the model and then the fallback rules failed), log_error (the prediction "
+            "log could not take the rows), unservable (no model "
+            "or rules this service can run), unexpected (a bug caught by the last-resort "
+            "handler; its traceback is in the log).",
+            ["reason"],
+            registry=r,
+        )
         self.log_rows = Counter(
             "churn_prediction_log_rows", "Rows written to the prediction log.", registry=r
         )
@@ -226,6 +252,13 @@ class ServingMetrics:
         if rules is not None:
             auc = "" if rules.test_roc_auc is None else f"{rules.test_roc_auc:.4f}"
             self.fallback_rules.labels(kind=rules.kind, test_roc_auc=auc).set(1)
+
+    def set_refused(self, refusal: Any) -> None:
+        """Point ``churn_model_refused_info`` at the refused version (a
+        ``serving.model.Refusal``), or clear it (None)."""
+        self.refused_info.clear()
+        if refusal is not None:
+            self.refused_info.labels(version=refusal.version, check=refusal.check).set(1)
 
     def observe_scores(self, version: str, proba: np.ndarray, decisions: np.ndarray) -> None:
         """Record a batch of scores (called off the request path, by the log writer)."""

@@ -8,7 +8,7 @@ import shutil
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -17,7 +17,9 @@ from churn.champion import ChampionInfo
 from churn.config.layout import DataLayout
 from churn.config.params import Params
 from churn.config.settings import Settings
+from churn.data.lineage import lineage_of
 from churn.data.split import label_vector
+from churn.features.version import FEATURE_CODE_VERSION
 from churn.models import serving_scorer
 from churn.release import registry, tracking
 from churn.scoring import Scorer, probe_columns
@@ -30,11 +32,15 @@ log = logging.getLogger(__name__)
 # The version ``/predict`` and ``/version`` name while the fallback rules (learned or the prior
 # rate) answer.
 FALLBACK_VERSION = "fallback-rules"
+# The version ``/ready`` and ``/version`` name when nothing can answer (``/predict`` is 503).
+UNSERVABLE_VERSION = "none"
 # The prior-rate rule's score when the service has no training split to count churners in.
 UNKNOWN_PRIOR = 0.5
 
 T = TypeVar("T")
-Source = Literal["registry", "cache", "rules"]
+Source = Literal["registry", "cache", "rules", "none"]
+# Which check refused a version (``/ready``'s ``refused``, ``churn_model_swaps_refused_total``).
+Check = Literal["lineage", "feature_code", "probe"]
 _META = "meta.json"
 _KEEP_CACHED = 2
 # Asking the registry gets ``registry_timeout_seconds``; downloading and loading the model that
@@ -52,7 +58,8 @@ class ServedModel:
     replayed features, or the plain pipeline: correct, slower), with its one-row time;
     ``one_row_ms`` is the scorer's median one-row time measured at load.
     ``rules`` are the fallback rules trained with this model (None when its folder has none):
-    they answer a request the model fails on.
+    they answer a request the model fails on. ``refused`` is the registry's champion this
+    model is served instead of, at start (a swap check refused it).
     """
 
     name: str
@@ -66,6 +73,7 @@ class ServedModel:
     slow_scorer: str | None = None
     rules: FallbackRules | None = None
     one_row_ms: float | None = None
+    refused: Refusal | None = None
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -111,6 +119,144 @@ class RegistryUnavailable(Exception):
     """The registry could not be asked, or has no champion."""
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A version the service will not serve, and why (docs/serving.md, "Swap checks").
+
+    Attributes:
+        version: the registry version refused.
+        check: which check refused it: ``lineage`` (another data set's schema),
+            ``feature_code`` (fitted with feature code this service does not run) or ``probe``
+            (a row of this service's request schema could not be scored by it, or its rules).
+        reason: one sentence saying why and what to do.
+        run_id: the version's run (a version number reused by another registry is not it).
+        refused_at: when this service first refused it (UTC).
+    """
+
+    version: str
+    check: Check
+    reason: str
+    run_id: str | None = None
+    refused_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def as_dict(self) -> dict[str, Any]:
+        """``/ready``'s ``refused`` block."""
+        return {
+            "version": self.version,
+            "check": self.check,
+            "reason": self.reason,
+            "since": self.refused_at,
+        }
+
+
+class NotRunnable(Exception):
+    """A version this service cannot serve (:class:`Refusal` says why); nothing was swapped."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.reason)
+        self.refusal = refusal
+
+
+class Unservable:
+    """The scorer of a service that has nothing it can run (``source`` ``none``): ``/predict``
+    answers 503 with ``reason`` and ``Retry-After`` before reaching it."""
+
+    kind = "none"
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def score(self, columns: Any, n: int) -> Any:
+        raise RuntimeError(f"nothing can score: {self.reason}")
+
+
+def record_refusal(settings: Settings, params: Params, record: ChampionInfo) -> Refusal | None:
+    """The refusal of ``record`` by what it says, before anything is downloaded; None when the
+    record passes (a version without a lineage or feature-code record is left to the probe).
+
+    Same lineage: the record's schema fingerprint is the service's own (``params.yaml``'s
+    ``dataset`` block). A feature code it can run: the record's ``feature_code`` is this
+    code's ``FEATURE_CODE_VERSION``.
+    """
+    version = str(record.version)
+    theirs = record.lineage
+    if theirs is not None:
+        mine = lineage_of(params.dataset, settings.model_name)
+        if theirs.fingerprint != mine.fingerprint:
+            return Refusal(
+                version,
+                "lineage",
+                f"v{version} was trained on another data set (lineage {theirs.name!r}, schema "
+                f"{theirs.fingerprint}; this service serves {mine.name!r}, schema "
+                f"{mine.fingerprint}: {schema_difference(mine.schema, theirs.schema)}); "
+                "serve it with that data set's params.yaml, or register it under its own name",
+                record.run_id,
+            )
+    if record.feature_code is not None and record.feature_code != FEATURE_CODE_VERSION:
+        newer = record.feature_code > FEATURE_CODE_VERSION
+        return Refusal(
+            version,
+            "feature_code",
+            f"v{version} was fitted with feature code version {record.feature_code}; this "
+            f"service runs version {FEATURE_CODE_VERSION}: "
+            + (
+                "deploy the code it was trained with"
+                if newer
+                else "retrain it on this code (`make train`)"
+            ),
+            record.run_id,
+        )
+    return None
+
+
+def schema_difference(mine: dict[str, Any], theirs: dict[str, Any]) -> str:
+    """What differs between two lineage schemas, in a few words (the service's first)."""
+    parts = []
+    for role in ("id", "label", "positive", "time"):
+        if mine.get(role) != theirs.get(role):
+            parts.append(f"{role} {mine.get(role)!r} here, {theirs.get(role)!r} there")
+    ours, other = mine.get("columns", {}), theirs.get("columns", {})
+    missing = sorted(set(other) - set(ours))
+    extra = sorted(set(ours) - set(other))
+    changed = sorted(c for c in set(ours) & set(other) if ours[c] != other[c])
+    if missing:
+        parts.append(f"it reads columns this service's requests lack: {_few(missing)}")
+    if extra:
+        parts.append(f"it does not read {_few(extra)}")
+    if changed:
+        parts.append(f"other column types: {_few(changed)}")
+    return "; ".join(parts) or "the schemas differ"
+
+
+def _few(names: list[str], k: int = 5) -> str:
+    shown = ", ".join(names[:k])
+    return shown + (f" and {len(names) - k} more" if len(names) > k else "")
+
+
+def probe(params: Params, version: str, scorer: Scorer, rules: FallbackRules | None) -> str | None:
+    """Why one row of the service's request schema cannot be scored by ``scorer`` and then by
+    ``rules`` (as ``/predict`` would: the one-record path, then the batch path); None when it
+    can (a probability in [0, 1] from each)."""
+    columns = probe_columns(params.dataset, n=1)
+    steps: list[tuple[str, Callable[[], Any]]] = [("the model", lambda: scorer.score(columns, 1))]
+    score_one = getattr(scorer, "score_one", None)
+    if score_one is not None:
+        steps.append(("the model (one record)", lambda: [score_one(columns)]))
+    if rules is not None:
+        steps.append(("its fallback rules", lambda: rules.score(columns, 1)))
+    for what, step in steps:
+        try:
+            values = [float(v) for v in step()]
+            if len(values) != 1 or not 0.0 <= values[0] <= 1.0:  # NaN fails this too
+                raise ValueError(f"returned {values[:3]} for one row")
+        except Exception as exc:
+            return (
+                f"v{version}: {what} cannot score a row of this service's request schema "
+                f"({type(exc).__name__}: {str(exc)[:200]})"
+            )
+    return None
+
+
 def champion_record(settings: Settings) -> ChampionInfo:
     """The served alias's record (the champion's, unless ``CHURN_SERVED_ALIAS`` says otherwise),
     straight from the registry.
@@ -133,9 +279,15 @@ def load_from_registry(settings: Settings, params: Params, champion: ChampionInf
     so the cache always holds a model that worked (also when a caller stopped waiting for it).
 
     Raises:
+        NotRunnable: the version fails a swap check (:func:`record_refusal`, :func:`probe`):
+            refused before the download, or after it without touching the cache.
         RegistryUnavailable: when the model cannot be downloaded or loaded.
     """
     import mlflow
+
+    refusal = record_refusal(settings, params, champion)
+    if refusal is not None:
+        raise NotRunnable(refusal)
     from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 
     # MLflow draws a download progress bar on stderr: in a service's log, at start and at every
@@ -153,17 +305,23 @@ def load_from_registry(settings: Settings, params: Params, champion: ChampionInf
     except Exception as exc:
         shutil.rmtree(target, ignore_errors=True)
         raise RegistryUnavailable(f"cannot load v{version}: {type(exc).__name__}: {exc}") from exc
+    try:
+        served = _served(settings, params, pipeline, champion, "registry", None, model_rules(local))
+    except NotRunnable:
+        shutil.rmtree(target, ignore_errors=True)  # the cache keeps the last model that ran
+        raise
     meta = {"record": champion.to_tags(), "version": version, "run_id": champion.run_id}
     (target / _META).write_text(json.dumps({**meta, "model_path": local}))
     _point_cache_at(cache, target)
-    return _served(settings, params, pipeline, champion, "registry", None, model_rules(local))
+    return served
 
 
 def load_from_cache(settings: Settings, params: Params, reason: str) -> ServedModel | None:
     """The newest cached copy that loads (see :func:`cached_copies`); None when none does.
 
-    A copy that fails (a corrupt file, a missing ``MLmodel``) is skipped with a WARNING and the
-    next older one is tried; the served model's reason names the copy and the ones skipped.
+    A copy that fails (a corrupt file, a missing ``MLmodel``, a swap check: another lineage,
+    feature code or a failed probe) is skipped with a WARNING and the next older one is tried;
+    the served model's reason names the copy and the ones skipped.
     """
     import mlflow
 
@@ -174,6 +332,9 @@ def load_from_cache(settings: Settings, params: Params, reason: str) -> ServedMo
             record = ChampionInfo.from_tags(
                 meta["record"], version=meta["version"], run_id=meta["run_id"]
             )
+            refusal = record_refusal(settings, params, record)
+            if refusal is not None:
+                raise NotRunnable(refusal)
             pipeline = mlflow.sklearn.load_model(meta["model_path"])
             why = f"{reason}; serving the cached copy {folder.name} of v{record.version}"
             if skipped:
@@ -223,16 +384,29 @@ def model_rules(model_path: str | Path) -> FallbackRules | None:
         return None
 
 
-def cached_rules(settings: Settings) -> FallbackRules | None:
-    """The rules beside the newest cached copy that has them, also when its model cannot load."""
+def cached_rules(settings: Settings, params: Params) -> FallbackRules | None:
+    """The rules beside the newest cached copy that has them, also when its model cannot load:
+    only a copy of this service's lineage (or one without a lineage record), whose rules score
+    a row of this service's request schema."""
     for folder in cached_copies(settings):
         try:
-            model_path = json.loads((folder / _META).read_text())["model_path"]
-        except (OSError, ValueError, KeyError):
+            meta = json.loads((folder / _META).read_text())
+            record = ChampionInfo.from_tags(
+                meta["record"], version=meta["version"], run_id=meta["run_id"]
+            )
+            model_path = meta["model_path"]
+        except (OSError, ValueError, KeyError, LookupError):
             continue
+        refusal = record_refusal(settings, params, record)
+        if refusal is not None and refusal.check == "lineage":
+            continue  # another data set's points table (a feature-code change leaves it valid)
         rules = model_rules(model_path)
-        if rules is not None:
+        if rules is None:
+            continue
+        why = probe(params, str(record.version), rules, None)
+        if why is None:
             return rules
+        log.warning("ignoring the fallback rules of the cached copy %s: %s", folder.name, why)
     return None
 
 
@@ -277,19 +451,43 @@ def rules_model(
     )
 
 
+def unservable_model(settings: Settings, reason: str, refused: Refusal | None) -> ServedModel:
+    """Nothing this service can run: ``/predict`` answers 503 with ``reason``, ``/ready`` says
+    ``unservable`` (``source`` ``none``)."""
+    return ServedModel(
+        name=settings.model_name,
+        version=UNSERVABLE_VERSION,
+        source="none",
+        threshold=1.0,
+        scorer=Unservable(reason),
+        degraded_reason=reason,
+        alias=settings.served_alias,
+        refused=refused,
+    )
+
+
 def load_initial(settings: Settings, params: Params) -> ServedModel:
     """Start-up: the registry's champion, else the cached copy, else the rules. Never raises.
 
     The registry gets ``settings.registry_timeout_seconds`` to name the champion and
     ``LOAD_TIMEOUT_FACTOR`` times that to deliver it; a store that hangs (or retries a closed
     port) does not keep the service from starting.
+
+    A champion this service cannot run (:class:`NotRunnable`) is refused with a WARNING and
+    named on the returned model (``refused``); then the cached copy of this lineage, else its
+    rules; without either, nothing: ``/predict`` answers 503 with the reason (the prior-rate
+    rule would answer every customer alike while the registry names a model that cannot run).
     """
     timeout = settings.registry_timeout_seconds
+    refused: Refusal | None = None
     try:
         champion = with_timeout(champion_record, timeout, settings)
         return with_timeout(
             load_from_registry, LOAD_TIMEOUT_FACTOR * timeout, settings, params, champion
         )
+    except NotRunnable as exc:
+        refused = exc.refusal
+        reason = f"the champion is not served: {refused.reason}"
     except TimeoutError as exc:
         reason = f"registry did not answer in time ({exc})"
     except RegistryUnavailable as exc:
@@ -299,10 +497,19 @@ def load_initial(settings: Settings, params: Params) -> ServedModel:
     log.warning("%s; trying the cached champion", reason)
     cached = load_from_cache(settings, params, reason)
     if cached is not None:
-        return cached
-    model = rules_model(settings, params, reason + "; no cached champion", cached_rules(settings))
+        return replace(cached, refused=refused)
+    rules = cached_rules(settings, params)
+    if refused is not None and rules is None:
+        model = unservable_model(
+            settings,
+            f"{reason}; no cached copy or fallback rules of this lineage: /predict answers 503",
+            refused,
+        )
+        log.warning("nothing this service can run: %s", model.degraded_reason)
+        return model
+    model = rules_model(settings, params, reason + "; no cached champion", rules)
     log.warning("no cached champion either: %s", model.degraded_reason)
-    return model
+    return replace(model, refused=refused)
 
 
 def with_timeout(fn: Callable[..., T], timeout: float, *args: Any) -> T:
@@ -342,7 +549,14 @@ def _served(
     reason: str | None,
     rules: FallbackRules | None,
 ) -> ServedModel:
-    scorer = serving_scorer(pipeline, params.dataset)
+    version = str(record.version)
+    try:
+        scorer = serving_scorer(pipeline, params.dataset)
+        why = probe(params, version, scorer, rules)
+    except Exception as exc:  # the scorer cannot even be built for this schema
+        why = f"v{version}: no scorer for this service's requests ({type(exc).__name__}: {exc})"
+    if why is not None:
+        raise NotRunnable(Refusal(version, "probe", why, record.run_id))
     # Measured here, on a probe row, so that /version and /ready say what one request costs.
     ms = round(one_row_ms(scorer, probe_columns(params.dataset, n=1), repeats=50), 4)
     slow = None

@@ -229,6 +229,38 @@ class ExplainQuery(BaseModel):
     )
 
 
+def _id_type(dataset: DatasetConfig) -> Any:
+    """The id field as the file has it (``dataset.id_type``): text, or an integer that also
+    arrives as a string of digits (``"15634602"``): both are logged as the same hash."""
+    about = "Customer id: hashed before logging, never a feature."
+    if dataset.id_type == "integer":
+        return Annotated[
+            Annotated[StoredInt, BeforeValidator(_digits)] | None,
+            Field(
+                title=dataset.id_column,
+                description=about + " An integer, or a string of its digits.",
+            ),
+        ]
+    return Annotated[
+        str | None,
+        StringConstraints(max_length=MAX_ID_LENGTH),
+        Field(title=dataset.id_column, description=about),
+    ]
+
+
+def _digits(value: Any) -> Any:
+    """An integer id sent as text (``"15634602"``, ``"-7"``) is that integer; other text, a
+    boolean or a fractional number is refused (422 naming the id field)."""
+    if isinstance(value, bool):
+        raise ValueError("Input should be an integer id (a number or a string of digits)")
+    if isinstance(value, str):
+        text = value.strip()
+        if not (text.lstrip("-").isdigit() and text.isascii() and len(text) <= 20):
+            raise ValueError("Input should be an integer id (a number or a string of digits)")
+        return int(text)
+    return value
+
+
 def build_request_models(dataset: DatasetConfig, max_records: int) -> tuple[Any, Any]:
     """``(CustomerRecord, PredictRequest)`` typed dicts for one dataset config.
 
@@ -244,16 +276,7 @@ def build_request_models(dataset: DatasetConfig, max_records: int) -> tuple[Any,
     """
     fields: dict[str, Any] = {}
     if dataset.id_column:  # a data set without ids (id_column: null) logs predictions without one
-        fields[dataset.id_column] = NotRequired[
-            Annotated[
-                str | None,
-                StringConstraints(max_length=MAX_ID_LENGTH),
-                Field(
-                    title=dataset.id_column,
-                    description="Customer id: hashed before logging, never a feature.",
-                ),
-            ]
-        ]
+        fields[dataset.id_column] = NotRequired[_id_type(dataset)]
     for name, spec in dataset.numeric.items():
         fields[name] = Annotated[_numeric_type(spec), Field(title=name)]
     for name, levels in dataset.categorical.items():

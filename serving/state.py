@@ -15,6 +15,8 @@ from serving.live import LiveChallenger
 from serving.metrics import ServingMetrics
 from serving.model import (
     LOAD_TIMEOUT_FACTOR,
+    NotRunnable,
+    Refusal,
     RegistryUnavailable,
     ServedModel,
     champion_record,
@@ -32,7 +34,7 @@ log = logging.getLogger(__name__)
 class ReloadResult:
     """What a registry check did."""
 
-    outcome: str  # "unchanged" | "swapped" | "failed"
+    outcome: str  # "unchanged" | "swapped" | "failed" | "refused"
     previous: str | None
     current: str | None
     detail: str = ""
@@ -76,6 +78,13 @@ class ServingState:
             else None
         )
         self.last_check: dict[str, Any] = {}
+        # The registry's champion this service will not serve (a swap check refused it), while
+        # the registry names it: /ready's ``refused``, the metrics' refused gauge.
+        self.refused: Refusal | None = None
+        # Versions (and runs) the probe refused: not downloaded again at every poll.
+        self._probe_refused: dict[tuple[str, str | None], Refusal] = {}
+        # Refusals already logged at WARNING: each refused version is logged once.
+        self._warned: set[tuple[str, str | None, str]] = set()
         self._lock = asyncio.Lock()
 
     def set_model(self, model: ServedModel) -> None:
@@ -90,6 +99,27 @@ class ServingState:
             model.version, model.source, model.scorer.kind, self.rules.rules, model.one_row_ms
         )
 
+    def set_refused(self, refusal: Refusal | None) -> None:
+        """Name (or clear) the registry's champion that is not served; a new refusal is counted
+        and logged at WARNING once per version, however many polls see it again."""
+        self.refused = refusal
+        self.metrics.set_refused(refusal)
+        if refusal is None:
+            return
+        key = (refusal.version, refusal.run_id, refusal.check)
+        if key in self._warned:
+            return
+        self._warned.add(key)
+        self.metrics.swaps_refused.labels(refusal.check).inc()
+        current = self.model
+        log.warning(
+            "not serving v%s (%s check): %s; still serving %s",
+            refusal.version,
+            refusal.check,
+            refusal.reason,
+            f"v{current.version} ({current.source})" if current is not None else "nothing yet",
+        )
+
     async def load_initial(self) -> None:
         """Start-up load (registry, else cache, else rules) without blocking the event loop."""
         model = await asyncio.to_thread(load_initial, self.settings, self.params)
@@ -97,6 +127,16 @@ class ServingState:
             status = await asyncio.to_thread(self.live.load, model.version)
             log.info("live %s: %s", self.live.mode, status)
         self.set_model(model)
+        if model.refused is not None:
+            self._warned.add((model.refused.version, model.refused.run_id, model.refused.check))
+            self.metrics.swaps_refused.labels(model.refused.check).inc()
+            if model.refused.check == "probe":
+                self._probe_refused[(model.refused.version, model.refused.run_id)] = model.refused
+        self.refused = model.refused
+        self.metrics.set_refused(model.refused)
+        if model.source == "none":
+            log.warning("serving nothing (/predict answers 503): %s", model.degraded_reason)
+            return
         log.info(
             "serving %s v%s (%s, scorer %s); fallback: %s",
             model.name,
@@ -133,7 +173,11 @@ class ServingState:
                 )
                 version = champion.version
                 if current is not None and current.source == "registry" and version == previous:
+                    self.set_refused(None)
                     return self._checked(ReloadResult("unchanged", previous, previous))
+                known = self._probe_refused.get((str(version), champion.run_id))
+                if known is not None:  # its artefact does not change: not downloaded again
+                    raise NotRunnable(known)
                 new = await asyncio.to_thread(
                     with_timeout,
                     load_from_registry,
@@ -142,6 +186,12 @@ class ServingState:
                     self.params,
                     champion,
                 )
+            except NotRunnable as exc:  # the current model stays; checked again next poll
+                refusal = exc.refusal
+                if refusal.check == "probe":
+                    self._probe_refused[(refusal.version, refusal.run_id)] = refusal
+                self.set_refused(refusal)
+                return self._checked(ReloadResult("refused", previous, previous, refusal.reason))
             except (RegistryUnavailable, TimeoutError) as exc:
                 detail = str(exc) or "registry did not answer in time"
                 return self._checked(ReloadResult("failed", previous, previous, detail))
@@ -149,6 +199,7 @@ class ServingState:
                 log.exception("loading the new champion failed")
                 return self._checked(ReloadResult("failed", previous, previous, repr(exc)))
             self.set_model(new)
+            self.set_refused(None)
             log.info(
                 "swapped model v%s -> v%s; fallback: %s",
                 previous,

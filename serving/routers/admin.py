@@ -13,7 +13,9 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 
 
 class Reload(BaseModel):
-    outcome: Literal["unchanged", "swapped", "failed"]
+    # refused: the registry names a version a swap check refused (``detail`` says why); the
+    # current model stays (docs/serving.md, "Swap checks").
+    outcome: Literal["unchanged", "swapped", "refused", "failed"]
     previous: str | None
     current: str | None
     detail: str = ""
@@ -21,6 +23,7 @@ class Reload(BaseModel):
 
 @router.post("/reload", response_model=Reload, responses={401: {}, 403: {}})
 async def reload(state: State, _: AdminKey) -> Reload:
-    """Check the registry now and swap to the champion if it changed (no request fails)."""
+    """Check the registry now and swap to the champion if it changed and this service can run
+    it (no request fails)."""
     result = await state.reload()
     return Reload(**result.__dict__)

@@ -32,12 +32,15 @@ class PredictionLogState(BaseModel):
 
 
 class Readiness(BaseModel):
-    status: Literal["ready", "degraded", "loading", "overloaded"]
+    status: Literal["ready", "degraded", "loading", "overloaded", "unservable"]
     model_version: str | None = None
     source: str | None = None
     reason: str | None = None
     fallback: str | None = None
     last_registry_check: dict[str, Any] = {}
+    # The registry's champion this service does not serve (a swap check refused it): version,
+    # check (lineage, feature_code, probe), reason, since.
+    refused: dict[str, Any] | None = None
     prediction_log: PredictionLogState | None = None
 
 
@@ -76,8 +79,9 @@ router.add_api_route("/health", health, methods=["HEAD"], include_in_schema=Fals
     responses={
         503: {
             "model": Readiness,
-            "description": "No model loaded yet, or the prediction log's queue is full "
-            "(`overloaded`: /predict answers 503).",
+            "description": "No model loaded yet, nothing this service can run (`unservable`: "
+            "`reason` says why), or the prediction log's queue is full (`overloaded`): "
+            "/predict answers 503.",
         }
     },
 )
@@ -86,21 +90,30 @@ async def ready(state: State, response: Response) -> Readiness:
     the plain pipeline serves it because the compiled scorer cannot, or when prediction-log
     writes fail (``reason`` says why); ``overloaded`` (503) while the log sheds load.
     ``fallback`` says what answers when the model cannot: learned rules (their columns and test
-    ROC AUC) or the prior-rate rule (one score for everyone)."""
+    ROC AUC) or the prior-rate rule (one score for everyone). ``refused`` names the registry's
+    champion a swap check refused (another lineage, feature code, a failed probe) while the
+    current model keeps serving; ``unservable`` (503) when nothing this service can run is
+    left."""
     model = state.model
     log = state.predlog.health()
     log_state = PredictionLogState(**log.as_dict())
     if model is None:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         return Readiness(status="loading", prediction_log=log_state)
+    refused = state.refused
     reasons = [model.status_reason] if model.status_reason else []
+    if refused is not None and model.source != "none":  # unservable's reason already says it
+        reasons.append(f"not serving the registry's v{refused.version}: {refused.reason}")
     if log.state in ("failing", "shedding"):
         reasons.append(f"prediction log {log.state}: {log.last_error or 'queue full'}")
-    status_: Literal["ready", "degraded", "overloaded"] = "ready"
-    if model.degraded or log.state == "failing":
+    status_: Literal["ready", "degraded", "overloaded", "unservable"] = "ready"
+    if model.degraded or log.state == "failing" or refused is not None:
         status_ = "degraded"
     if log.state == "shedding":
         status_ = "overloaded"
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    if model.source == "none":
+        status_ = "unservable"
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return Readiness(
         status=status_,
@@ -109,6 +122,7 @@ async def ready(state: State, response: Response) -> Readiness:
         reason="; ".join(reasons) or None,
         fallback=state.rules.rules_summary,
         last_registry_check=state.last_check,
+        refused=None if refused is None else refused.as_dict(),
         prediction_log=log_state,
     )
 

@@ -46,6 +46,7 @@ from churn.prediction_store import CHALLENGER_ROLE, CHAMPION_ROLE
 from serving import explain
 from serving.deps import (
     API_KEY_HEADER,
+    RETRY_AFTER,
     Model,
     PredictKey,
     State,
@@ -79,8 +80,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         "`detail[].loc` names it, `msg` says why."
     },
     503: {
-        "description": "The model is not loaded yet (the service is starting), or the prediction "
-        "log's queue is full (retry after `Retry-After` seconds): nothing was kept."
+        "description": "The model is not loaded yet (the service is starting); nothing this "
+        "service can run is loaded, or neither the model nor its fallback rules could score "
+        "the request (`detail` says why); or the prediction log cannot keep the rows. Retry "
+        "after `Retry-After` seconds: nothing was kept. /predict never answers 500."
     },
 }
 _SUMMARY = "Score customers"
@@ -152,10 +155,15 @@ async def answer(
         latency_ms=(time.perf_counter() - request_state["started"]) * 1e3,
         unseen=unseen,
     )
-    if canary is None:
-        kept = state.predlog.submit(batch)
-    else:
-        kept = all(state.predlog.submit(part) for part in canary.log_batches(batch))
+    try:
+        if canary is None:
+            kept = state.predlog.submit(batch)
+        else:
+            kept = all(state.predlog.submit(part) for part in canary.log_batches(batch))
+    except Exception as exc:  # the log could not take the rows: nothing is acknowledged
+        log.exception("the prediction log refused request %s", request_id)
+        why = f"the prediction log cannot keep the rows ({exc!r})"
+        raise unanswered(state, "log_error", why) from None
     if not kept:  # never acknowledge what the log cannot keep (docs/serving.md)
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -166,7 +174,11 @@ async def answer(
     if live is not None and live.mode == "canary":  # each record says who answered it
         versions = canary.versions if canary is not None else [served.version] * n
     if live is not None and live.mode == "shadow":  # scored after the answer, off this path
-        live.shadow(request_id, ids, columns, n)
+        try:
+            live.shadow(request_id, ids, columns, n)
+        except Exception:  # the shadow never fails the answer
+            log.exception("shadow: request %s could not be queued", request_id)
+            state.metrics.shadow_failures.labels("model_error").inc()
     scored = predictions(
         proba if isinstance(proba, list) else proba.tolist(),
         decisions if isinstance(decisions, list) else decisions.tolist(),
@@ -231,7 +243,12 @@ def fastapi_router(parser: RequestParser) -> APIRouter:
         query: Annotated[ExplainQuery, Query()],
     ) -> dict[str, Any]:
         """Churn probability and decision for each record, in input order."""
-        return await answer(state, model, body, explain.options(body, query), request.scope)
+        try:
+            return await answer(state, model, body, explain.options(body, query), request.scope)
+        except (HTTPException, RequestValidationError):
+            raise
+        except Exception as exc:
+            raise last_resort(state, exc) from None
 
     # The body's type is built at run time from params.yaml's dataset block, so it is set here
     # rather than written in the signature (this module's annotations are strings).
@@ -263,6 +280,14 @@ def add_direct_route(app: FastAPI, state: ServingState, parser: RequestParser) -
 
     async def predict(request: Request) -> Response:
         """Churn probability and decision for each record, in input order."""
+        try:
+            return await predict_direct(request)
+        except (HTTPException, RequestValidationError):
+            raise
+        except Exception as exc:
+            raise last_resort(state, exc) from None
+
+    async def predict_direct(request: Request) -> Response:
         if state.api_key is not None:
             check_key(state, request.headers.get(API_KEY_HEADER))
         model = served_model(state)
@@ -469,7 +494,41 @@ def _score_one(state: Any, model: Any, columns: dict[str, list[Any]]) -> tuple[f
 
 
 def _rules(state: Any, model: Any, columns: dict[str, list[Any]], n: int) -> np.ndarray:
-    """The rules' scores when ``model`` raised (in an ``except`` block: logged with it)."""
+    """The rules' scores when ``model`` raised (in an ``except`` block: logged with it).
+
+    Raises:
+        HTTPException: 503 with ``Retry-After`` when the rules fail too (or are the model
+            that failed): nothing could score the request.
+    """
     log.exception("model v%s failed on a request; answering with the rules", model.version)
-    state.metrics.fallbacks.labels("model_error").inc(n)
-    return np.asarray(state.rules.scorer.score(columns, n))
+    rules = state.rules
+    if model.source != "rules":
+        state.metrics.fallbacks.labels("model_error").inc(n)
+        try:
+            proba = np.asarray(rules.scorer.score(columns, n), dtype=float)
+            if proba.shape != (n,) or not np.isfinite(proba).all():
+                raise ValueError(f"the rules returned {proba.shape} scores, or non-finite ones")
+            return proba
+        except Exception as exc:
+            log.exception("the fallback rules failed on the request too")
+            why = f"v{model.version} and then the {rules.rules_summary} failed ({exc!r})"
+    else:
+        why = f"the {rules.rules_summary} failed"
+    raise unanswered(state, "rules_error", f"neither the model nor the rules could score: {why}")
+
+
+def unanswered(state: Any, reason: str, detail: str) -> HTTPException:
+    """The 503 of a request nothing could answer (counted by ``reason``), with ``Retry-After``."""
+    state.metrics.unanswered.labels(reason).inc()
+    return HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE, detail[:500], headers={"Retry-After": RETRY_AFTER}
+    )
+
+
+def last_resort(state: Any, exc: Exception) -> HTTPException:
+    """The 503 of an exception nothing else handled (a bug): logged with its traceback and
+    counted (``churn_predict_unanswered_total{reason="unexpected"}``), never a 500."""
+    log.error("/predict failed unexpectedly; answering 503", exc_info=exc)
+    return unanswered(
+        state, "unexpected", f"the request could not be answered ({type(exc).__name__}); retry"
+    )

@@ -306,15 +306,19 @@ class PredictionStore:
 
     # -- ids ------------------------------------------------------------------------------------
 
-    def hash_ids(self, customer_ids: Sequence[str | None]) -> list[str | None]:
+    def hash_ids(self, customer_ids: Sequence[str | int | None]) -> list[str | None]:
         """Keyed HMAC-SHA256 of each id (None stays None)."""
         return [None if i is None else self.hash_id(i) for i in customer_ids]
 
-    def hash_id(self, customer_id: str) -> str:
+    def hash_id(self, customer_id: str | int) -> str:
         """Keyed HMAC-SHA256 of one id (``hmac.new(key, id, sha256).hexdigest()``; what the hash
-        costs a request: ``churn bench serve --in-process``, "without the log's id hash")."""
+        costs a request: ``churn bench serve --in-process``, "without the log's id hash").
+
+        An integer id is hashed as its decimal text: ``15634602`` and ``"15634602"`` (an
+        integer id sent as digits, or read from a file as text) are the same customer.
+        """
         keyed = self._keyed.copy()
-        keyed.update(customer_id.encode())
+        keyed.update(str(customer_id).encode())
         return keyed.hexdigest()
 
     # -- predictions ----------------------------------------------------------------------------

@@ -139,9 +139,11 @@ class DatasetConfig(_Strict):
     """Column roles and the data contract of one churn data set.
 
     ``id_column: null`` declares a data set without customer ids: validation keys each row by
-    ``ROW_KEY`` instead, and the service logs predictions without an id. ``ignore_columns`` are
-    columns of the file that are never features (a row number, an internal code, a column that
-    leaks the label): validation leaves them out of the validated rows.
+    ``ROW_KEY`` instead, and the service logs predictions without an id. ``id_type`` is the
+    id's type in the file (``string`` or ``integer``), which the API's id field follows.
+    ``ignore_columns`` are columns of the file that are never features (a row number, an
+    internal code, a column that leaks the label): validation leaves them out of the validated
+    rows.
 
     ``name`` is the data set's lineage: the registered model its versions go to (``churn
     init-dataset`` writes one derived from the file). Unset, the project's model name
@@ -151,6 +153,10 @@ class DatasetConfig(_Strict):
 
     name: str | None = Field(None, pattern=LINEAGE_NAME_PATTERN)
     id_column: str | None
+    # The id's type as the file has it (``churn init-dataset`` writes ``integer`` when the id
+    # column holds integers): the API takes an integer id as a JSON integer or a string of
+    # digits, and hashes both the same way. ``string`` (the default) takes text.
+    id_type: Literal["string", "integer"] = "string"
     label_column: str
     positive_label: LabelValue
     negative_label: LabelValue
@@ -188,6 +194,8 @@ class DatasetConfig(_Strict):
                     f"dataset.ignore_columns lists {name!r}, which has a role (feature, id, "
                     "label or time): remove it from one of the two"
                 )
+        if self.id_type == "integer" and self.id_column is None:
+            raise ValueError("dataset.id_type is 'integer' but there is no id_column: remove it")
         if label_text(self.positive_label) == label_text(self.negative_label):
             raise ValueError("dataset.positive_label and dataset.negative_label are equal")
         return self

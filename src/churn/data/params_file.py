@@ -73,6 +73,8 @@ def render_params(
     if name:
         block["name"] = _scalar(name)
     block["id_column"] = _scalar(ds.id_column)
+    if ds.id_type != "string":
+        block["id_type"] = ds.id_type
     block["label_column"] = _scalar(ds.label_column)
     block["positive_label"] = _level(ds.positive_label)
     block["negative_label"] = _level(ds.negative_label)
@@ -85,6 +87,7 @@ def render_params(
     top = {
         "name": "the lineage: its own registered model, champion and monitoring (--name)",
         "id_column": profile.id_why,
+        "id_type": "integers in the file: the API takes a number or a string of digits",
         "label_column": "given (--label)",
         "positive_label": profile.label_why,
         "time_column": "not inferred: set it to split by time (oldest rows train)",

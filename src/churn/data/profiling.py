@@ -244,6 +244,10 @@ def profile_frame(
         pii.insert(0, chosen_id)  # an id is personal data: hashed in the log, never in clear
     dataset = DatasetConfig(
         id_column=chosen_id,
+        # The id as the file has it: an integer column stays an integer in the API.
+        id_type="integer"
+        if chosen_id is not None and _kind(frame[chosen_id]) == "integer"
+        else "string",
         label_column=label,
         positive_label=positive_value,
         negative_label=negative_value,

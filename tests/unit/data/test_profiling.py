@@ -216,3 +216,19 @@ def test_any_text_level_or_column_name_reads_back_as_itself(tmp_path_factory, le
     loaded = load_params(path).dataset
     assert loaded.categorical[column] == profile.dataset.categorical[column]
     assert set(loaded.categorical[column]) == set(frame[column])
+
+
+def test_an_integer_id_is_recorded_as_one_and_a_text_id_is_not(tmp_path):
+    """The id's type as the file has it: ``id_type: integer`` written (and read back) for a
+    column of integers such as the bank file's ``CustomerId`` 15634602; nothing for text."""
+    frame = _frame()
+    frame["CustomerId"] = np.arange(15634602, 15634602 + len(frame))
+    source = IngestParams(kind="file", path="data/clients.csv")
+    profile = profile_frame(frame, "Exited", ingest=source)
+    assert profile.dataset.id_column == "CustomerId" and profile.dataset.id_type == "integer"
+    rendered, _ = render_params((ROOT / "params.yaml").read_text(), profile)
+    assert re.search(r"^  id_type: integer +# integers in the file", rendered, re.M), rendered
+    assert Params.model_validate(yaml.safe_load(rendered)).dataset.id_type == "integer"
+    text_id = profile_frame(_frame(), "Exited", ingest=source)
+    assert text_id.dataset.id_type == "string"
+    assert "id_type" not in render_params((ROOT / "params.yaml").read_text(), text_id)[0]
