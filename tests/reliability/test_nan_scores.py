@@ -128,9 +128,7 @@ def project(
 
 
 @pytest.mark.integration
-def test_nan_at_serving_is_answered_by_the_rules_and_counted(
-    project: Path, tmp_path: Path
-) -> None:
+def test_nan_at_serving_is_answered_by_the_rules_and_counted(project: Path, tmp_path: Path) -> None:
     """One record (the scorer's ``score_one``) and forty (``score``): the rules' finite scores
     under ``fallback-rules``, each record counted as a model error on /metrics."""
     from churn.config.settings import get_settings
