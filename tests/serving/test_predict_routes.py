@@ -102,7 +102,11 @@ def test_both_routes_answer_every_request_alike(
 ) -> None:
     answers = _same_answers(app_for, served_project, _requests())
     statuses = [status for status, _ in answers]
-    assert statuses == [200] * 6 + [401, 401, 422, 422, 422, 422, 422, 413]
+    assert statuses == [200] * 6 + [401, 401, 422, 422, 422, 422, 422, 413, 415, 415]
+    assert answers[14][1]["detail"] == (
+        "the body must be JSON: send it with Content-Type: application/json (got 'text/plain')"
+    )
+    assert answers[15][1]["detail"].endswith("(got none)")
     assert "explanation" in answers[2][1]["predictions"][0]
     assert answers[5][1]["predictions"][0]["unseen_categories"] == ["Contract"]
     assert [e["loc"] for e in answers[11][1]["detail"]] == [["query", "explain"]]
