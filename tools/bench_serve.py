@@ -582,7 +582,9 @@ def run_canary(
                 }
                 cmd = [*CHURN, "-C", str(copy), "serve", "--port", str(port)]
                 cmd += ["--log-level", "warning"]
-                stack.enter_context(server(cmd, env, f"http://127.0.0.1:{port}/ready"))
+                # A busy machine has taken more than the default 180 s to start both.
+                ready = f"http://127.0.0.1:{port}/ready"
+                stack.enter_context(server(cmd, env, ready, timeout=600))
             urls = {name: f"http://127.0.0.1:{port}/predict" for name, port in ports.items()}
             live = httpx.get(urls["canary"][: -len("/predict")] + "/version", timeout=10).json()
             champion = live["version"]
