@@ -568,6 +568,9 @@ def run_canary(
         base = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("CHURN_", "MLFLOW_"))},
             "CHURN_RELOAD_INTERVAL_SECONDS": "0",
+            # A busy machine can take longer than the default to load from the registry; the
+            # rules would then answer, and a canary never runs beside the rules.
+            "CHURN_REGISTRY_TIMEOUT_SECONDS": "120",
         }
         ports = {"off": free_port(), "canary": free_port()}
         results: dict[tuple[str, str], list[Load]] = {}
@@ -586,7 +589,17 @@ def run_canary(
                 ready = f"http://127.0.0.1:{port}/ready"
                 stack.enter_context(server(cmd, env, ready, timeout=600))
             urls = {name: f"http://127.0.0.1:{port}/predict" for name, port in ports.items()}
-            live = httpx.get(urls["canary"][: -len("/predict")] + "/version", timeout=10).json()
+            served = {
+                name: httpx.get(url[: -len("/predict")] + "/version", timeout=10).json()
+                for name, url in urls.items()
+            }
+            for name, described in served.items():
+                if described["source"] != "registry":
+                    raise RuntimeError(
+                        f"the {name} server serves {described['source']} "
+                        f"({described['degraded_reason']}), not the registry's champion"
+                    )
+            live = served["canary"]
             champion = live["version"]
             if (live["live"].get("challenger") or {}).get("version") != challenger:
                 raise RuntimeError(f"the canary server runs no challenger: {live['live']}")
