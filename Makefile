@@ -218,8 +218,9 @@ batch-predict: $(STAMP) ## Score a file with the champion: INPUT=customers.parqu
 	$(RUN) churn batch-predict "$(INPUT)" "$(OUTPUT)" $(if $(EXPLAIN),--explain) $(if $(ENGINE),--engine $(ENGINE))
 
 .PHONY: bench-serve
-bench-serve: $(STAMP) ## Benchmark the service against the HTTP floor (same stack, constant answer), its FastAPI /predict route and `mlflow models serve`, and /predict with and without explain (needs wrk; prints ratios)
+bench-serve: $(STAMP) ## Benchmark the service against the HTTP floor (same stack, constant answer), its FastAPI /predict route and `mlflow models serve`, and /predict with and without explain; then the champion's single-record p50/p99 and req/s with a canary challenger and without (needs wrk; prints ratios)
 	$(RUN) churn bench serve
+	$(RUN) churn bench serve --canary
 
 .PHONY: bench-shadow
 bench-shadow: $(STAMP) prefect-server ## The service with a shadow challenger running against without one (p50/p99, req/s; a throw-away fork)

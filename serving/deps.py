@@ -78,6 +78,36 @@ async def require_key(state: State, key: Annotated[str | None, Security(api_key_
 PredictKey = Annotated[None, Depends(require_key)]
 
 
+def check_json(content_type: bytes | str | None) -> None:
+    """415 unless ``content_type`` (the request's header) declares a JSON body:
+    ``application/json`` or an ``application/*+json`` type, any parameters after ``;``.
+
+    A browser posts ``text/plain``, a form or no type at all to another site without asking it
+    first (no CORS preflight): refusing every other type keeps a page the user visits from
+    scoring (and logging) records through the user's browser, also without an API key.
+    """
+    if isinstance(content_type, str):
+        content_type = content_type.encode("latin-1")
+    media = (content_type or b"").split(b";", 1)[0].strip().lower()
+    if media == b"application/json" or (
+        media.startswith(b"application/") and media.endswith(b"+json")
+    ):
+        return
+    given = repr(media.decode("latin-1")) if media else "none"
+    raise HTTPException(
+        status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+        f"the body must be JSON: send it with Content-Type: application/json (got {given})",
+    )
+
+
+async def require_json(request: Request) -> None:
+    """The body is declared JSON (``check_json``); ``/predict``'s FastAPI route."""
+    check_json(request.headers.get("content-type"))
+
+
+JsonBody = Annotated[None, Depends(require_json)]
+
+
 async def require_admin(state: State, key: Annotated[str | None, Security(api_key_header)]) -> None:
     """The API key, always: without a configured key the admin endpoints are closed."""
     if state.api_key is None:

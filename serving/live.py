@@ -7,13 +7,19 @@ challenger and ``/predict`` does nothing more than before (``ServingState.live``
 * **shadow**: ``/predict`` answers with the champion, logs its rows, then hands the request's
   columns to a bounded queue (``live.shadow_queue`` requests) and returns. A thread scores them
   with the challenger and logs the rows with role ``shadow``; a full queue, a failing challenger
-  or a refused log write is counted (``churn_shadow_failures_total``) and logged, never seen by
-  the client.
+  or a refused log write is counted (``churn_shadow_failures_total``) and logged (a failing
+  challenger at each request; drops as one WARNING per ``DROP_LOG_SECONDS`` at most, with the
+  count since the last line), never seen by the client.
 * **canary**: records whose keyed id hash falls below ``live.canary_share``
   (``churn.release.live.in_canary``) are scored by the challenger and logged with role
   ``challenger``;
   the others, and records without an id, by the champion. A challenger that fails on a request
   leaves its records to the champion (``churn_canary_fallback_total``).
+
+The challenger never scores on the event loop, whatever the request's size: the shadow in its
+thread, the canary's records (and their reasons) in a bounded executor of its own
+(:data:`CANARY_THREADS` threads, :meth:`LiveChallenger.run`), so a slow challenger makes its own
+customers wait, not the champion's.
 
 The challenger is the version the ``challenger`` alias names, when the gate approved it and it
 is not the champion (after a promotion the alias still names the new champion: nothing to
@@ -22,13 +28,15 @@ compare). It is followed like the champion: every registry check loads a new one
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -44,7 +52,15 @@ from serving.predlog import PredictionLog, ScoredBatch
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 _STOP = object()
+# Threads that score the canary's records: a bounded pool of its own, so a slow challenger
+# neither blocks the event loop nor takes the threads the champion's large requests use.
+CANARY_THREADS = 2
+# Shadow drops (a full queue, a refused log write) are logged at most once per this many
+# seconds, with the count since the last line: a flood of them must not flood the log.
+DROP_LOG_SECONDS = 10.0
 
 
 class NoChallenger(LookupError):
@@ -94,6 +110,12 @@ class LiveChallenger:
         self.status = "not loaded yet"
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=params.live.shadow_queue)
         self._thread: threading.Thread | None = None
+        self._executor = (
+            ThreadPoolExecutor(CANARY_THREADS, thread_name_prefix="canary-challenger")
+            if self.mode == CANARY
+            else None
+        )
+        self.drops = DropLog(DROP_LOG_SECONDS)
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -154,6 +176,13 @@ class LiveChallenger:
         share = self.share
         return [i for i, h in enumerate(hashes) if in_canary(h, share)]
 
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in the canary's executor, off the event loop (the challenger's scores
+        and reasons of a canary request)."""
+        if self._executor is None:  # a bug: only canary mode scores on the request path
+            raise RuntimeError(f"live.mode {self.mode!r} has no canary executor")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
     # -- shadow --------------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -164,7 +193,10 @@ class LiveChallenger:
             self._thread.start()
 
     def close(self, timeout: float = 10.0) -> None:
-        """Score what is queued (within ``timeout``), then stop the thread."""
+        """Score what is queued (within ``timeout``), then stop the thread (and the canary's
+        executor); the shadow drops not logged yet are logged."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
         if self._thread is None:
             return
         try:
@@ -172,6 +204,7 @@ class LiveChallenger:
         except queue.Full:
             log.warning("shadow: the queue did not drain at shutdown; its requests are dropped")
         self._thread.join(timeout)
+        self.drops.flush()
 
     def shadow(
         self, request_id: str, ids: Sequence[str | None], columns: dict[str, list[Any]], n: int
@@ -183,6 +216,7 @@ class LiveChallenger:
             self._queue.put_nowait((request_id, ids, columns, n))
         except queue.Full:
             self.metrics.shadow_failures.labels("queue_full").inc()
+            self.drops.note("queue_full")
 
     def _shadow_loop(self) -> None:
         while True:
@@ -226,3 +260,55 @@ class LiveChallenger:
         )
         if not kept:
             self.metrics.shadow_failures.labels("log_full").inc()
+            self.drops.note("log_full")
+
+
+class DropLog:
+    """Shadow drops, logged as one WARNING per ``every`` seconds at most: the first drop at
+    once, later ones counted and said in the next line (or at shutdown, :meth:`flush`).
+
+    Called from the event loop (a full queue) and the shadow thread (a refused log write).
+    """
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        self._first = 0.0  # the first drop counted since the last line
+        self._last: float | None = None  # when the last line was written
+
+    def note(self, reason: str) -> None:
+        """One request the shadow dropped, for ``reason`` (``queue_full``, ``log_full``)."""
+        now = time.monotonic()
+        with self._lock:
+            if not self._counts:
+                self._first = now
+            self._counts[reason] = self._counts.get(reason, 0) + 1
+            if self._last is not None and now - self._last < self.every:
+                return
+            line = self._take(now)
+        log.warning("%s", line)
+
+    def flush(self) -> None:
+        """Log the drops counted since the last line, if any."""
+        with self._lock:
+            line = self._take(time.monotonic()) if self._counts else None
+        if line is not None:
+            log.warning("%s", line)
+
+    def _take(self, now: float) -> str:
+        counts, self._counts, self._last = self._counts, {}, now
+        total = sum(counts.values())
+        why = ", ".join(f"{n} {_DROP_REASONS[r]}" for r, n in sorted(counts.items()))
+        return (
+            f"shadow: dropped {total} request{'s' if total != 1 else ''} in "
+            f"{now - self._first:.1f} s ({why}); the answers were not affected "
+            "(churn_shadow_failures_total counts them; raise live.shadow_queue, or see the "
+            "prediction log's state on /ready)"
+        )
+
+
+_DROP_REASONS = {
+    "queue_full": "with the shadow queue full (live.shadow_queue)",
+    "log_full": "refused by the prediction log",
+}

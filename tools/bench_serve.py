@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -517,6 +518,141 @@ def run_shadow(
         console.print(
             f"{rows}-row: p50 {off.p50_ms:.2f} -> {on.p50_ms:.2f} ms, p99 {off.p99_ms:.2f} -> "
             f"{on.p99_ms:.2f} ms, req/s ratio shadow/off {on.rps / off.rps:.2f}"
+        )
+    return medians
+
+
+def run_canary(
+    project_dir: Path, seconds: float = 8.0, connections: int = 8, rounds: int = 3
+) -> dict[str, Load]:
+    """The champion's single-record figures with a canary challenger beside it and without.
+
+    On a copy of the project (its own MLflow store: the copy's registry gets a gate-approved
+    copy of the champion under the ``challenger`` alias, so the project's own registry is not
+    touched), two servers: ``live.mode: off`` and ``canary`` (``live.canary_share`` as
+    params.yaml says). Measured on both: one champion customer's single-record requests
+    (``connections`` connections; a customer the canary leaves to the champion), alone and
+    beside 1000-record requests of mixed customers on one more connection (the canary's share
+    of them answered by the challenger). Rounds alternate the servers; medians are printed, with
+    the canary / off ratio of the p99 (target <= 1.5x: the challenger scores off the event
+    loop, serving/live.py).
+
+    Raises:
+        RuntimeError: the project's registry is not its own SQLite store (the copy would then
+            register its challenger in the shared registry), or it has no champion.
+    """
+    project_dir = project_dir.resolve()
+    settings = get_settings(project_dir=project_dir)
+    if not settings.tracking_is_local:
+        raise RuntimeError(
+            "the canary benchmark copies the project's own MLflow store (mlruns/); this project "
+            f"uses {settings.tracking_uri}: run it on a local project"
+        )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    load = wrk if shutil.which("wrk") else httpx_load
+    headers = {"Content-Type": "application/json"}
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "project"
+        shutil.copytree(
+            project_dir,
+            copy,
+            ignore=shutil.ignore_patterns(
+                ".serving-cache", "prediction*", ".git", ".dvc*", "reports", ".prefect"
+            ),
+        )
+        challenger = register_approved_challenger(copy)
+        params = yaml.safe_load((copy / "params.yaml").read_text())
+        params["live"] = {**params.get("live", {}), "mode": "canary"}
+        share = float(params["live"].get("canary_share", 0.1))
+        (copy / "params-canary.yaml").write_text(yaml.safe_dump(params))
+        base = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("CHURN_", "MLFLOW_"))},
+            "CHURN_RELOAD_INTERVAL_SECONDS": "0",
+            # A busy machine can take longer than the default to load from the registry; the
+            # rules would then answer, and a canary never runs beside the rules.
+            "CHURN_REGISTRY_TIMEOUT_SECONDS": "120",
+        }
+        ports = {"off": free_port(), "canary": free_port()}
+        results: dict[tuple[str, str], list[Load]] = {}
+        with contextlib.ExitStack() as stack:
+            for name, port in ports.items():
+                env = {
+                    **base,
+                    "CHURN_PREDICTION_LOG_URL": f"sqlite:///{tmp}/bench-{name}.db",
+                    "CHURN_PARAMS_PATH": str(
+                        copy / ("params-canary.yaml" if name == "canary" else "params.yaml")
+                    ),
+                }
+                cmd = [*CHURN, "-C", str(copy), "serve", "--port", str(port)]
+                cmd += ["--log-level", "warning"]
+                # A busy machine has taken more than the default 180 s to start both.
+                ready = f"http://127.0.0.1:{port}/ready"
+                stack.enter_context(server(cmd, env, ready, timeout=600))
+            urls = {name: f"http://127.0.0.1:{port}/predict" for name, port in ports.items()}
+            served = {
+                name: httpx.get(url[: -len("/predict")] + "/version", timeout=10).json()
+                for name, url in urls.items()
+            }
+            for name, described in served.items():
+                if described["source"] != "registry":
+                    raise RuntimeError(
+                        f"the {name} server serves {described['source']} "
+                        f"({described['degraded_reason']}), not the registry's champion"
+                    )
+            live = served["canary"]
+            champion = live["version"]
+            if (live["live"].get("challenger") or {}).get("version") != challenger:
+                raise RuntimeError(f"the canary server runs no challenger: {live['live']}")
+            candidates = records(200, seed=17)
+            answer = httpx.post(
+                urls["canary"], json={"records": candidates}, headers=headers, timeout=30
+            ).json()
+            versions = [p["model_version"] for p in answer["predictions"]]
+            one = json.dumps({"records": [candidates[versions.index(champion)]]}).encode()
+            mixed = json.dumps({"records": records(1000, seed=3)}).encode()
+            for url in urls.values():  # warm-up, not measured
+                load(url, one, connections, 2, headers)
+                load(url, mixed, 1, 1, headers)
+            for r in range(rounds):
+                for name in list(urls) if r % 2 == 0 else list(reversed(urls)):
+                    url = urls[name]
+                    res = load(url, one, connections, seconds, headers)
+                    results.setdefault((name, "alone"), []).append(res)
+                    big: list[Load] = []
+
+                    def alongside(url: str = url, big: list[Load] = big) -> None:
+                        big.append(load(url, mixed, 1, seconds + 2, headers))
+
+                    beside = threading.Thread(target=alongside, daemon=True)
+                    beside.start()
+                    time.sleep(0.5)
+                    res = load(url, one, connections, seconds, headers)
+                    beside.join()
+                    results.setdefault((name, "beside 1000-row requests"), []).append(res)
+                    results.setdefault((name, "the 1000-row requests"), []).extend(big)
+    table = Table(
+        title=f"POST /predict, one champion customer's record, {connections} connections: "
+        f"live.mode off against canary (share {share:g}, challenger v{challenger} = a copy of "
+        f"champion v{champion}); {rounds} alternating rounds, medians; last rows: the "
+        "1000-record requests of mixed customers sent beside them on one connection"
+    )
+    for col in ("live.mode", "requests", "req/s", "p50 ms", "p99 ms", "errors"):
+        table.add_column(col, justify="right")
+    medians: dict[str, Load] = {}
+    for (name, traffic), runs in sorted(results.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        agg = Load.median(runs)
+        medians[f"{name}/{traffic}"] = agg
+        table.add_row(
+            name, traffic, f"{agg.rps:,.0f}", f"{agg.p50_ms:.2f}", f"{agg.p99_ms:.2f}",
+            str(agg.errors),
+        )  # fmt: skip
+    console.print(table)
+    for traffic in ("alone", "beside 1000-row requests"):
+        off, on = medians[f"off/{traffic}"], medians[f"canary/{traffic}"]
+        console.print(
+            f"champion single-record, {traffic}: p99 canary/off {on.p99_ms / off.p99_ms:.2f}x "
+            f"(target <= 1.5x), p50 {off.p50_ms:.2f} -> {on.p50_ms:.2f} ms, req/s "
+            f"{off.rps:,.0f} -> {on.rps:,.0f}"
         )
     return medians
 

@@ -148,6 +148,14 @@ def bench_serve(
             "in a throw-away fork under reports/bench-shadow (trains it first)."
         ),
     ] = False,
+    canary: Annotated[
+        bool,
+        typer.Option(
+            help="Instead: a champion customer's single-record p50/p99 and req/s with a canary "
+            "challenger beside the champion and without (live.mode canary against off), alone "
+            "and beside 1000-record requests; on a copy of the project (its registry untouched)."
+        ),
+    ] = False,
     in_process: Annotated[
         bool,
         typer.Option(
@@ -167,7 +175,8 @@ def bench_serve(
     ] = None,
 ) -> None:
     """The service against the HTTP floor (same stack, constant answer) and `mlflow models serve`
-    on the same champion (wrk; prints ratios); with --shadow, the cost of a shadow challenger."""
+    on the same champion (wrk; prints ratios); with --shadow, the cost of a shadow challenger;
+    with --canary, the champion's figures with a canary challenger and without."""
     if against is not None:
         try:
             clone_tool("bench_serve").run_against(
@@ -183,6 +192,12 @@ def bench_serve(
     if shadow:
         dest = (ctx.obj.project_dir / "reports" / "bench-shadow" / "project").resolve()
         module.run_shadow(dest, seconds, connections, rounds)
+        return
+    if canary:
+        try:
+            module.run_canary(ctx.obj.project_dir, seconds, connections, rounds)
+        except (RuntimeError, LookupError) as exc:
+            raise fail(f"--canary: {exc}") from None
         return
     module.run(ctx.obj.project_dir, seconds, connections, rounds, batch_rows, peer)
 

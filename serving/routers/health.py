@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any, Literal
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, Field
 
-from serving.deps import Model, State
+from churn.config.redact import redact
+from serving.deps import API_KEY_HEADER, Model, State
+from serving.state import ServingState
 
 router = APIRouter(tags=["health"])
 
@@ -73,6 +76,18 @@ async def health() -> dict[str, str]:
 router.add_api_route("/health", health, methods=["HEAD"], include_in_schema=False)
 
 
+def _full_errors(state: ServingState, request: Request) -> bool:
+    """Whether the caller reads error texts whole: with the API key, or from a development
+    service that has none (everything is open there). Others read them :func:`redact`-ed:
+    hosts, ports and credentials out. A missing or wrong key is no error here: the endpoint is
+    open (probes call it), so the key is read, not declared as its security."""
+    expected = state.api_key
+    if expected is None:
+        return True
+    key = request.headers.get(API_KEY_HEADER)
+    return key is not None and secrets.compare_digest(key.encode(), expected.encode())
+
+
 @router.get(
     "/ready",
     response_model=Readiness,
@@ -85,7 +100,7 @@ router.add_api_route("/health", health, methods=["HEAD"], include_in_schema=Fals
         }
     },
 )
-async def ready(state: State, response: Response) -> Readiness:
+async def ready(state: State, request: Request, response: Response) -> Readiness:
     """Ready when a model is loaded; ``degraded`` when it is the cached copy or the rules, when
     the plain pipeline serves it because the compiled scorer cannot, or when prediction-log
     writes fail (``reason`` says why); ``overloaded`` (503) while the log sheds load.
@@ -93,10 +108,16 @@ async def ready(state: State, response: Response) -> Readiness:
     ROC AUC) or the prior-rate rule (one score for everyone). ``refused`` names the registry's
     champion a swap check refused (another lineage, feature code, a failed probe) while the
     current model keeps serving; ``unservable`` (503) when nothing this service can run is
-    left."""
+    left. Error texts (``reason``, ``last_registry_check.detail``, ``prediction_log.last_error``,
+    ``refused.reason``) name no host, port or credential unless the caller sends the API key (or
+    the service has none: development)."""
+    full = _full_errors(state, request)
     model = state.model
     log = state.predlog.health()
     log_state = PredictionLogState(**log.as_dict())
+    if not full:
+        log_state.last_error = redact(log_state.last_error)
+        log_state.last_dead_letter = redact(log_state.last_dead_letter)
     if model is None:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         return Readiness(status="loading", prediction_log=log_state)
@@ -115,21 +136,40 @@ async def ready(state: State, response: Response) -> Readiness:
     if model.source == "none":
         status_ = "unservable"
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    reason = "; ".join(reasons) or None
+    check = state.last_check
+    refused_fields = None if refused is None else refused.as_dict()
+    if not full:
+        reason = redact(reason)
+        if check.get("detail"):
+            check = {**check, "detail": redact(check["detail"])}
+        if refused_fields is not None:
+            refused_fields["reason"] = redact(refused_fields["reason"])
     return Readiness(
         status=status_,
         model_version=model.version,
         source=model.source,
-        reason="; ".join(reasons) or None,
+        reason=reason,
         fallback=state.rules.rules_summary,
-        last_registry_check=state.last_check,
-        refused=None if refused is None else refused.as_dict(),
+        last_registry_check=check,
+        refused=refused_fields,
         prediction_log=log_state,
     )
 
 
 @router.get("/version", response_model=Version)
-async def version(model: Model, state: State) -> dict[str, Any]:
+async def version(model: Model, state: State, request: Request) -> dict[str, Any]:
     """Name, version, alias, run id, data version, git commit and training time of the model;
     ``live``: the challenger beside it (mode, canary share, the same fields, or why there is
-    none), when params.yaml's live.mode is shadow or canary."""
-    return {**model.describe(), "live": state.live.describe() if state.live else None}
+    none), when params.yaml's live.mode is shadow or canary. ``degraded_reason`` and the
+    challenger's ``status`` are redacted as ``/ready``'s errors are."""
+    described = model.describe()
+    live = state.live.describe() if state.live else None
+    if not _full_errors(state, request):
+        described["degraded_reason"] = redact(described["degraded_reason"])
+        if live is not None:
+            live["status"] = redact(live["status"])
+            if live["challenger"] is not None:
+                degraded = live["challenger"]["degraded_reason"]
+                live["challenger"] = {**live["challenger"], "degraded_reason": redact(degraded)}
+    return {**described, "live": live}

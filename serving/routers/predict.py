@@ -47,10 +47,12 @@ from serving import explain
 from serving.deps import (
     API_KEY_HEADER,
     RETRY_AFTER,
+    JsonBody,
     Model,
     PredictKey,
     State,
     api_key_header,
+    check_json,
     check_key,
     served_model,
 )
@@ -75,6 +77,10 @@ _THREAD_ROWS = 128
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or wrong X-API-Key (when a key is configured)."},
     413: {"description": "The body is larger than the configured maximum."},
+    415: {
+        "description": "The body is not declared JSON: send it with "
+        "`Content-Type: application/json` (or an `application/*+json` type)."
+    },
     422: {
         "description": "The body is not JSON (`json_invalid`) or a field is invalid: "
         "`detail[].loc` names it, `msg` says why."
@@ -116,7 +122,7 @@ async def answer(
     ids = [r.get(id_column) for r in records] if id_column else [None] * n
     canary: Canary | None = None
     if live is not None and live.mode == "canary":
-        canary = _canary(state, live, model, columns, n, ids)
+        canary = await _canary(state, live, model, columns, n, ids)
     proba: np.ndarray | list[float]
     decisions: np.ndarray | list[bool]
     if canary is not None:
@@ -138,7 +144,9 @@ async def answer(
     reasons = None
     if top_k is not None:  # the reasons of the model that answered each record
         args = (served, canary, state.dataset, columns, n, top_k)
-        if n > _THREAD_ROWS:
+        if canary is not None and live is not None:  # the challenger's, never on the loop
+            reasons = await live.run(_reasons, *args)
+        elif n > _THREAD_ROWS:
             reasons = await run_in_threadpool(_reasons, *args)
         else:
             reasons = _reasons(*args)
@@ -238,6 +246,7 @@ def fastapi_router(parser: RequestParser) -> APIRouter:
         request: Request,
         state: State,
         _: PredictKey,
+        __: JsonBody,
         model: Model,
         body: Any,
         query: Annotated[ExplainQuery, Query()],
@@ -290,6 +299,12 @@ def add_direct_route(app: FastAPI, state: ServingState, parser: RequestParser) -
     async def predict_direct(request: Request) -> Response:
         if state.api_key is not None:
             check_key(state, request.headers.get(API_KEY_HEADER))
+        for name, value in request.scope["headers"]:  # 415 unless declared JSON
+            if name == b"content-type":
+                check_json(value)
+                break
+        else:
+            check_json(None)
         model = served_model(state)
         try:
             body = parser.validate(await request.body())
@@ -397,15 +412,21 @@ class Canary:
         return parts
 
 
-def _canary(
+async def _canary(
     state: Any, live: Any, model: Any, columns: dict[str, list[Any]], n: int, ids: list[Any]
 ) -> Canary | None:
     """Score the canary customers with the challenger, the others with the champion; None when
-    no record falls in the canary (the usual path answers), or the champion is the rules."""
+    no record falls in the canary (the usual path answers), or the champion is the rules.
+
+    The challenger scores in the canary's executor (``LiveChallenger.run``), never on the event
+    loop; the champion's records as on the usual path (in a worker thread when many).
+    """
     challenger = live.model
     if challenger is None or model.source == "rules":
         return None
-    rows = live.canary_rows(state.predlog.store.hash_ids(ids))
+    hash_ids = state.predlog.store.hash_ids
+    hashes = await run_in_threadpool(hash_ids, ids) if n > _THREAD_ROWS else hash_ids(ids)
+    rows = live.canary_rows(hashes)
     if not rows:
         return None
     proba = np.empty(n)
@@ -413,9 +434,7 @@ def _canary(
     versions = [model.version] * n
     try:
         part = {c: [v[i] for i in rows] for c, v in columns.items()}
-        mine = challenger.scorer.score(part, len(rows))
-        if mine.shape != (len(rows),) or not np.all(np.isfinite(mine)):
-            raise ValueError(f"the challenger returned {mine.shape} scores, or non-finite ones")
+        mine = await live.run(_challenger_scores, challenger, part, len(rows))
     except Exception:
         log.exception(
             "challenger v%s failed on a canary request; the champion answers", challenger.version
@@ -427,7 +446,10 @@ def _canary(
         mine_set = set(rows)
         others = [i for i in range(n) if i not in mine_set]
         part = {c: [v[i] for i in others] for c, v in columns.items()}
-        theirs, served = _score(state, model, part, len(others))
+        if len(others) > _THREAD_ROWS:
+            theirs, served = await run_in_threadpool(_score, state, model, part, len(others))
+        else:
+            theirs, served = _score(state, model, part, len(others))
         proba[others] = theirs
         decisions[others] = theirs >= served.threshold
         for i in others:
@@ -442,6 +464,18 @@ def _canary(
     return Canary(
         proba, decisions, versions, served, rows, champion_version, challenger.version, challenger
     )
+
+
+def _challenger_scores(challenger: Any, columns: dict[str, list[Any]], n: int) -> np.ndarray:
+    """The challenger's scores of the canary's records (in the canary's executor).
+
+    Raises:
+        ValueError: not one finite score per record (a NaN is a failure, never a score).
+    """
+    mine = np.asarray(challenger.scorer.score(columns, n))
+    if mine.shape != (n,) or not np.all(np.isfinite(mine)):
+        raise ValueError(f"the challenger returned {mine.shape} scores, or non-finite ones")
+    return mine
 
 
 def _reasons(

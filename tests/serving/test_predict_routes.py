@@ -1,10 +1,12 @@
 """The two ``/predict`` routes (``CHURN_PREDICT_ROUTE``: ``direct``, ``fastapi``) give the same
 answers, status and body, to the same requests on the session's real champion: one row and
 many, explain (body and query), an unseen level, a canary split with a real challenger, 401,
-413, 422 (a field, the query, the record count) and 503 (the registry hangs: no model yet)."""
+413, 415 (a body not declared JSON), 422 (a field, the query, the record count) and 503 (the
+registry hangs: no model yet)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import threading
@@ -45,6 +47,8 @@ def _requests() -> list[Request]:
         ("/predict?explain=maybe", one, key),  # 422, the query
         ("/predict?top_k=0", one, key),  # 422, the query
         ("/predict", {"records": records[:1] * 120}, key),  # 413 (max_body_bytes below)
+        ("/predict", json.dumps(one).encode(), {**key, "Content-Type": "text/plain"}),  # 415
+        ("/predict", json.dumps(one).encode(), key),  # 415, no Content-Type
     ]
 
 
@@ -98,7 +102,11 @@ def test_both_routes_answer_every_request_alike(
 ) -> None:
     answers = _same_answers(app_for, served_project, _requests())
     statuses = [status for status, _ in answers]
-    assert statuses == [200] * 6 + [401, 401, 422, 422, 422, 422, 422, 413]
+    assert statuses == [200] * 6 + [401, 401, 422, 422, 422, 422, 422, 413, 415, 415]
+    assert answers[14][1]["detail"] == (
+        "the body must be JSON: send it with Content-Type: application/json (got 'text/plain')"
+    )
+    assert answers[15][1]["detail"].endswith("(got none)")
     assert "explanation" in answers[2][1]["predictions"][0]
     assert answers[5][1]["predictions"][0]["unseen_categories"] == ["Contract"]
     assert [e["loc"] for e in answers[11][1]["detail"]] == [["query", "explain"]]

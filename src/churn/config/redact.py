@@ -2,7 +2,9 @@
 
 Every URL a command prints or logs goes through :func:`mask_credentials` (the store URLs, the
 tracking URI, the Prefect API, S3 endpoints, a URL in an error message); a link a person opens
-goes through :func:`without_credentials`. The standard library only, so every layer may use it.
+goes through :func:`without_credentials`. The service's open endpoints (``/ready``,
+``/version``) go further for callers without the API key: :func:`redact` takes out where as
+well (URLs, hosts, ports, users). The standard library only, so every layer may use it.
 """
 
 from __future__ import annotations
@@ -69,3 +71,45 @@ def mask_logging(logger: logging.Logger | None = None) -> None:
     for handler in (logger or logging.getLogger()).handlers:
         if not any(isinstance(f, MaskCredentials) for f in handler.filters):
             handler.addFilter(MaskCredentials())
+
+
+# The open endpoints' error texts: what an error says, without where.
+HIDDEN = "<redacted>"
+
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # A URL, whatever its scheme: credentials, host, port and path all go.
+    (re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+"), rf"<url {HIDDEN}>"),
+    # user:password@host, without a scheme.
+    (re.compile(r"[^\s'\"@/:]+:[^\s'\"@/]+@[^\s'\"/,)]+"), HIDDEN),
+    # key=value and key: value pairs that say where or who (urllib3, libpq, SQLAlchemy).
+    (
+        re.compile(
+            r"\b(host(?:name|addr)?|port|user(?:name)?|password|passwd|dbname|database|server)"
+            r"(\s*[=:]\s*)(?:'[^']*'|\"[^\"]*\"|[^\s,;)]+)",
+            re.IGNORECASE,
+        ),
+        rf"\1\2{HIDDEN}",
+    ),
+    # libpq: connection to server at "10.0.3.7", port 5432 / on socket "/run/...".
+    (
+        re.compile(
+            r"\b(server (?:at|on socket)|host name|host|user|role) \"[^\"]*\"", re.IGNORECASE
+        ),
+        rf'\1 "{HIDDEN}"',
+    ),
+    (re.compile(r"\b(port) \d+", re.IGNORECASE), rf"\1 {HIDDEN}"),
+    # Bare addresses: IPv4 or bracketed IPv6, with a port if any; then name:port.
+    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), HIDDEN),
+    (re.compile(r"\[[0-9a-fA-F:.]+\](?::\d+)?"), HIDDEN),
+    (re.compile(r"\b(?=[a-zA-Z0-9.-]*[a-zA-Z])[a-zA-Z0-9][a-zA-Z0-9.-]*:\d{2,5}\b"), HIDDEN),
+    (re.compile(r"\blocalhost\b", re.IGNORECASE), HIDDEN),
+)
+
+
+def redact(text: str | None) -> str | None:
+    """``text`` without hosts, ports, URLs and credentials (None stays None)."""
+    if not text:
+        return text
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text

@@ -68,6 +68,9 @@ def compile_pipeline(
     reference = PipelineScorer(pipeline, dataset)
     try:
         gap = _probe_gap(compiled, reference, dataset)
+    except NonFiniteScores as exc:  # served by the pipeline, whose NaN every request refuses
+        log.error("%s", exc)
+        return PipelineScorer(pipeline, dataset, reason=str(exc))
     except Exception as exc:
         log.exception("the numpy replay failed on probe rows")
         return PipelineScorer(pipeline, dataset, reason=_failed(exc))
@@ -89,7 +92,8 @@ def check_serving(
     walk's batches and all at once (each path serving uses), then the probe rows that serving
     checks at load. The result is recorded on the model version; a model the replay cannot
     serve within :data:`TOLERANCE` is served by the slower pipeline, and that is logged here as
-    a warning.
+    a warning. Any NaN or infinite score, from the replay or from the pipeline itself, fails the
+    check (a ``pipeline`` result naming the rows): a NaN compares false with any tolerance.
 
     Args:
         pipeline: the fitted pipeline training registers (features and model).
@@ -105,6 +109,9 @@ def check_serving(
     except NotCompilable as exc:
         return _slow(rows, None, f"not compilable: {exc}")
     want = np.asarray(pipeline.predict_proba(test_frame)[:, 1], dtype=np.float64)
+    bad = _non_finite(want)
+    if bad:
+        return _slow(rows, None, _nan_reason("the pipeline itself", bad, len(want), "test"))
     # As the API hands them over: Python lists of numbers (NaN for a missing one) and levels.
     columns = {c: test_frame[c].tolist() for c in dataset.feature_columns}
     gap = 0.0
@@ -118,8 +125,10 @@ def check_serving(
             for start, stop in _chunks(min(rows, limit), size):
                 chunk = {c: v[start:stop] for c, v in columns.items()}
                 got = compiled.score(chunk, stop - start)
-                gap = max(gap, float(np.max(np.abs(got - want[start:stop]))))
+                gap = max(gap, _max_gap(got, want[start:stop], "test"))
         gap = max(gap, _probe_gap(compiled, PipelineScorer(pipeline, dataset), dataset))
+    except NonFiniteScores as exc:
+        return _slow(rows, None, str(exc))
     except Exception as exc:
         log.exception("the numpy replay failed on the test split")
         return _slow(rows, None, _failed(exc))
@@ -154,6 +163,35 @@ def one_row_ms(scorer: Scorer, columns: Columns, repeats: int = 200) -> float:
     return float(np.median(times) * 1000)
 
 
+class NonFiniteScores(ValueError):
+    """The replay or the pipeline returned a NaN or infinite score; the message says which."""
+
+
+def _non_finite(scores: np.ndarray) -> int:
+    return int(np.count_nonzero(~np.isfinite(scores)))
+
+
+def _nan_reason(who: str, bad: int, rows: int, where: str) -> str:
+    return (
+        f"{who} returned NaN or infinite scores on {bad} of {rows} {where} rows: such a "
+        "score is never served (each request it reaches falls back to the rules)"
+    )
+
+
+def _max_gap(got: np.ndarray, want: np.ndarray, where: str) -> float:
+    """The largest ``|got - want|``.
+
+    Raises:
+        NonFiniteScores: either side has a NaN or infinite score (``max`` and ``>`` would
+            take a NaN gap for a pass).
+    """
+    for who, scores in (("the pipeline itself", want), ("the replay", got)):
+        bad = _non_finite(np.asarray(scores, dtype=np.float64))
+        if bad:
+            raise NonFiniteScores(_nan_reason(who, bad, len(scores), where))
+    return float(np.max(np.abs(got - want))) if len(got) else 0.0
+
+
 def _probe_gap(
     compiled: CompiledScorer, reference: PipelineScorer, dataset: DatasetConfig
 ) -> float:
@@ -161,7 +199,7 @@ def _probe_gap(
     for n in _PROBE_SIZES:
         probe: Columns = probe_columns(dataset, n=n, seed=n)
         got, want = compiled.score(probe, n), reference.score(probe, n)
-        gap = max(gap, float(np.max(np.abs(got - want))))
+        gap = max(gap, _max_gap(got, want, "probe"))
     return gap
 
 
