@@ -66,6 +66,8 @@ RUN: dict[str, list[str]] = {
     "monitor": ["monitor"],
     "forget": ["forget", "--customer-id", CUSTOMER],
     "retention": ["retention"],
+    "dead-letters list": ["dead-letters", "list"],
+    "dead-letters replay": ["dead-letters", "replay"],
     "simulate": ["simulate", "--url", f"http://api:{SECRET}-api@{CLOSED}", "--rows", "5"],
 }
 SKIP = {
