@@ -41,6 +41,17 @@ def test_the_pipeline_image_pulls_the_locked_data_from_the_dvc_remote(
     trained_project: tuple[Path, Any], tmp_path: Path
 ) -> None:
     project, _ = trained_project
+    # What a user does before building the image (`dvc push`, then `make tag-data`): the remote
+    # holds the locked version, whatever other tests of this session ran in the project since.
+    pushed = subprocess.run(
+        [str(BIN / "dvc"), "push", "-q"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr
     app = tmp_path / "app"
     (app / "data").mkdir(parents=True)
     for name in ("params.yaml", "dvc.yaml", "dvc.lock"):

@@ -9,6 +9,7 @@ point -> status is printed (``-s``) for the record.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -285,6 +286,9 @@ def test_any_other_exception_is_a_503_with_the_traceback_logged(
     try:
         monkeypatch.setattr(target.state.unseen, "per_row", boom)
         before = _unanswered(target, "unexpected")
+        # Another test of this process may have run a logging fileConfig (alembic's, under
+        # MLflow's SQL store), which disables the loggers that existed then.
+        monkeypatch.setattr(logging.getLogger("serving.routers.predict"), "disabled", False)
         with caplog.at_level("ERROR"):
             r = _ask(target, f"anything else ({route} route)", records(2))
         _expect_503(r)

@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,11 @@ def test_only_this_projects_prefect_server_is_reused(tmp_path: Path) -> None:
         assert port_for(home, project, busy) != busy
         # This project's server (a live process named prefect), recorded by make prefect-server:
         proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "prefect"])
+        cmdline = Path(f"/proc/{proc.pid}/cmdline")
+        for _ in range(100):  # until the child runs its own program (not pytest's)
+            if b"prefect" in cmdline.read_bytes():
+                break
+            time.sleep(0.05)
         try:
             marker = {"pid": proc.pid, "port": busy, "project": str(project)}
             (home / "server.json").write_text(json.dumps(marker))
