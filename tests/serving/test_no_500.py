@@ -286,11 +286,17 @@ def test_any_other_exception_is_a_503_with_the_traceback_logged(
     try:
         monkeypatch.setattr(target.state.unseen, "per_row", boom)
         before = _unanswered(target, "unexpected")
-        # Another test of this process may have run a logging fileConfig (alembic's, under
-        # MLflow's SQL store), which disables the loggers that existed then.
-        monkeypatch.setattr(logging.getLogger("serving.routers.predict"), "disabled", False)
-        with caplog.at_level("ERROR"):
-            r = _ask(target, f"anything else ({route} route)", records(2))
+        # Heard at the handler's own logger: another test of this process may have configured
+        # logging (a fileConfig disabling the loggers that existed then, a parent that does not
+        # propagate), which must not hide what this one logs.
+        logger = logging.getLogger("serving.routers.predict")
+        monkeypatch.setattr(logger, "disabled", False)
+        logger.addHandler(caplog.handler)
+        try:
+            with caplog.at_level("ERROR", logger=logger.name):
+                r = _ask(target, f"anything else ({route} route)", records(2))
+        finally:
+            logger.removeHandler(caplog.handler)
         _expect_503(r)
         assert "Boom" in r.json()["detail"]
         assert _unanswered(target, "unexpected") == before + 1
