@@ -9,7 +9,6 @@ point -> status is printed (``-s``) for the record.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -286,21 +285,18 @@ def test_any_other_exception_is_a_503_with_the_traceback_logged(
     try:
         monkeypatch.setattr(target.state.unseen, "per_row", boom)
         before = _unanswered(target, "unexpected")
-        # Heard at the handler's own logger: another test of this process may have configured
-        # logging (a fileConfig disabling the loggers that existed then, a parent that does not
-        # propagate), which must not hide what this one logs.
-        logger = logging.getLogger("serving.routers.predict")
-        monkeypatch.setattr(logger, "disabled", False)
-        logger.addHandler(caplog.handler)
-        try:
-            with caplog.at_level("ERROR", logger=logger.name):
-                r = _ask(target, f"anything else ({route} route)", records(2))
-        finally:
-            logger.removeHandler(caplog.handler)
+        with caplog.at_level("ERROR"):
+            r = _ask(target, f"anything else ({route} route)", records(2))
         _expect_503(r)
         assert "Boom" in r.json()["detail"]
         assert _unanswered(target, "unexpected") == before + 1
-        assert any(rec.exc_info and rec.exc_info[0] is Boom for rec in caplog.records)
+        # The traceback, as the record carries it: its exc_info, or the text the CLI's
+        # credential-masking filter leaves in its place (it may sit on this process's handlers).
+        assert any(
+            (rec.exc_info and rec.exc_info[0] is Boom) or "Boom" in (rec.exc_text or "")
+            for rec in caplog.records
+            if rec.name == "serving.routers.predict"
+        )
     finally:
         if target is not served:
             target.stop()
