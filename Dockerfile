@@ -77,7 +77,13 @@ CMD ["churn", "--help"]
 
 FROM runtime AS serving
 COPY --from=builder-serving /opt/venv /opt/venv
-EXPOSE 8000
+# `serve`: SageMaker AI's start command (`docker run IMAGE serve`): `churn serve` on 8080 with
+# its contract on (docs/cloud.md). The default command listens on the port setting: 8000, or
+# the platform's (Vertex AI's AIP_HTTP_PORT); CHURN_SERVING_CONTRACTS adds the cloud contracts.
+COPY --chmod=0755 deploy/serve /usr/local/bin/serve
+EXPOSE 8000 8080
+# The port as the port setting reads it (docker's own check: SageMaker, Vertex AI and Kubernetes
+# call the service's routes themselves).
 HEALTHCHECK --interval=30s --timeout=3s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2)"]
-CMD ["churn", "serve", "--host", "0.0.0.0", "--port", "8000"]
+    CMD ["python", "-c", "import os, urllib.request; port = next((os.environ[v] for v in ('AIP_HTTP_PORT', 'SAGEMAKER_BIND_TO_PORT', 'CHURN_PORT') if os.environ.get(v)), '8000'); urllib.request.urlopen(f'http://127.0.0.1:{port}/health', timeout=2)"]
+CMD ["churn", "serve", "--host", "0.0.0.0"]

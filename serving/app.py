@@ -16,6 +16,8 @@ from fastapi.responses import Response
 from churn.config.identity import identity
 from churn.config.params import load_params
 from churn.config.settings import Settings, get_settings
+from serving.contracts import add_contracts, selected
+from serving.contracts.common import Context
 from serving.docs import create_documented_app, document_examples
 from serving.middleware import ServiceMiddleware
 from serving.routers import admin, health, metrics, predict
@@ -31,10 +33,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the service for one project. Nothing is loaded until the lifespan starts.
 
     Raises:
-        ValueError: outside development, when the API key or the id-hash key is missing.
+        ValueError: outside development, when the API key or the id-hash key is missing; a
+            cloud contract (``serving_contracts``) the service does not have, or whose route
+            is taken.
     """
     settings = settings or get_settings()
     api_key, hash_key = settings.serving_secrets()
+    contracts = selected(settings.serving_contracts)  # an unknown name fails before any load
     params = load_params(settings.params_path)
     parser = RequestParser(params.dataset, settings.max_records)
     state = ServingState(settings, params, api_key, hash_key)
@@ -82,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(admin.router)
+    add_contracts(app, Context(state, parser, settings), contracts)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
     document_examples(app, state)

@@ -356,6 +356,15 @@ class RequestParser:
                 "PredictRequest",
                 [{"type": "json_invalid", "loc": (), "input": None, "ctx": {"error": str(exc)}}],
             ) from None
+        return self.validate_data(data)
+
+    def validate_data(self, data: Any) -> dict[str, Any]:
+        """The validated body of an already decoded request (the cloud contracts build it from
+        their own shapes: ``serving/contracts/``).
+
+        Raises:
+            pydantic.ValidationError: as :meth:`parse`.
+        """
         validated: dict[str, Any] = self._adapter.validate_python(data)
         return validated
 

@@ -16,14 +16,24 @@ from pipelines.cli.context import SERVE, app, console, fail, load_context, load_
 def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            help="Port to listen on; default: the port setting (CHURN_PORT, or the platform's "
+            "AIP_HTTP_PORT / SAGEMAKER_BIND_TO_PORT; else 8000).",
+            show_default=False,
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     access_log: Annotated[bool, typer.Option(help="Log every request (slower).")] = False,
 ) -> None:
     """Serve churn predictions from the registry's champion (one worker; docs at /docs)."""
     settings = load_settings(ctx)  # a settings error is reported before anything is imported
+    from serving.contracts import selected
+
     try:
         settings.serving_secrets()  # so is a missing key (create_app checks it too)
+        selected(settings.serving_contracts)  # and a contract this service does not have
     except ValueError as exc:
         raise fail(exc, 2) from None
     import uvicorn
@@ -37,7 +47,7 @@ def serve(
     uvicorn.run(
         application,
         host=host,
-        port=port,
+        port=settings.port if port is None else port,
         workers=1,
         log_level=log_level,
         access_log=access_log,

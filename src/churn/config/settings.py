@@ -122,6 +122,25 @@ class Settings(BaseSettings):
         "while it earns >= 1.25x, docs/architecture.md) or `fastapi` (the idiomatic route: "
         "declared body, dependencies, response_model). Both give the same answers.",
     )
+    port: int = Field(
+        8000,
+        ge=1,
+        le=65535,
+        # The platforms' own variables first: where one is set, the platform sends its traffic
+        # there (Vertex AI's AIP_HTTP_PORT; SageMaker's SAGEMAKER_BIND_TO_PORT in a pipeline).
+        validation_alias=AliasChoices("AIP_HTTP_PORT", "SAGEMAKER_BIND_TO_PORT", "CHURN_PORT"),
+        description="Port `churn serve` listens on (its --port wins); Vertex AI's AIP_HTTP_PORT "
+        "and SageMaker's SAGEMAKER_BIND_TO_PORT win over CHURN_PORT; the image's `serve` "
+        "command (SageMaker's) defaults it to 8080.",
+    )
+    serving_contracts: str = Field(
+        "",
+        pattern=r"^[a-z0-9, ]*$",
+        description="Cloud ML platform contracts served beside /predict, comma-separated: "
+        "`sagemaker` (/ping, /invocations), `vertex` (AIP_HEALTH_ROUTE, AIP_PREDICT_ROUTE), `oip` "
+        "(the Open Inference Protocol V2 of KServe, Seldon MLServer and Triton: /v2/...); "
+        "default none (docs/cloud.md).",
+    )
     max_body_bytes: int | None = Field(
         None, ge=1024, description="Largest /predict body (413 above it); default 4 KiB per record."
     )
@@ -327,6 +346,7 @@ def unknown_variables(variables: Mapping[str, str | None]) -> dict[str, str | No
     """
     known = {f"CHURN_{name.upper()}" for name in Settings.model_fields} | OTHER_VARIABLES
     known.add("CHURN_TRACKING_URI")  # the tracking URI's own alias
+    known.add("CHURN_PORT")  # the port's alias beside the platforms' variables
     return {
         name: next(iter(difflib.get_close_matches(name, sorted(known), n=1)), None)
         for name in variables
