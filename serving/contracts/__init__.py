@@ -57,7 +57,7 @@ def add_contracts(app: FastAPI, context: Context, names: list[str]) -> None:
         router = importlib.import_module(CONTRACTS[name]).router(context)
         for route in router.routes:
             assert isinstance(route, APIRoute)
-            for method in sorted(route.methods):
+            for method in sorted(route.methods or ()):
                 if _answered(app, route.path, method):
                     raise ValueError(
                         f"the {name} contract's route {method} {route.path} is already one of "

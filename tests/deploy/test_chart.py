@@ -110,6 +110,20 @@ def test_the_probes_and_the_helm_test_ask_the_apis_real_routes() -> None:
     )
 
 
+def test_the_cloud_contracts_are_one_value_away() -> None:
+    """``api.servingContracts`` sets the setting (docs/cloud.md); unset, the API has none."""
+
+    def contracts(*sets: str) -> list[Any]:
+        api = the(render("values.yaml", *sets), "Deployment", "api")
+        env = api["spec"]["template"]["spec"]["containers"][0]["env"]
+        return [v.get("value") for v in env if v["name"] == "CHURN_SERVING_CONTRACTS"]
+
+    assert contracts() == []
+    assert contracts("api.servingContracts=oip") == ["oip"]
+    done = helm("template", "release", str(CHART), "--set", "api.servingContracts=OIP;rm")
+    assert done.returncode != 0 and "servingContracts" in done.stderr
+
+
 # Variables that carry a secret: each must come from a Secret (secretKeyRef), never a value.
 SECRET_VARIABLES = {
     "CHURN_API_KEY",

@@ -63,7 +63,7 @@ def router(context: Context) -> APIRouter:
             )
 
     async def ready_response(request: Request) -> Response:
-        ok, status = await readiness(state, request)
+        ok, _ = await readiness(state, request)
         if ok:
             return json_response({"ready": True})
         return Response(
@@ -119,7 +119,9 @@ def router(context: Context) -> APIRouter:
                 decode_json(await request.body())
             )
             body = {"records": found, **explain_options(parameters)}
-            answered = await predict(context, request, validate(context.parser, body, tensors.where))
+            answered = await predict(
+                context, request, validate(context.parser, body, tensors.where)
+            )
         except ContractError as exc:
             return exc.response()
         return json_response(response(name, answered, requested, given_id, request))
@@ -151,4 +153,3 @@ def response(
         "id": given_id if given_id is not None else request.scope["state"]["request_id"],
         "outputs": tensors.outputs(answered, requested),
     }
-

@@ -95,7 +95,9 @@ def _tensor(i: int, tensor: Any) -> tuple[str, list[Any]]:
             raise ContractError(400, f"input '{name}': {key} is required")
     datatype, shape = tensor["datatype"], tensor["shape"]
     if datatype not in DATATYPES:
-        raise ContractError(400, f"input '{name}': datatype {datatype!r} is not one of the protocol's")
+        raise ContractError(
+            400, f"input '{name}': datatype {datatype!r} is not one of the protocol's"
+        )
     if (
         not isinstance(shape, list)
         or not 1 <= len(shape) <= 2
@@ -103,7 +105,8 @@ def _tensor(i: int, tensor: Any) -> tuple[str, list[Any]]:
         or math.prod(shape) != shape[0]
     ):
         raise ContractError(
-            400, f"input '{name}': shape must be [n] or [n, 1] (one element per record), not {shape}"
+            400,
+            f"input '{name}': shape must be [n] or [n, 1] (one element per record), not {shape}",
         )
     flat = _flatten(tensor["data"])
     if len(flat) != shape[0]:
@@ -163,8 +166,7 @@ def outputs(answered: dict[str, Any], requested: list[str] | None) -> list[dict[
     for name in OPTIONAL_OUTPUTS:
         if predictions and name in predictions[0]:
             data = [
-                p[name] if name == VERSION else orjson.dumps(p[name]).decode()
-                for p in predictions
+                p[name] if name == VERSION else orjson.dumps(p[name]).decode() for p in predictions
             ]
             tensors.append({"name": name, "datatype": "BYTES", "shape": [n], "data": data})
     if requested is not None:

@@ -50,9 +50,7 @@ def router(context: Context) -> APIRouter:
             "requestBody": {
                 "required": True,
                 "content": {
-                    "application/json": {
-                        "schema": {"$ref": "#/components/schemas/PredictRequest"}
-                    },
+                    "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}},
                     "text/csv": {"schema": {"type": "string"}},
                 },
             }

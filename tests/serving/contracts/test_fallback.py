@@ -43,10 +43,17 @@ def test_every_contract_answers_with_the_rules_as_predict_does(
     name = get(server, "/version").json()["name"]
     metadata = get(server, f"/v2/models/{name}").json()
     inputs = [
-        {"name": t["name"], "shape": [3], "datatype": t["datatype"], "data": [x[t["name"]] for x in records]}
+        {
+            "name": t["name"],
+            "shape": [3],
+            "datatype": t["datatype"],
+            "data": [x[t["name"]] for x in records],
+        }
         for t in metadata["inputs"]
     ]
-    r = post(server, f"/v2/models/{name}/infer", {"inputs": inputs}, headers={"X-Request-ID": "fb-o"})
+    r = post(
+        server, f"/v2/models/{name}/infer", {"inputs": inputs}, headers={"X-Request-ID": "fb-o"}
+    )
     assert r.status_code == 200, r.text
     assert r.json()["model_version"] == version
     assert r.json()["outputs"][0]["data"] == scores

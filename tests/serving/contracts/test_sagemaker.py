@@ -10,14 +10,18 @@ from typing import Any
 
 import pytest
 
-from churn.config.params import load_params
+from churn.config.params import DatasetConfig, load_params
 from serving.contracts.sagemaker import csv_columns
-from tests.serving.conftest import ROOT, LiveServer, example_records
+from tests.serving.conftest import LiveServer, example_records
 from tests.serving.contracts.conftest import KEY, get, logged, post
 
 pytestmark = pytest.mark.integration
 
-DATASET = load_params(ROOT / "params.yaml").dataset
+
+@pytest.fixture(scope="module")
+def dataset(served_project: Path) -> DatasetConfig:
+    """The served project's dataset block: its column order is the CSV's."""
+    return load_params(served_project / "params.yaml").dataset
 
 
 def _csv(records: list[dict[str, Any]], columns: list[str], header: bool = False) -> str:
@@ -64,7 +68,7 @@ def test_json_invocations_answer_what_predict_answers_and_are_logged_alike(
 
 
 def test_csv_without_and_with_a_header_scores_as_json(
-    contract_server: tuple[LiveServer, Path],
+    contract_server: tuple[LiveServer, Path], dataset: DatasetConfig
 ) -> None:
     """SageMaker's CSV: one customer per line in the contract's column order (the id first
     when the line has one more cell), or a header naming the columns in any order; ``Accept:
@@ -72,11 +76,11 @@ def test_csv_without_and_with_a_header_scores_as_json(
     server, _ = contract_server
     records = example_records(4, seed=12)
     expected = _scores(post(server, "/predict", {"records": records}).json())
-    features = csv_columns(DATASET)
-    assert features == list(DATASET.feature_columns)
+    features = csv_columns(dataset)
+    assert features == list(dataset.feature_columns)
     bodies = {
         "features only": _csv(records, features),
-        "id first": _csv(records, [DATASET.id_column, *features]),
+        "id first": _csv(records, [dataset.id_column, *features]),
         "header, reversed": _csv(records, features[::-1], header=True),
     }
     for name, text in bodies.items():
@@ -116,7 +120,9 @@ def test_the_key_is_required_as_for_predict_and_read_from_the_custom_attributes(
     assert r.status_code == 200, r.text
 
 
-def test_bad_input_is_a_4xx_naming_the_field(contract_server: tuple[LiveServer, Path]) -> None:
+def test_bad_input_is_a_4xx_naming_the_field(
+    contract_server: tuple[LiveServer, Path], dataset: DatasetConfig
+) -> None:
     server, _ = contract_server
     good = example_records(2, seed=14)
     bad = [good[0], {**good[1], "tenure": -3}]
@@ -126,7 +132,7 @@ def test_bad_input_is_a_4xx_naming_the_field(contract_server: tuple[LiveServer, 
     r = post(server, "/invocations", {"records": [{**good[0], "Contract": None}]})
     assert r.status_code == 400 and "records[0].Contract" in r.json()["error"], r.text
 
-    features = csv_columns(DATASET)
+    features = csv_columns(dataset)
     lines = _csv(good, features).splitlines()
     cells = lines[1].split(",")
     cells[features.index("MonthlyCharges")] = "lots"

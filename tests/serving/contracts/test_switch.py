@@ -19,7 +19,11 @@ from serving.contracts import CONTRACTS, selected
 from tests.serving.conftest import ROOT
 from tools.fork import free_port
 
-PATHS = {"sagemaker": "/invocations", "vertex": "/vertex/predict", "oip": "/v2/models/{model_name}/infer"}
+PATHS = {
+    "sagemaker": "/invocations",
+    "vertex": "/vertex/predict",
+    "oip": "/v2/models/{model_name}/infer",
+}
 
 
 def test_the_setting_selects_from_the_table_and_refuses_other_names() -> None:
@@ -125,7 +129,9 @@ def test_the_images_serve_command_is_sagemakers(tmp_path: Path) -> None:
         "CHURN_REGISTRY_TIMEOUT_SECONDS": "2",
     }
     log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen([str(ROOT / "deploy" / "serve")], env=env, stdout=log, stderr=log, cwd=project)
+    proc = subprocess.Popen(
+        [str(ROOT / "deploy" / "serve")], env=env, stdout=log, stderr=log, cwd=project
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
