@@ -34,7 +34,7 @@ def selected(setting: str) -> list[str]:
     Raises:
         ValueError: a name the table does not have (the message lists the ones it has).
     """
-    names = {name.strip() for name in setting.split(",") if name.strip()}
+    names = {name.strip().lower() for name in setting.split(",") if name.strip()}
     unknown = sorted(names - CONTRACTS.keys())
     if unknown:
         raise ValueError(

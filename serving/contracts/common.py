@@ -169,8 +169,14 @@ async def predict(context: Context, request: Request, body: dict[str, Any]) -> d
     except HTTPException as exc:
         raise ContractError(exc.status_code, str(exc.detail), dict(exc.headers or {})) from None
     except Exception as exc:
-        refusal = last_resort(state, exc)
-        raise ContractError(503, str(refusal.detail), dict(refusal.headers or {})) from None
+        raise unexpected(state, exc) from None
+
+
+def unexpected(state: ServingState, exc: Exception) -> ContractError:
+    """``/predict``'s last resort for an exception nothing handled (a bug): logged with its
+    traceback, counted, answered 503 with ``Retry-After``; never a 500."""
+    refusal = last_resort(state, exc)
+    return ContractError(503, str(refusal.detail), dict(refusal.headers or {}))
 
 
 def explain_options(parameters: Any) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from serving.contracts.common import (
     media_type,
     predict,
     readiness,
+    unexpected,
     validate,
 )
 from serving.contracts.oip import tensors
@@ -124,6 +125,8 @@ def router(context: Context) -> APIRouter:
             )
         except ContractError as exc:
             return exc.response()
+        except Exception as exc:
+            return unexpected(state, exc).response()
         return json_response(response(name, answered, requested, given_id, request))
 
     @routes.post("/models/{model_name}/infer", summary="Inference: one tensor per column")

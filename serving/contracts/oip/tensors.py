@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from churn.config.identity import identity
 from churn.config.params import DatasetConfig
 from serving.contracts.common import ContractError
 from serving.schemas import DECISION, EXPLANATION, PREDICTIONS, PROBABILITY, UNSEEN, VERSION
@@ -47,7 +48,7 @@ def metadata(dataset: DatasetConfig, name: str, version: str | None) -> dict[str
     return {
         "name": name,
         "versions": [version] if version else [],
-        "platform": "churn-mlops",
+        "platform": identity().project,  # the serving image's own runtime
         "inputs": inputs,
         "outputs": outputs,
     }

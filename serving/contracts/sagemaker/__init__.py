@@ -25,7 +25,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from serving.contracts.common import Context, ContractError, error_response, readiness
+from serving.contracts.common import (
+    Context,
+    ContractError,
+    error_response,
+    readiness,
+    unexpected,
+)
 from serving.contracts.sagemaker.codec import csv_columns, invocation
 
 __all__ = ["csv_columns", "router"]
@@ -61,5 +67,7 @@ def router(context: Context) -> APIRouter:
             return await invocation(context, request)
         except ContractError as exc:
             return exc.response()
+        except Exception as exc:
+            return unexpected(state, exc).response()
 
     return routes

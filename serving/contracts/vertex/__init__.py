@@ -36,6 +36,7 @@ from serving.contracts.common import (
     media_type,
     predict,
     readiness,
+    unexpected,
     validate,
 )
 from serving.schemas import PREDICTIONS, RESPONSE_VERSION, VERSION
@@ -81,6 +82,8 @@ def router(context: Context) -> APIRouter:
             answered = await predict(context, request, body)
         except ContractError as exc:
             return exc.response()
+        except Exception as exc:
+            return unexpected(state, exc).response()
         version = answered[RESPONSE_VERSION]
         return json_response(
             {"predictions": [{VERSION: version, **p} for p in answered[PREDICTIONS]]}

@@ -135,7 +135,6 @@ class Settings(BaseSettings):
     )
     serving_contracts: str = Field(
         "",
-        pattern=r"^[a-z0-9, ]*$",
         description="Cloud ML platform contracts served beside /predict, comma-separated: "
         "`sagemaker` (/ping, /invocations), `vertex` (AIP_HEALTH_ROUTE, AIP_PREDICT_ROUTE), `oip` "
         "(the Open Inference Protocol V2 of KServe, Seldon MLServer and Triton: /v2/...); "
