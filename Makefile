@@ -49,9 +49,14 @@ SBOM ?= dist/sbom.cdx.json
 # Local state of the tools stays inside the project (git-ignored).
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export UV_PYTHON ?= 3.11
-# Install compiled bytecode: a process then skips compiling every module it imports (about
-# 40 % of `make train` where PYTHONDONTWRITEBYTECODE is set, as in containers and CI).
-export UV_COMPILE_BYTECODE ?= 1
+# Bytecode: Python compiles each module the first time a command imports it and keeps the .pyc,
+# so the first `make train` compiles only what the flows import (a few thousand files) instead of
+# the install compiling all ~41,000 (80 s of a new user's first run). Without kept .pyc files every
+# run recompiles what it imports (40 % of `make train`), so make's commands write them even where
+# the shell sets PYTHONDONTWRITEBYTECODE (containers and CI do; the image compiles at build instead:
+# Dockerfile). `make install UV_COMPILE_BYTECODE=1` compiles everything up front.
+export UV_COMPILE_BYTECODE ?= 0
+unexport PYTHONDONTWRITEBYTECODE
 
 # Flows report to one local Prefect server (API + UI), started in the background by the first
 # target that runs a flow and reused after (`make prefect-server`; `make stop` ends it). Without
