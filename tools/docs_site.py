@@ -137,9 +137,7 @@ def settings_page() -> str:
         else:
             variables = [str(alias) if alias else f"{prefix}{name}".upper()]
         names = ", ".join(f"`{v}`" for v in variables)
-        rows.append(
-            f"| {names} | {_default(field)} | {_cell(field.description or '')} |"
-        )
+        rows.append(f"| {names} | {_default(field)} | {_cell(field.description or '')} |")
     return "\n".join(
         [
             "# Settings\n",
@@ -199,14 +197,18 @@ def params_page() -> str:
             value = values.get(key, "") if isinstance(values, dict) else ""
             if isinstance(annotation, type) and issubclass(annotation, BaseModel):
                 nested.append((annotation, [*path, key], value))
-                rows.append(f"| `{key}` | [block](#{'.'.join([*path, key]).replace('.', '')}) | | | |")
+                rows.append(
+                    f"| `{key}` | [block](#{'.'.join([*path, key]).replace('.', '')}) | | | |"
+                )
                 continue
             shown = f"`{json.dumps(value)}`" if value != "" else ""
             rows.append(
                 f"| `{key}` | {_cell(_type(annotation))} | {_default(field)} | "
                 f"{_cell(_constraints(field))} | {shown} |"
             )
-        out.extend(["| key | type | default | allowed | here |", "|---|---|---|---|---|", *rows, ""])
+        out.extend(
+            ["| key | type | default | allowed | here |", "|---|---|---|---|---|", *rows, ""]
+        )
         for args in nested:
             block(*args)
 
@@ -255,11 +257,14 @@ def http_api_page(doc: dict[str, Any]) -> str:
             out.append(f"**{op.get('summary', '')}**. {op.get('description', '')}\n")
             params = op.get("parameters", [])
             if params:
-                out += ["| parameter | in | type | required | description |", "|---|---|---|---|---|"]
+                out += [
+                    "| parameter | in | type | required | description |",
+                    "|---|---|---|---|---|",
+                ]
                 for p in params:
                     out.append(
-                        f"| `{p['name']}` | {p['in']} | {_cell(_schema_name(p.get('schema', {})))} | "
-                        f"{p.get('required', False)} | {_cell(p.get('description', ''))} |"
+                        f"| `{p['name']}` | {p['in']} | {_cell(_schema_name(p.get('schema', {})))} "
+                        f"| {p.get('required', False)} | {_cell(p.get('description', ''))} |"
                     )
                 out.append("")
             body = op.get("requestBody", {}).get("content", {})
@@ -296,7 +301,8 @@ def python_api_page() -> str:
     out = [
         "# Python API\n",
         "The library's packages and the services, from their docstrings (mkdocstrings, at build",
-        "time). Which package owns what, and the import rule between them: [Architecture](../architecture.md).\n",
+        "time). Which package owns what, and the import rule between them:",
+        "[Architecture](../architecture.md).\n",
     ]
     for module, what in PYTHON_API:
         out += [

@@ -20,9 +20,11 @@ PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
 TOKEN = re.compile(r"`([^`\s]+)`|\]\(([^)\s#]+)")
 # Named on purpose although gone, each as history in its sentence ("then ...", "was ...").
 GONE_ON_PURPOSE = {
-    "tools/bench_predict.py",  # docs/serving.md: issue #9's measurement, "then tools/bench_predict.py"
+    # docs/serving.md: issue #9's measurement, "then tools/bench_predict.py"
+    "tools/bench_predict.py",
     # docs/architecture.md: the hand-written path removed in issue #24, "was tests/...::..."
-    "tests/unit/scoring/test_explain.py::test_the_numpy_tables_give_xgboosts_own_treeshap_for_a_few_rows",
+    "tests/unit/scoring/test_explain.py::"
+    "test_the_numpy_tables_give_xgboosts_own_treeshap_for_a_few_rows",
 }
 # Folders the code writes at run time (git-ignored; `make clean` removes them).
 RUNTIME = {"data", "reports", "mlruns", ".prefect", ".dvcstore", ".tools", ".cache", "dist", "site"}
@@ -58,7 +60,9 @@ def missing(token: str) -> str | None:
         return f"{path} does not exist"
     if name:
         last = name.split("::")[-1].split(".")[-1].split("[")[0]
-        if not re.search(rf"^\s*(async )?(def|class) {re.escape(last)}\b", (ROOT / path).read_text(), re.M):
+        if not re.search(
+            rf"^\s*(async )?(def|class) {re.escape(last)}\b", (ROOT / path).read_text(), re.M
+        ):
             return f"{path} has no function or class {last}"
     return None
 

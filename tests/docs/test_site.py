@@ -18,7 +18,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 # What a page may load from elsewhere: nothing. (Links to other sites are fine; loading is not.)
-LOADS = re.compile(r"""<(?:script|link|img|iframe)\b[^>]*?\b(?:src|href)=["']((?:https?:)?//[^"']+)""")
+LOADS = re.compile(
+    r"""<(?:script|link|img|iframe)\b[^>]*?\b(?:src|href)=["']((?:https?:)?//[^"']+)"""
+)
 
 
 @pytest.fixture(scope="module")
