@@ -246,7 +246,7 @@ def _schema_name(schema: dict[str, Any]) -> str:
 def http_api_page(doc: dict[str, Any]) -> str:
     """The HTTP API as tables: each path's parameters, body, answers, then each schema."""
     out = [
-        f"# HTTP API: {doc['info']['title']} {doc['info'].get('version', '')}\n",
+        f"# HTTP API: {doc['info']['title']}, version {doc['info'].get('version', '?')}\n",
         "Generated from the service's OpenAPI document at build time (`serving.app.create_app()`).",
         "A running service serves the same document at `/openapi.json` and renders it at `/docs`",
         "and `/redoc`, offline ([Serving](../serving.md)).\n",

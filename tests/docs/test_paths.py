@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
+PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
 # `code spans` and the targets of [links](...).
 TOKEN = re.compile(r"`([^`\s]+)`|\]\(([^)\s#]+)")
 # Named on purpose although gone, each as history in its sentence ("then ...", "was ...").
