@@ -335,7 +335,7 @@ DOCS_PORT ?= 8002
 DOCS_SITE ?= site
 .PHONY: docs
 docs: $(STAMP) ## Serve the documentation site with live reload on http://127.0.0.1:8002 (DOCS_PORT=)
-	NO_MKDOCS_2_WARNING=1 $(RUN) mkdocs serve --strict --dev-addr 127.0.0.1:$(DOCS_PORT)
+	NO_MKDOCS_2_WARNING=1 $(RUN) mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
 
 .PHONY: docs-build
 docs-build: $(STAMP) ## Build the site strictly and offline into site/ (DOCS_SITE=): a broken link, anchor or docstring fails (what tests/docs runs)
