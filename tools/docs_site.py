@@ -330,6 +330,14 @@ def generated_pages() -> dict[str, str]:
     }
 
 
+def on_config(config: MkDocsConfig) -> MkDocsConfig:
+    """MkDocs hook: the site is named by the identity block (a rename edits only that block)."""
+    from churn.config.identity import identity
+
+    config.site_name = identity().title
+    return config
+
+
 def on_files(files: Files, config: MkDocsConfig) -> Files:
     """MkDocs hook: add the generated pages to the site (in memory; docs/ is left as it is)."""
     for uri, content in generated_pages().items():
