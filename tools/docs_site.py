@@ -248,8 +248,9 @@ def http_api_page(doc: dict[str, Any]) -> str:
     out = [
         f"# HTTP API: {doc['info']['title']}, version {doc['info'].get('version', '?')}\n",
         "Generated from the service's OpenAPI document at build time (`serving.app.create_app()`).",
-        "A running service serves the same document at `/openapi.json` and renders it at `/docs`",
-        "and `/redoc`, offline ([Serving](../serving.md)).\n",
+        "The document itself: [openapi.json](openapi.json). A running service serves the same",
+        "document at `/openapi.json` and renders it at `/docs` and `/redoc`, offline",
+        "([Serving](../serving.md)).\n",
     ]
     for path, operations in doc["paths"].items():
         for method, op in operations.items():
@@ -317,15 +318,17 @@ def python_api_page() -> str:
 
 
 def generated_pages() -> dict[str, str]:
-    """Every generated page, by its path on the site."""
+    """Every generated page (and the OpenAPI document), by its path on the site."""
     changelog = ROOT / "CHANGELOG.md"
+    document = openapi_document()
     return {
         "index.md": landing_page((ROOT / "README.md").read_text(encoding="utf-8")),
         "changelog.md": landing_page(changelog.read_text(encoding="utf-8")),
         "reference/cli.md": cli_page(),
         "reference/settings.md": settings_page(),
         "reference/params.md": params_page(),
-        "reference/http-api.md": http_api_page(openapi_document()),
+        "reference/http-api.md": http_api_page(document),
+        "reference/openapi.json": json.dumps(document, indent=2) + "\n",
         "reference/python-api.md": python_api_page(),
     }
 
