@@ -49,9 +49,14 @@ SBOM ?= dist/sbom.cdx.json
 # Local state of the tools stays inside the project (git-ignored).
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export UV_PYTHON ?= 3.11
-# Install compiled bytecode: a process then skips compiling every module it imports (about
-# 40 % of `make train` where PYTHONDONTWRITEBYTECODE is set, as in containers and CI).
-export UV_COMPILE_BYTECODE ?= 1
+# Bytecode: Python compiles each module the first time a command imports it and keeps the .pyc,
+# so the first `make train` compiles only what the flows import (a few thousand files) instead of
+# the install compiling all ~41,000 (80 s of a new user's first run). Without kept .pyc files every
+# run recompiles what it imports (40 % of `make train`), so make's commands write them even where
+# the shell sets PYTHONDONTWRITEBYTECODE (containers and CI do; the image compiles at build instead:
+# Dockerfile). `make install UV_COMPILE_BYTECODE=1` compiles everything up front.
+export UV_COMPILE_BYTECODE ?= 0
+unexport PYTHONDONTWRITEBYTECODE
 
 # Flows report to one local Prefect server (API + UI), started in the background by the first
 # target that runs a flow and reused after (`make prefect-server`; `make stop` ends it). Without
@@ -329,6 +334,18 @@ retention: $(STAMP) ## Delete predictions older than CHURN_PREDICTION_RETENTION_
 dead-letters: $(STAMP) ## List the prediction log's dead letters (rows the store refused as data); REPLAY=1 stores them again
 	$(RUN) churn dead-letters $(if $(REPLAY),replay,list)
 
+##@ Documentation (mkdocs.yml; the reference pages are generated from the code: tools/docs_site.py)
+# NO_MKDOCS_2_WARNING: Material's banner about its successor, printed on every build.
+DOCS_PORT ?= 8002
+DOCS_SITE ?= site
+.PHONY: docs
+docs: $(STAMP) ## Serve the documentation site with live reload on http://127.0.0.1:8002 (DOCS_PORT=)
+	NO_MKDOCS_2_WARNING=1 $(RUN) mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
+
+.PHONY: docs-build
+docs-build: $(STAMP) ## Build the site strictly and offline into site/ (DOCS_SITE=): a broken link, anchor or docstring fails (what tests/docs runs)
+	NO_MKDOCS_2_WARNING=1 $(RUN) mkdocs build --strict --site-dir $(DOCS_SITE)
+
 ##@ Quality
 .PHONY: lint
 lint: $(STAMP) ## Lint (ruff incl. bandit's S rules), format, types (mypy), import layers, dependency audit
@@ -423,7 +440,7 @@ test-core: | $(UV_BOOTSTRAP) ## Run the unit suite without the optional Dask eng
 CLEAN_PATHS := data/raw data/validated data/splits data/feedback data/predictions data/labels \
 	.serving-cache reports mlruns .prefect .dvcstore .dvc/cache .dvc/tmp .venv-core \
 	evidently-workspace prediction-journal .cache \
-	.pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	.pytest_cache .mypy_cache .ruff_cache .import_linter_cache site
 clean: stop ## Stop the Prefect server, then back to a fresh clone's state: data, feedback, prediction log, model cache, reports, MLflow, Evidently workspace, Prefect, DVC cache and remote, dvc.lock
 	rm -rf $(CLEAN_PATHS)
 	find src serving monitoring pipelines tools -name '*.nb[ic]' -delete

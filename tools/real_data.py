@@ -3,8 +3,9 @@ with no hand-edited configuration, in a throw-away fork; and a plain XGBoost on 
 The candidates' comparison table (``churn.training.comparison``) is printed with each file's
 figures.
 
-``make bench-real-data`` (``churn bench real-data``) prints the figures the README quotes; the
-real-data tests (tests/integration/test_real_data.py) run the same steps and assert on them.
+``make bench-real-data`` (``churn bench real-data``) prints the figures that
+docs/bring-your-own-data.md quotes; the real-data tests (tests/integration/test_real_data.py)
+run the same steps and assert on them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""``churn screenshots``: the pictures in the README and docs/*.md, taken again from scratch.
+"""``churn screenshots``: the pictures in docs/*.md, taken again from scratch.
+
+They are shown in docs/getting-started.md ("What you see").
 
 A throw-away fork (``tools.fork``) is trained through its own Prefect server, served, sent
 traffic and labels (``tools.simulate``) and monitored five times (the later runs on drifted

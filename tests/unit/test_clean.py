@@ -48,6 +48,7 @@ def test_make_clean_returns_a_used_clone_to_a_fresh_clones_status(tmp_path: Path
         ".dvc/cache/files",
         "prediction-journal",
         ".serving-cache/churn@champion",
+        "site/reference",  # make docs-build
     ):
         (clone / folder).mkdir(parents=True, exist_ok=True)
         (clone / folder / "x").write_text("x")

@@ -2,7 +2,7 @@
 
 A run with nothing changed (``churn.training.cache``) stops after the data stages; the flow
 module and the modules on that path leave the model libraries to the tasks that train, which
-saves their import time (about two seconds) on every unchanged `make train` (README, "Figures").
+saves their import time (about two seconds) on every unchanged `make train` (docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -192,8 +192,10 @@ def fit_rules(
     """Learn the points on ``train``, keep the strongest columns, calibrate on ``valid``.
 
     Args:
-        train, valid: validated rows with the dataset's feature columns.
-        y_train, y_valid: 1 for churn, 0 otherwise.
+        train: validated rows with the dataset's feature columns.
+        y_train: 1 for churn, 0 otherwise, per row of ``train``.
+        valid: validated rows, as ``train``, to calibrate on.
+        y_valid: the labels of ``valid``.
         dataset: the column roles (only ``dataset.feature_columns`` are considered).
         costs: the training costs; the threshold is the cheapest on ``valid``.
         max_columns: how many columns to keep.

@@ -30,6 +30,7 @@ TOOL_FILES = [
     ROOT / "Dockerfile",
     ROOT / "Makefile",
     ROOT / ".ci" / "run",
+    ROOT / "mkdocs.yml",
     *sorted((ROOT / ".github" / "workflows").glob("*.yml")),
     *sorted(p for p in (ROOT / "deploy").rglob("*") if p.is_file()),
 ]
