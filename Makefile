@@ -424,6 +424,10 @@ TEST_WORKERS ?= 2
 test: $(STAMP) helm-if-possible ## Run the whole suite (what CI runs; TEST_WORKERS=2 files at a time); real-data, production and browser tests say why they skip
 	$(RUN) pytest -n $(TEST_WORKERS) --dist loadfile
 
+.PHONY: test-cluster
+test-cluster: $(STAMP) ## Run the dask engine's tests on a real cluster: compose's scheduler and 2 workers as processes, one killed mid-run (docs/scaling.md)
+	$(RUN) pytest tests/dask_cluster -p no:cacheprovider
+
 .PHONY: test-core
 # The unit suite in an environment without the optional engines' groups (a second venv,
 # .venv-core): what a fork that deleted the Dask engine keeps works, and the dask tests say why

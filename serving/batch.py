@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import shutil
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,6 +17,7 @@ import pyarrow.parquet as pq
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from churn.config.layout import staged
 from churn.config.params import Params, load_params
 from churn.config.settings import Settings
 from churn.data.parts import input_parts
@@ -365,11 +365,10 @@ def score_partitioned(
         c for c, levels in ds.categorical.items() if all(isinstance(x, str) for x in levels)
     ]
     output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output_dir.with_name(output_dir.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     started = time.perf_counter()
-    try:
+    # The workers write into output_dir.partial; it becomes output_dir when every partition is
+    # written (a lost worker's partitions are scored again elsewhere), else it is removed.
+    with staged(output_dir) as (tmp,):
         with Progress(
             TextColumn("scoring"),
             BarColumn(),
@@ -390,20 +389,13 @@ def score_partitioned(
                 blocksize=blocksize,
                 on_done=lambda done, total: bar.update(task, completed=done, total=total),
             )
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    rows, unseen = 0, dict[str, int]()
-    for n, part_unseen in results:
-        rows += n
-        for c, k in part_unseen.items():
-            unseen[c] = unseen.get(c, 0) + k
-    if rows == 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise ValueError(f"{source} has no rows")
-    if output_dir.exists():
-        shutil.rmtree(output_dir) if output_dir.is_dir() else output_dir.unlink()
-    tmp.replace(output_dir)
+        rows, unseen = 0, dict[str, int]()
+        for n, part_unseen in results:
+            rows += n
+            for c, k in part_unseen.items():
+                unseen[c] = unseen.get(c, 0) + k
+        if rows == 0:
+            raise ValueError(f"{source} has no rows")
     return BatchSummary(rows, time.perf_counter() - started, model.version, model.source, unseen)
 
 

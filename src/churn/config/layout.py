@@ -8,6 +8,8 @@ directory of parts (``customers.parquet/part-00000.parquet``...), which pandas, 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,26 @@ def clear(path: Path) -> None:
     elif path.exists():
         path.chmod(0o644)
         path.unlink()
+
+
+@contextmanager
+def staged(*outputs: Path) -> Iterator[list[Path]]:
+    """A fresh ``<output>.partial`` directory per output to write its parts into; each replaces
+    its output when the block ends, and all are removed when it raises: an output appears whole
+    or not at all, and a failed run leaves the previous one (what DVC recorded) as it was."""
+    staging = [out.with_name(out.name + ".partial") for out in outputs]
+    for folder in staging:
+        clear(folder)
+        folder.mkdir(parents=True)
+    try:
+        yield staging
+    except BaseException:
+        for folder in staging:
+            clear(folder)
+        raise
+    for folder, out in zip(staging, outputs, strict=True):
+        clear(out)
+        folder.rename(out)
 
 
 @dataclass(frozen=True)

@@ -425,6 +425,9 @@ class EngineParams(_Strict):
     # the fallback rules, the gate's champion comparison, the serving check) use a seeded sample
     # of at most this many rows per split.
     sample_rows: int = Field(200_000, gt=0)
+    # How long a worker in XGBoost's distributed training waits for another in one collective
+    # operation: past it, a worker that died fails the run instead of hanging it.
+    collective_timeout_s: int = Field(300, gt=0)
 
     @field_validator("kind")
     @classmethod

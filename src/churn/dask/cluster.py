@@ -1,4 +1,5 @@
-"""The Dask engine's cluster: the configured scheduler, or a ``LocalCluster`` for the run."""
+"""The Dask engine's cluster: the configured scheduler, or a ``LocalCluster`` for the run; and
+what a step says when a worker leaves the cluster under it (``WorkerLostError``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,44 @@ from churn.config.params import EngineParams
 from churn.config.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class WorkerLostError(RuntimeError):
+    """A step that cannot go on without one of its workers lost it (docs/scaling.md, "When a
+    worker dies"): the message names the worker, the step and what to do."""
+
+
+def _workers(client: Client) -> tuple[str, set[str]]:
+    """The scheduler's address and its workers' now (a call to the scheduler)."""
+    info = client.scheduler_info(n_workers=-1)
+    return str(info["address"]), set(info["workers"])
+
+
+@contextmanager
+def fails_on_lost_worker(client: Client, step: str, then: str) -> Iterator[None]:
+    """Run ``step``; if it fails after a worker it started with left the cluster, raise
+    ``WorkerLostError`` naming that worker (the library's error is its cause).
+
+    Dask itself recomputes the tasks of a lost worker elsewhere, so most steps complete on the
+    workers left; a step that holds its workers together (``xgboost.dask``'s collective) fails
+    instead, and its own message (a socket error from the collective, a task on the wrong
+    worker) does not say why. ``then`` says what did not happen and what to do.
+    """
+    _, before = _workers(client)
+    try:
+        yield
+    except Exception as exc:
+        try:
+            address, now = _workers(client)
+        except Exception:  # the scheduler itself is gone: the library's error says so
+            now, address = before, ""
+        lost = sorted(before - now)
+        if not lost:
+            raise
+        raise WorkerLostError(
+            f"{step} failed: Dask worker {', '.join(lost)} left the cluster at "
+            f"{address} during it ({type(exc).__name__}); {then}"
+        ) from exc
 
 
 @contextmanager

@@ -5,7 +5,10 @@ Each task runs the pandas engine's own function on one part (``generate_part``,
 no process ever holds more than a part. Every output path of ``DataLayout`` becomes a directory
 of ``part-NNNNN`` files that DVC versions as a directory out. The workers read and write the
 paths directly: on a cluster of several machines ``data/`` must be a shared file system (or
-point the layout at object storage; docs/scaling.md).
+point the layout at object storage; docs/scaling.md). A stage writes its parts into
+``<output>.partial`` and replaces the output only when every part is written
+(``churn.config.layout.staged``): a stage that fails half-way (a part that breaks, a cluster
+that lost its workers) leaves the outputs DVC recorded as they were.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from churn.config.layout import SPLITS, DataLayout, clear, part_name, parts_of
+from churn.config.layout import SPLITS, DataLayout, part_name, parts_of, staged
 from churn.config.params import DatasetConfig, FeedbackSource, IngestParams, Params, SplitParams
 from churn.config.settings import Settings
 from churn.data.generator import generate_part, part_sizes
@@ -41,12 +44,6 @@ def run_parts(client: Client, label: str, fn: Callable[..., Any], args: Sequence
     for done, _ in enumerate(as_completed(futures), start=1):
         log.info("%s: part %d/%d done", label, done, len(futures))
     return list(client.gather(futures))
-
-
-def _fresh_dir(path: Path) -> Path:
-    clear(path)
-    path.mkdir(parents=True)
-    return path
 
 
 # ---- ingest ----------------------------------------------------------------------------------
@@ -71,8 +68,15 @@ def ingest(client: Client, settings: Settings, params: Params) -> int:
     ``engine.partition_rows``. Newly labelled feedback, when there is any, is one more part.
     Returns the row count.
     """
+    raw = DataLayout(settings.data_dir).raw
+    with staged(raw) as (out,):
+        total, n_parts = _ingest_parts(client, settings, params, out)
+    log.info("raw snapshot: %d rows in %d parts -> %s", total, n_parts, raw)
+    return total
+
+
+def _ingest_parts(client: Client, settings: Settings, params: Params, out: Path) -> tuple[int, int]:
     source = params.ingest
-    out = _fresh_dir(DataLayout(settings.data_dir).raw)
     if source.kind == "generator":
         n, seed = source.generator.n_rows, source.generator.seed
         per_part = params.engine.partition_rows
@@ -99,9 +103,7 @@ def ingest(client: Client, settings: Settings, params: Params) -> int:
     if len(extra):
         extra.to_parquet(out / part_name(len(counts)), index=False)
         counts.append(len(extra))
-    total = int(sum(counts))
-    log.info("raw snapshot: %d rows in %d parts -> %s", total, len(counts), out)
-    return total
+    return int(sum(counts)), len(counts)
 
 
 def _check_same_columns(out: Path, files: list[Path]) -> None:
@@ -192,25 +194,25 @@ def validate(client: Client, settings: Settings, params: Params) -> ValidationRe
             part breaks the contract as a whole).
     """
     layout = DataLayout(settings.data_dir)
-    valid_dir, quarantine_dir = _fresh_dir(layout.validated), _fresh_dir(layout.quarantine)
     parts = parts_of(layout.raw)
     first: dict[Any, int] = {}
     if params.dataset.id_column is not None:
         first = repeated_ids(client, parts, params.dataset.id_column)
         if first:
             log.info("validate: %d ids occur in more than one part", len(first))
-    args = [
-        (
-            raw,
-            i,
-            params.dataset,
-            valid_dir,
-            quarantine_dir,
-            frozenset(key for key, part in first.items() if part < i),
-        )
-        for i, raw in enumerate(parts)
-    ]
-    report = merge_reports(run_parts(client, "validate", _validate_part, args))
+    with staged(layout.validated, layout.quarantine) as (valid_dir, quarantine_dir):
+        args = [
+            (
+                raw,
+                i,
+                params.dataset,
+                valid_dir,
+                quarantine_dir,
+                frozenset(key for key, part in first.items() if part < i),
+            )
+            for i, raw in enumerate(parts)
+        ]
+        report = merge_reports(run_parts(client, "validate", _validate_part, args))
     layout.validation_report.write_text(json.dumps(asdict(report), indent=2) + "\n")
     log.info(
         "validated %d rows in %d parts: %d valid, %d quarantined (%.2f%%) -> %s",
@@ -219,7 +221,7 @@ def validate(client: Client, settings: Settings, params: Params) -> ValidationRe
         report.n_valid,
         report.n_quarantined,
         100 * report.quarantined_share,
-        quarantine_dir,
+        layout.quarantine,
     )
     check_quarantine_share(report, params.validate_.max_quarantine_share)
     return report
@@ -249,17 +251,18 @@ def split(client: Client, settings: Settings, params: Params) -> dict[str, int]:
         ValueError: when a split would be empty or lack a label class.
     """
     layout = DataLayout(settings.data_dir)
-    dirs = {name: _fresh_dir(layout.split(name)) for name in SPLITS}
-    args = [
-        (path, i, params.dataset, params.split, dirs)
-        for i, path in enumerate(parts_of(layout.validated))
-    ]
-    per_part = run_parts(client, "split", _split_part, args)
-    rows = {}
-    for name in SPLITS:
-        n = sum(c[name][0] for c in per_part)
-        positives = sum(c[name][1] for c in per_part)
-        check_split_sizes(name, n, int(positives > 0) + int(positives < n))
-        rows[name] = n
+    with staged(*(layout.split(name) for name in SPLITS)) as staging:
+        dirs = dict(zip(SPLITS, staging, strict=True))
+        args = [
+            (path, i, params.dataset, params.split, dirs)
+            for i, path in enumerate(parts_of(layout.validated))
+        ]
+        per_part = run_parts(client, "split", _split_part, args)
+        rows = {}
+        for name in SPLITS:
+            n = sum(c[name][0] for c in per_part)
+            positives = sum(c[name][1] for c in per_part)
+            check_split_sizes(name, n, int(positives > 0) + int(positives < n))
+            rows[name] = n
     log.info("split by hash: %s", rows)
     return rows

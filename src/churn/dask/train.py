@@ -42,6 +42,7 @@ from churn import models
 from churn.config.layout import SPLITS, DataLayout, parts_of
 from churn.config.params import BASELINE, DatasetConfig, Params, TrainParams
 from churn.config.settings import Settings
+from churn.dask.cluster import fails_on_lost_worker
 from churn.data.split import label_vector
 from churn.features.pipeline import (
     DERIVE,
@@ -245,7 +246,15 @@ def train(
             continue
         kind = models.kind(name)
         if kind.dask == "xgboost.dask":
-            fitted[name] = _on_cluster(client, features, kind, cfg, progress)
+            with fails_on_lost_worker(
+                client,
+                f"xgboost.dask training of {name!r}",
+                "xgboost.dask cannot train without one of its workers, so the run stopped "
+                "before registering anything; rerun it when the cluster has its workers back",
+            ):
+                fitted[name] = _on_cluster(
+                    client, features, kind, cfg, params.engine.collective_timeout_s, progress
+                )
         else:
             fitted[name] = _on_sample(features, kind, cfg)
     selected = select(fitted, cfg.select.metric, cfg.select.tolerance, cfg.select.prefer)
@@ -259,13 +268,19 @@ def _on_cluster(
     features: DaskFeatures,
     kind: models.ModelKind,
     cfg: TrainParams,
+    timeout_s: int,
     progress: Callable[[int, int], None] | None,
 ) -> FittedCandidate:
     """An XGBoost candidate with ``xgboost.dask`` (its configured values, then its seeded
-    search trials, best on valid), calibrated on every validation score."""
+    search trials, best on valid), calibrated on every validation score.
+
+    ``timeout_s`` bounds each collective operation: without it, the workers left wait for a dead
+    one for as long as XGBoost's default allows, holding their threads, and the run hangs.
+    """
     import time
 
     from xgboost import dask as dxgb
+    from xgboost.collective import Config as CollectiveConfig
 
     started = time.perf_counter()
     monotone = monotone_constraints(features.sample.feature_names, cfg.monotone)
@@ -276,7 +291,14 @@ def _on_cluster(
     trials: list[Trial] = []
     for i, values in enumerate(candidates):
         native, rounds = booster_params(values, cfg.seed, monotone)
-        out = dxgb.train(client, native, dtrain, num_boost_round=rounds, verbose_eval=False)
+        out = dxgb.train(
+            client,
+            native,
+            dtrain,
+            num_boost_round=rounds,
+            verbose_eval=False,
+            coll_cfg=CollectiveConfig(timeout=timeout_s),
+        )
         raw = np.asarray(dxgb.inplace_predict(client, out["booster"], features.X["valid"]))
         auc = float(roc_auc_score(y_valid, raw))
         trials.append(Trial(params=values, valid_roc_auc=auc, candidate=kind.name))
