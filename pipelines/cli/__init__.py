@@ -18,18 +18,31 @@ environment, before importing any command: that hand-off costs a bare interprete
 
 from __future__ import annotations
 
+import os
 import sys
 
 from pipelines import warm
 
 # Commands handed to the warm process: the flows, whose imports dominate their time.
 WARM_COMMANDS = frozenset({"train", "monitor"})
+# Progress bars libraries draw on stderr (MLflow's artifact downloads; tqdm anywhere): a command's
+# own lines say what it did. A value the caller set wins.
+NO_PROGRESS_BARS = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", "TQDM_DISABLE": "1"}
+
+
+def no_progress_bars() -> None:
+    """Set :data:`NO_PROGRESS_BARS` in the environment unless the caller did: before a command
+    goes to the warm process, which compares the ``MLFLOW_*`` variables with its own (it went
+    through the same), and before one runs here."""
+    for name, value in NO_PROGRESS_BARS.items():
+        os.environ.setdefault(name, value)
 
 
 def main() -> None:
     """The ``churn`` command: ``train`` and ``monitor`` in the warm process when it is up for
     this environment, everything else (and those, without it) in this process."""
     argv = sys.argv[1:]
+    no_progress_bars()
     code = warm.run_warm(argv) if argv and argv[0] in WARM_COMMANDS else None
     if code is not None:
         sys.exit(code)
@@ -42,6 +55,7 @@ def run_app(args: list[str] | None = None) -> None:
     tracking URI or a store URL with its password)."""
     from pipelines.cli.commands import app
 
+    no_progress_bars()
     try:
         app(args, prog_name="churn")
     except Exception as exc:
