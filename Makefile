@@ -233,7 +233,7 @@ monitor: $(STAMP) warm ## Monitor recent traffic vs the champion's training data
 	@$(RUN) churn monitor $(if $(filter 0 false no,$(RETRAIN)),--no-retrain,) $(if $(filter 1 true yes,$(PROMOTE_LIVE)),--promote-from-live,) $(if $(CURRENT),--current "$(CURRENT)")
 
 .PHONY: simulate
-simulate: $(STAMP) ## Send generated customers to the running API, then their labels (DRIFT=none|charges|contract|new-category|competitor|strong ROWS=)
+simulate: $(STAMP) ## Send generated customers (the default data only: refused after init-dataset on other data) to the running API, then their labels (DRIFT=none|charges|contract|new-category|competitor|strong ROWS=)
 	@$(RUN) churn simulate --url http://127.0.0.1:$(PORT) --drift $(or $(DRIFT),none) --rows $(or $(ROWS),2000)
 
 .PHONY: deployments
