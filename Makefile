@@ -118,17 +118,30 @@ history: $(STAMP) ## Show the promotion history (every version, decision and rea
 rollback: $(STAMP) ## Move the champion back (TO=<version>, default: the previous champion; BY=, REASON= are recorded)
 	@$(RUN) churn rollback $${TO:+--to "$$TO"} $${BY:+--by "$$BY"} $${REASON:+--reason "$$REASON"}
 
+# MLflow and Evidently run each in a process group of its own; Ctrl-C ends both groups whole: TERM,
+# then after 2 s KILL (MLflow's server waits seconds for its job runners after its web server
+# stopped), and the target ends without a make error.
 .PHONY: ui
-ui: $(STAMP) prefect-server ## MLflow UI (:5000), Evidently monitoring dashboard (:8001), Prefect UI (:4200, the running server's). Ctrl-C stops MLflow and Evidently
+ui: $(STAMP) prefect-server ## MLflow UI (:5000), Evidently monitoring dashboard (:8001), Prefect UI (:4200, the running server's). Ctrl-C stops MLflow and Evidently within seconds
 	@uri=$$($(RUN) python -c 'from churn.config.settings import get_settings; print(get_settings().tracking_uri)'); \
 	ws=$$($(RUN) python -c 'from churn.config.settings import get_settings; print(get_settings().evidently_workspace)'); \
 	mkdir -p "$$ws" "$(PREFECT_HOME)"; \
-	$(VENV)/bin/evidently ui --workspace "$$ws" --port 8001 >"$(PREFECT_HOME)/evidently-ui.log" 2>&1 & ev=$$!; \
-	trap 'kill $$ev 2>/dev/null' EXIT INT TERM; \
-	echo "MLflow UI    http://127.0.0.1:5000  ($$uri)"; \
-	echo "Evidently UI http://127.0.0.1:8001  (monitoring runs over time: $$ws; log: $(PREFECT_HOME)/evidently-ui.log)"; \
+	mlflow_log="$(PREFECT_HOME)/mlflow-ui.log"; evidently_log="$(PREFECT_HOME)/evidently-ui.log"; \
+	setsid $(VENV)/bin/evidently ui --workspace "$$ws" --port 8001 >"$$evidently_log" 2>&1 </dev/null & ev=$$!; \
+	setsid $(VENV)/bin/mlflow server --backend-store-uri "$$uri" --workers 1 --port 5000 >"$$mlflow_log" 2>&1 </dev/null & ml=$$!; \
+	stop() { \
+		kill -TERM -- -$$ev -$$ml 2>/dev/null; \
+		for _ in $$(seq 8); do kill -0 -- -$$ev 2>/dev/null || kill -0 -- -$$ml 2>/dev/null || return 0; sleep 0.25; done; \
+		kill -KILL -- -$$ev -$$ml 2>/dev/null; \
+	}; \
+	trap 'trap - INT TERM EXIT; echo; stop; echo "MLflow and Evidently UIs stopped"; exit 0' INT TERM; \
+	trap 'stop' EXIT; \
+	echo "MLflow UI    http://127.0.0.1:5000  ($$uri; log: $$mlflow_log)"; \
+	echo "Evidently UI http://127.0.0.1:8001  (monitoring runs over time: $$ws; log: $$evidently_log)"; \
 	echo "Prefect UI   $${PREFECT_API_URL%/api}  (every flow run; \`make stop\` ends the server)"; \
-	$(RUN) mlflow server --backend-store-uri "$$uri" --workers 1 --port 5000
+	echo "Ctrl-C stops MLflow and Evidently"; \
+	status=0; wait $$ml || status=$$?; \
+	echo "the MLflow UI exited ($$status); the end of $$mlflow_log:"; tail -n 20 "$$mlflow_log"; exit 1
 
 # Reuse this project's server when it answers (PREFECT_PORT is its port then, else a free one);
 # else start it detached (its log: $(PREFECT_HOME)/server.log), write the marker and wait for
