@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from churn.release.job_summary import run_page
 from churn.config.settings import get_settings
 from churn.prediction_store import PredictionStore
 from tools.fork import (
@@ -452,7 +453,7 @@ def mlflow_run_page(page: Any, stack: Stack) -> bool:
         raise ScreenshotError(f"no MLflow experiment {settings.experiment_name!r}")
     eid = experiment.experiment_id
     run = client.search_runs([eid], order_by=["attributes.start_time ASC"])[0]
-    page.goto(f"{stack.mlflow}/#/experiments/{eid}/runs/{run.info.run_id}")
+    page.goto(run_page(stack.mlflow, eid, run.info.run_id))
     inputs = [d.dataset for d in run.inputs.dataset_inputs]
     if not inputs:
         raise ScreenshotError(f"the MLflow run {run.info.run_id} has no dataset inputs")
