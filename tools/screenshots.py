@@ -27,9 +27,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from churn.release.job_summary import run_page
 from churn.config.settings import get_settings
 from churn.prediction_store import PredictionStore
+from churn.release.job_summary import run_page
 from tools.fork import (
     CHURN,
     ROOT,
