@@ -261,6 +261,10 @@ demo: $(STAMP) prefect-server ## The whole loop in a throw-away project: train, 
 screenshots: $(STAMP) ## Retake docs/screenshots/*.png: a throw-away project trained, served, monitored 5 times, with its own servers; headless /usr/bin/chromium, offline
 	@$(RUN) churn screenshots
 
+.PHONY: docs-outputs
+docs-outputs: $(STAMP) ## Rewrite docs/tutorial/outputs/*.txt: the tutorial's steps run for real in a throw-away project (train, serve, /predict, explain, simulate, monitor, history), each command with its output
+	@$(RUN) python -m tools.tutorial_outputs
+
 .PHONY: bench-real-data
 bench-real-data: $(STAMP) ## Bring-your-own-data figures: init-dataset + training on ../shared/data's real files (the candidates' comparison), vs a plain XGBoost
 	@$(RUN) churn bench real-data $${TRIALS:+--trials "$$TRIALS"}
