@@ -25,16 +25,22 @@ from pipelines import warm
 
 # Commands handed to the warm process: the flows, whose imports dominate their time.
 WARM_COMMANDS = frozenset({"train", "monitor"})
-# Progress bars libraries draw on stderr (MLflow's artifact downloads; tqdm anywhere): a command's
-# own lines say what it did. A value the caller set wins.
-NO_PROGRESS_BARS = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", "TQDM_DISABLE": "1"}
+# No progress bars on stderr (MLflow's artifact downloads; tqdm anywhere): a command's own lines
+# say what it did. MLflow prints through the project's handler (its INFO chatter left out there,
+# pipelines/cli/context.py) instead of its own, whose level it sets when imported. A value the
+# caller set wins.
+QUIET_ENV = {
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_CONFIGURE_LOGGING": "false",
+    "TQDM_DISABLE": "1",
+}
 
 
-def no_progress_bars() -> None:
-    """Set :data:`NO_PROGRESS_BARS` in the environment unless the caller did: before a command
+def quiet_environment() -> None:
+    """Set :data:`QUIET_ENV` in the environment unless the caller did: before a command
     goes to the warm process, which compares the ``MLFLOW_*`` variables with its own (it went
     through the same), and before one runs here."""
-    for name, value in NO_PROGRESS_BARS.items():
+    for name, value in QUIET_ENV.items():
         os.environ.setdefault(name, value)
 
 
@@ -42,7 +48,7 @@ def main() -> None:
     """The ``churn`` command: ``train`` and ``monitor`` in the warm process when it is up for
     this environment, everything else (and those, without it) in this process."""
     argv = sys.argv[1:]
-    no_progress_bars()
+    quiet_environment()
     code = warm.run_warm(argv) if argv and argv[0] in WARM_COMMANDS else None
     if code is not None:
         sys.exit(code)
@@ -55,7 +61,7 @@ def run_app(args: list[str] | None = None) -> None:
     tracking URI or a store URL with its password)."""
     from pipelines.cli.commands import app
 
-    no_progress_bars()
+    quiet_environment()
     try:
         app(args, prog_name="churn")
     except Exception as exc:

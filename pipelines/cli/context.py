@@ -75,9 +75,9 @@ def _main(
 
 
 # Libraries' INFO lines that repeat what the project's own lines say, or describe their internals
-# ("Creating initial MLflow database tables", "Updating lock file 'dvc.lock'", one line per HTTP
-# request): their warnings and errors still show.
-QUIET_LOGGERS = ("httpx", "mlflow", "dvc")
+# ("Creating initial MLflow database tables", alembic's migrations, one line per HTTP request):
+# their warnings and errors still show.
+QUIET_LOGGERS = ("httpx", "mlflow", "alembic")
 
 
 def quiet_libraries() -> None:
