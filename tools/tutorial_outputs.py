@@ -72,11 +72,12 @@ def churn(*args: str) -> Callable[[Path, str], str]:
             [*CHURN, *args],
             cwd=project,
             env=env,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,  # one stream, in the order a terminal shows them
             text=True,
             check=False,
         )
-        text = done.stdout + done.stderr
+        text = done.stdout
         if done.returncode != 0:
             raise RuntimeError(f"`churn {' '.join(args)}` failed ({done.returncode}):\n{text}")
         return text
