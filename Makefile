@@ -90,7 +90,8 @@ uv-bootstrap:
 # Everything: the serving dependencies, the `pipeline` extra (Prefect, DVC, Evidently, pandera)
 # and the dev group. The serving image installs the first alone (see the Dockerfile).
 $(STAMP): pyproject.toml uv.lock | $(UV_BOOTSTRAP)
-	$(UV) sync --frozen --all-extras
+	@echo ">> installing the locked environment into $(VENV) (uv sync --frozen --all-extras)"
+	@$(UV) sync --frozen --all-extras
 	@touch $(STAMP)
 
 .PHONY: install
@@ -99,40 +100,53 @@ install: $(STAMP) ## Install the locked environment into .venv (uv sync --frozen
 ##@ Training
 .PHONY: train
 train: $(STAMP) warm ## Run the training flow: data stages -> featurize -> train -> evaluate -> register -> promotion gate
-	$(RUN) churn train
+	@$(RUN) churn train
 
 .PHONY: init-dataset
 init-dataset: $(STAMP) ## Profile your data and write params.yaml's ingest+dataset blocks (INPUT=file(s) LABEL=column [POSITIVE= ID= NAME=lineage ENCODING= SAMPLE_ROWS= DRY_RUN=1])
 	@test -n "$${INPUT:-}" && test -n "$${LABEL:-}" || { echo "usage: make init-dataset INPUT=data/your.csv LABEL=Churn [POSITIVE=Yes] [ID=customerID] [NAME=lineage] [ENCODING=cp932] [SAMPLE_ROWS=100000] [DRY_RUN=1]"; exit 2; }
-	$(RUN) churn init-dataset $$INPUT --label "$$LABEL" $${POSITIVE:+--positive "$$POSITIVE"} $${ID:+--id "$$ID"} $${NAME:+--name "$$NAME"} $${ENCODING:+--encoding "$$ENCODING"} $${SAMPLE_ROWS:+--sample-rows "$$SAMPLE_ROWS"} $${DRY_RUN:+--dry-run}
+	@$(RUN) churn init-dataset $$INPUT --label "$$LABEL" $${POSITIVE:+--positive "$$POSITIVE"} $${ID:+--id "$$ID"} $${NAME:+--name "$$NAME"} $${ENCODING:+--encoding "$$ENCODING"} $${SAMPLE_ROWS:+--sample-rows "$$SAMPLE_ROWS"} $${DRY_RUN:+--dry-run}
 
 .PHONY: data
 data: $(STAMP) ## Reproduce only the DVC data stages (dvc repro)
-	$(RUN) dvc repro
+	@$(RUN) dvc repro
 
 .PHONY: model-info
 model-info: $(STAMP) ## Print the champion as JSON (version, test ROC AUC, data version, commit)
-	$(RUN) churn model-info --json
+	@$(RUN) churn model-info --json
 
 .PHONY: history
 history: $(STAMP) ## Show the promotion history (every version, decision and reason)
-	$(RUN) churn history
+	@$(RUN) churn history
 
 .PHONY: rollback
 rollback: $(STAMP) ## Move the champion back (TO=<version>, default: the previous champion; BY=, REASON= are recorded)
-	$(RUN) churn rollback $${TO:+--to "$$TO"} $${BY:+--by "$$BY"} $${REASON:+--reason "$$REASON"}
+	@$(RUN) churn rollback $${TO:+--to "$$TO"} $${BY:+--by "$$BY"} $${REASON:+--reason "$$REASON"}
 
+# MLflow and Evidently run each in a process group of its own; Ctrl-C ends both groups whole: TERM,
+# then after 2 s KILL (MLflow's server waits seconds for its job runners after its web server
+# stopped), and the target ends without a make error.
 .PHONY: ui
-ui: $(STAMP) prefect-server ## MLflow UI (:5000), Evidently monitoring dashboard (:8001), Prefect UI (:4200, the running server's). Ctrl-C stops MLflow and Evidently
+ui: $(STAMP) prefect-server ## MLflow UI (:5000), Evidently monitoring dashboard (:8001), Prefect UI (:4200, the running server's). Ctrl-C stops MLflow and Evidently within seconds
 	@uri=$$($(RUN) python -c 'from churn.config.settings import get_settings; print(get_settings().tracking_uri)'); \
 	ws=$$($(RUN) python -c 'from churn.config.settings import get_settings; print(get_settings().evidently_workspace)'); \
 	mkdir -p "$$ws" "$(PREFECT_HOME)"; \
-	$(VENV)/bin/evidently ui --workspace "$$ws" --port 8001 >"$(PREFECT_HOME)/evidently-ui.log" 2>&1 & ev=$$!; \
-	trap 'kill $$ev 2>/dev/null' EXIT INT TERM; \
-	echo "MLflow UI    http://127.0.0.1:5000  ($$uri)"; \
-	echo "Evidently UI http://127.0.0.1:8001  (monitoring runs over time: $$ws; log: $(PREFECT_HOME)/evidently-ui.log)"; \
+	mlflow_log="$(PREFECT_HOME)/mlflow-ui.log"; evidently_log="$(PREFECT_HOME)/evidently-ui.log"; \
+	setsid $(VENV)/bin/evidently ui --workspace "$$ws" --port 8001 >"$$evidently_log" 2>&1 </dev/null & ev=$$!; \
+	setsid $(VENV)/bin/mlflow server --backend-store-uri "$$uri" --workers 1 --port 5000 >"$$mlflow_log" 2>&1 </dev/null & ml=$$!; \
+	stop() { \
+		kill -TERM -- -$$ev -$$ml 2>/dev/null; \
+		for _ in $$(seq 8); do kill -0 -- -$$ev 2>/dev/null || kill -0 -- -$$ml 2>/dev/null || return 0; sleep 0.25; done; \
+		kill -KILL -- -$$ev -$$ml 2>/dev/null; \
+	}; \
+	trap 'trap - INT TERM EXIT; echo; stop; echo "MLflow and Evidently UIs stopped"; exit 0' INT TERM; \
+	trap 'stop' EXIT; \
+	echo "MLflow UI    http://127.0.0.1:5000  ($$uri; log: $$mlflow_log)"; \
+	echo "Evidently UI http://127.0.0.1:8001  (monitoring runs over time: $$ws; log: $$evidently_log)"; \
 	echo "Prefect UI   $${PREFECT_API_URL%/api}  (every flow run; \`make stop\` ends the server)"; \
-	$(RUN) mlflow server --backend-store-uri "$$uri" --workers 1 --port 5000
+	echo "Ctrl-C stops MLflow and Evidently"; \
+	status=0; wait $$ml || status=$$?; \
+	echo "the MLflow UI exited ($$status); the end of $$mlflow_log:"; tail -n 20 "$$mlflow_log"; exit 1
 
 # Reuse this project's server when it answers (PREFECT_PORT is its port then, else a free one);
 # else start it detached (its log: $(PREFECT_HOME)/server.log), write the marker and wait for
@@ -176,97 +190,101 @@ stop: ## Stop the local Prefect server and the warm process that make started
 # ("$$VAR"), never pasted into the recipe, so a workflow input cannot become shell code.
 .PHONY: tag-data
 tag-data: $(STAMP) ## After `make data`, `dvc push` and committing dvc.lock: tag the commit data-<data version> (prints the push command)
-	$(RUN) churn tag-data
+	@$(RUN) churn tag-data
 
 .PHONY: pull-data
 pull-data: $(STAMP) ## Pull the data version dvc.lock records from the DVC remote (DATA_TAG=data-<version>: refuse any other)
-	$(RUN) churn pull-data $${DATA_TAG:+--expect "$$DATA_TAG"}
+	@$(RUN) churn pull-data $${DATA_TAG:+--expect "$$DATA_TAG"}
 
 .PHONY: train-challenger
 train-challenger: $(STAMP) warm ## Train on the pulled data without moving the champion: the gate decides and records approved or rejected
-	$(RUN) churn train --no-promote --frozen-data
+	@$(RUN) churn train --no-promote --frozen-data
 
 .PHONY: check-challenger
 check-challenger: $(STAMP) ## Check the challenger (gate decision, id invariance, monotone directions, scorer parity, smoke /predict on a real service)
-	$(RUN) churn check-challenger
+	@$(RUN) churn check-challenger
 
 .PHONY: promote-challenger
 promote-challenger: $(STAMP) ## Make the challenger champion when the gate approved it and its checks passed
-	$(RUN) churn promote --require-checks
+	@$(RUN) churn promote --require-checks
 
 .PHONY: promote-live
 promote-live: $(STAMP) ## Make the live challenger champion only when labelled live traffic proves it better (params.yaml live; BY= is recorded)
-	$(RUN) churn promote --from-live $${BY:+--by "$$BY"}
+	@$(RUN) churn promote --from-live $${BY:+--by "$$BY"}
 
 .PHONY: job-summary
 job-summary: $(STAMP) ## The run's Markdown summary of the challenger (VERSION=; SUMMARY=<file> appends, e.g. $GITHUB_STEP_SUMMARY)
-	$(RUN) churn job-summary $${VERSION:+--version "$$VERSION"} $${SUMMARY:+--output "$$SUMMARY"}
+	@$(RUN) churn job-summary $${VERSION:+--version "$$VERSION"} $${SUMMARY:+--output "$$SUMMARY"}
 
 .PHONY: promote
 promote: $(STAMP) ## Make VERSION=<n> champion when its recorded decision allows it (FORCE=1 BY= REASON=: a person overrides)
 	@test -n "$${VERSION:-}" || { echo "usage: make promote VERSION=<n> [BY=<who>] [FORCE=1 REASON=<why>]"; exit 2; }
-	$(RUN) churn promote --version "$$VERSION" $(if $(filter 1 true yes,$(FORCE)),--force,) $${BY:+--by "$$BY"} $${REASON:+--reason "$$REASON"}
+	@$(RUN) churn promote --version "$$VERSION" $(if $(filter 1 true yes,$(FORCE)),--force,) $${BY:+--by "$$BY"} $${REASON:+--reason "$$REASON"}
 
 .PHONY: record-image
 record-image: $(STAMP) ## Record a released image on the champion: DIGEST=sha256:<hex> IMAGE=<name> (VERSION= another version)
 	@test -n "$${DIGEST:-}" || { echo "usage: make record-image DIGEST=sha256:<hex> [IMAGE=<name>] [VERSION=<n>]"; exit 2; }
-	$(RUN) churn record-image --digest "$$DIGEST" $${IMAGE:+--image "$$IMAGE"} $${VERSION:+--version "$$VERSION"}
+	@$(RUN) churn record-image --digest "$$DIGEST" $${IMAGE:+--image "$$IMAGE"} $${VERSION:+--version "$$VERSION"}
 
 ##@ Serving
 .PHONY: serve
 serve: $(STAMP) ## Serve the champion on :8000 (PORT=, HOST= override; docs at /docs)
-	$(RUN) churn serve --host $(or $(HOST),127.0.0.1) --port $(PORT)
+	@$(RUN) churn serve --host $(or $(HOST),127.0.0.1) --port $(PORT)
 
 .PHONY: batch-predict
 batch-predict: $(STAMP) ## Score a file with the champion: INPUT=customers.parquet OUTPUT=scores.parquet [EXPLAIN=1: add each score's top reasons] [ENGINE=dask: INPUT a directory/glob of parts, OUTPUT a directory]
 	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make batch-predict INPUT=<csv|parquet> OUTPUT=<csv|parquet> [EXPLAIN=1] [ENGINE=pandas|dask]"; exit 2; }
-	$(RUN) churn batch-predict "$(INPUT)" "$(OUTPUT)" $(if $(EXPLAIN),--explain) $(if $(ENGINE),--engine $(ENGINE))
+	@$(RUN) churn batch-predict "$(INPUT)" "$(OUTPUT)" $(if $(EXPLAIN),--explain) $(if $(ENGINE),--engine $(ENGINE))
 
 .PHONY: bench-serve
 bench-serve: $(STAMP) ## Benchmark the service against the HTTP floor (same stack, constant answer), its FastAPI /predict route and `mlflow models serve`, and /predict with and without explain; then the champion's single-record p50/p99 and req/s with a canary challenger and without (needs wrk; prints ratios)
-	$(RUN) churn bench serve
-	$(RUN) churn bench serve --canary
+	@$(RUN) churn bench serve
+	@$(RUN) churn bench serve --canary
 
 .PHONY: bench-shadow
 bench-shadow: $(STAMP) prefect-server ## The service with a shadow challenger running against without one (p50/p99, req/s; a throw-away fork)
-	$(RUN) churn bench serve --shadow
+	@$(RUN) churn bench serve --shadow
 
 ##@ Monitoring
 .PHONY: monitor
 monitor: $(STAMP) warm ## Monitor recent traffic vs the champion's training data (Evidently); retrain on drift or decay (RETRAIN=0: never; PROMOTE_LIVE=1: promote a live challenger proven better; CURRENT=<parquet dir>: that window)
-	$(RUN) churn monitor $(if $(filter 0 false no,$(RETRAIN)),--no-retrain,) $(if $(filter 1 true yes,$(PROMOTE_LIVE)),--promote-from-live,) $(if $(CURRENT),--current "$(CURRENT)")
+	@$(RUN) churn monitor $(if $(filter 0 false no,$(RETRAIN)),--no-retrain,) $(if $(filter 1 true yes,$(PROMOTE_LIVE)),--promote-from-live,) $(if $(CURRENT),--current "$(CURRENT)")
 
 .PHONY: simulate
-simulate: $(STAMP) ## Send generated customers to the running API, then their labels (DRIFT=none|charges|contract|new-category|competitor|strong ROWS=)
-	$(RUN) churn simulate --url http://127.0.0.1:$(PORT) --drift $(or $(DRIFT),none) --rows $(or $(ROWS),2000)
+simulate: $(STAMP) ## Send generated customers (the default data only: refused after init-dataset on other data) to the running API, then their labels (DRIFT=none|charges|contract|new-category|competitor|strong ROWS=)
+	@$(RUN) churn simulate --url http://127.0.0.1:$(PORT) --drift $(or $(DRIFT),none) --rows $(or $(ROWS),2000)
 
 .PHONY: deployments
 deployments: $(STAMP) prefect-server ## Register training (weekly) and monitoring (hourly) as Prefect deployments on the Prefect server and run them
-	$(RUN) churn deployments
+	@$(RUN) churn deployments
 
 .PHONY: demo
 demo: $(STAMP) prefect-server ## The whole loop in a throw-away project: train, serve, traffic, monitor, drift, retrain, hot swap
-	$(RUN) churn demo
+	@$(RUN) churn demo
 
 .PHONY: screenshots
 screenshots: $(STAMP) ## Retake docs/screenshots/*.png: a throw-away project trained, served, monitored 5 times, with its own servers; headless /usr/bin/chromium, offline
-	$(RUN) churn screenshots
+	@$(RUN) churn screenshots
+
+.PHONY: docs-outputs
+docs-outputs: $(STAMP) ## Rewrite docs/tutorial/outputs/*.txt: the tutorial's steps run for real in a throw-away project (train, serve, /predict, explain, simulate, monitor, history), each command with its output
+	@$(RUN) python -m tools.tutorial_outputs
 
 .PHONY: bench-real-data
 bench-real-data: $(STAMP) ## Bring-your-own-data figures: init-dataset + training on ../shared/data's real files (the candidates' comparison), vs a plain XGBoost
-	$(RUN) churn bench real-data $${TRIALS:+--trials "$$TRIALS"}
+	@$(RUN) churn bench real-data $${TRIALS:+--trials "$$TRIALS"}
 
 .PHONY: bench-scale
 bench-scale: $(STAMP) ## Benchmark the engines, pandas vs dask: STEPS=training (generate/validate/split/train), scoring (batch scoring, monitoring) or all (ROWS=1000000 ENGINES=pandas,dask WORKERS=2)
-	$(RUN) churn bench scale --rows "$${ROWS:-1000000}" --engines "$${ENGINES:-pandas,dask}" --workers "$${WORKERS:-2}" --steps "$${STEPS:-training}"
+	@$(RUN) churn bench scale --rows "$${ROWS:-1000000}" --engines "$${ENGINES:-pandas,dask}" --workers "$${WORKERS:-2}" --steps "$${STEPS:-training}"
 
 .PHONY: bench-train
 bench-train: $(STAMP) prefect-server ## Benchmark churn train (nothing changed; --retrain) as a process of its own vs in the warm process (ROUNDS=3; a throw-away fork)
-	$(RUN) churn bench train --rounds "$${ROUNDS:-3}"
+	@$(RUN) churn bench train --rounds "$${ROUNDS:-3}"
 
 .PHONY: bench-monitor
 bench-monitor: $(STAMP) prefect-server ## Benchmark monitoring: 100k and 1M logged predictions, sampling power, false alarms
-	$(RUN) churn bench monitor
+	@$(RUN) churn bench monitor
 
 ##@ Kubernetes (docs/kubernetes.md; .github/workflows/kind.yml runs these on a kind cluster)
 # The release is named after the project, so its objects are too (deploy/helm/<project>).
@@ -324,15 +342,15 @@ kind-test: $(HELM) ## helm test: the release's test pod asks the API's /ready fr
 .PHONY: forget
 forget: $(STAMP) ## Erase one customer from the prediction log (store, journal, dead letters) and labels: CUSTOMER_ID=7590-VHVEG
 	@test -n "$(CUSTOMER_ID)" || { echo "usage: make forget CUSTOMER_ID=<id>"; exit 2; }
-	$(RUN) churn forget --customer-id "$(CUSTOMER_ID)"
+	@$(RUN) churn forget --customer-id "$(CUSTOMER_ID)"
 
 .PHONY: retention
 retention: $(STAMP) ## Delete predictions older than CHURN_PREDICTION_RETENTION_DAYS (default 90)
-	$(RUN) churn retention
+	@$(RUN) churn retention
 
 .PHONY: dead-letters
 dead-letters: $(STAMP) ## List the prediction log's dead letters (rows the store refused as data); REPLAY=1 stores them again
-	$(RUN) churn dead-letters $(if $(REPLAY),replay,list)
+	@$(RUN) churn dead-letters $(if $(REPLAY),replay,list)
 
 ##@ Documentation (mkdocs.yml; the reference pages are generated from the code: tools/docs_site.py)
 # NO_MKDOCS_2_WARNING: Material's banner about its successor, printed on every build.

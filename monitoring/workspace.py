@@ -48,6 +48,21 @@ FIGURES: dict[str, tuple[str, str]] = {
     "cpu_per_1000": ("Service cost", "CPU-seconds per 1,000 predictions"),
 }
 
+# What a panel shows when it has no line yet, and what to set: its description on the dashboard.
+SERVICE_NOTE = (
+    "From the prediction service's /metrics: empty unless CHURN_SERVICE_URL names the running "
+    "service when monitoring runs (e.g. CHURN_SERVICE_URL=http://127.0.0.1:8000 make monitor) "
+    "to see latency and cost."
+)
+PANEL_NOTES: dict[str, str] = {
+    "Quality on labelled traffic": (
+        "Empty until predictions in the window have their true labels (make simulate writes "
+        "them; a CRM export in production)."
+    ),
+    "Service latency (/predict, ms, since start)": SERVICE_NOTE,
+    "Service cost": SERVICE_NOTE,
+}
+
 
 def run_figures(
     *,
@@ -96,7 +111,8 @@ def project(workspace: Workspace, model_name: str | None = None) -> Project:
             for name, (t, legend) in FIGURES.items()
             if t == title
         ]
-        new.dashboard.add_panel(line_plot_panel(title, values, size="half"))
+        panel = line_plot_panel(title, values, description=PANEL_NOTES.get(title), size="half")
+        new.dashboard.add_panel(panel)
     return new
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from churn.config.redact import without_credentials
 from churn.config.settings import Settings
+from churn.release.job_summary import run_page
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def mlflow_ui_url(settings: Settings) -> str:
 
 
 def run_link(settings: Settings, experiment_id: str, run_id: str) -> str:
-    return f"{mlflow_ui_url(settings)}/#/experiments/{experiment_id}/runs/{run_id}"
+    return run_page(mlflow_ui_url(settings), experiment_id, run_id)
 
 
 def version_link(settings: Settings, version: str) -> str:

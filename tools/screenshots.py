@@ -31,6 +31,7 @@ import httpx
 
 from churn.config.settings import get_settings
 from churn.prediction_store import PredictionStore
+from churn.release.job_summary import run_page
 from tools.fork import (
     CHURN,
     ROOT,
@@ -454,7 +455,7 @@ def mlflow_run_page(page: Any, stack: Stack) -> bool:
         raise ScreenshotError(f"no MLflow experiment {settings.experiment_name!r}")
     eid = experiment.experiment_id
     run = client.search_runs([eid], order_by=["attributes.start_time ASC"])[0]
-    page.goto(f"{stack.mlflow}/#/experiments/{eid}/runs/{run.info.run_id}")
+    page.goto(run_page(stack.mlflow, eid, run.info.run_id))
     inputs = [d.dataset for d in run.inputs.dataset_inputs]
     if not inputs:
         raise ScreenshotError(f"the MLflow run {run.info.run_id} has no dataset inputs")

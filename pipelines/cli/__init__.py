@@ -18,18 +18,37 @@ environment, before importing any command: that hand-off costs a bare interprete
 
 from __future__ import annotations
 
+import os
 import sys
 
 from pipelines import warm
 
 # Commands handed to the warm process: the flows, whose imports dominate their time.
 WARM_COMMANDS = frozenset({"train", "monitor"})
+# No progress bars on stderr (MLflow's artifact downloads; tqdm anywhere): a command's own lines
+# say what it did. MLflow prints through the project's handler (its INFO chatter left out there,
+# pipelines/cli/context.py) instead of its own, whose level it sets when imported. A value the
+# caller set wins.
+QUIET_ENV = {
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_CONFIGURE_LOGGING": "false",
+    "TQDM_DISABLE": "1",
+}
+
+
+def quiet_environment() -> None:
+    """Set :data:`QUIET_ENV` in the environment unless the caller did: before a command
+    goes to the warm process, which compares the ``MLFLOW_*`` variables with its own (it went
+    through the same), and before one runs here."""
+    for name, value in QUIET_ENV.items():
+        os.environ.setdefault(name, value)
 
 
 def main() -> None:
     """The ``churn`` command: ``train`` and ``monitor`` in the warm process when it is up for
     this environment, everything else (and those, without it) in this process."""
     argv = sys.argv[1:]
+    quiet_environment()
     code = warm.run_warm(argv) if argv and argv[0] in WARM_COMMANDS else None
     if code is not None:
         sys.exit(code)
@@ -42,6 +61,7 @@ def run_app(args: list[str] | None = None) -> None:
     tracking URI or a store URL with its password)."""
     from pipelines.cli.commands import app
 
+    quiet_environment()
     try:
         app(args, prog_name="churn")
     except Exception as exc:

@@ -4,10 +4,12 @@ how a command loads settings and ``params.yaml`` or fails with one clear message
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -65,10 +67,47 @@ def _main(
     import numpy  # noqa: F401
     import scipy.special  # noqa: F401
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    terminal = logging.StreamHandler()
+    terminal.setFormatter(RunNamingFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[terminal])  # a no-op when one is set up
     mask_logging()  # a URL a library logs (MLflow, Prefect, SQLAlchemy) shows no password
-    # One INFO line per HTTP request (to the Prefect server, MLflow's, the service) is noise.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    quiet_libraries()
+
+
+# Libraries' INFO lines that repeat what the project's own lines say, or describe their internals
+# ("Creating initial MLflow database tables", alembic's migrations, one line per HTTP request):
+# their warnings and errors still show.
+QUIET_LOGGERS = ("httpx", "mlflow", "alembic")
+
+
+def quiet_libraries() -> None:
+    """Keep the terminal to the project's lines: no libraries' chatter."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class RunNamingFormatter(logging.Formatter):
+    """``LEVEL logger: message``, and for Prefect's run loggers the run it is about.
+
+    Prefect's ``Finished in state Completed()`` names neither the task nor the flow unless the
+    format says so (Prefect's own console format does; the project's replaces it): a task's line
+    reads ``INFO task 'train-2b1': Finished in state Completed()``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        for kind in ("task", "flow"):
+            run = getattr(record, f"{kind}_run_name", None)
+            if record.name == f"prefect.{kind}_runs" and run:
+                saved = record.name
+                record.name = f"{kind} {run!r}"
+                try:
+                    return super().format(record)
+                finally:
+                    record.name = saved
+        return super().format(record)
 
 
 def fail(message: object, code: int = 1) -> typer.Exit:
@@ -117,6 +156,56 @@ class DataErrorsWithoutTraceback(logging.Filter):
             record.exc_info = None
             record.exc_text = None
         return True
+
+
+class FailureEchoes(logging.Filter):
+    """On the terminal's handler while a command runs a flow whose failure it reports itself:
+    Prefect's own lines about the failure (the task's exception, its failed state, the flow's
+    exception, its failed state: the same error four to six times) are left out. They still
+    reach the Prefect server's log of the run (another handler)."""
+
+    RUN_LOGGERS = ("prefect.task_runs", "prefect.flow_runs")
+    FAILED = ("Finished in state Failed", "Finished in state Crashed")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name not in self.RUN_LOGGERS:
+            return True
+        return record.levelno < logging.ERROR and not record.getMessage().startswith(self.FAILED)
+
+
+T = TypeVar("T")
+
+
+def run_flow(flow: Callable[[], T]) -> T:
+    """Run a flow for a command and report its failure once: ``error: <message>``.
+
+    A data problem (:class:`~churn.config.errors.DataError`: something the user fixes in the
+    data or ``params.yaml``) is that one line; any other error is its traceback (credentials
+    masked), then the line. Prefect's own failure lines stay in the run's log on the Prefect
+    server, not on the terminal.
+    """
+    quiet, echoes = DataErrorsWithoutTraceback(), FailureEchoes()
+    loggers = [logging.getLogger(name) for name in FailureEchoes.RUN_LOGGERS]
+    handlers = list(logging.getLogger().handlers)
+    for logger in loggers:
+        logger.addFilter(quiet)
+    for handler in handlers:
+        handler.addFilter(echoes)
+    try:
+        return flow()
+    except Exception as exc:
+        error = data_error(exc)
+        if error is None:
+            import traceback
+
+            print(mask_credentials("".join(traceback.format_exception(exc))), file=sys.stderr)
+            error = exc
+        raise fail(error) from None
+    finally:
+        for logger in loggers:
+            logger.removeFilter(quiet)
+        for handler in handlers:
+            handler.removeFilter(echoes)
 
 
 def data_error(exc: BaseException | None) -> BaseException | None:

@@ -125,7 +125,11 @@ def init_dataset(
     except FileNotFoundError:
         raise fail(f"{settings.params_path} not found (use --project-dir)", 2) from None
     out = Console(soft_wrap=True, markup=False, highlight=False)  # names and levels as they are
-    out.print(_profile_table(profile))
+    table = _profile_table(profile)
+    if not out.is_terminal:  # piped or redirected: a row per column, never a cell wrapped
+        width = out.measure(table, options=out.options.update_width(1 << 16)).maximum
+        out = Console(soft_wrap=True, markup=False, highlight=False, width=width)
+    out.print(table)
     ds = profile.dataset
     excluded = [f"{c.name} ({c.role})" for c in profile.columns if c.role in ("pii", "ignored")]
     rows = f"{profile.n_rows} rows"

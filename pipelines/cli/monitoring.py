@@ -3,19 +3,16 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 import typer
 
 from pipelines.cli.context import (
     MONITOR,
-    DataErrorsWithoutTraceback,
     app,
-    data_error,
-    fail,
     load_context,
     load_settings,
+    run_flow,
 )
 
 
@@ -61,21 +58,14 @@ def monitor(
     with gc_policy.importing():  # the collector skips these objects after (gc_policy)
         from pipelines.monitoring import monitoring_flow
 
-    quiet = DataErrorsWithoutTraceback()  # e.g. a prediction-log URL naming no file
-    for name in ("prefect.task_runs", "prefect.flow_runs"):
-        logging.getLogger(name).addFilter(quiet)
-    try:
-        outcome = monitoring_flow(
+    outcome = run_flow(
+        lambda: monitoring_flow(
             str(ctx.obj.project_dir),
             retrain=retrain,
             promote_from_live=promote_from_live,
             current=current,
         )
-    except Exception as exc:
-        error = data_error(exc)
-        if error is None:
-            raise
-        raise fail(error) from exc
+    )
     if outcome.training and outcome.training.get("state") not in (None, "Completed"):
         raise typer.Exit(1)
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pipelines.cli.context import TOOLS, app, clone_tool, console, fail, load_settings
+from pipelines.cli.context import TOOLS, app, clone_tool, console, fail, load_context
 
 bench = typer.Typer(
     help="Benchmarks that print figures (the docs quote them).", no_args_is_help=True
@@ -39,7 +39,8 @@ def simulate(
     """Send realistic customers to the API, then (later) write their true churn labels.
 
     The labels go to the prediction store's labels table, keyed by the same keyed hash of the
-    customer id that the service logs, as a CRM feeding outcomes back would do.
+    customer id that the service logs, as a CRM feeding outcomes back would do. It knows only
+    the default data (the generator's columns): for another data set it says so and sends nothing.
     """
     import time
 
@@ -54,8 +55,20 @@ def simulate(
     except ValueError:
         choices = ", ".join(k.value for k in sim.DriftKind)
         raise fail(f"--drift {drift!r} is not one of: {choices}", 2) from None
-    settings = load_settings(ctx)
+    settings, params = load_context(ctx)
     customers = sim.make_customers(rows, seed, kind)
+    dataset = params.dataset
+    missing = [c for c in [*dataset.feature_columns, dataset.label_column] if c not in customers]
+    if missing:  # another data set (make init-dataset): the service would answer 422
+        shown = ", ".join(repr(c) for c in missing[:4]) + (", ..." if len(missing) > 4 else "")
+        name = dataset.name or dataset.label_column
+        raise fail(
+            "the simulator only generates the default data (src/churn/data/generator.py's "
+            f"Telco-like customers), not the data set params.yaml describes ({name!r}): it lacks "
+            f"{shown}. Send your own rows to /predict (docs/serving.md), or set ingest.kind: "
+            "generator and train again",
+            2,
+        )
     api_key, _ = settings.serving_secrets()
     try:
         sent = sim.send_traffic(url, customers, batch_size=batch_size, api_key=api_key)

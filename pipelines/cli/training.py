@@ -16,13 +16,12 @@ from rich.table import Table
 
 from pipelines.cli.context import (
     TRAIN,
-    DataErrorsWithoutTraceback,
     app,
     console,
-    data_error,
     fail,
     load_context,
     load_settings,
+    run_flow,
 )
 
 
@@ -63,11 +62,8 @@ def train(
     load_context(ctx)  # fail fast on a broken params.yaml, before Prefect starts
     from pipelines.training import training_flow
 
-    quiet = DataErrorsWithoutTraceback()
-    for name in ("prefect.task_runs", "prefect.flow_runs"):
-        logging.getLogger(name).addFilter(quiet)
-    try:
-        training_flow(
+    run_flow(
+        lambda: training_flow(
             str(ctx.obj.project_dir),
             force_ingest=force_ingest,
             push=push,
@@ -75,8 +71,7 @@ def train(
             frozen_data=frozen_data,
             retrain=retrain,
         )
-    except Exception as exc:  # Prefect logged the reason (the traceback unless a data problem)
-        raise fail(data_error(exc) or exc) from exc
+    )
 
 
 @app.command(rich_help_panel=TRAIN)

@@ -99,5 +99,8 @@ def test_a_header_only_file_fails_training_with_the_message_first(project_factor
         env={**os.environ, "COLUMNS": "200"},
     )
     assert done.returncode == 1
-    assert "holds only a header" in done.stderr
+    # Once: not again through the task's and the flow's logs (their failed states, exceptions).
+    assert done.stderr.count("holds only a header") == 1, done.stderr[-3000:]
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert "Finished in state Failed" not in done.stderr, done.stderr[-3000:]
+    assert "Finished in state Completed()\n" not in done.stderr  # the task is named

@@ -258,7 +258,7 @@ def test_the_job_summary_shows_decision_figures_checks_and_the_run(
     )
     assert "| smoke_predict | pass |" in text and f"`{tagged.tag}`" in text
     run_id = client(stack).get_model_version(MODEL, release.version).run_id
-    assert "/#/experiments/" in text and f"/runs/{run_id})" in text
+    assert "/#/experiments/" in text and f"/runs/{run_id}?workflowType=machine_learning)" in text
     assert stack.mlflow.url in text
 
 

@@ -67,6 +67,16 @@ def _v(version: str | None) -> str:
     return "none" if version is None else f"v{version}"
 
 
+# MLflow 3's UI shows an experiment's pages in its GenAI view unless the address asks for the
+# classic one (the machine-learning workflow: runs, metrics, models): every run link does.
+CLASSIC_VIEW = "workflowType=machine_learning"
+
+
+def run_page(base: str, experiment_id: str, run_id: str) -> str:
+    """The MLflow UI's page of a run, in the classic view, on the UI at ``base``."""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}?{CLASSIC_VIEW}"
+
+
 def run_link(tracking_uri: str, experiment_id: str, run_id: str) -> str | None:
     """The MLflow UI's page of a run on a tracking server; None for a local store.
 
@@ -77,7 +87,7 @@ def run_link(tracking_uri: str, experiment_id: str, run_id: str) -> str | None:
         return None
     netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
     base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+    return run_page(base, experiment_id, run_id)
 
 
 def read_summary(client: MlflowClient, name: str, version: str, tracking_uri: str) -> JobSummary:

@@ -41,3 +41,24 @@ def test_the_project_comes_from_churn_project_dir_unless_c_names_one(cli, tmp_pa
     assert f"{tmp_path / 'from-env' / 'params.yaml'} not found" in cli("validate").output
     other = cli("-C", str(tmp_path / "given"), "validate").output
     assert f"{tmp_path / 'given' / 'params.yaml'} not found" in other
+
+
+def test_a_fresh_process_prints_no_library_chatter(tmp_path):
+    """MLflow's own handler printed "Creating initial MLflow database tables" (and alembic its
+    migrations) in its own format, in every new process that opened a new store: `churn` keeps
+    MLflow on the project's handler, where INFO chatter is left out and errors stay."""
+    import subprocess
+    import sys
+
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "-C", str(tmp_path), "model-info"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (tmp_path / "mlruns" / "mlflow.db").exists()  # the store was created in this run
+    assert done.returncode == 1
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: model "), lines

@@ -58,3 +58,28 @@ def test_init_dataset_dry_run_leaves_params_unchanged_and_errors_name_the_values
     assert result.exit_code == 0, result.output
     assert "dataset:" in result.output and "--dry-run: params.yaml unchanged" in result.output
     assert (tmp_path / "params.yaml").read_text() == before
+
+
+def test_init_dataset_piped_prints_one_plain_line_per_column(cli, tmp_path):
+    """Piped into a file or ``less``, the table keeps a row per column however long the names
+    and levels are (rich wraps cells at 80 characters when it sees no terminal)."""
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    long = "Distinct Called Numbers In The Last Billing Month"
+    plans = ["Unlimited Family Bundle", "Prepaid Weekend Saver", "Corporate Fleet Premium"]
+    rows = [f"{int(i % 4 == 0)},{i * 37 % 1000},{plans[i % 3]}" for i in range(60)]
+    data = tmp_path / "calls.csv"
+    data.write_text(f"Churn,{long},Plan Name Of The Subscription\n" + "\n".join(rows))
+    result = cli("-C", str(tmp_path), "init-dataset", str(data), "--label", "Churn", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "\x1b[" not in result.output and not re.search(r"[\u2500-\u257f]", result.output)
+    lines = result.output.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("column"))
+    table = lines[header : header + 4]  # the header and the three columns, a line each
+    assert table[0].split() == ["column", "role", "type", "levels", "or", "range", "why"]
+    assert [line.split("  ")[0] for line in table[1:]] == [
+        "Churn",
+        long,
+        "Plan Name Of The Subscription",
+    ], lines[header : header + 8]
+    assert lines[header + 4].startswith("60 rows"), lines[header : header + 8]
+    assert "Corporate Fleet Premium" in table[3] and table[3].rstrip().endswith("3 levels")

@@ -6,7 +6,7 @@ import json
 
 from churn.champion import ChampionInfo
 from churn.config.identity import identity
-from churn.release.job_summary import JobSummary, render_markdown, run_link
+from churn.release.job_summary import CLASSIC_VIEW, JobSummary, render_markdown, run_link
 from churn.release.registry import RecordedDecision
 
 RECORD = ChampionInfo(
@@ -57,7 +57,10 @@ def test_the_summary_names_the_decision_the_reason_and_both_models_figures():
     assert "| baseline (logistic regression) | 0.8326 |" in text
     assert "| smoke_predict | pass | 50 rows \\| ok |" in text  # a pipe cannot break the table
     assert "git tag `data-f4b6bf283a3f`" in text and "code commit `abc123`" in text
-    link = "https://mlflow.example.com/#/experiments/3/runs/1df2ea84b339480296133177abfc671b"
+    link = (
+        "https://mlflow.example.com/#/experiments/3/runs/1df2ea84b339480296133177abfc671b?"
+        + CLASSIC_VIEW
+    )
     assert f"[`{RECORD.run_id}`]({link})" in text
     assert "pw@" not in text, "credentials of the tracking URI must not reach the summary"
 
@@ -86,5 +89,20 @@ def test_failed_checks_are_the_headline_and_each_is_listed():
 def test_a_local_store_has_no_link():
     assert run_link("sqlite:////tmp/mlruns/mlflow.db", "1", "abc") is None
     assert run_link("http://127.0.0.1:5000", "1", "abc") == (
-        "http://127.0.0.1:5000/#/experiments/1/runs/abc"
+        "http://127.0.0.1:5000/#/experiments/1/runs/abc?workflowType=machine_learning"
     )
+
+
+def test_run_links_ask_mlflow_3_for_the_classic_view():
+    """Without ``workflowType=machine_learning`` MLflow 3's UI opens in its GenAI view; the
+    parameter is the one its bundled UI reads (checked against the installed build)."""
+    from pathlib import Path
+
+    import mlflow
+
+    link = run_link("https://mlflow.example.com/base/", "3", "abc")
+    assert link == "https://mlflow.example.com/base/#/experiments/3/runs/abc?" + CLASSIC_VIEW
+    build = Path(mlflow.__file__).parent / "server" / "js" / "build" / "static" / "js"
+    ui = "".join(p.read_text(errors="ignore") for p in build.glob("main.*.js"))
+    key, value = CLASSIC_VIEW.split("=")
+    assert f'get("{key}")' in ui and f'"{value}"' in ui
