@@ -25,8 +25,9 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
-EVENT_KINDS: tuple[str, ...] = ("login", "support_call", "payment_failed")
-"""The kinds of event, in the order of the rate tables below."""
+from churn.config.feature_store import EVENT_KINDS  # the kinds, in the rate tables' order
+
+__all__ = ["EVENT_KINDS", "ActivityData", "EventDrift", "empty_events", "generate_events"]
 
 EVENT_COLUMNS: tuple[str, ...] = ("customerID", "event_timestamp", "event")
 """The event table's columns: who, when (UTC), which kind."""
@@ -40,7 +41,8 @@ WINDOW_END = datetime(2026, 1, 1, tzinfo=UTC)
 LABEL_SPREAD_DAYS = 90
 HISTORY_DAYS = 120
 PRE_CHURN_DAYS = 30
-_DAY_NS = 86_400 * 1_000_000_000
+_SECOND_NS = 1_000_000_000
+_DAY_NS = 86_400 * _SECOND_NS
 _MONTH_DAYS = 30.0
 
 # Events per 30 days of an ordinary customer, in EVENT_KINDS order.
@@ -124,6 +126,7 @@ def generate_events(
     )
     end = pd.Timestamp(WINDOW_END).value
     label = end - (label_rng.random(n) * LABEL_SPREAD_DAYS * _DAY_NS).astype(np.int64)
+    label -= label % _SECOND_NS  # logs keep whole seconds
     history_days = np.full(n, float(HISTORY_DAYS))
     if tenure_months is not None:
         history_days = np.minimum(history_days, tenure_months.to_numpy(float) * _MONTH_DAYS)
@@ -156,7 +159,8 @@ def generate_events(
         starts = np.repeat(seg_start.ravel(), counts.ravel())
         spans = np.repeat((seg_days * _DAY_NS).ravel(), counts.ravel())
         owners.append(owner)
-        stamps.append(starts + (event_rng.random(len(owner)) * spans).astype(np.int64))
+        stamp = starts + (event_rng.random(len(owner)) * spans).astype(np.int64)
+        stamps.append(stamp - stamp % _SECOND_NS)
         kinds.append(np.full(len(owner), k))
     owner = np.concatenate(owners)
     stamp = np.concatenate(stamps)

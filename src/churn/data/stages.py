@@ -54,7 +54,10 @@ def events(settings: Settings, params: Params) -> int:
             tenure_months=frame["tenure"],
             electronic_check=frame["PaymentMethod"] == "Electronic check",
         )
-    for path, table in ((layout.events, activity.events), (layout.label_times, activity.label_times)):
+    for path, table in (
+        (layout.events, activity.events),
+        (layout.label_times, activity.label_times),
+    ):
         clear(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         table.to_parquet(path, index=False)
