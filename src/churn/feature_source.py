@@ -9,9 +9,9 @@ dependency group and its tests removes the store and leaves nothing that imports
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from churn.config.feature_store import StoreVersion
 from churn.config.params import Params
 from churn.config.settings import Settings
 
@@ -20,20 +20,7 @@ if TYPE_CHECKING:
 
 STORE_MODULE = "churn.feature_store.store"
 
-
-@dataclass(frozen=True)
-class StoreVersion:
-    """What a training run records of the store it read (the champion record, MLflow tags).
-
-    Attributes:
-        views: Feature view name -> the hash of its definition.
-        data_version: Hash of the offline store's file (the aggregates the rows were joined to).
-        rows: Rows of that file (customers x snapshots).
-    """
-
-    views: dict[str, str]
-    data_version: str
-    rows: int
+__all__ = ["STORE_MODULE", "FeatureStore", "StoreVersion", "feature_store"]
 
 
 class FeatureStore(Protocol):

@@ -7,6 +7,7 @@ store is kept by hand twice (docs/feature-store.md).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -63,3 +64,18 @@ class FeatureStoreParams(BaseModel):
         """Every feature the store serves, in a fixed order."""
         counts = [name for names in self.count_features().values() for name in names]
         return [*counts, *self.recency_features()]
+
+
+@dataclass(frozen=True)
+class StoreVersion:
+    """What a training run records of the store it read (the champion record, MLflow tags).
+
+    Attributes:
+        views: Feature view name -> the hash of its definition.
+        data_version: Hash of the offline store's file (the aggregates the rows were joined to).
+        rows: Rows of that file (customers x snapshots).
+    """
+
+    views: dict[str, str]
+    data_version: str
+    rows: int

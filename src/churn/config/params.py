@@ -491,6 +491,12 @@ class Params(_Strict):
                 f"has (ingest.kind: generator; here {self.ingest.kind!r}): set "
                 "feature_store.enabled: false"
             )
+        if self.feature_store.enabled and self.engine.kind != "pandas":
+            raise ValueError(
+                f"feature_store.enabled joins the training rows on the pandas engine only (here "
+                f"engine.kind: {self.engine.kind}): set engine.kind: pandas, or "
+                "feature_store.enabled: false"
+            )
         if self.feature_store.enabled and self.dataset.id_column is None:
             raise ValueError(
                 "feature_store.enabled needs customer ids (the store's entity): set "

@@ -26,6 +26,7 @@ from churn.data import stages
 from churn.feature_source import StoreVersion, feature_store
 from churn.feature_store.definitions import config_dict, definitions, view_version
 from churn.feature_store.store import repo_layout
+from churn.training.store_features import join_store_features, with_store_params
 
 ROOT = Path(__file__).resolve().parents[3]
 PLANTED_DELAY = pd.Timedelta(hours=1)
@@ -39,6 +40,7 @@ class Built:
     label_times: pd.DataFrame
     planted_for: str
     label_time: pd.Timestamp
+    train: pd.DataFrame  # the training split
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +54,12 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     b.settings = Settings(project_dir=root, data_dir=root / "data")
     stages.ingest(b.settings, b.params)
     stages.events(b.settings, b.params)
+    stages.validate(b.settings, b.params)
+    stages.split(b.settings, b.params)
     layout = DataLayout(b.settings.data_dir)
-    customers = pd.read_parquet(layout.raw)
+    b.train = pd.read_parquet(layout.split("train"))
     b.label_times = pd.read_parquet(layout.label_times)
-    churner = customers.loc[customers["Churn"] == "Yes", "customerID"].iloc[0]
+    churner = b.train.loc[b.train["Churn"] == "Yes", "customerID"].iloc[0]
     b.planted_for = churner
     b.label_time = b.label_times.set_index("customerID").loc[churner, "label_time"]
     events = pd.read_parquet(layout.events)
@@ -121,17 +125,23 @@ def _support_calls_90d(events: pd.DataFrame, customer: str, at: pd.Timestamp) ->
 def test_point_in_time_join_leaves_out_an_event_after_the_label_time_a_naive_join_takes(
     built: Built,
 ) -> None:
+    """The training split's row of the planted churner, through the training flow's join."""
     store = feature_store(built.params)
     assert store is not None
-    row = pd.DataFrame({"customerID": [built.planted_for], "event_timestamp": [built.label_time]})
+    train = join_store_features(built.settings, built.params, {"train": built.train}, store)
+    rows = train["train"]
+    assert rows["customerID"].tolist() == built.train["customerID"].tolist()
     as_of_label = int(
-        store.historical(built.settings, built.params, row)["support_call_count_90d"][0]
+        rows.loc[rows["customerID"] == built.planted_for, "support_call_count_90d"].iloc[0]
     )
 
     # A naive join: the customer's features as they are now (the latest snapshot), by id alone.
     table = pd.read_parquet(repo_layout(built.settings).source)
     latest = table.sort_values("event_timestamp").groupby("customerID").tail(1)
-    naive_row = row.merge(latest, on="customerID", suffixes=("", "_latest"))
+    row = pd.DataFrame({"customerID": [built.planted_for]})
+    naive_row = row.merge(latest, on="customerID").rename(
+        columns={"event_timestamp": "event_timestamp_latest"}
+    )
     naive = int(naive_row["support_call_count_90d"][0])
 
     snapshot = built.label_time.floor(f"{built.params.feature_store.snapshot_hours}h")
@@ -148,3 +158,11 @@ def test_point_in_time_join_leaves_out_an_event_after_the_label_time_a_naive_joi
     latest_at = naive_row["event_timestamp_latest"][0]
     assert naive == _support_calls_90d(built.events, built.planted_for, latest_at)
     assert naive == _support_calls_90d(without_planted, built.planted_for, latest_at) + 1
+
+
+def test_the_store_features_become_numeric_columns_of_the_data_set(built: Built) -> None:
+    model_params = with_store_params(built.params)
+    names = built.params.feature_store.feature_names()
+    assert set(names) <= set(model_params.dataset.feature_columns)
+    assert all(model_params.dataset.numeric[name].min == 0 for name in names)
+    assert built.params.dataset.numeric.keys().isdisjoint(names)  # the shipped block unchanged
