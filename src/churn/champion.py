@@ -227,7 +227,9 @@ class ChampionInfo:
             store = tags.get("feature_store")
             feature_store = StoreVersion(**json.loads(store)) if store else None
         except (TypeError, ValueError) as exc:
-            raise ChampionRecordError(f"{where} has an unreadable lineage tag: {exc}") from exc
+            raise ChampionRecordError(
+                f"{where} has an unreadable lineage, split or feature_store tag: {exc}"
+            ) from exc
         return cls(
             **values,
             serving_check=ServingCheck(**json.loads(check)) if check else None,
