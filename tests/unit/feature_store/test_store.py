@@ -146,18 +146,20 @@ def test_point_in_time_join_leaves_out_an_event_after_the_label_time_a_naive_joi
 
     snapshot = built.label_time.floor(f"{built.params.feature_store.snapshot_hours}h")
     without_planted = built.events.iloc[:-1]
+    latest_at = naive_row["event_timestamp_latest"][0]
+    naive_without = _support_calls_90d(without_planted, built.planted_for, latest_at)
     print(
-        f"\nsupport calls in 90 days of {built.planted_for} (label time {built.label_time}): "
-        f"point-in-time join {as_of_label}, naive join {naive} "
-        f"(the planted call is {PLANTED_DELAY} after the label time)"
+        f"\n{built.planted_for}'s support_call_count_90d, a call planted {PLANTED_DELAY} after "
+        f"the label time ({built.label_time}): point-in-time join {as_of_label} (without the "
+        f"planted call: {_support_calls_90d(without_planted, built.planted_for, snapshot)}), "
+        f"naive join {naive} (without it: {naive_without})"
     )
     # the store: exactly the events at or before the last snapshot before the label time
     assert as_of_label == _support_calls_90d(built.events, built.planted_for, snapshot)
     assert as_of_label == _support_calls_90d(without_planted, built.planted_for, snapshot)
     # the naive join holds the planted call: one more than the same join without it
-    latest_at = naive_row["event_timestamp_latest"][0]
     assert naive == _support_calls_90d(built.events, built.planted_for, latest_at)
-    assert naive == _support_calls_90d(without_planted, built.planted_for, latest_at) + 1
+    assert naive == naive_without + 1
 
 
 def test_the_store_features_become_numeric_columns_of_the_data_set(built: Built) -> None:
