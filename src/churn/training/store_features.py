@@ -63,11 +63,18 @@ def join_store_features(
     splits: dict[str, pd.DataFrame],
     store: FeatureStore,
 ) -> dict[str, pd.DataFrame]:
-    """Each split with the store's features as of each row's label time (same rows, same order)."""
+    """Each split with the store's features as of each row's label time (same rows, same order).
+
+    One query for every split's rows: Feast's file offline store reads its whole file per query.
+    """
     names = params.feature_store.feature_names()
+    rows = [entity_rows(settings, params, frame) for frame in splits.values()]
+    features = store.historical(settings, params, pd.concat(rows, ignore_index=True))
     joined: dict[str, pd.DataFrame] = {}
-    for split, frame in splits.items():
-        features = store.historical(settings, params, entity_rows(settings, params, frame))
+    start = 0
+    for (split, frame), entity in zip(splits.items(), rows, strict=True):
+        part = features.iloc[start : start + len(entity)]
+        start += len(entity)
         base = frame.reset_index(drop=True)
-        joined[split] = pd.concat([base, features[names].reset_index(drop=True)], axis=1)
+        joined[split] = pd.concat([base, part[names].reset_index(drop=True)], axis=1)
     return joined
