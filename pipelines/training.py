@@ -279,10 +279,11 @@ def _run(
     ran = {
         "ingest": timed("ingest", ingest_task, settings, params, force_ingest, not frozen_data),
         "validate": timed("validate", validate_task, settings, params),
+        # the activity events (the feature store's data), versioned with the rest even when the
+        # store is off, so that dvc.yaml's stages are all current after a run
+        "events": timed("events", events_task, settings, params),
         "split": timed("split", split_task, settings, params),
     }
-    if params.feature_store.enabled:  # the feature store's events, versioned with the rest
-        ran["events"] = timed("events", events_task, settings, params)
     if frozen_data:
         now = versioning.data_version(versioning.locked_data_files(root))
         if now != locked:

@@ -37,12 +37,15 @@ def ingest(settings: Settings, params: Params) -> int:
 def events(settings: Settings, params: Params) -> int:
     """Write the activity events and label times of the raw customers; returns the event count.
 
-    Only the generated data set has events (``churn.data.events``); another source gets the two
-    tables empty, which leaves the feature store off (``feature_store`` in ``params.yaml``).
+    Only the generated data set has events (``churn.data.events``), on the pandas engine (the
+    feature store joins on it only; a plug-in engine's millions of customers would make billions
+    of events in this process); otherwise the two tables are written empty, which leaves the
+    feature store off (``feature_store`` in ``params.yaml``).
     """
     layout = DataLayout(settings.data_dir)
     dataset = params.dataset
-    if params.ingest.kind != "generator" or dataset.id_column is None:
+    generated = params.ingest.kind == "generator" and params.engine.kind == "pandas"
+    if not generated or dataset.id_column is None:
         activity = empty_events()
     else:
         wanted = [dataset.id_column, dataset.label_column, "tenure", "PaymentMethod"]

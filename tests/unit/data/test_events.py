@@ -166,3 +166,16 @@ def test_a_data_set_of_ones_own_gets_empty_tables(tmp_path: Path) -> None:
     layout = DataLayout(settings.data_dir)
     assert pd.read_parquet(layout.events).columns.tolist() == list(EVENT_COLUMNS)
     assert pd.read_parquet(layout.label_times).empty
+
+
+def test_the_dask_engine_gets_empty_tables(tmp_path: Path) -> None:
+    """The store joins on the pandas engine only: at a plug-in engine's scale no events drawn."""
+    base = load_params(ROOT / "params.yaml").model_dump(by_alias=True)
+    base["engine"]["kind"] = "dask"
+    params = Params.model_validate(base)
+    settings = Settings(project_dir=tmp_path, data_dir=tmp_path / "data")
+    layout = DataLayout(settings.data_dir)
+    layout.raw.parent.mkdir(parents=True)
+    generate_customers(50, seed=1).to_parquet(layout.raw, index=False)
+    assert stages.events(settings, params) == 0
+    assert pd.read_parquet(layout.label_times).empty
