@@ -460,6 +460,7 @@ test-core: | $(UV_BOOTSTRAP) ## Run the unit suite without the optional Dask eng
 # checks the list against what `git status --ignored` shows after a run); the user's own files
 # under data/ (git-ignored) and .venv stay. A tracked dvc.lock is restored to the commit's.
 CLEAN_PATHS := data/raw data/validated data/splits data/feedback data/predictions data/labels \
+	data/feature_store \
 	.serving-cache reports mlruns .prefect .dvcstore .dvc/cache .dvc/tmp .venv-core \
 	evidently-workspace prediction-journal .cache \
 	.pytest_cache .mypy_cache .ruff_cache .import_linter_cache site

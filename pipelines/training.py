@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from churn import engine, models
+from churn import engine, feature_source, models
 from churn.champion import ChampionInfo, ServingCheck
+from churn.config.feature_store import StoreVersion
 from churn.config.identity import identity
 from churn.config.params import DatasetConfig, Params, load_params
 from churn.config.settings import Settings, get_settings
@@ -71,11 +72,33 @@ def reuse_check_task(settings: Settings, params: Params) -> tuple[str, ChampionI
     return fingerprint, ChampionInfo.from_version(found)
 
 
+@task(name="events", cache_policy=NO_CACHE)
+def events_task(settings: Settings, params: Params) -> bool:
+    run = partial(data_stages.events, settings, params)
+    return versioning.reproduce_stage("events", settings.project_dir, run)
+
+
+@task(name="feature-store", cache_policy=NO_CACHE)
+def feature_store_task(settings: Settings, params: Params) -> StoreVersion:
+    store = feature_source.feature_store(params)
+    assert store is not None  # the flow asks only with feature_store.enabled
+    return store.build(settings, params)
+
+
 @task(name="featurize", cache_policy=NO_CACHE)
 def featurize_task(settings: Settings, params: Params) -> model_stages.FeatureSet:
+    """The splits encoded; with the feature store, each row first gets the store's features as
+    of its label time (``churn.training.store_features``)."""
     from churn.training import stages as model_stages
 
-    return model_stages.featurize(data_stages.load_splits(settings), params)
+    splits = data_stages.load_splits(settings)
+    store = feature_source.feature_store(params)
+    if store is None:
+        return model_stages.featurize(splits, params)
+    from churn.training.store_features import join_store_features, with_store_params
+
+    joined = join_store_features(settings, params, splits, store)
+    return model_stages.featurize(joined, with_store_params(params))
 
 
 @task(name="train", cache_policy=NO_CACHE)
@@ -138,10 +161,11 @@ def record_task(
     trained: TrainedModels,
     result: model_stages.Evaluation,
     serving_check: ServingCheck,
+    store: StoreVersion | None,
 ) -> promotion.TrainingRun:
     from churn.release import promotion
 
-    return promotion.build_run(settings, params, features, trained, result, serving_check)
+    return promotion.build_run(settings, params, features, trained, result, serving_check, store)
 
 
 @task(name="register", retries=1, retry_delay_seconds=3, cache_policy=NO_CACHE)
@@ -255,6 +279,9 @@ def _run(
     ran = {
         "ingest": timed("ingest", ingest_task, settings, params, force_ingest, not frozen_data),
         "validate": timed("validate", validate_task, settings, params),
+        # the activity events (the feature store's data), versioned with the rest even when the
+        # store is off, so that dvc.yaml's stages are all current after a run
+        "events": timed("events", events_task, settings, params),
         "split": timed("split", split_task, settings, params),
     }
     if frozen_data:
@@ -269,13 +296,20 @@ def _run(
     fingerprint, reused = timed("reuse-check", reuse_check_task, settings, params)
     if reused is not None and promote and not retrain:
         return _report(settings, _reused_summary(reused, fingerprint, ran, timed.seconds))
+    store: StoreVersion | None = None  # the feature store the rows were joined to, when on
     if params.engine.kind != "pandas":
         on_cluster = timed("featurize", plugin_featurize_task, settings, params)
         trained = timed("train", plugin_train_task, settings, on_cluster, params)
         result = timed("evaluate", plugin_evaluate_task, on_cluster, trained, params)
         features = on_cluster.sample  # bounded samples for the serving check, record and gate
     else:
+        if params.feature_store.enabled:
+            from churn.training.store_features import with_store_params
+
+            store = timed("feature-store", feature_store_task, settings, params)
         features = timed("featurize", featurize_task, settings, params)
+        if store is not None:  # from here on the store's features are columns of the data set
+            params = with_store_params(params)
         trained = timed("train", train_task, features, params)
         result = timed("evaluate", evaluate_task, features, trained, params)
     check = timed("check-serving", check_serving_task, result, params.dataset, features)
@@ -283,7 +317,7 @@ def _run(
 
     if push and settings.dvc_push:
         timed("push-data", push_task, root)
-    run = timed("record", record_task, settings, params, features, trained, result, check)
+    run = timed("record", record_task, settings, params, features, trained, result, check, store)
     challenger = timed("register", register_task, settings, run)
     assert challenger.version is not None
     timed("remember", remember_task, settings, challenger.version, fingerprint)

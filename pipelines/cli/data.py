@@ -1,5 +1,5 @@
 """The data commands: ``init-dataset`` (profile a file, write ``params.yaml``'s blocks), then the
-stages ``dvc.yaml`` runs (``ingest``, ``validate``, ``split``)."""
+stages ``dvc.yaml`` runs (``ingest``, ``events``, ``validate``, ``split``)."""
 
 from __future__ import annotations
 
@@ -224,6 +224,21 @@ def ingest(ctx: typer.Context) -> None:
         except IngestError as exc:
             raise fail(exc) from exc
     console.print(f"ingested {rows} rows from the {params.ingest.kind} source")
+
+
+@app.command(rich_help_panel=DATA)
+def events(ctx: typer.Context) -> None:
+    """Write the generated customers' activity events and label times under data/raw/.
+
+    The behaviour data of the optional feature store (docs/feature-store.md); a data set of your
+    own (ingest.kind other than generator) gets the two tables empty.
+    """
+    from churn.data import stages as data_stages
+
+    settings, params = load_context(ctx)
+    with console.status("drawing the activity events..."):
+        count = data_stages.events(settings, params)
+    console.print(f"wrote {count} activity events ({params.ingest.kind} source)")
 
 
 @app.command(rich_help_panel=DATA)

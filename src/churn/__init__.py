@@ -8,7 +8,9 @@ explainer serve a fitted model) -> ``training`` (candidates, evaluation, compari
 training stages) -> ``release`` (MLflow tracking, the registry, the gate, checks, live
 challengers). Beside them, the contracts that cross
 package borders: ``champion`` (the champion record), ``prediction_store`` (the prediction log and
-labels) and ``engine`` (where the stages run). ``dask`` is the optional Dask engine, a plug-in.
+labels), ``engine`` (where the stages run) and ``feature_source`` (the feature store, if any).
+``dask`` is the optional Dask engine and ``feature_store`` the optional feature store (Feast):
+plug-ins.
 
 A package imports only the ones before it (``[tool.importlinter]`` in ``pyproject.toml``).
 """

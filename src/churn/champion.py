@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from churn.config.feature_store import StoreVersion
 from churn.config.layout import DataLayout
 
 if TYPE_CHECKING:
@@ -136,6 +137,9 @@ class ChampionInfo:
         feature_code: the feature code's version the model was fitted with
             (``churn.features.version.FEATURE_CODE_VERSION``); None on older versions.
         split: how the run split its rows (:class:`SplitIdentity`); None on older versions.
+        feature_store: the feature store the training rows were joined to, as of each row's
+            label time (its feature views' versions and its data version); None when the run
+            did not use the store (``feature_store.enabled: false``, the default).
         version: registry version (None until registered).
         run_id: the MLflow run that trained it.
     """
@@ -152,6 +156,7 @@ class ChampionInfo:
     lineage: Lineage | None = None
     feature_code: int | None = None
     split: SplitIdentity | None = None
+    feature_store: StoreVersion | None = None
     version: str | None = None
     run_id: str | None = None
 
@@ -176,6 +181,8 @@ class ChampionInfo:
             tags["feature_code"] = str(self.feature_code)
         if self.split is not None:
             tags["split"] = json.dumps(asdict(self.split), sort_keys=True)
+        if self.feature_store is not None:
+            tags["feature_store"] = json.dumps(asdict(self.feature_store), sort_keys=True)
         return tags
 
     @classmethod
@@ -217,8 +224,12 @@ class ChampionInfo:
             lineage = Lineage(**json.loads(tags["lineage"])) if "lineage" in tags else None
             feature_code = int(tags["feature_code"]) if "feature_code" in tags else None
             split = SplitIdentity(**json.loads(tags["split"])) if "split" in tags else None
+            store = tags.get("feature_store")
+            feature_store = StoreVersion(**json.loads(store)) if store else None
         except (TypeError, ValueError) as exc:
-            raise ChampionRecordError(f"{where} has an unreadable lineage tag: {exc}") from exc
+            raise ChampionRecordError(
+                f"{where} has an unreadable lineage, split or feature_store tag: {exc}"
+            ) from exc
         return cls(
             **values,
             serving_check=ServingCheck(**json.loads(check)) if check else None,
@@ -226,6 +237,7 @@ class ChampionInfo:
             lineage=lineage,
             feature_code=feature_code,
             split=split,
+            feature_store=feature_store,
             version=version,
             run_id=run_id,
         )

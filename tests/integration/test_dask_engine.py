@@ -168,4 +168,4 @@ def test_dvc_versions_the_partitioned_outputs(both_engines):
         check=True,
     )
     assert "up to date" in status.stdout, status.stdout
-    assert run.data_stages_ran == {"ingest": True, "validate": True, "split": True}
+    assert run.data_stages_ran == {"ingest": True, "validate": True, "events": True, "split": True}

@@ -23,6 +23,7 @@ def test_no_import_runs_up_the_layers():
     assert "0 broken" in done.stdout
     # Every contract was checked (one missing from pyproject would leave its rule unchecked).
     assert "layers: tools > pipelines > serving | monitoring > churn KEPT" in done.stdout
-    assert "churn: dask > release > training > models > scoring" in done.stdout
+    assert "churn: dask > feature_store > release > training > models > scoring" in done.stdout
     assert "only churn.dask imports dask: the rest goes through churn.engine KEPT" in done.stdout
+    assert "only churn.feature_store imports feast (via churn.feature_source) KEPT" in done.stdout
     assert "no import cycles KEPT" in done.stdout

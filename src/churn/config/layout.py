@@ -68,6 +68,16 @@ class DataLayout:
         return self.root / "raw" / "customers.parquet"
 
     @property
+    def events(self) -> Path:
+        """The customers' activity events (``churn.data.events``; empty for a data set without)."""
+        return self.root / "raw" / "events.parquet"
+
+    @property
+    def label_times(self) -> Path:
+        """When each customer's churn label was read (the point-in-time join's row times)."""
+        return self.root / "raw" / "label_times.parquet"
+
+    @property
     def validated(self) -> Path:
         return self.root / "validated" / "customers.parquet"
 

@@ -10,6 +10,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from churn.config.feature_store import FeatureStoreParams
 from churn.config.features import FeatureParams, column_problem
 
 Level = str | int
@@ -456,6 +457,7 @@ class Params(_Strict):
     value: ValueParams = ValueParams()
     monitor: MonitorParams = MonitorParams()
     live: LiveParams = LiveParams()
+    feature_store: FeatureStoreParams = FeatureStoreParams()
 
     @property
     def split_method(self) -> Literal["stratified", "hash"]:
@@ -480,6 +482,28 @@ class Params(_Strict):
                 f"dataset.time_column {self.dataset.time_column!r} asks for a split by time, "
                 f"which the {kind} engine does not do (it splits by a keyed hash of each row's "
                 "id): set dataset.time_column: null, or engine.kind: pandas"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _feature_store_has_events(self) -> Params:
+        # Only the generated data set has activity events (churn.data.events) for now.
+        if self.feature_store.enabled and self.ingest.kind != "generator":
+            raise ValueError(
+                f"feature_store.enabled needs activity events, which only the generated data set "
+                f"has (ingest.kind: generator; here {self.ingest.kind!r}): set "
+                "feature_store.enabled: false"
+            )
+        if self.feature_store.enabled and self.engine.kind != "pandas":
+            raise ValueError(
+                f"feature_store.enabled joins the training rows on the pandas engine only (here "
+                f"engine.kind: {self.engine.kind}): set engine.kind: pandas, or "
+                "feature_store.enabled: false"
+            )
+        if self.feature_store.enabled and self.dataset.id_column is None:
+            raise ValueError(
+                "feature_store.enabled needs customer ids (the store's entity): set "
+                "dataset.id_column, or feature_store.enabled: false"
             )
         return self
 

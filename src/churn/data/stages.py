@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from churn.config.layout import SPLITS, DataLayout, clear
-from churn.config.params import Params
+from churn.config.params import Params, label_text, label_texts
 from churn.config.settings import Settings
+from churn.data.events import empty_events, generate_events
 from churn.data.ingest import read_source, write_snapshot
 from churn.data.split import split_frame
 from churn.engine import plugin
@@ -31,6 +32,39 @@ def ingest(settings: Settings, params: Params) -> int:
     )
     write_snapshot(frame, DataLayout(settings.data_dir).raw)
     return len(frame)
+
+
+def events(settings: Settings, params: Params) -> int:
+    """Write the activity events and label times of the raw customers; returns the event count.
+
+    Only the generated data set has events (``churn.data.events``), on the pandas engine (the
+    feature store joins on it only; a plug-in engine's millions of customers would make billions
+    of events in this process); otherwise the two tables are written empty, which leaves the
+    feature store off (``feature_store`` in ``params.yaml``).
+    """
+    layout = DataLayout(settings.data_dir)
+    dataset = params.dataset
+    generated = params.ingest.kind == "generator" and params.engine.kind == "pandas"
+    if not generated or dataset.id_column is None:
+        activity = empty_events()
+    else:
+        wanted = [dataset.id_column, dataset.label_column, "tenure", "PaymentMethod"]
+        frame = pd.read_parquet(layout.raw, columns=wanted)
+        activity = generate_events(
+            frame[dataset.id_column],
+            label_texts(frame[dataset.label_column]) == label_text(dataset.positive_label),
+            params.ingest.generator.seed,
+            tenure_months=frame["tenure"],
+            electronic_check=frame["PaymentMethod"] == "Electronic check",
+        )
+    for path, table in (
+        (layout.events, activity.events),
+        (layout.label_times, activity.label_times),
+    ):
+        clear(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table.to_parquet(path, index=False)
+    return len(activity.events)
 
 
 def validate(settings: Settings, params: Params) -> ValidationReport:

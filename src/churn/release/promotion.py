@@ -31,6 +31,7 @@ from sklearn.pipeline import Pipeline
 
 from churn import models
 from churn.champion import ChampionInfo, ChampionRecordError, ServingCheck, SplitIdentity
+from churn.config.feature_store import StoreVersion
 from churn.config.layout import DataLayout
 from churn.config.params import DatasetConfig, Params, SplitParams
 from churn.config.settings import Settings
@@ -110,11 +111,14 @@ def build_run(
     trained: TrainedModels,
     result: Evaluation,
     serving_check: ServingCheck | None = None,
+    feature_store: StoreVersion | None = None,
 ) -> TrainingRun:
     """The record and contents of one training run (nothing is logged yet).
 
     ``serving_check`` (``churn.scoring.check_serving``) is recorded on the version, and its
-    largest difference is the run metric ``serving_max_abs_diff``.
+    largest difference is the run metric ``serving_max_abs_diff``. ``feature_store``, the store
+    the rows were joined to (``churn.training.store_features``), goes on the version and the
+    run as the ``feature_store`` tag.
     """
     data_files = versioning.locked_data_files(settings.project_dir)
     record = ChampionInfo(
@@ -130,6 +134,7 @@ def build_run(
         lineage=lineage_of(params.dataset, settings.model_name),
         feature_code=FEATURE_CODE_VERSION,
         split=split_identity(params),
+        feature_store=feature_store,
     )
     row_counts = features.row_counts()
     run_params: dict[str, Any] = {

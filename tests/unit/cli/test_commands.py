@@ -9,6 +9,7 @@ import pytest
 COMMANDS = [
     ["init-dataset"],
     ["ingest"],
+    ["events"],
     ["validate"],
     ["split"],
     ["train"],
