@@ -158,17 +158,21 @@ class Ratio:
             if self.rows < 10_000_000:
                 return f"<= {MONITOR_10M_S:.0f} s at 10M", "n/a (10M only)"
             return f"<= {MONITOR_10M_S:.0f} s at 10M", "yes" if self.dask_s <= 60 else "no"
-        ratio = self.per_core
+        # Judged on CPU seconds when measured: on a loaded machine the pinned pandas process gets
+        # a smaller share of its one core than the dask workers of theirs, and wall time lies.
+        ratio = self.per_cpu if self.per_cpu is not None else self.per_core
         met = "n/a" if ratio is None else ("yes" if ratio >= MIN_PER_CORE else "no")
         return f">= {MIN_PER_CORE}x pandas/core", met
 
 
-def _num(v: float | None, fmt: str) -> str:
-    return "-" if v is None else format(v, fmt)
+def _num(v: float | None, fmt: str, unit: str = "") -> str:
+    return "-" if v is None else format(v, fmt) + unit
 
 
 def per_core_table(ratios: Sequence[Ratio]) -> str:
-    """The ratios as a Markdown table: rows/s per core of each side, the ratios, the target."""
+    """The ratios as a Markdown table: rows/s per core of each side, the ratios (on wall time,
+    and on the CPU seconds of the processes that did the work), the target and whether it is met
+    (on the CPU ratio where measured)."""
     lines = [
         "| rows | step | dask s | dask rows/s/core | pandas 1-core s | pandas rows/s | "
         "per core | per CPU s | bare s | dask/bare | target | met |",
@@ -181,8 +185,8 @@ def per_core_table(ratios: Sequence[Ratio]) -> str:
         lines.append(
             f"| {r.rows:,} | {r.step} | {r.dask_s:.1f} | {_num(dask_rate, ',.0f')} | "
             f"{_num(r.pandas_s, '.1f')} | {_num(pandas_rate, ',.0f')} | "
-            f"{_num(r.per_core, '.2f')}x | {_num(r.per_cpu, '.2f')}x | "
-            f"{_num(r.bare_s, '.1f')} | {_num(r.over_bare, '.2f')}x | {target} | {met} |"
+            f"{_num(r.per_core, '.2f', 'x')} | {_num(r.per_cpu, '.2f', 'x')} | "
+            f"{_num(r.bare_s, '.1f')} | {_num(r.over_bare, '.2f', 'x')} | {target} | {met} |"
         )
     return "\n".join(lines)
 
