@@ -51,9 +51,8 @@ def warm_up(client: Any) -> float:
     import importlib
 
     started = time.perf_counter()
-    client.run(
-        lambda: [importlib.import_module(m) for m in ("serving.batch", "monitoring.at_scale")]
-    )
+    modules = ("serving.batch", "monitoring.at_scale", "xgboost", "sklearn.pipeline")
+    client.run(lambda: [importlib.import_module(m) for m in modules])  # the model's too
     return round(time.perf_counter() - started, 1)
 
 
@@ -119,7 +118,19 @@ def write_data(
 def batch_score_step(
     project: Path, source: Path, output: Path, engine: str, client: Any = None
 ) -> dict[str, Any]:
-    """``churn batch-predict`` on ``engine``: a single file (pandas) or the parts (dask)."""
+    """``churn batch-predict`` on ``engine`` (a single file on pandas, the parts on dask), three
+    times: the figures of the run of median wall time, and every run's wall seconds."""
+    runs = [_batch_score_once(project, source, output, engine, client) for _ in range(3)]
+    chosen = sorted(runs, key=lambda r: r["wall_s"])[1]
+    return chosen | {"runs_wall_s": [r["wall_s"] for r in runs]}
+
+
+def _batch_score_once(
+    project: Path, source: Path, output: Path, engine: str, client: Any = None
+) -> dict[str, Any]:
+    import shutil
+
+    shutil.rmtree(output, ignore_errors=True)
     from churn.config.settings import get_settings
     from serving.batch import score_file, score_partitioned
 
