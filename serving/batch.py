@@ -387,6 +387,7 @@ def score_partitioned(
                 _score_part,
                 (model, params, text_levels, str(tmp)),
                 blocksize=blocksize,
+                categorical=text_levels,  # dictionary-read, as read_chunks does
                 on_done=lambda done, total: bar.update(task, completed=done, total=total),
             )
         rows, unseen = 0, dict[str, int]()

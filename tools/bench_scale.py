@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import os
 import shutil
 import tempfile
 import threading
@@ -28,6 +29,7 @@ from typing import Any
 
 import psutil
 
+from tools.bench_scale_bare import Ratio, caption, per_core_table
 from tools.fork import ROOT, fork_project
 
 SAMPLE_S = 0.25
@@ -63,6 +65,7 @@ class StepResult:
     engine: str
     rows: int
     seconds: float
+    cpu_seconds: float  # this process's, plus every dask worker's on the dask engine
     peak_process_mib: float  # this process: the pandas engine, or the dask engine's client
     peak_worker_mib: dict[str, float] = field(default_factory=dict)  # dask: each worker
     figures: dict[str, Any] = field(default_factory=dict)  # what the step measured (ROC AUC...)
@@ -133,27 +136,51 @@ def step_split(b: Bench) -> dict[str, Any]:
 
 
 def step_train(b: Bench) -> dict[str, Any]:
-    """featurize, train (the configured XGBoost and the baseline), evaluate on the test split."""
+    """featurize, train (the configured XGBoost and the baseline), evaluate on the test split;
+    each part's seconds, and on dask the bare ``xgboost.dask`` training on the same matrix."""
     params = b.params
+    times: dict[str, float] = {}
+    started = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal started
+        times[f"{name}_s"] = round(time.perf_counter() - started, 1)
+        started = time.perf_counter()
+
     if b.engine != "pandas":
+        from churn.dask.train import booster_params, monotone_constraints
         from churn.engine import plugin
+        from tools.bench_scale_bare import bare_train
 
         runner = plugin(b.engine)  # on the session's client (b.client), which it reuses
         features = runner.featurize(b.settings, params)
+        lap("featurize")
         trained = runner.train(b.settings, features, params)
+        lap("train")
         result = runner.evaluate(features, trained, params)
+        lap("evaluate")
+        cfg = params.train
+        monotone = monotone_constraints(features.sample.feature_names, cfg.monotone)
+        native, rounds = booster_params(trained.candidates["xgboost"].params, cfg.seed, monotone)
+        times["bare_xgboost_dask_s"] = round(
+            bare_train(b.client, features.X["train"], features.y["train"], native, rounds), 1
+        )
     else:
         from churn.data import stages as data_stages
         from churn.training import stages as model_stages
 
         fs = model_stages.featurize(data_stages.load_splits(b.settings), params)
+        lap("featurize")
         trained = model_stages.train(fs, params)
+        lap("train")
         result = model_stages.evaluate_models(fs, trained, params)
+        lap("evaluate")
     b.state["model"] = result.model
     b.state["threshold"] = result.threshold
     return {
         "test_roc_auc": round(result.metrics["test_roc_auc"], 4),
         "baseline_test_roc_auc": round(result.baseline_metrics["baseline_test_roc_auc"], 4),
+        **times,
     }
 
 
@@ -168,15 +195,20 @@ STEPS: list[Step] = [
 
 
 def measure(name: str, fn: Callable[[Bench], dict[str, Any]], b: Bench) -> StepResult:
+    from tools.bench_scale_bare import cpu_seconds
+
     with MemorySampler(b.client) as mem:
+        cpu = cpu_seconds(b.client)
         started = time.perf_counter()
         figures = fn(b)
         seconds = time.perf_counter() - started
+        cpu = cpu_seconds(b.client) - cpu
     return StepResult(
         step=name,
         engine=b.engine,
         rows=b.rows,
         seconds=round(seconds, 1),
+        cpu_seconds=round(cpu, 1),
         peak_process_mib=round(mem.process / MIB),
         peak_worker_mib={w: round(v / MIB) for w, v in sorted(mem.workers.items())},
         figures=figures,
@@ -239,6 +271,8 @@ def _run_engine_quietly(
     engine: str, rows: int, workers: int, memory_limit: str
 ) -> list[StepResult]:
     logging.basicConfig(level=logging.WARNING)
+    if engine == "pandas":  # the yardstick is the pandas engine on ONE core
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # before any thread starts
     return run_engine(engine, rows, workers, memory_limit)
 
 
@@ -258,6 +292,41 @@ def table(results: list[StepResult]) -> str:
     return "\n".join(lines)
 
 
+def per_core(results: list[StepResult], workers: int) -> list[Ratio]:
+    """Each dask step against the pandas engine's on one core (and train against the bare
+    ``xgboost.dask`` on the same matrix: the train stage's seconds, not featurize's)."""
+    pandas = {r.step: r for r in results if r.engine == "pandas"}
+    ratios = []
+    for r in results:
+        if r.engine != "dask":
+            continue
+        p = pandas.get(r.step)
+        if r.step == "train":
+            ratios.append(
+                Ratio(
+                    step="train",
+                    rows=r.rows,
+                    workers=workers,
+                    dask_s=r.figures["train_s"],
+                    pandas_s=p.figures.get("train_s") if p else None,
+                    bare_s=r.figures.get("bare_xgboost_dask_s"),
+                )
+            )
+            continue
+        ratios.append(
+            Ratio(
+                step=r.step,
+                rows=r.rows,
+                workers=workers,
+                dask_s=r.seconds,
+                pandas_s=p.seconds if p else None,
+                dask_cpu_s=r.cpu_seconds,
+                pandas_cpu_s=p.cpu_seconds if p else None,
+            )
+        )
+    return ratios
+
+
 def run(
     rows: int = 1_000_000,
     engines: tuple[str, ...] = ("pandas", "dask"),
@@ -275,6 +344,7 @@ def run(
             results += pool.submit(
                 _run_engine_quietly, engine, rows, workers, memory_limit
             ).result()
+    ratios = per_core(results, workers)
     out = out or ROOT / "reports" / f"bench-scale-{rows}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
@@ -285,11 +355,15 @@ def run(
                 "memory_limit": memory_limit,
                 "cpus": psutil.cpu_count(),
                 "results": [asdict(r) for r in results],
+                "per_core": [asdict(r) for r in ratios],
+                "load_after": os.getloadavg()[0],
             },
             indent=2,
         )
         + "\n"
     )
     echo(table(results))
+    echo(caption(workers))
+    echo(per_core_table(ratios))
     echo(f"written to {out}")
     return results

@@ -258,7 +258,9 @@ def bench_scale(
     ] = "training",
 ) -> None:
     """The stages on each engine at ROWS rows: wall time, peak memory of the process and of each
-    dask worker; test ROC AUC (training), rows judged and drifted columns (scoring)."""
+    dask worker; test ROC AUC (training), rows judged and drifted columns (scoring); then each
+    dask step per worker core against the pandas engine pinned to one core and the bare
+    libraries on the same cluster, with #29's targets (docs/scaling.md)."""
     chosen = tuple(e.strip() for e in engines.split(",") if e.strip())
     unknown = sorted(set(chosen) - {"pandas", "dask"})
     if unknown or not chosen:

@@ -103,10 +103,12 @@ class Engine(Protocol):
         shared: Any,
         *,
         blocksize: str = "64MiB",
+        categorical: Sequence[str] = (),
         on_done: Callable[[int, int], None] | None = None,
     ) -> list[Any]:
         """``fn(part, shared, index)`` on every partition of ``files`` (Parquet, or CSV read as
-        text), ``columns`` only; the results in input order. ``on_done(done, total)`` after each.
+        text), ``columns`` only; the results in input order. Parquet string columns named in
+        ``categorical`` arrive as pandas categoricals. ``on_done(done, total)`` after each.
         """
         ...
 

@@ -79,13 +79,14 @@ class DaskEngine:
         shared: Any,
         *,
         blocksize: str = "64MiB",
+        categorical: Sequence[str] = (),
         on_done: Callable[[int, int], None] | None = None,
     ) -> list[Any]:
         from churn.dask import score
 
-        frame = score.read_parts(files, columns, blocksize)
+        parts = score.read_parts(files, columns, blocksize, categorical)
         with dask_client(settings, engine) as client:
-            return score.map_parts(client, frame, fn, shared, on_done)
+            return score.map_parts(client, parts, fn, shared, on_done)
 
     def summarize_window(
         self,
