@@ -22,12 +22,16 @@ from monitoring import live as mlive
 from monitoring import summary as report_summary
 from monitoring.job import MonitoringOutcome
 from pipelines import artifacts
-from pipelines.timing import StageTimer
+from pipelines.timing import StageTimer, unless_data_error
 from pipelines.training import TrainingSummary, training_flow
 
 # Inputs are frames and reports: Prefect's input-hash caching is off (NO_CACHE).
 read_window_task = task(
-    name="read-window", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE
+    name="read-window",
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=unless_data_error,
+    cache_policy=NO_CACHE,
 )(job.read_window)
 load_reference_task = task(name="load-reference", cache_policy=NO_CACHE)(job.load_reference)
 check_data_task = task(name="check-data", cache_policy=NO_CACHE)(job.check_data)

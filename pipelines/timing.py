@@ -1,4 +1,5 @@
-"""Wall time per stage of a flow run, for the summary the flow prints."""
+"""Wall time per stage of a flow run, for the summary the flow prints, and which failures a
+stage tries again."""
 
 from __future__ import annotations
 
@@ -21,3 +22,16 @@ class StageTimer:
             return fn(*args, **kwargs)
         finally:
             self.seconds[name] = time.perf_counter() - start
+
+
+def unless_data_error(task: Any, task_run: Any, state: Any) -> bool:
+    """A task's ``retry_condition_fn``: retry what may pass next time (a file still being
+    written, the network), never a data problem (``DataError``), which fails the same way again
+    and would only print its message once per try."""
+    from churn.config.errors import data_error_of
+
+    try:
+        state.result()
+    except Exception as exc:
+        return data_error_of(exc) is None
+    return True

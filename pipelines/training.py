@@ -22,7 +22,7 @@ from churn.data.ingest import source_is_volatile
 from churn.release import tracking
 from churn.training import cache as training_cache
 from pipelines import artifacts
-from pipelines.timing import StageTimer
+from pipelines.timing import StageTimer, unless_data_error
 
 # The model stages (scikit-learn, XGBoost, matplotlib, Dask) are imported by the tasks that
 # use them: a run with nothing to train (churn.training.cache) stops before them, and `make
@@ -33,11 +33,18 @@ if TYPE_CHECKING:
     from churn.training.train import TrainedModels
 
 # Data stages go through DVC, which reuses their cached outputs when nothing they depend on
-# changed; ingestion and the push touch files or the network, so they retry. Task inputs are
-# frames and models: Prefect's input-hash caching is off (NO_CACHE), DVC does the caching.
+# changed; ingestion and the push touch files or the network, so they retry (ingestion never on a
+# data error). Task inputs are frames and models: Prefect's input-hash caching is off (NO_CACHE),
+# DVC does the caching.
 
 
-@task(name="ingest", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
+@task(
+    name="ingest",
+    retries=2,
+    retry_delay_seconds=3,
+    retry_condition_fn=unless_data_error,
+    cache_policy=NO_CACHE,
+)
 def ingest_task(
     settings: Settings, params: Params, force: bool = False, reread_volatile: bool = True
 ) -> bool:

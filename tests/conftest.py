@@ -12,6 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+# Before any test module imports Feast: feast.metrics exports a multiprocess folder for
+# prometheus_client, which picks where metric values live when it is first imported (then every
+# service built in this process would add its counters to the others'). The plug-in guards its own
+# import (src/churn/feature_store/__init__.py); tests that import feast directly are covered here.
+import prometheus_client  # noqa: F401
 import pytest
 
 from tools.fork import fork_project, free_port
@@ -43,7 +49,10 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     """No test touches the developer's MLflow store, Prefect database or .env."""
     saved = dict(os.environ)
     for name in list(os.environ):
-        if name.startswith(("MLFLOW_", "CHURN_")) or name == "PREFECT_API_URL":
+        if (
+            name.startswith(("MLFLOW_", "CHURN_", "PROMETHEUS_MULTIPROC"))
+            or name == "PREFECT_API_URL"
+        ):
             del os.environ[name]
     os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"

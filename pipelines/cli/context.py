@@ -193,6 +193,10 @@ def run_flow(flow: Callable[[], T]) -> T:
         handler.addFilter(echoes)
     try:
         return flow()
+    except KeyboardInterrupt:
+        # Prefect's own "Crashed" lines are among the echoes kept off the terminal: say it here.
+        print("interrupted: the run stopped on Ctrl-C (Prefect marks it Crashed)", file=sys.stderr)
+        raise
     except Exception as exc:
         error = data_error(exc)
         if error is None:
@@ -210,15 +214,9 @@ def run_flow(flow: Callable[[], T]) -> T:
 
 def data_error(exc: BaseException | None) -> BaseException | None:
     """The ``DataError`` behind ``exc`` (itself, its cause or its context), if any."""
-    from churn.config.errors import DataError
+    from churn.config.errors import data_error_of
 
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, DataError):
-            return exc
-        exc = exc.__cause__ or exc.__context__
-        seen += 1
-    return None
+    return data_error_of(exc)
 
 
 def clone_tool(name: str) -> ModuleType:

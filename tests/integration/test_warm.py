@@ -18,6 +18,7 @@ from churn.config.identity import identity
 from churn.config.settings import get_settings
 from churn.release import registry, tracking
 from pipelines import warm
+from pipelines.cli import QUIET_ENV
 from tools.fork import fork_project
 
 pytestmark = pytest.mark.integration
@@ -31,7 +32,8 @@ def warm_env(
     tmp_path_factory: pytest.TempPathFactory, prefect_api: str
 ) -> Iterator[dict[str, str]]:
     """A warm process of its own (its own PREFECT_HOME), stopped at the end."""
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path_factory.mktemp("warm-home"))}
+    # As `churn` gives it: the quiet defaults (pipelines.cli.QUIET_ENV) under the caller's values.
+    env = {**QUIET_ENV, **os.environ, "PREFECT_HOME": str(tmp_path_factory.mktemp("warm-home"))}
     started = subprocess.run(
         [CHURN, "warm"], env=env, capture_output=True, text=True, timeout=600, check=False
     )

@@ -73,6 +73,7 @@ RUN: dict[str, list[str]] = {
 SKIP = {
     "init-dataset": "profiles a local file: no URL",
     "validate": "local files only",
+    "events": "local files only (the generated customers' activity events)",
     "split": "local files only",
     "warm": "prints its socket's path (tests/reliability/test_warm_trust.py)",
     "serve": "runs until stopped: test_simulate_and_the_service_print_no_secret below",

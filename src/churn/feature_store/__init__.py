@@ -5,6 +5,29 @@ events. ``aggregates`` turns the events into rolling counts and recency per cust
 implements ``churn.feature_source.FeatureStore``). Optional: it needs the ``feast`` dependency
 group; deleting this package removes the store (docs/feature-store.md)."""
 
-# The plug-in's own library, imported with it: without it ``churn.feature_source.feature_store``
-# stops the run on a message that names it, before any stage starts.
-import feast  # noqa: F401
+import os
+
+# prometheus_client first: it picks where metric values live when it is imported, and
+# feast.metrics (imported lazily by materialisation and historical queries) exports
+# PROMETHEUS_MULTIPROC_DIR to a temporary folder of its own before importing it. Left in the
+# environment, that folder switched every later prometheus_client import in the process, and
+# every process it started (a prediction service among them), to multiprocess mode: their
+# counters added up across processes. So Feast's metrics module is imported here, once, and the
+# environment put back as it was.
+import prometheus_client  # noqa: F401
+
+_SAVED = {
+    name: os.environ.get(name)
+    for name in ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR")
+}
+try:
+    # The plug-in's own library, imported with it: without it
+    # ``churn.feature_source.feature_store`` stops the run on a message that names it.
+    import feast
+    import feast.metrics  # noqa: F401
+finally:
+    for _name, _value in _SAVED.items():
+        if _value is None:
+            os.environ.pop(_name, None)
+        else:
+            os.environ[_name] = _value
