@@ -442,6 +442,14 @@ TEST_WORKERS ?= 2
 test: $(STAMP) helm-if-possible ## Run the whole suite (what CI runs; TEST_WORKERS=2 files at a time); real-data, production and browser tests say why they skip
 	$(RUN) pytest -n $(TEST_WORKERS) --dist loadfile
 
+.PHONY: test-fast
+# The inner loop: the unit tests and the request contract's, in about a minute, without servers,
+# training runs, browsers or the tests marked slow (each waits on a process or a timeout). What CI
+# runs is `make test`.
+FAST_TESTS := tests/unit tests/serving/test_contract.py tests/docs/test_paths.py
+test-fast: $(STAMP) ## Run the inner loop in about a minute: unit and contract tests, no servers (make test runs everything)
+	$(RUN) pytest $(FAST_TESTS) -m "not slow and not integration and not production and not browser and not realdata" -n $(TEST_WORKERS) -q -p no:cacheprovider
+
 .PHONY: test-cluster
 test-cluster: $(STAMP) ## Run the dask engine's tests on a real cluster: compose's scheduler and 2 workers as processes, one killed mid-run (docs/scaling.md)
 	$(RUN) pytest tests/dask_cluster -p no:cacheprovider

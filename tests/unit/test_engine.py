@@ -84,6 +84,7 @@ def _run(program: Path, project: Path, *args: str) -> subprocess.CompletedProces
     )
 
 
+@pytest.mark.slow
 def test_deleting_the_dask_package_leaves_a_project_without_the_engine(tmp_path: Path) -> None:
     """The copy without ``src/churn/dask/`` (and nothing else edited: the table is read from the
     folder) imports the library, serving, monitoring and the flows, keeps every import contract

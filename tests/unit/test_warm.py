@@ -123,6 +123,7 @@ def _wait_for_exit(pid: int, within: float) -> float:
     return time.monotonic() - started
 
 
+@pytest.mark.slow
 def test_an_idle_warm_process_exits_after_its_timeout_and_churn_warm_says_so(warm_project):
     project, env, pids = warm_project
     env["CHURN_WARM_IDLE_TIMEOUT_SECONDS"] = "4"
@@ -146,6 +147,7 @@ def test_an_idle_warm_process_exits_after_its_timeout_and_churn_warm_says_so(war
     assert not (project / ".prefect" / "warm.pid").exists()
 
 
+@pytest.mark.slow
 def test_a_warm_process_whose_project_folder_is_deleted_exits(warm_project):
     project, env, pids = warm_project
     pid, _ = _start(project, env, pids)  # the default idle timeout: 30 min

@@ -23,6 +23,7 @@ print(values.ValueClass.__name__, names)
 """
 
 
+@pytest.mark.slow
 def test_the_plug_in_leaves_no_multiprocess_folder_in_the_environment() -> None:
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("PROMETHEUS_")}
     out = subprocess.run(
