@@ -439,8 +439,8 @@ format: $(STAMP) ## Format the code and apply safe lint fixes
 # Test files run in parallel, whole files per worker (their module-scoped servers and stacks stay
 # on one worker). TEST_WORKERS=0 runs everything in this process, in order.
 TEST_WORKERS ?= 2
-test: $(STAMP) helm-if-possible ## Run the whole suite (what CI runs; TEST_WORKERS=2 files at a time); real-data, production and browser tests say why they skip
-	$(RUN) pytest -n $(TEST_WORKERS) --dist loadfile
+test: $(STAMP) helm-if-possible ## Run the whole suite (what CI runs; TEST_WORKERS=2 files at a time; the 15 slowest listed); real-data, production and browser tests say why they skip
+	$(RUN) pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 .PHONY: test-fast
 # The inner loop: the unit tests and the request contract's, in about a minute, without servers,

@@ -228,6 +228,9 @@ def history(ctx: typer.Context) -> None:
 
     settings = load_settings(ctx)
     rows = registry.history(tracking.connect(settings), settings.model_name)
+    if not rows:
+        typer.echo(f"no versions of '{settings.model_name}' yet: `make train` registers the first")
+        return
     table = Table("version", "aliases", "decision", "test ROC AUC", "data", "decided at", "reason")
     for r in rows:
         auc = "" if r["test_roc_auc"] is None else f"{r['test_roc_auc']:.4f}"

@@ -508,6 +508,8 @@ def rollback(
 def history(client: MlflowClient, name: str) -> list[dict[str, Any]]:
     """Every version with its promotion decision and reason, newest first."""
     versions = client.search_model_versions(f"name='{name}'")
+    if not versions:  # nothing registered yet (the registered model may not exist either)
+        return []
     # Version searches leave ``aliases`` empty; the registered model has them all.
     aliases: dict[str, list[str]] = {}
     for alias, number in client.get_registered_model(name).aliases.items():

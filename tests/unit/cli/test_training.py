@@ -17,3 +17,11 @@ def test_a_monotone_entry_for_a_missing_column_fails_train_before_anything_runs(
     assert result.exit_code == 2
     assert "train.monotone.Plan" in result.output and "remove the entry" in result.output
     assert time.perf_counter() - started < 5  # no Prefect, no data stage
+
+
+def test_history_on_an_empty_registry_says_there_is_nothing_yet(cli, tmp_path):
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    result = cli("-C", str(tmp_path), "history")
+    assert result.exit_code == 0, result.output
+    assert "no versions of 'churn' yet" in result.output and "make train" in result.output
+    assert "Traceback" not in result.output
