@@ -8,7 +8,7 @@ group; deleting this package removes the store (docs/feature-store.md)."""
 import os
 
 # prometheus_client first: it picks where metric values live when it is imported, and
-# feast.metrics (imported lazily by materialisation and historical queries) exports
+# feast.metrics (which importing Feast's FeatureStore brings in) exports
 # PROMETHEUS_MULTIPROC_DIR to a temporary folder of its own before importing it. Left in the
 # environment, that folder switched every later prometheus_client import in the process, and
 # every process it started (a prediction service among them), to multiprocess mode: their
