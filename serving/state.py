@@ -15,8 +15,6 @@ from serving.live import LiveChallenger
 from serving.metrics import ServingMetrics
 from serving.model import (
     LOAD_TIMEOUT_FACTOR,
-    NotRunnable,
-    Refusal,
     RegistryUnavailable,
     ServedModel,
     champion_record,
@@ -26,6 +24,7 @@ from serving.model import (
     with_timeout,
 )
 from serving.predlog import PredictionLog
+from serving.swap_checks import NotRunnable, Refusal
 
 log = logging.getLogger(__name__)
 
